@@ -1,0 +1,70 @@
+/**
+ * An application message inside the broker: what a PUBLISH (or a Will) carries once the per-hop
+ * details (packet id, DUP, topic alias, subscription identifiers) are stripped.
+ */
+import type { EncodedPublish, Properties, QoS } from '../protocol/index.js';
+
+export interface Message {
+  topic: string;
+  /** Owned bytes (copied out of the socket buffer when the message is kept). */
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  /** Only the properties that travel with the message [MQTT-3.3.2-*]: see forwardedProperties. */
+  properties?: Properties;
+  /** Absolute expiry time in clock milliseconds, from Message Expiry Interval. */
+  expiresAt?: number;
+  /** Client id of the publisher, for No Local; undefined for broker-originated messages. */
+  origin?: string;
+  /**
+   * Encode-once cache for fan-out: PUBLISH headers without a packet id, by (version class, QoS,
+   * retain). Filled by channels; the payload stays shared.
+   */
+  encoded?: (EncodedPublish | undefined)[];
+}
+
+/**
+ * The properties a broker forwards unchanged to subscribers: Payload Format Indicator [MQTT-3.3.2-4],
+ * Content Type [MQTT-3.3.2-20], Response Topic [MQTT-3.3.2-15], Correlation Data [MQTT-3.3.2-16] and
+ * User Properties [MQTT-3.3.2-17]. Topic Alias and Subscription Identifiers are per hop; Message
+ * Expiry Interval is rewritten to the remaining time [MQTT-3.3.2-6].
+ */
+export function forwardedProperties(props: Properties | undefined): Properties | undefined {
+  if (props === undefined) return undefined;
+  const { payloadFormatIndicator, contentType, responseTopic, correlationData, userProperties } = props;
+  if (
+    payloadFormatIndicator === undefined &&
+    contentType === undefined &&
+    responseTopic === undefined &&
+    correlationData === undefined &&
+    userProperties === undefined
+  ) {
+    return undefined;
+  }
+  const out: Properties = {};
+  if (payloadFormatIndicator !== undefined) out.payloadFormatIndicator = payloadFormatIndicator;
+  if (contentType !== undefined) out.contentType = contentType;
+  if (responseTopic !== undefined) out.responseTopic = responseTopic;
+  if (correlationData !== undefined) out.correlationData = Buffer.from(correlationData);
+  if (userProperties !== undefined) out.userProperties = userProperties;
+  return out;
+}
+
+/** Remaining Message Expiry Interval in whole seconds (rounded up), or undefined when it has none. */
+export function remainingExpirySeconds(message: Message, now: number): number | undefined {
+  if (message.expiresAt === undefined) return undefined;
+  return Math.max(0, Math.ceil((message.expiresAt - now) / 1000));
+}
+
+export function isExpired(message: Message, now: number): boolean {
+  return message.expiresAt !== undefined && message.expiresAt <= now;
+}
+
+/**
+ * Makes the message own its payload before it is kept (queued, in flight): a small view must not pin
+ * the large socket read buffer it points into. Done once per message, shared by every holder.
+ */
+export function ownPayload(message: Message): void {
+  const p = message.payload;
+  if (p.buffer.byteLength > 2 * p.length + 1024) message.payload = Buffer.from(p);
+}

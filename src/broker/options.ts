@@ -1,0 +1,55 @@
+/**
+ * What the broker can be told: MQTT limits and capabilities, with production defaults. The config
+ * schema (src/config) exposes these under `mqtt.*`; units are in the names.
+ */
+import type { QoS } from '../protocol/index.js';
+
+export interface BrokerOptions {
+  /** Largest packet accepted from a client, fixed header included (CONNACK Maximum Packet Size). */
+  maxPacketSizeBytes: number;
+  /** In-flight QoS 1/2 PUBLISH packets a client may send before acknowledgement (CONNACK Receive Maximum). */
+  receiveMaximum: number;
+  /** Topic aliases a client may use towards the broker (CONNACK Topic Alias Maximum); 0 disables. */
+  topicAliasMaximum: number;
+  /** Upper bound on the keep-alive a client may ask for; 0 means no bound. Sent as Server Keep Alive. */
+  maxKeepAliveSeconds: number;
+  /** Highest QoS the broker accepts from publishers and grants to subscribers. */
+  maximumQoS: QoS;
+  retainAvailable: boolean;
+  wildcardSubscriptionAvailable: boolean;
+  subscriptionIdentifiersAvailable: boolean;
+  sharedSubscriptionAvailable: boolean;
+  /** Upper bound on a session's expiry interval; 0xFFFFFFFF = never expires. */
+  maxSessionExpirySeconds: number;
+  /** QoS 1/2 messages kept per session while its client is offline or its window is full. */
+  maxQueuedMessages: number;
+  /** Broker-side cap on unacknowledged QoS 1/2 messages towards one client (the client's Receive Maximum may lower it). */
+  maxInflightMessages: number;
+  /** Time a new connection has to send CONNECT. */
+  connectTimeoutMs: number;
+  /** Outbound bytes buffered for one client above which QoS 0 to it is dropped and reading from it pauses. */
+  slowClientBufferBytes: number;
+  /** Interval of the $SYS/broker topics; 0 disables them. */
+  sysIntervalSeconds: number;
+  /** Longest client identifier accepted (bytes). */
+  maxClientIdLength: number;
+}
+
+export const defaultBrokerOptions: Readonly<BrokerOptions> = Object.freeze({
+  maxPacketSizeBytes: 1024 * 1024,
+  receiveMaximum: 1024,
+  topicAliasMaximum: 64,
+  maxKeepAliveSeconds: 0,
+  maximumQoS: 2,
+  retainAvailable: true,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: true,
+  sharedSubscriptionAvailable: true,
+  maxSessionExpirySeconds: 0xffffffff,
+  maxQueuedMessages: 1000,
+  maxInflightMessages: 100,
+  connectTimeoutMs: 10_000,
+  slowClientBufferBytes: 4 * 1024 * 1024,
+  sysIntervalSeconds: 10,
+  maxClientIdLength: 256,
+});

@@ -1,0 +1,132 @@
+/**
+ * The local subscription index: which sessions of this node subscribe to which filters, plain and
+ * shared. Matching a topic yields each interested session once (overlapping subscriptions merged,
+ * MQTT 5 3.3.4) and one member per shared subscription (MQTT 5 4.8.2).
+ */
+import type { Session, SubscriptionOptions } from '../session/session.js';
+import { TopicTrie } from '../topics/index.js';
+import type { Message } from './message.js';
+
+interface Subscriber {
+  session: Session;
+  options: SubscriptionOptions;
+}
+
+/** Members of one shared subscription ($share/{group}/{filter}), picked in turn. */
+class SharedGroup {
+  readonly members: Subscriber[] = [];
+  private next = 0;
+
+  /** The next member, preferring one that is online; undefined if the group is empty. */
+  pick(): Subscriber | undefined {
+    const n = this.members.length;
+    if (n === 0) return undefined;
+    for (let i = 0; i < n; i++) {
+      const m = this.members[(this.next + i) % n];
+      if (m.session.link !== null) {
+        this.next = (this.next + i + 1) % n;
+        return m;
+      }
+    }
+    // Nobody online: queue on the next persistent member in turn.
+    const m = this.members[this.next % n];
+    this.next = (this.next + 1) % n;
+    return m;
+  }
+}
+
+export type RouteVisitor = (session: Session, qos: number, retainAsPublished: boolean, ids: number[] | undefined) => void;
+
+export class SubscriptionIndex {
+  private readonly direct = new TopicTrie<Subscriber>();
+  private readonly shared = new TopicTrie<SharedGroup>();
+  private readonly hits: Session[] = [];
+  private seq = 0;
+
+  /** Number of subscriptions (plain and shared memberships). */
+  get count(): number {
+    let n = this.direct.entryCount;
+    this.shared.forEach((_g, group) => {
+      n += group.members.length;
+    });
+    return n;
+  }
+
+  get filterCount(): number {
+    return this.direct.filterCount + this.shared.filterCount;
+  }
+
+  /** Adds or replaces a subscription [MQTT-3.8.4-3]. */
+  add(session: Session, filter: string, group: string | null, options: SubscriptionOptions): void {
+    if (group === null) {
+      this.direct.add(filter, session.clientId, { session, options });
+      return;
+    }
+    let g = this.shared.get(filter, group);
+    if (g === undefined) {
+      g = new SharedGroup();
+      this.shared.add(filter, group, g);
+    }
+    const existing = g.members.find((m) => m.session === session);
+    if (existing) existing.options = options;
+    else g.members.push({ session, options });
+  }
+
+  remove(session: Session, filter: string, group: string | null): void {
+    if (group === null) {
+      const entry = this.direct.get(filter, session.clientId);
+      if (entry !== undefined && entry.session === session) this.direct.remove(filter, session.clientId);
+      return;
+    }
+    const g = this.shared.get(filter, group);
+    if (g === undefined) return;
+    const i = g.members.findIndex((m) => m.session === session);
+    if (i >= 0) g.members.splice(i, 1);
+    if (g.members.length === 0) this.shared.remove(filter, group);
+  }
+
+  /**
+   * Calls `visit` once per session that should receive a message on `message.topic`: for plain
+   * subscriptions with the highest granted QoS and every subscription identifier of the matching
+   * subscriptions; for each matching shared subscription, for one member.
+   */
+  route(message: Message, visit: RouteVisitor): number {
+    const seq = ++this.seq;
+    const hits = this.hits;
+    let n = 0;
+    const origin = message.origin;
+    this.direct.match(message.topic, (_key, sub) => {
+      const o = sub.options;
+      const s = sub.session;
+      if (o.noLocal && origin === s.clientId) return; // [MQTT-3.8.3-3]
+      if (s.mark !== seq) {
+        s.mark = seq;
+        s.markQos = o.qos;
+        s.markRetain = o.retainAsPublished;
+        s.markIds = o.subscriptionId === undefined ? undefined : [o.subscriptionId];
+        hits[n++] = s;
+        return;
+      }
+      if (o.qos > s.markQos) s.markQos = o.qos;
+      if (o.retainAsPublished) s.markRetain = true;
+      if (o.subscriptionId !== undefined) {
+        if (s.markIds === undefined) s.markIds = [o.subscriptionId];
+        else s.markIds.push(o.subscriptionId);
+      }
+    });
+    for (let i = 0; i < n; i++) {
+      const s = hits[i];
+      hits[i] = undefined as unknown as Session;
+      visit(s, s.markQos, s.markRetain, s.markIds);
+    }
+    let delivered = n;
+    this.shared.match(message.topic, (_group, g) => {
+      const m = g.pick();
+      if (m === undefined) return;
+      const o = m.options;
+      delivered++;
+      visit(m.session, o.qos, o.retainAsPublished, o.subscriptionId === undefined ? undefined : [o.subscriptionId]);
+    });
+    return delivered;
+  }
+}

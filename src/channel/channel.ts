@@ -1,0 +1,290 @@
+/**
+ * The per-connection MQTT state machine. It takes decoded packets from its connection and turns them
+ * into session and broker operations; outbound it encodes what the session hands it. The flows live
+ * in their own files (connect.ts, publish.ts, subscribe.ts); this file owns the state, the dispatch
+ * and the outbound PUBLISH path.
+ */
+import type { Message } from '../broker/message.js';
+import { remainingExpirySeconds } from '../broker/message.js';
+import {
+  type DisconnectPacket,
+  type EncodedPublish,
+  encode,
+  encodeAck,
+  encodePublishHeader,
+  headerWithPacketId,
+  type Packet,
+  ProtocolError,
+  type Properties,
+  type ProtocolVersion,
+  ReasonCode,
+} from '../protocol/index.js';
+import type { Delivery, Session, SessionLink } from '../session/session.js';
+import { handleConnect } from './connect.js';
+import type { ChannelContext, PendingWill } from './context.js';
+import { handlePuback, handlePubcomp, handlePublish, handlePubrec, handlePubrel } from './publish.js';
+import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+
+/** What the channel needs from its connection (implemented by connection/connection.ts). */
+export interface ChannelOutput {
+  readonly remoteAddress: string;
+  readonly transportKind: string;
+  /** Bytes written but not yet sent. */
+  readonly bufferedBytes: number;
+  write(bytes: Buffer): void;
+  writePublish(header: Buffer, payload: Buffer): void;
+  /** Enforces keep-alive: close when nothing arrives for `ms` (0 disables) [MQTT-3.1.2-22]. */
+  setKeepAlive(ms: number): void;
+  /** Delivery of further packets waits until resume (used while an async CONNECT step runs). */
+  holdInput(hold: boolean): void;
+  /** Flushes pending writes, then closes. */
+  close(): void;
+}
+
+export type ChannelState = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
+
+export class Channel implements SessionLink {
+  state: ChannelState = 'awaiting-connect';
+  version: ProtocolVersion = 4;
+  clientId = '';
+  username: string | undefined;
+  session: Session | null = null;
+  will: PendingWill | undefined;
+  /** Session Expiry Interval asked for at CONNECT (for the DISCONNECT rule [MQTT-3.14.2-2]). */
+  connectExpirySeconds = 0;
+
+  /** Client's Receive Maximum capped by the broker's in-flight limit. */
+  inflightLimit: number;
+  /** Client's Maximum Packet Size [MQTT-3.1.2-24]: larger PUBLISH packets are not sent to it. */
+  clientMaxPacketSize = Number.POSITIVE_INFINITY;
+  /** Client's Topic Alias Maximum: how many outbound aliases the broker may assign. */
+  clientTopicAliasMaximum = 0;
+  /** Whether the client asked for Reason Strings and User Properties on errors (Request Problem Information). */
+  problemInformation = true;
+  readonly inboundAliases = new Map<number, string>();
+  private outboundAliases: Map<string, number> | undefined;
+
+  constructor(
+    readonly ctx: ChannelContext,
+    readonly out: ChannelOutput,
+  ) {
+    this.inflightLimit = ctx.options.maxInflightMessages;
+  }
+
+  get writable(): boolean {
+    return this.state === 'connected' && this.out.bufferedBytes < this.ctx.options.slowClientBufferBytes;
+  }
+
+  /** Entry point for every decoded packet. Throws ProtocolError for violations (the connection closes). */
+  handle(packet: Packet): void {
+    if (this.state === 'awaiting-connect') {
+      // [MQTT-3.1.0-1] the first packet must be CONNECT
+      if (packet.type !== 'connect') throw new ProtocolError('PROTOCOL_ERROR', `first packet was ${packet.type}, not CONNECT`);
+      handleConnect(this, packet);
+      return;
+    }
+    if (this.state !== 'connected') return;
+    switch (packet.type) {
+      case 'publish':
+        return handlePublish(this, packet);
+      case 'puback':
+        return handlePuback(this, packet);
+      case 'pubrec':
+        return handlePubrec(this, packet);
+      case 'pubrel':
+        return handlePubrel(this, packet);
+      case 'pubcomp':
+        return handlePubcomp(this, packet);
+      case 'subscribe':
+        return handleSubscribe(this, packet);
+      case 'unsubscribe':
+        return handleUnsubscribe(this, packet);
+      case 'pingreq':
+        this.out.write(PINGRESP); // [MQTT-3.12.4-1]
+        return;
+      case 'disconnect':
+        return this.handleDisconnect(packet);
+      case 'connect':
+        throw new ProtocolError('PROTOCOL_ERROR', 'a second CONNECT'); // [MQTT-3.1.0-2]
+      case 'auth':
+        // No enhanced authentication method is in use on this connection [MQTT-4.12.0-1].
+        throw new ProtocolError('PROTOCOL_ERROR', 'AUTH without an authentication method');
+      default:
+        // CONNACK, SUBACK, UNSUBACK, PINGRESP are server-to-client only.
+        throw new ProtocolError('PROTOCOL_ERROR', `a client may not send ${packet.type}`);
+    }
+  }
+
+  private handleDisconnect(packet: DisconnectPacket): void {
+    const expiry = packet.properties?.sessionExpiryInterval;
+    if (expiry !== undefined && this.session !== null) {
+      // [MQTT-3.14.2-2] a session that expired at disconnect may not be given an expiry now.
+      if (this.connectExpirySeconds === 0 && expiry !== 0) {
+        throw new ProtocolError('PROTOCOL_ERROR', 'Session Expiry Interval set on DISCONNECT after 0 at CONNECT');
+      }
+      this.session.expirySeconds = Math.min(expiry, this.ctx.options.maxSessionExpirySeconds);
+    }
+    // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; reason 0x04 asks for it.
+    if (packet.reasonCode !== ReasonCode.DisconnectWithWillMessage) this.will = undefined;
+    this.finish(true);
+    this.out.close();
+  }
+
+  /** Server-initiated close, with a DISCONNECT reason for MQTT 5 clients [MQTT-4.13.2-1]. */
+  disconnect(reasonCode: number, reasonString?: string, options: { will?: boolean } = {}): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'connected' && this.version === 5) {
+      const properties: Properties | undefined =
+        reasonString !== undefined && this.problemInformation ? { reasonString } : undefined;
+      this.out.write(encode({ type: 'disconnect', reasonCode, properties }, 5));
+    }
+    if (options.will === false) this.will = undefined;
+    this.finish(false);
+    this.out.close();
+  }
+
+  /** A protocol violation found by the decoder or a flow: reason code to the client, then close. */
+  fail(err: ProtocolError): void {
+    if (this.state === 'awaiting-connect' || this.state === 'connecting') {
+      this.refuseConnect(err);
+      return;
+    }
+    this.ctx.logger.debug({ event: 'client.protocol_error', clientId: this.clientId, code: err.code, reason: err.message });
+    this.disconnect(err.reasonCode, err.message);
+  }
+
+  private refuseConnect(err: ProtocolError): void {
+    if (err.code === 'UNSUPPORTED_PROTOCOL_VERSION') {
+      // [MQTT-3.1.2-2] CONNACK 0x01 (3.1.1 form, also understood by 3.1), then close.
+      this.out.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+    } else if (this.state === 'connecting' && this.version === 5) {
+      this.out.write(encode({ type: 'connack', sessionPresent: false, reasonCode: err.reasonCode }, 5));
+    }
+    this.ctx.logger.debug({ event: 'client.connect_refused', code: err.code, reason: err.message, remote: this.out.remoteAddress });
+    this.state = 'closed';
+    this.out.close();
+  }
+
+  /** The transport is gone (socket closed, error, keep-alive). Idempotent. */
+  transportClosed(): void {
+    this.finish(false);
+  }
+
+  keepAliveExpired(): void {
+    this.ctx.logger.debug({ event: 'client.keepalive_timeout', clientId: this.clientId });
+    this.disconnect(ReasonCode.KeepAliveTimeout, 'keep alive timeout');
+  }
+
+  /**
+   * Leaves the connected state once: detaches the session and hands the will (if still armed) to the
+   * broker. `clean` is a client DISCONNECT.
+   */
+  private finish(_clean: boolean): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    if (wasConnected) this.ctx.channelClosed(this, this.will);
+    this.will = undefined;
+  }
+
+  // ---- outbound ----------------------------------------------------------------------------------
+
+  sendPublish(d: Delivery, packetId: number, dup: boolean): boolean {
+    if (this.state !== 'connected') return false;
+    const m = d.message;
+    if (d.qos === 0 && this.out.bufferedBytes >= this.ctx.options.slowClientBufferBytes) return false;
+    const expiry = remainingExpirySeconds(m, this.ctx.clock.now());
+    let header: Buffer;
+    let payload = m.payload;
+    if (this.version === 5 && (d.subscriptionIds !== undefined || expiry !== undefined || this.clientTopicAliasMaximum > 0)) {
+      const enc = this.encodeV5(m, d, packetId, dup, expiry);
+      header = enc.header;
+      payload = enc.payload;
+    } else {
+      const shared = this.sharedHeader(m, d);
+      header = d.qos === 0 ? shared.header : headerWithPacketId(shared, packetId, dup);
+    }
+    if (header.length + payload.length > this.clientMaxPacketSize) {
+      // [MQTT-3.1.2-25] never send a packet larger than the client's maximum: discard as if delivered.
+      this.ctx.counters.dropped.too_large = (this.ctx.counters.dropped.too_large ?? 0) + 1;
+      if (d.qos > 0 && this.session !== null) this.session.inflight.delete(packetId);
+      return true;
+    }
+    this.out.writePublish(header, payload);
+    const c = this.ctx.counters;
+    c.messagesSent++;
+    c.bytesSent += header.length + payload.length;
+    return true;
+  }
+
+  /** The PUBLISH header shared by every 3.x (or plain 5.0) receiver with the same QoS and retain flag. */
+  private sharedHeader(m: Message, d: Delivery): EncodedPublish {
+    const slot = (this.version === 5 ? 6 : 0) + d.qos * 2 + (d.retain ? 1 : 0);
+    let cache = m.encoded;
+    if (cache === undefined) {
+      cache = [];
+      m.encoded = cache;
+    }
+    let enc = cache[slot];
+    if (enc === undefined) {
+      enc = encodePublishHeader(
+        {
+          type: 'publish',
+          topic: m.topic,
+          payload: m.payload,
+          qos: d.qos,
+          retain: d.retain,
+          dup: false,
+          packetId: d.qos > 0 ? 1 : undefined,
+          properties: m.properties,
+        },
+        this.version,
+      );
+      cache[slot] = enc;
+    }
+    return enc;
+  }
+
+  /** MQTT 5 PUBLISH with per-receiver properties: subscription ids, remaining expiry, topic alias. */
+  private encodeV5(m: Message, d: Delivery, packetId: number, dup: boolean, expiry: number | undefined): EncodedPublish {
+    const properties: Properties = m.properties ? { ...m.properties } : {};
+    if (expiry !== undefined) properties.messageExpiryInterval = expiry; // [MQTT-3.3.2-6]
+    if (d.subscriptionIds !== undefined) properties.subscriptionIdentifiers = d.subscriptionIds; // [MQTT-3.3.4-3]
+    let topic = m.topic;
+    if (this.clientTopicAliasMaximum > 0) {
+      const aliases = (this.outboundAliases ??= new Map());
+      const alias = aliases.get(topic);
+      if (alias !== undefined) {
+        properties.topicAlias = alias;
+        topic = '';
+      } else if (aliases.size < this.clientTopicAliasMaximum) {
+        const next = aliases.size + 1; // [MQTT-3.3.2-10] within the client's Topic Alias Maximum
+        aliases.set(topic, next);
+        properties.topicAlias = next;
+      }
+    }
+    return encodePublishHeader(
+      {
+        type: 'publish',
+        topic,
+        payload: m.payload,
+        qos: d.qos,
+        retain: d.retain,
+        dup: dup && d.qos > 0,
+        packetId: d.qos > 0 ? packetId : undefined,
+        properties,
+      },
+      5,
+    );
+  }
+
+  sendPubrel(packetId: number): void {
+    this.out.write(encodeAck('pubrel', packetId, 0, undefined, this.version));
+  }
+
+  sendAck(type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode = 0): void {
+    this.out.write(encodeAck(type, packetId, reasonCode, undefined, this.version));
+  }
+}
+
+const PINGRESP = Buffer.from([0xd0, 0x00]);

@@ -1,0 +1,184 @@
+/**
+ * The CONNECT flow (MQTT 3.1.4 / 5.0 3.1.4) as a list of steps: check the client identifier,
+ * authenticate, take the session over, arm keep-alive and the will, answer CONNACK, then resume the
+ * session's in-flight and queued messages.
+ */
+import { isUtf8 } from 'node:buffer';
+import { forwardedProperties, type Message } from '../broker/message.js';
+import {
+  type ConnackPacket,
+  type ConnectPacket,
+  encode,
+  type Properties,
+  ReasonCode,
+  toV3ConnackCode,
+} from '../protocol/index.js';
+import { isValidTopicName } from '../topics/index.js';
+import type { Channel } from './channel.js';
+
+/** Clean Session 0 in 3.x means the session lasts until the client cleans it: "never expires". */
+const NEVER = 0xffffffff;
+
+export function handleConnect(ch: Channel, p: ConnectPacket): void {
+  ch.state = 'connecting';
+  ch.version = p.protocolVersion;
+  const refusal = checkClientId(ch, p) ?? checkWill(ch, p) ?? checkAuthMethod(p);
+  if (refusal !== undefined) return refuse(ch, refusal);
+  const decision = ch.ctx.auth.authenticate({
+    clientId: ch.clientId,
+    username: p.username,
+    password: p.password,
+    remoteAddress: ch.out.remoteAddress,
+    transport: ch.out.transportKind,
+  });
+  if (typeof decision === 'number') {
+    accept(ch, p, decision);
+    return;
+  }
+  // Packets that arrive while the authenticator works wait in the connection.
+  ch.out.holdInput(true);
+  decision.then(
+    (code) => {
+      if (ch.state !== 'connecting') return;
+      accept(ch, p, code);
+      ch.out.holdInput(false);
+    },
+    (err: unknown) => {
+      ch.ctx.logger.error({ event: 'auth.error', clientId: ch.clientId, err: String(err) });
+      if (ch.state === 'connecting') refuse(ch, ReasonCode.ServerUnavailable);
+    },
+  );
+}
+
+function checkClientId(ch: Channel, p: ConnectPacket): number | undefined {
+  const id = p.clientId;
+  if (id.length === 0) {
+    // 3.1 requires an identifier; 3.1.1 allows an empty one only with Clean Session [MQTT-3.1.3-7] [MQTT-3.1.3-8].
+    if (p.protocolVersion === 3 || (p.protocolVersion === 4 && !p.clean)) return ReasonCode.ClientIdentifierNotValid;
+    ch.clientId = ch.ctx.assignClientId(); // [MQTT-3.1.3-6]
+    return undefined;
+  }
+  if (Buffer.byteLength(id) > ch.ctx.options.maxClientIdLength) return ReasonCode.ClientIdentifierNotValid;
+  ch.clientId = id;
+  return undefined;
+}
+
+function checkWill(ch: Channel, p: ConnectPacket): number | undefined {
+  const w = p.will;
+  if (w === undefined) return undefined;
+  if (!isValidTopicName(w.topic) || w.topic.startsWith('$')) return ReasonCode.TopicNameInvalid;
+  const o = ch.ctx.options;
+  if (w.qos > o.maximumQoS) return ReasonCode.QoSNotSupported; // [MQTT-3.2.2-12]
+  if (w.retain && !o.retainAvailable) return ReasonCode.RetainNotSupported; // [MQTT-3.2.2-13]
+  if (w.properties?.payloadFormatIndicator === 1 && !isUtf8(w.payload)) return ReasonCode.PayloadFormatInvalid;
+  return undefined;
+}
+
+function checkAuthMethod(p: ConnectPacket): number | undefined {
+  // No enhanced authentication method is offered yet: refuse rather than ignore [MQTT-4.12.0-1].
+  if (p.properties?.authenticationMethod !== undefined) return ReasonCode.BadAuthenticationMethod;
+  return undefined;
+}
+
+function refuse(ch: Channel, reasonCode: number): void {
+  const packet: ConnackPacket = {
+    type: 'connack',
+    sessionPresent: false, // [MQTT-3.2.2-6]
+    reasonCode: ch.version === 5 ? reasonCode : toV3ConnackCode(reasonCode),
+  };
+  ch.out.write(encode(packet, ch.version));
+  ch.ctx.logger.info({
+    event: 'client.connect_refused',
+    clientId: ch.clientId,
+    reasonCode,
+    remote: ch.out.remoteAddress,
+    username: ch.username,
+  });
+  ch.state = 'closed';
+  ch.out.close();
+}
+
+function accept(ch: Channel, p: ConnectPacket, authCode: number): void {
+  ch.username = p.username;
+  if (authCode !== 0) return refuse(ch, authCode);
+  const o = ch.ctx.options;
+  const props = p.properties;
+
+  // Session lifetime: 3.x Clean Session 0 keeps the session; 5.0 uses Session Expiry Interval.
+  let expiry = p.protocolVersion === 5 ? (props?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER;
+  expiry = Math.min(expiry, o.maxSessionExpirySeconds);
+  ch.connectExpirySeconds = expiry;
+
+  if (props?.receiveMaximum !== undefined) ch.inflightLimit = Math.min(props.receiveMaximum, o.maxInflightMessages);
+  if (props?.maximumPacketSize !== undefined) ch.clientMaxPacketSize = props.maximumPacketSize;
+  if (props?.topicAliasMaximum !== undefined) ch.clientTopicAliasMaximum = props.topicAliasMaximum;
+  if (props?.requestProblemInformation === 0) ch.problemInformation = false;
+
+  // Keep alive: a broker maximum overrides the client's wish (MQTT 5 Server Keep Alive).
+  let keepalive = p.keepalive;
+  let serverKeepAlive: number | undefined;
+  if (o.maxKeepAliveSeconds > 0 && (keepalive === 0 || keepalive > o.maxKeepAliveSeconds)) {
+    keepalive = o.maxKeepAliveSeconds;
+    serverKeepAlive = keepalive;
+  }
+
+  ch.will = p.will === undefined ? undefined : makeWill(p.will, ch.clientId);
+
+  const { session, present } = ch.ctx.openSession(ch, p.clean, expiry);
+  ch.session = session;
+  ch.state = 'connected';
+  // [MQTT-3.1.2-24] 1.5 times the keep alive, in milliseconds.
+  ch.out.setKeepAlive(keepalive * 1500);
+
+  const connack: ConnackPacket = { type: 'connack', sessionPresent: present, reasonCode: 0 };
+  if (ch.version === 5) connack.properties = connackProperties(ch, p, serverKeepAlive);
+  ch.out.write(encode(connack, ch.version));
+  ch.ctx.logger.debug({
+    event: 'client.connected',
+    clientId: ch.clientId,
+    version: ch.version,
+    clean: p.clean,
+    sessionPresent: present,
+    keepalive,
+    remote: ch.out.remoteAddress,
+    transport: ch.out.transportKind,
+    username: ch.username,
+    passwordLength: p.password?.length,
+  });
+  session.resume(ch);
+}
+
+function connackProperties(ch: Channel, p: ConnectPacket, serverKeepAlive: number | undefined): Properties {
+  const o = ch.ctx.options;
+  const props: Properties = {
+    receiveMaximum: o.receiveMaximum,
+    topicAliasMaximum: o.topicAliasMaximum,
+    maximumPacketSize: o.maxPacketSizeBytes,
+  };
+  if (o.maximumQoS < 2) props.maximumQoS = o.maximumQoS as 0 | 1;
+  if (!o.retainAvailable) props.retainAvailable = 0;
+  if (!o.wildcardSubscriptionAvailable) props.wildcardSubscriptionAvailable = 0;
+  if (!o.subscriptionIdentifiersAvailable) props.subscriptionIdentifiersAvailable = 0;
+  if (!o.sharedSubscriptionAvailable) props.sharedSubscriptionAvailable = 0;
+  if (serverKeepAlive !== undefined) props.serverKeepAlive = serverKeepAlive;
+  if (p.clientId.length === 0) props.assignedClientIdentifier = ch.clientId; // [MQTT-3.2.2-16]
+  const asked = p.properties?.sessionExpiryInterval ?? 0;
+  if (ch.connectExpirySeconds !== asked) props.sessionExpiryInterval = ch.connectExpirySeconds;
+  return props;
+}
+
+function makeWill(w: NonNullable<ConnectPacket['will']>, clientId: string) {
+  const message: Message = {
+    topic: w.topic,
+    payload: Buffer.from(w.payload),
+    qos: w.qos,
+    retain: w.retain,
+    properties: forwardedProperties(w.properties),
+    origin: clientId,
+  };
+  return {
+    message,
+    delaySeconds: w.properties?.willDelayInterval ?? 0,
+    expirySeconds: w.properties?.messageExpiryInterval,
+  };
+}

@@ -1,0 +1,198 @@
+/**
+ * A client's session (MQTT 4.1): its subscriptions, the QoS 1/2 messages in flight towards it, the
+ * messages queued while it is offline or its window is full, and the QoS 2 packet ids it has sent
+ * but not yet released. A session outlives connections; the channel of the current connection, if
+ * any, is its `link`.
+ */
+import type { Message } from '../broker/message.js';
+import { isExpired, ownPayload } from '../broker/message.js';
+import type { QoS } from '../protocol/index.js';
+
+export interface SubscriptionOptions {
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionId?: number;
+}
+
+/** One message on its way to this session, with the per-subscriber delivery decisions made. */
+export interface Delivery {
+  message: Message;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
+}
+
+export interface InflightEntry extends Delivery {
+  packetId: number;
+  /** 'publish': waiting for PUBACK / PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
+  phase: 'publish' | 'pubrel';
+}
+
+/** What a session needs from the connection currently attached to it (implemented by the channel). */
+export interface SessionLink {
+  /** Sends a PUBLISH; for QoS 0 returns false when the client is too slow and the message was dropped. */
+  sendPublish(d: Delivery, packetId: number, dup: boolean): boolean;
+  sendPubrel(packetId: number): void;
+  /** Room for more QoS 1/2 in flight: min(client Receive Maximum, broker cap). */
+  readonly inflightLimit: number;
+  /** False while the outbound buffer is over its high-water mark. */
+  readonly writable: boolean;
+}
+
+export type DropReason = 'queue_full' | 'expired' | 'slow_consumer' | 'offline_qos0';
+
+export interface SessionEvents {
+  dropped(reason: DropReason, session: Session): void;
+}
+
+export class Session {
+  readonly subscriptions = new Map<string, SubscriptionOptions>();
+  readonly inflight = new Map<number, InflightEntry>();
+  /** Inbound QoS 2 ids for which PUBREC was sent and PUBREL not yet received [MQTT-4.3.3-*]. */
+  readonly awaitingRelease = new Set<number>();
+  link: SessionLink | null = null;
+  /** Seconds after disconnection before the session is discarded; 0xFFFFFFFF never. */
+  expirySeconds = 0;
+  private queue: Delivery[] = [];
+  private queueHead = 0;
+  private nextPacketId = 1;
+
+  // Scratch fields used by the publish pipeline to merge overlapping subscriptions without allocating.
+  mark = 0;
+  markQos: QoS = 0;
+  markRetain = false;
+  markIds: number[] | undefined = undefined;
+
+  constructor(
+    readonly clientId: string,
+    private readonly maxQueued: number,
+    private readonly now: () => number,
+    private readonly events: SessionEvents,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length - this.queueHead;
+  }
+
+  /**
+   * Routes one delivery: send now if the client is online with room in its window, else queue
+   * (QoS > 0). The Delivery object is kept only if the message is queued or in flight.
+   */
+  deliver(delivery: Delivery): void {
+    const link = this.link;
+    if (delivery.qos === 0) {
+      if (link === null) {
+        this.events.dropped('offline_qos0', this);
+        return;
+      }
+      if (!link.sendPublish(delivery, 0, false)) this.events.dropped('slow_consumer', this);
+      return;
+    }
+    if (link !== null && this.queued === 0 && this.inflight.size < link.inflightLimit && link.writable) {
+      this.sendInflight(link, delivery);
+      return;
+    }
+    this.enqueue(delivery);
+  }
+
+  private enqueue(delivery: Delivery): void {
+    if (this.queued >= this.maxQueued) {
+      this.events.dropped('queue_full', this);
+      return;
+    }
+    ownPayload(delivery.message);
+    this.queue.push(delivery);
+  }
+
+  private sendInflight(link: SessionLink, delivery: Delivery): void {
+    const packetId = this.allocatePacketId();
+    ownPayload(delivery.message);
+    const entry = delivery as InflightEntry;
+    entry.packetId = packetId;
+    entry.phase = 'publish';
+    this.inflight.set(packetId, entry);
+    link.sendPublish(entry, packetId, false);
+  }
+
+  /** Sends queued messages while the window and the socket allow. */
+  pump(): void {
+    const link = this.link;
+    if (link === null) return;
+    const now = this.now();
+    while (this.queueHead < this.queue.length && this.inflight.size < link.inflightLimit && link.writable) {
+      const delivery = this.queue[this.queueHead++];
+      if (isExpired(delivery.message, now)) {
+        this.events.dropped('expired', this);
+        continue;
+      }
+      this.sendInflight(link, delivery);
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  /**
+   * On reconnect to an existing session: re-send unacknowledged PUBLISH with DUP and PUBREL for
+   * acknowledged-but-incomplete QoS 2, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1].
+   */
+  resume(link: SessionLink): void {
+    this.link = link;
+    for (const entry of this.inflight.values()) {
+      if (entry.phase === 'pubrel') link.sendPubrel(entry.packetId);
+      else link.sendPublish(entry, entry.packetId, true);
+    }
+    this.pump();
+  }
+
+  /** PUBACK, or PUBREC carrying a failure code: the exchange ends. */
+  complete(packetId: number): boolean {
+    const found = this.inflight.delete(packetId);
+    if (found) this.pump();
+    return found;
+  }
+
+  /** PUBREC (success): move to the release phase. Returns false if the id is unknown. */
+  received(packetId: number): boolean {
+    const entry = this.inflight.get(packetId);
+    if (entry === undefined) return false;
+    entry.phase = 'pubrel';
+    return true;
+  }
+
+  private allocatePacketId(): number {
+    // [MQTT-2.2.1-3] a new id must not be in use; 65535 in flight cannot happen (window <= 65535).
+    for (;;) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id === 0xffff ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+  }
+
+  /** Drops queued and in-flight state (clean start or expiry). */
+  clear(): void {
+    this.subscriptions.clear();
+    this.inflight.clear();
+    this.awaitingRelease.clear();
+    this.queue = [];
+    this.queueHead = 0;
+  }
+
+  /** Drops expired messages from the offline queue (also done lazily on pump). */
+  purgeExpired(): number {
+    const now = this.now();
+    const before = this.queued;
+    const kept = this.queue.slice(this.queueHead).filter((d) => !isExpired(d.message, now));
+    this.queue = kept;
+    this.queueHead = 0;
+    const dropped = before - kept.length;
+    for (let i = 0; i < dropped; i++) this.events.dropped('expired', this);
+    return dropped;
+  }
+}
