@@ -1,0 +1,119 @@
+/**
+ * The `shoal` command: `shoal [start] [flags]`, `shoal --help`, `shoal --version`.
+ * Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration problem, 1 otherwise.
+ */
+import { UnavailableFeatureError } from './config/capabilities.js';
+import { ConfigError } from './config/errors.js';
+import { BINDINGS, CONFIG_FILE_BINDING, loadConfig, parseCommandLine } from './config/load.js';
+import { type Config, defaultConfig, fieldAt } from './config/schema.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { startServer } from './server.js';
+import { VERSION } from './version.js';
+
+export interface CliOutput {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+const processOutput: CliOutput = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_CONFIG = 2;
+
+/** Runs the command; resolves with the exit code (for `start`, once the server has stopped). */
+export async function main(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  out: CliOutput = processOutput,
+): Promise<number> {
+  let config: Config;
+  try {
+    const cli = parseCommandLine(argv);
+    if (cli.help) {
+      out.stdout(usage());
+      return EXIT_OK;
+    }
+    if (cli.version) {
+      out.stdout(`${VERSION}\n`);
+      return EXIT_OK;
+    }
+    config = loadConfig({ argv, env });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    out.stderr(`shoal: ${err.message}\n`);
+    return EXIT_CONFIG;
+  }
+
+  const logger = createLogger(config.logLevel);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(config, { logger });
+  } catch (err) {
+    return startFailed(err, logger, out);
+  }
+
+  const signal = await nextSignal(['SIGTERM', 'SIGINT']);
+  // The handlers are gone now: a second signal during the drain stops the process at once.
+  logger.info({ event: 'server.signal', signal });
+  await server.close();
+  return EXIT_OK;
+}
+
+function startFailed(err: unknown, logger: Logger, out: CliOutput): number {
+  if (err instanceof UnavailableFeatureError) {
+    logger.error({ event: err.event }, err.message);
+    out.stderr(`shoal: ${err.message}\n`);
+    return EXIT_CONFIG;
+  }
+  if (err instanceof ConfigError) {
+    logger.error({ event: 'config.invalid', reason: err.message });
+    out.stderr(`shoal: ${err.message}\n`);
+    return EXIT_CONFIG;
+  }
+  logger.fatal({ event: 'server.start_failed', err }, 'shoal could not start');
+  out.stderr(`shoal: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT_FAILURE;
+}
+
+function nextSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        for (const [s, h] of handlers) process.off(s, h);
+        resolve(signal);
+      };
+      process.on(signal, handler);
+      return [signal, handler] as const;
+    });
+  });
+}
+
+export function usage(): string {
+  const rows = BINDINGS.map((b) => {
+    const value = defaultConfig[b.path as keyof Config];
+    const choices = b.path === 'logLevel' ? ` (${fieldAt(b.path)?.type.replaceAll("'", '')})` : '';
+    return [
+      `--${b.flag} <${b.value}>`,
+      b.env,
+      `default ${value === null ? 'none' : String(value)}${choices}`,
+    ];
+  });
+  rows.push([`--${CONFIG_FILE_BINDING.flag} <file>`, CONFIG_FILE_BINDING.env, 'YAML or JSON config file']);
+  rows.push(['-h, --help', '', 'print this help'], ['-v, --version', '', 'print the version']);
+  const width = (i: number) => Math.max(...rows.map((r) => r[i].length));
+  const lines = rows.map((r) => `  ${r[0].padEnd(width(0))}  ${r[1].padEnd(width(1))}  ${r[2]}`);
+  return `Usage: shoal [start] [options]
+
+Runs a Shoal MQTT broker node. Flags override environment variables, which override the config
+file, which overrides the defaults. A port of 0 disables that listener.
+
+Options:
+${lines.join('\n')}
+
+Every setting, including TLS and MQTT limits: docs/configuration.md
+`;
+}

@@ -1,0 +1,313 @@
+/**
+ * The one configuration schema: every key Shoal reads, with its type, default and allowed range.
+ *
+ * `validateConfig` walks an untrusted object (file, environment and flags already merged by
+ * load.ts), rejects unknown keys, collects every problem with its key path, and returns a deeply
+ * frozen Config. Units are in the names. docs/configuration.md is the reference for operators;
+ * test/unit/config/docs.test.ts keeps it listing every key.
+ */
+import { type BrokerOptions, defaultBrokerOptions } from '../broker/options.js';
+import { ConfigError, type ConfigIssue } from './errors.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface TlsConfig {
+  /** MQTT over TLS listener; 0 = off (8883 is the conventional port). */
+  readonly port: number;
+  /** MQTT over secure WebSocket listener (same `wsPath`); 0 = off. */
+  readonly wssPort: number;
+  /** PEM certificate chain; required when `port` or `wssPort` is set. */
+  readonly certFile: string | null;
+  /** PEM private key; required when `port` or `wssPort` is set. */
+  readonly keyFile: string | null;
+  /** PEM CA bundle used to verify client certificates (system CAs when null). */
+  readonly caFile: string | null;
+  /** Ask clients for a certificate during the handshake. */
+  readonly requestClientCert: boolean;
+  /** Refuse clients whose certificate does not verify (only matters with `requestClientCert`). */
+  readonly rejectUnauthorized: boolean;
+}
+
+export interface Config {
+  /** Address every listener binds. */
+  readonly host: string;
+  /** MQTT over TCP; 0 = off. */
+  readonly port: number;
+  /** MQTT over WebSocket; 0 = off. */
+  readonly wsPort: number;
+  /** HTTP path that WebSocket upgrades must use (WS and WSS). */
+  readonly wsPath: string;
+  /** /metrics, /healthz and /readyz; 0 = off. */
+  readonly httpPort: number;
+  /** Redis URL for cluster mode; null = single node in memory. May hold a password: never logged. */
+  readonly redis: string | null;
+  /** This node's id in a cluster; null = generated at start. */
+  readonly nodeId: string | null;
+  readonly logLevel: LogLevel;
+  readonly tls: TlsConfig;
+  readonly mqtt: Readonly<BrokerOptions>;
+  /** Longest a graceful shutdown may take before the process stops waiting for clients. */
+  readonly shutdownTimeoutMs: number;
+}
+
+/** One leaf of the schema. */
+export interface Field<T> {
+  readonly kind: 'field';
+  /** For messages and docs: `integer 0..65535`, `boolean`, `string or null`. */
+  readonly type: string;
+  readonly default: T;
+  /** The problem with `value`, or undefined when it is a valid T. */
+  check(value: unknown): string | undefined;
+  /** Turns an environment or flag string into a candidate value; `check` still judges it. */
+  fromString(text: string): unknown;
+}
+
+type Leaf = string | number | boolean | null;
+
+/** A schema mirrors its config type: a Field for each leaf, a nested Schema for each section. */
+export type Schema<T> = { readonly [K in keyof T]-?: [T[K]] extends [Leaf] ? Field<T[K]> : Schema<T[K]> };
+
+/** A value for error messages. Only used by fields whose values are not secret. */
+function shown(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  return String(value);
+}
+
+function integer(min: number, max: number, defaultValue: number): Field<number> {
+  const type = `integer ${min}..${max}`;
+  return {
+    kind: 'field',
+    type,
+    default: defaultValue,
+    check: (v) =>
+      typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+        ? undefined
+        : `must be an ${type}, got ${shown(v)}`,
+    fromString: (text) => (/^[+-]?\d+$/.test(text.trim()) ? Number(text) : text),
+  };
+}
+
+const port = (defaultValue: number): Field<number> => integer(0, 65535, defaultValue);
+
+function boolean(defaultValue: boolean): Field<boolean> {
+  return {
+    kind: 'field',
+    type: 'boolean',
+    default: defaultValue,
+    check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false, got ${shown(v)}`),
+    fromString: (text) => (text === 'true' ? true : text === 'false' ? false : text),
+  };
+}
+
+function oneOf<T extends string | number>(values: readonly T[], defaultValue: T): Field<T> {
+  const numeric = values.every((v) => typeof v === 'number');
+  return {
+    kind: 'field',
+    type: values.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(' | '),
+    default: defaultValue,
+    check: (v) =>
+      (values as readonly unknown[]).includes(v)
+        ? undefined
+        : `must be one of ${values.join(', ')}, got ${shown(v)}`,
+    fromString: (text) => (numeric && /^\d+$/.test(text.trim()) ? Number(text) : text),
+  };
+}
+
+/** A non-empty string. The value is never echoed in messages: it may be a URL holding a password. */
+function text(defaultValue: string, rule?: { test: (s: string) => boolean; problem: string }): Field<string> {
+  return {
+    kind: 'field',
+    type: 'string',
+    default: defaultValue,
+    check: (v) => {
+      if (typeof v !== 'string' || v.length === 0) return 'must be a non-empty string';
+      return rule === undefined || rule.test(v) ? undefined : rule.problem;
+    },
+    fromString: (s) => s,
+  };
+}
+
+function optionalText(rule?: { test: (s: string) => boolean; problem: string }): Field<string | null> {
+  const inner = text('', rule);
+  return {
+    kind: 'field',
+    type: 'string or null',
+    default: null,
+    check: (v) => (v === null ? undefined : inner.check(v)),
+    fromString: (s) => s,
+  };
+}
+
+const REDIS_URL = {
+  test: (s: string) => /^rediss?:\/\//.test(s),
+  problem: 'must be a redis:// or rediss:// URL',
+};
+const NODE_ID = {
+  test: (s: string) => /^[A-Za-z0-9._-]{1,64}$/.test(s),
+  problem: 'must be 1..64 characters from A-Z a-z 0-9 . _ -',
+};
+const HTTP_PATH = { test: (s: string) => s.startsWith('/'), problem: 'must start with "/"' };
+
+const d = defaultBrokerOptions;
+
+export const configSchema: Schema<Config> = {
+  host: text('0.0.0.0'),
+  port: port(1883),
+  wsPort: port(8083),
+  wsPath: text('/mqtt', HTTP_PATH),
+  httpPort: port(9090),
+  redis: optionalText(REDIS_URL),
+  nodeId: optionalText(NODE_ID),
+  logLevel: oneOf(LOG_LEVELS, 'info'),
+  tls: {
+    port: port(0),
+    wssPort: port(0),
+    certFile: optionalText(),
+    keyFile: optionalText(),
+    caFile: optionalText(),
+    requestClientCert: boolean(false),
+    rejectUnauthorized: boolean(true),
+  },
+  mqtt: {
+    // 268 435 455 is the largest Remaining Length; 5 more bytes of fixed header make the largest packet.
+    maxPacketSizeBytes: integer(64, 268_435_460, d.maxPacketSizeBytes),
+    // [MQTT-3.2.2.3.3] Receive Maximum 0 is a Protocol Error.
+    receiveMaximum: integer(1, 65535, d.receiveMaximum),
+    topicAliasMaximum: integer(0, 65535, d.topicAliasMaximum),
+    maxKeepAliveSeconds: integer(0, 65535, d.maxKeepAliveSeconds),
+    maximumQoS: oneOf([0, 1, 2] as const, d.maximumQoS),
+    retainAvailable: boolean(d.retainAvailable),
+    wildcardSubscriptionAvailable: boolean(d.wildcardSubscriptionAvailable),
+    subscriptionIdentifiersAvailable: boolean(d.subscriptionIdentifiersAvailable),
+    sharedSubscriptionAvailable: boolean(d.sharedSubscriptionAvailable),
+    maxSessionExpirySeconds: integer(0, 0xffffffff, d.maxSessionExpirySeconds),
+    maxQueuedMessages: integer(0, 10_000_000, d.maxQueuedMessages),
+    // Packet identifiers are 16-bit, so no more than 65535 can be in flight.
+    maxInflightMessages: integer(1, 65535, d.maxInflightMessages),
+    connectTimeoutMs: integer(100, 600_000, d.connectTimeoutMs),
+    slowClientBufferBytes: integer(1024, 2 ** 31 - 1, d.slowClientBufferBytes),
+    sysIntervalSeconds: integer(0, 86_400, d.sysIntervalSeconds),
+    // [MQTT-3.1.3-5] a server must accept client identifiers of 1 to 23 bytes.
+    maxClientIdLength: integer(23, 65535, d.maxClientIdLength),
+  },
+  shutdownTimeoutMs: integer(0, 3_600_000, 10_000),
+};
+
+function isField(node: unknown): node is Field<unknown> {
+  return (node as Field<unknown>).kind === 'field';
+}
+
+function isMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Every leaf of the schema with its dotted path, in declaration order. */
+export function configFields(): Array<{ path: string; field: Field<unknown> }> {
+  const out: Array<{ path: string; field: Field<unknown> }> = [];
+  const walk = (node: object, prefix: string) => {
+    for (const [key, child] of Object.entries(node)) {
+      const path = prefix + key;
+      if (isField(child)) out.push({ path, field: child });
+      else walk(child, `${path}.`);
+    }
+  };
+  walk(configSchema, '');
+  return out;
+}
+
+/** The field at a dotted path, or undefined. */
+export function fieldAt(path: string): Field<unknown> | undefined {
+  let node: unknown = configSchema;
+  for (const key of path.split('.')) {
+    if (!isMap(node) || isField(node) || !Object.hasOwn(node, key)) return undefined;
+    node = node[key];
+  }
+  return isField(node) ? node : undefined;
+}
+
+export interface ValidateOptions {
+  /** Names the flag or environment variable a key path came from, for messages. */
+  sourceOf?(path: string): string | undefined;
+}
+
+/**
+ * Checks `input` against the schema, fills defaults and returns a frozen Config.
+ * Throws a ConfigError listing every problem, each naming its key path.
+ */
+export function validateConfig(input: unknown, options: ValidateOptions = {}): Config {
+  const issues: ConfigIssue[] = [];
+  const report = (path: string, problem: string) =>
+    issues.push({ path, problem, source: options.sourceOf?.(path) });
+
+  const walk = (schema: object, value: unknown, prefix: string): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    // A YAML section left empty (`mqtt:`) parses as null: treat it as an empty section.
+    const given = value === undefined || value === null ? {} : value;
+    if (!isMap(given)) {
+      report(
+        prefix === '' ? 'config' : prefix.slice(0, -1),
+        `must be a map of settings, got ${shown(given)}`,
+      );
+      return out;
+    }
+    for (const key of Object.keys(given)) {
+      if (!Object.hasOwn(schema, key)) report(prefix + key, 'unknown key');
+    }
+    for (const [key, node] of Object.entries(schema)) {
+      const path = prefix + key;
+      const v = Object.hasOwn(given, key) ? given[key] : undefined;
+      if (!isField(node)) {
+        out[key] = walk(node, v, `${path}.`);
+      } else if (v === undefined) {
+        out[key] = node.default;
+      } else {
+        const problem = node.check(v);
+        if (problem !== undefined) report(path, problem);
+        out[key] = v;
+      }
+    }
+    return out;
+  };
+
+  const config = walk(configSchema, input, '') as unknown as Config;
+  if (issues.length === 0) checkRelations(config, report);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return deepFreeze(config);
+}
+
+/** Rules that involve more than one key. */
+function checkRelations(config: Config, report: (path: string, problem: string) => void): void {
+  const { tls } = config;
+  if (tls.port > 0 || tls.wssPort > 0) {
+    if (tls.certFile === null) report('tls.certFile', 'required when tls.port or tls.wssPort is set');
+    if (tls.keyFile === null) report('tls.keyFile', 'required when tls.port or tls.wssPort is set');
+  }
+  const listeners: Array<[string, number]> = [
+    ['port', config.port],
+    ['wsPort', config.wsPort],
+    ['httpPort', config.httpPort],
+    ['tls.port', tls.port],
+    ['tls.wssPort', tls.wssPort],
+  ];
+  const taken = new Map<number, string>();
+  for (const [path, value] of listeners) {
+    if (value === 0) continue;
+    const other = taken.get(value);
+    if (other !== undefined) report(path, `${value} is already used by ${other}`);
+    else taken.set(value, path);
+  }
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const child of Object.values(value)) {
+    if (typeof child === 'object' && child !== null) deepFreeze(child);
+  }
+  return Object.freeze(value);
+}
+
+/** The configuration with every default. */
+export const defaultConfig: Config = validateConfig({});

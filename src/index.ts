@@ -1,0 +1,23 @@
+/** Shoal as a library: start a broker node from a Config, or load one the way the CLI does. */
+export { assertBuildSupports, UnavailableFeatureError } from './config/capabilities.js';
+export { ConfigError, type ConfigIssue } from './config/errors.js';
+export { BINDINGS, type LoadOptions, loadConfig } from './config/load.js';
+export {
+  type Config,
+  defaultConfig,
+  LOG_LEVELS,
+  type LogLevel,
+  type TlsConfig,
+  validateConfig,
+} from './config/schema.js';
+export { createLogger, type Logger } from './observability/logger.js';
+export type { BrokerStats } from './observability/stats.js';
+export {
+  type BrokerCore,
+  ListenError,
+  type RunningServer,
+  type ServerDeps,
+  type ServerPorts,
+  startServer,
+} from './server.js';
+export { VERSION } from './version.js';

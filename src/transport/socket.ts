@@ -1,0 +1,80 @@
+/**
+ * Transport over a net.Socket: plain TCP, or TLS (a TLSSocket is a net.Socket).
+ */
+import type net from 'node:net';
+import type { Transport, TransportEvents } from './types.js';
+
+export class SocketTransport implements Transport {
+  readonly remoteAddress: string;
+  private bound = false;
+  private earlyError: Error | undefined;
+
+  constructor(
+    readonly kind: string,
+    private readonly socket: net.Socket,
+  ) {
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    // Until bind, only a guard: an error on an unbound socket would otherwise crash the process.
+    // Data listeners wait for bind, so nothing is read before the connection layer is ready.
+    socket.on('error', this.onEarlyError);
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  writeBatch(chunks: Buffer[]): void {
+    const { socket } = this;
+    if (!socket.writable) return;
+    if (chunks.length === 1) {
+      socket.write(chunks[0]);
+      return;
+    }
+    // Corked writes leave as one writev: one syscall for the batch.
+    socket.cork();
+    for (const chunk of chunks) socket.write(chunk);
+    socket.uncork();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  bind(events: TransportEvents): void {
+    if (this.bound) throw new Error('SocketTransport.bind called twice');
+    this.bound = true;
+    const { socket } = this;
+    socket.off('error', this.onEarlyError);
+    // The socket may have failed or closed between accept and bind: report that now.
+    if (this.earlyError !== undefined) events.error(this.earlyError);
+    if (socket.closed) {
+      events.close();
+      return;
+    }
+    // Wrapped, so `events` may be an object whose methods use `this`.
+    socket.on('data', (chunk: Buffer) => events.data(chunk));
+    socket.on('drain', () => events.drain());
+    socket.on('error', (err) => {
+      events.error(err);
+      socket.destroy();
+    });
+    socket.once('close', () => events.close());
+  }
+
+  private readonly onEarlyError = (err: Error): void => {
+    this.earlyError = err;
+    this.socket.destroy();
+  };
+}

@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import { defaultBrokerOptions } from '../../../src/broker/options.js';
+import { ConfigError } from '../../../src/config/errors.js';
+import { configFields, defaultConfig, validateConfig } from '../../../src/config/schema.js';
+
+/** The message of the ConfigError `fn` throws. */
+function problem(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config schema', () => {
+  it('fills every default', () => {
+    expect(validateConfig({})).toEqual({
+      host: '0.0.0.0',
+      port: 1883,
+      wsPort: 8083,
+      wsPath: '/mqtt',
+      httpPort: 9090,
+      redis: null,
+      nodeId: null,
+      logLevel: 'info',
+      tls: {
+        port: 0,
+        wssPort: 0,
+        certFile: null,
+        keyFile: null,
+        caFile: null,
+        requestClientCert: false,
+        rejectUnauthorized: true,
+      },
+      mqtt: { ...defaultBrokerOptions },
+      shutdownTimeoutMs: 10_000,
+    });
+    expect(defaultConfig).toEqual(validateConfig(undefined));
+  });
+
+  it('returns a deeply frozen config', () => {
+    const config = validateConfig({ mqtt: { receiveMaximum: 10 } });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.mqtt)).toBe(true);
+    expect(Object.isFrozen(config.tls)).toBe(true);
+  });
+
+  it('keeps given values and defaults the rest of a section', () => {
+    const config = validateConfig({
+      mqtt: { receiveMaximum: 10, maximumQoS: 1 },
+      tls: { requestClientCert: true },
+    });
+    expect(config.mqtt.receiveMaximum).toBe(10);
+    expect(config.mqtt.maximumQoS).toBe(1);
+    expect(config.mqtt.maxInflightMessages).toBe(defaultBrokerOptions.maxInflightMessages);
+    expect(config.tls.requestClientCert).toBe(true);
+    expect(config.tls.rejectUnauthorized).toBe(true);
+  });
+
+  it('accepts port 0 (listener off) for every listener', () => {
+    const config = validateConfig({ port: 0, wsPort: 0, httpPort: 0, tls: { port: 0, wssPort: 0 } });
+    expect([config.port, config.wsPort, config.httpPort, config.tls.port, config.tls.wssPort]).toEqual([
+      0, 0, 0, 0, 0,
+    ]);
+  });
+
+  it('treats an empty section (YAML `mqtt:`) as all defaults', () => {
+    expect(validateConfig({ mqtt: null }).mqtt).toEqual(defaultBrokerOptions);
+  });
+
+  it('names an unknown key with its path', () => {
+    expect(problem(() => validateConfig({ prot: 1 }))).toBe('prot: unknown key');
+    expect(problem(() => validateConfig({ mqtt: { receiveMax: 5 } }))).toBe('mqtt.receiveMax: unknown key');
+  });
+
+  it('reports every problem at once', () => {
+    try {
+      validateConfig({ foo: 1, port: -1, mqtt: { bar: true, receiveMaximum: 0 } });
+      expect.unreachable();
+    } catch (err) {
+      const issues = (err as ConfigError).issues.map((i) => i.path);
+      expect(issues.sort()).toEqual(['foo', 'mqtt.bar', 'mqtt.receiveMaximum', 'port']);
+    }
+  });
+
+  it('names bad values with their key path and the rule', () => {
+    expect(problem(() => validateConfig({ mqtt: { receiveMaximum: 0 } }))).toBe(
+      'mqtt.receiveMaximum: must be an integer 1..65535, got 0',
+    );
+    expect(problem(() => validateConfig({ port: '1883' }))).toBe(
+      'port: must be an integer 0..65535, got "1883"',
+    );
+    expect(problem(() => validateConfig({ port: 70000 }))).toBe(
+      'port: must be an integer 0..65535, got 70000',
+    );
+    expect(problem(() => validateConfig({ port: 1.5 }))).toBe('port: must be an integer 0..65535, got 1.5');
+    expect(problem(() => validateConfig({ logLevel: 'loud' }))).toBe(
+      'logLevel: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+    );
+    expect(problem(() => validateConfig({ mqtt: { maximumQoS: 3 } }))).toBe(
+      'mqtt.maximumQoS: must be one of 0, 1, 2, got 3',
+    );
+    expect(problem(() => validateConfig({ tls: { requestClientCert: 'yes' } }))).toBe(
+      'tls.requestClientCert: must be true or false, got "yes"',
+    );
+    expect(problem(() => validateConfig({ host: '' }))).toBe('host: must be a non-empty string');
+    expect(problem(() => validateConfig({ wsPath: 'mqtt' }))).toBe('wsPath: must start with "/"');
+    expect(problem(() => validateConfig({ mqtt: [] }))).toBe('mqtt: must be a map of settings, got a list');
+    expect(problem(() => validateConfig('port: 1'))).toBe('config: must be a map of settings, got "port: 1"');
+  });
+
+  it('[MQTT-3.1.3-5] does not allow a client id limit below 23 bytes', () => {
+    expect(problem(() => validateConfig({ mqtt: { maxClientIdLength: 22 } }))).toMatch(
+      /^mqtt\.maxClientIdLength: /,
+    );
+  });
+
+  it('checks the Redis URL without echoing it (it may hold a password)', () => {
+    expect(validateConfig({ redis: 'redis://localhost:6379' }).redis).toBe('redis://localhost:6379');
+    const message = problem(() => validateConfig({ redis: 'http://user:secret@host' }));
+    expect(message).toBe('redis: must be a redis:// or rediss:// URL');
+    expect(message).not.toContain('secret');
+  });
+
+  it('checks the node id', () => {
+    expect(validateConfig({ nodeId: 'node-1.eu' }).nodeId).toBe('node-1.eu');
+    expect(problem(() => validateConfig({ nodeId: 'a b' }))).toMatch(/^nodeId: must be 1\.\.64 characters/);
+  });
+
+  it('requires certFile and keyFile when a TLS listener is on', () => {
+    expect(problem(() => validateConfig({ tls: { port: 8883 } }))).toBe(
+      'tls.certFile: required when tls.port or tls.wssPort is set; tls.keyFile: required when tls.port or tls.wssPort is set',
+    );
+    expect(problem(() => validateConfig({ tls: { wssPort: 8084, certFile: 'c.pem' } }))).toBe(
+      'tls.keyFile: required when tls.port or tls.wssPort is set',
+    );
+    const config = validateConfig({ tls: { port: 8883, certFile: 'c.pem', keyFile: 'k.pem' } });
+    expect(config.tls.port).toBe(8883);
+  });
+
+  it('refuses two listeners on one port', () => {
+    expect(problem(() => validateConfig({ wsPort: 1883 }))).toBe('wsPort: 1883 is already used by port');
+  });
+
+  it('names the flag or variable a bad value came from', () => {
+    const sourceOf = (path: string) => (path === 'port' ? 'SHOAL_PORT' : undefined);
+    expect(problem(() => validateConfig({ port: 'abc' }, { sourceOf }))).toBe(
+      'port (SHOAL_PORT): must be an integer 0..65535, got "abc"',
+    );
+  });
+
+  it('lists every leaf with its path', () => {
+    const paths = configFields().map((f) => f.path);
+    expect(paths).toContain('mqtt.receiveMaximum');
+    expect(paths).toContain('tls.certFile');
+    expect(paths.filter((p) => p.startsWith('mqtt.'))).toHaveLength(Object.keys(defaultBrokerOptions).length);
+  });
+});
