@@ -20,6 +20,8 @@ export interface DecoderOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** First allocation for a body that spans chunks. */
+const INITIAL_BODY = 16 * 1024;
 
 enum State {
   TypeByte,
@@ -59,6 +61,11 @@ export class PacketDecoder {
     return this.state === State.Body ? this.filled : 0;
   }
 
+  /** Bytes allocated for an incomplete packet: grows with what arrived, not with what was declared. */
+  get allocated(): number {
+    return this.state === State.Body ? this.body.length : 0;
+  }
+
   /**
    * Feeds a chunk. Throws a ProtocolError on the first violation; the decoder then refuses further
    * input, since the stream can no longer be framed.
@@ -68,10 +75,11 @@ export class PacketDecoder {
     try {
       this.consume(chunk);
     } catch (err) {
+      // A ProtocolError from parsing, or whatever the onPacket callback threw: either way the rest of
+      // the chunk was not consumed, so the stream can no longer be framed.
       this.state = State.Failed;
       this.body = EMPTY;
-      if (err instanceof ProtocolError) throw err;
-      throw malformed(`undecodable packet: ${(err as Error).message}`);
+      throw err;
     }
   }
 
@@ -97,6 +105,10 @@ export class PacketDecoder {
             if (this.lengthBytes === 4) throw malformed('remaining length is longer than four bytes');
             break;
           }
+          // [MQTT-1.5.5-1] minimum number of bytes: a final 0 byte after a continuation only pads.
+          if (byte === 0 && this.lengthBytes > 1) {
+            throw malformed('remaining length is not in the minimum number of bytes');
+          }
           const total = 1 + this.lengthBytes + this.length;
           if (total > this.maxPacketSize) {
             throw new ProtocolError(
@@ -114,7 +126,9 @@ export class PacketDecoder {
             this.emit(chunk, i, end);
             i = end;
           } else {
-            this.body = Buffer.allocUnsafe(this.length);
+            // The body buffer grows with what arrives (doubling, up to the declared length), so a
+            // peer that declares a large packet and sends little cannot make us allocate it all.
+            this.body = Buffer.allocUnsafe(Math.min(this.length, Math.max(INITIAL_BODY, 2 * (n - i))));
             this.filled = chunk.copy(this.body, 0, i);
             i = n;
             this.state = State.Body;
@@ -122,7 +136,15 @@ export class PacketDecoder {
           break;
         }
         case State.Body: {
-          const copied = chunk.copy(this.body, this.filled, i, Math.min(n, i + this.length - this.filled));
+          const want = Math.min(n - i, this.length - this.filled);
+          if (this.filled + want > this.body.length) {
+            const grown = Buffer.allocUnsafe(
+              Math.min(this.length, Math.max(2 * this.body.length, this.filled + want)),
+            );
+            this.body.copy(grown, 0, 0, this.filled);
+            this.body = grown;
+          }
+          const copied = chunk.copy(this.body, this.filled, i, i + want);
           this.filled += copied;
           i += copied;
           if (this.filled === this.length) {
@@ -140,7 +162,13 @@ export class PacketDecoder {
   }
 
   private emit(buf: Buffer, start: number, end: number): void {
-    const packet = parsePacket(this.first, buf, start, end, this.version);
+    let packet: Packet;
+    try {
+      packet = parsePacket(this.first, buf, start, end, this.version);
+    } catch (err) {
+      if (err instanceof ProtocolError) throw err;
+      throw malformed(`undecodable packet: ${(err as Error).message}`);
+    }
     if (packet.type === 'connect') this.version = packet.protocolVersion;
     this.onPacket(packet);
   }

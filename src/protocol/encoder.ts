@@ -200,7 +200,8 @@ export function headerWithPacketId(encoded: EncodedPublish, packetId: number, du
   const copy = Buffer.allocUnsafe(encoded.header.length);
   encoded.header.copy(copy);
   if (encoded.packetIdOffset >= 0) writeU16(copy, encoded.packetIdOffset, packetId);
-  if (dup) copy[0] |= 0x08;
+  // [MQTT-3.3.1-2] DUP is never set on QoS 0 (no packet id slot).
+  if (dup && encoded.packetIdOffset >= 0) copy[0] |= 0x08;
   return copy;
 }
 

@@ -15,7 +15,9 @@ export type ProtocolErrorCode =
   | 'RECEIVE_MAXIMUM_EXCEEDED'
   | 'PACKET_ID_IN_USE'
   | 'QOS_NOT_SUPPORTED'
-  | 'RETAIN_NOT_SUPPORTED';
+  | 'RETAIN_NOT_SUPPORTED'
+  | 'PAYLOAD_FORMAT_INVALID'
+  | 'SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED';
 
 const reasonOf: Record<ProtocolErrorCode, number> = {
   MALFORMED_PACKET: ReasonCode.MalformedPacket,
@@ -30,6 +32,8 @@ const reasonOf: Record<ProtocolErrorCode, number> = {
   PACKET_ID_IN_USE: ReasonCode.PacketIdentifierInUse,
   QOS_NOT_SUPPORTED: ReasonCode.QoSNotSupported,
   RETAIN_NOT_SUPPORTED: ReasonCode.RetainNotSupported,
+  PAYLOAD_FORMAT_INVALID: ReasonCode.PayloadFormatInvalid,
+  SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED: ReasonCode.SubscriptionIdentifiersNotSupported,
 };
 
 export class ProtocolError extends Error {
