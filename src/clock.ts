@@ -13,11 +13,20 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): TimerHandle;
 }
 
+/** Node timers hold at most 2^31-1 ms and fire after 1 ms when asked for more. */
+const MAX_TIMER_MS = 0x7fffffff;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
+    // Session expiry and will delay reach 0xFFFFFFFE s (~136 years): chain timers past 24.8 days.
+    let t: NodeJS.Timeout;
+    const arm = (left: number): void => {
+      t =
+        left > MAX_TIMER_MS ? setTimeout(() => arm(left - MAX_TIMER_MS), MAX_TIMER_MS) : setTimeout(fn, left);
+      t.unref();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(t) };
   },
   setInterval(fn, ms) {

@@ -4,7 +4,7 @@
  * ChannelContext; transports reach it through `accept`.
  */
 import { randomBytes } from 'node:crypto';
-import { allowAll, type AuthHooks } from '../auth/types.js';
+import { type AuthHooks, allowAll } from '../auth/types.js';
 import { MemoryRetainedStore } from '../backend/memory/retained-store.js';
 import type { RetainedStore } from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
@@ -242,13 +242,19 @@ export class Broker implements ChannelContext {
     const now = this.clock.now();
     if (isExpired(message, now)) return 0;
     return this.index.route(message, (session, subQos, retainAsPublished, ids) => {
-      const qos = (message.qos < subQos ? message.qos : subQos) as Message['qos'];
+      const qos = Math.min(message.qos, subQos) as Message['qos'];
       // [MQTT-3.3.1-12] RETAIN is cleared on forwarding unless Retain As Published [MQTT-3.3.1-13].
       session.deliver({ message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids });
     });
   }
 
-  subscribe(session: Session, raw: string, filter: string, group: string | null, options: SubscriptionOptions): void {
+  subscribe(
+    session: Session,
+    raw: string,
+    filter: string,
+    group: string | null,
+    options: SubscriptionOptions,
+  ): void {
     session.subscriptions.set(raw, options);
     this.index.add(session, filter, group, options);
   }

@@ -27,7 +27,11 @@ export interface BrokerOptions {
   maxInflightMessages: number;
   /** Time a new connection has to send CONNECT. */
   connectTimeoutMs: number;
-  /** Outbound bytes buffered for one client above which QoS 0 to it is dropped and reading from it pauses. */
+  /**
+   * Outbound bytes buffered for one client above which QoS 0 to it is dropped and reading from it pauses.
+   * Must be at least the socket write high-water mark (64 KiB): only above it does the socket emit the
+   * 'drain' that resumes the client (the config schema enforces the floor).
+   */
   slowClientBufferBytes: number;
   /** Interval of the $SYS/broker topics; 0 disables them. */
   sysIntervalSeconds: number;

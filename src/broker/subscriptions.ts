@@ -35,7 +35,12 @@ class SharedGroup {
   }
 }
 
-export type RouteVisitor = (session: Session, qos: number, retainAsPublished: boolean, ids: number[] | undefined) => void;
+export type RouteVisitor = (
+  session: Session,
+  qos: number,
+  retainAsPublished: boolean,
+  ids: number[] | undefined,
+) => void;
 
 export class SubscriptionIndex {
   private readonly direct = new TopicTrie<Subscriber>();
@@ -125,7 +130,12 @@ export class SubscriptionIndex {
       if (m === undefined) return;
       const o = m.options;
       delivered++;
-      visit(m.session, o.qos, o.retainAsPublished, o.subscriptionId === undefined ? undefined : [o.subscriptionId]);
+      visit(
+        m.session,
+        o.qos,
+        o.retainAsPublished,
+        o.subscriptionId === undefined ? undefined : [o.subscriptionId],
+      );
     });
     return delivered;
   }

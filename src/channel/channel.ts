@@ -14,8 +14,8 @@ import {
   encodePublishHeader,
   headerWithPacketId,
   type Packet,
-  ProtocolError,
   type Properties,
+  ProtocolError,
   type ProtocolVersion,
   ReasonCode,
 } from '../protocol/index.js';
@@ -50,7 +50,7 @@ export class Channel implements SessionLink {
   username: string | undefined;
   session: Session | null = null;
   will: PendingWill | undefined;
-  /** Session Expiry Interval asked for at CONNECT (for the DISCONNECT rule [MQTT-3.14.2-2]). */
+  /** Session Expiry Interval asked for at CONNECT (for the DISCONNECT rule of MQTT 5 3.14.2.2.2). */
   connectExpirySeconds = 0;
 
   /** Client's Receive Maximum capped by the broker's in-flight limit. */
@@ -63,6 +63,8 @@ export class Channel implements SessionLink {
   problemInformation = true;
   readonly inboundAliases = new Map<number, string>();
   private outboundAliases: Map<string, number> | undefined;
+  /** Topic given a new outbound alias by the PUBLISH being encoded (undone if it is not sent). */
+  private aliasAssigned: string | undefined;
 
   constructor(
     readonly ctx: ChannelContext,
@@ -79,31 +81,40 @@ export class Channel implements SessionLink {
   handle(packet: Packet): void {
     if (this.state === 'awaiting-connect') {
       // [MQTT-3.1.0-1] the first packet must be CONNECT
-      if (packet.type !== 'connect') throw new ProtocolError('PROTOCOL_ERROR', `first packet was ${packet.type}, not CONNECT`);
+      if (packet.type !== 'connect')
+        throw new ProtocolError('PROTOCOL_ERROR', `first packet was ${packet.type}, not CONNECT`);
       handleConnect(this, packet);
       return;
     }
     if (this.state !== 'connected') return;
     switch (packet.type) {
       case 'publish':
-        return handlePublish(this, packet);
+        handlePublish(this, packet);
+        return;
       case 'puback':
-        return handlePuback(this, packet);
+        handlePuback(this, packet);
+        return;
       case 'pubrec':
-        return handlePubrec(this, packet);
+        handlePubrec(this, packet);
+        return;
       case 'pubrel':
-        return handlePubrel(this, packet);
+        handlePubrel(this, packet);
+        return;
       case 'pubcomp':
-        return handlePubcomp(this, packet);
+        handlePubcomp(this, packet);
+        return;
       case 'subscribe':
-        return handleSubscribe(this, packet);
+        handleSubscribe(this, packet);
+        return;
       case 'unsubscribe':
-        return handleUnsubscribe(this, packet);
+        handleUnsubscribe(this, packet);
+        return;
       case 'pingreq':
         this.out.write(PINGRESP); // [MQTT-3.12.4-1]
         return;
       case 'disconnect':
-        return this.handleDisconnect(packet);
+        this.handleDisconnect(packet);
+        return;
       case 'connect':
         throw new ProtocolError('PROTOCOL_ERROR', 'a second CONNECT'); // [MQTT-3.1.0-2]
       case 'auth':
@@ -118,9 +129,12 @@ export class Channel implements SessionLink {
   private handleDisconnect(packet: DisconnectPacket): void {
     const expiry = packet.properties?.sessionExpiryInterval;
     if (expiry !== undefined && this.session !== null) {
-      // [MQTT-3.14.2-2] a session that expired at disconnect may not be given an expiry now.
+      // (3.14.2.2.2, no statement id) a session that expired at disconnect may not be given an expiry now.
       if (this.connectExpirySeconds === 0 && expiry !== 0) {
-        throw new ProtocolError('PROTOCOL_ERROR', 'Session Expiry Interval set on DISCONNECT after 0 at CONNECT');
+        throw new ProtocolError(
+          'PROTOCOL_ERROR',
+          'Session Expiry Interval set on DISCONNECT after 0 at CONNECT',
+        );
       }
       this.session.expirySeconds = Math.min(expiry, this.ctx.options.maxSessionExpirySeconds);
     }
@@ -149,8 +163,17 @@ export class Channel implements SessionLink {
       this.refuseConnect(err);
       return;
     }
-    this.ctx.logger.debug({ event: 'client.protocol_error', clientId: this.clientId, code: err.code, reason: err.message });
-    this.disconnect(err.reasonCode, err.message);
+    this.ctx.logger.debug({
+      event: 'client.protocol_error',
+      clientId: this.clientId,
+      code: err.code,
+      reason: err.message,
+    });
+    // A CONNECT after CONNACK is a Protocol Error whatever its level [MQTT-3.1.0-2]; 0x84 is a CONNACK
+    // code only, never a DISCONNECT reason [MQTT-3.14.2-1].
+    const code =
+      err.reasonCode === ReasonCode.UnsupportedProtocolVersion ? ReasonCode.ProtocolError : err.reasonCode;
+    this.disconnect(code, err.message);
   }
 
   private refuseConnect(err: ProtocolError): void {
@@ -160,7 +183,12 @@ export class Channel implements SessionLink {
     } else if (this.state === 'connecting' && this.version === 5) {
       this.out.write(encode({ type: 'connack', sessionPresent: false, reasonCode: err.reasonCode }, 5));
     }
-    this.ctx.logger.debug({ event: 'client.connect_refused', code: err.code, reason: err.message, remote: this.out.remoteAddress });
+    this.ctx.logger.debug({
+      event: 'client.connect_refused',
+      code: err.code,
+      reason: err.message,
+      remote: this.out.remoteAddress,
+    });
     this.state = 'closed';
     this.out.close();
   }
@@ -196,7 +224,11 @@ export class Channel implements SessionLink {
     const expiry = remainingExpirySeconds(m, this.ctx.clock.now());
     let header: Buffer;
     let payload = m.payload;
-    if (this.version === 5 && (d.subscriptionIds !== undefined || expiry !== undefined || this.clientTopicAliasMaximum > 0)) {
+    this.aliasAssigned = undefined;
+    if (
+      this.version === 5 &&
+      (d.subscriptionIds !== undefined || expiry !== undefined || this.clientTopicAliasMaximum > 0)
+    ) {
       const enc = this.encodeV5(m, d, packetId, dup, expiry);
       header = enc.header;
       payload = enc.payload;
@@ -207,7 +239,14 @@ export class Channel implements SessionLink {
     if (header.length + payload.length > this.clientMaxPacketSize) {
       // [MQTT-3.1.2-25] never send a packet larger than the client's maximum: discard as if delivered.
       this.ctx.counters.dropped.too_large = (this.ctx.counters.dropped.too_large ?? 0) + 1;
-      if (d.qos > 0 && this.session !== null) this.session.inflight.delete(packetId);
+      if (d.qos > 0 && this.session !== null) {
+        const session = this.session;
+        session.inflight.delete(packetId);
+        // The window slot is free again: send what waits once this send (maybe inside pump) returns.
+        queueMicrotask(() => session.pump());
+      }
+      // The client never sees this packet, so it never learns the alias it sets (MQTT 5 3.3.2.3.4).
+      if (this.aliasAssigned !== undefined) this.outboundAliases?.delete(this.aliasAssigned);
       return true;
     }
     this.out.writePublish(header, payload);
@@ -246,13 +285,20 @@ export class Channel implements SessionLink {
   }
 
   /** MQTT 5 PUBLISH with per-receiver properties: subscription ids, remaining expiry, topic alias. */
-  private encodeV5(m: Message, d: Delivery, packetId: number, dup: boolean, expiry: number | undefined): EncodedPublish {
+  private encodeV5(
+    m: Message,
+    d: Delivery,
+    packetId: number,
+    dup: boolean,
+    expiry: number | undefined,
+  ): EncodedPublish {
     const properties: Properties = m.properties ? { ...m.properties } : {};
     if (expiry !== undefined) properties.messageExpiryInterval = expiry; // [MQTT-3.3.2-6]
     if (d.subscriptionIds !== undefined) properties.subscriptionIdentifiers = d.subscriptionIds; // [MQTT-3.3.4-3]
     let topic = m.topic;
     if (this.clientTopicAliasMaximum > 0) {
-      const aliases = (this.outboundAliases ??= new Map());
+      this.outboundAliases ??= new Map();
+      const aliases = this.outboundAliases;
       const alias = aliases.get(topic);
       if (alias !== undefined) {
         properties.topicAlias = alias;
@@ -260,6 +306,7 @@ export class Channel implements SessionLink {
       } else if (aliases.size < this.clientTopicAliasMaximum) {
         const next = aliases.size + 1; // [MQTT-3.3.2-10] within the client's Topic Alias Maximum
         aliases.set(topic, next);
+        this.aliasAssigned = topic;
         properties.topicAlias = next;
       }
     }

@@ -23,14 +23,23 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
   ch.state = 'connecting';
   ch.version = p.protocolVersion;
   const refusal = checkClientId(ch, p) ?? checkWill(ch, p) ?? checkAuthMethod(p);
-  if (refusal !== undefined) return refuse(ch, refusal);
-  const decision = ch.ctx.auth.authenticate({
-    clientId: ch.clientId,
-    username: p.username,
-    password: p.password,
-    remoteAddress: ch.out.remoteAddress,
-    transport: ch.out.transportKind,
-  });
+  if (refusal !== undefined) {
+    refuse(ch, refusal);
+    return;
+  }
+  let decision: ReturnType<typeof ch.ctx.auth.authenticate>;
+  try {
+    decision = ch.ctx.auth.authenticate({
+      clientId: ch.clientId,
+      username: p.username,
+      password: p.password,
+      remoteAddress: ch.out.remoteAddress,
+      transport: ch.out.transportKind,
+    });
+  } catch (err) {
+    // A throwing hook is refused like a rejecting one (CONNACK 0x88), not dropped without CONNACK.
+    decision = Promise.reject(err);
+  }
   if (typeof decision === 'number') {
     accept(ch, p, decision);
     return;
@@ -54,7 +63,8 @@ function checkClientId(ch: Channel, p: ConnectPacket): number | undefined {
   const id = p.clientId;
   if (id.length === 0) {
     // 3.1 requires an identifier; 3.1.1 allows an empty one only with Clean Session [MQTT-3.1.3-7] [MQTT-3.1.3-8].
-    if (p.protocolVersion === 3 || (p.protocolVersion === 4 && !p.clean)) return ReasonCode.ClientIdentifierNotValid;
+    if (p.protocolVersion === 3 || (p.protocolVersion === 4 && !p.clean))
+      return ReasonCode.ClientIdentifierNotValid;
     ch.clientId = ch.ctx.assignClientId(); // [MQTT-3.1.3-6]
     return undefined;
   }
@@ -70,7 +80,8 @@ function checkWill(ch: Channel, p: ConnectPacket): number | undefined {
   const o = ch.ctx.options;
   if (w.qos > o.maximumQoS) return ReasonCode.QoSNotSupported; // [MQTT-3.2.2-12]
   if (w.retain && !o.retainAvailable) return ReasonCode.RetainNotSupported; // [MQTT-3.2.2-13]
-  if (w.properties?.payloadFormatIndicator === 1 && !isUtf8(w.payload)) return ReasonCode.PayloadFormatInvalid;
+  if (w.properties?.payloadFormatIndicator === 1 && !isUtf8(w.payload))
+    return ReasonCode.PayloadFormatInvalid;
   return undefined;
 }
 
@@ -100,7 +111,10 @@ function refuse(ch: Channel, reasonCode: number): void {
 
 function accept(ch: Channel, p: ConnectPacket, authCode: number): void {
   ch.username = p.username;
-  if (authCode !== 0) return refuse(ch, authCode);
+  if (authCode !== 0) {
+    refuse(ch, authCode);
+    return;
+  }
   const o = ch.ctx.options;
   const props = p.properties;
 
@@ -109,7 +123,8 @@ function accept(ch: Channel, p: ConnectPacket, authCode: number): void {
   expiry = Math.min(expiry, o.maxSessionExpirySeconds);
   ch.connectExpirySeconds = expiry;
 
-  if (props?.receiveMaximum !== undefined) ch.inflightLimit = Math.min(props.receiveMaximum, o.maxInflightMessages);
+  if (props?.receiveMaximum !== undefined)
+    ch.inflightLimit = Math.min(props.receiveMaximum, o.maxInflightMessages);
   if (props?.maximumPacketSize !== undefined) ch.clientMaxPacketSize = props.maximumPacketSize;
   if (props?.topicAliasMaximum !== undefined) ch.clientTopicAliasMaximum = props.topicAliasMaximum;
   if (props?.requestProblemInformation === 0) ch.problemInformation = false;

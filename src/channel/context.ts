@@ -42,7 +42,13 @@ export interface ChannelContext {
   openSession(channel: Channel, clean: boolean, expirySeconds: number): OpenedSession;
   /** Routes a message to every matching subscription; returns how many sessions it reached. */
   publish(message: Message): number;
-  subscribe(session: Session, raw: string, filter: string, group: string | null, options: SubscriptionOptions): void;
+  subscribe(
+    session: Session,
+    raw: string,
+    filter: string,
+    group: string | null,
+    options: SubscriptionOptions,
+  ): void;
   unsubscribe(session: Session, raw: string): boolean;
   /**
    * The connection of `channel` has ended. `will` is the message to publish (after its delay), or

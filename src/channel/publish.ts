@@ -6,12 +6,12 @@
 import { isUtf8 } from 'node:buffer';
 import { forwardedProperties, type Message } from '../broker/message.js';
 import {
+  ProtocolError,
   type PubackPacket,
   type PubcompPacket,
   type PublishPacket,
   type PubrecPacket,
   type PubrelPacket,
-  ProtocolError,
   ReasonCode,
 } from '../protocol/index.js';
 import { isValidTopicName } from '../topics/index.js';
@@ -20,18 +20,18 @@ import type { Channel } from './channel.js';
 export function handlePublish(ch: Channel, p: PublishPacket): void {
   const o = ch.ctx.options;
   if (p.qos > o.maximumQoS) throw new ProtocolError('QOS_NOT_SUPPORTED', `QoS ${p.qos} is above the maximum`); // [MQTT-3.3.1-?] 0x9B
-  if (p.retain && !o.retainAvailable) throw new ProtocolError('RETAIN_NOT_SUPPORTED', 'retain is not available'); // [MQTT-3.3.1-?] 0x9A
+  if (p.retain && !o.retainAvailable)
+    throw new ProtocolError('RETAIN_NOT_SUPPORTED', 'retain is not available'); // [MQTT-3.3.1-?] 0x9A
   const topic = resolveTopic(ch, p);
-  const counters = ch.ctx.counters;
-  counters.messagesReceived++;
-  counters.bytesReceived += p.payload.length;
-
   const session = ch.session!;
   if (p.qos === 2 && session.awaitingRelease.has(p.packetId!)) {
     // A re-sent QoS 2 PUBLISH already received: acknowledge again, deliver once [MQTT-4.3.3-9].
     ch.sendAck('pubrec', p.packetId!);
     return;
   }
+  const counters = ch.ctx.counters;
+  counters.messagesReceived++;
+  counters.bytesReceived += p.payload.length;
   if (p.qos > 0 && session.awaitingRelease.size >= o.receiveMaximum) {
     // [MQTT-3.3.4-9] more unacknowledged QoS > 0 PUBLISH than our Receive Maximum.
     throw new ProtocolError('RECEIVE_MAXIMUM_EXCEEDED', 'Receive Maximum exceeded');
@@ -40,7 +40,10 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   let reason = 0;
   if (ch.version === 5 && p.properties?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
     reason = ReasonCode.PayloadFormatInvalid;
-  } else if (topic.charCodeAt(0) === 0x24 /* $ */ || !ch.ctx.auth.authorizePublish(ch.clientId, ch.username, topic)) {
+  } else if (
+    topic.charCodeAt(0) === 0x24 /* $ */ ||
+    !ch.ctx.auth.authorizePublish(ch.clientId, ch.username, topic)
+  ) {
     // Clients may not publish to $ topics (reserved for the broker, MQTT 4.7.2).
     reason = ReasonCode.NotAuthorized;
   }
@@ -59,12 +62,14 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     const reached = ch.ctx.publish(message);
     if (reached === 0 && ch.version === 5) reason = ReasonCode.NoMatchingSubscribers;
   } else if (p.qos === 0 && reason === ReasonCode.PayloadFormatInvalid) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'payload is not UTF-8 though marked so');
+    // MQTT 5 3.3.2.3.2: with no acknowledgement to carry 0x99, the DISCONNECT carries it.
+    throw new ProtocolError('PAYLOAD_FORMAT_INVALID', 'payload is not UTF-8 though marked so');
   }
 
   // 3.x has no negative acknowledgement: the message is dropped and acknowledged as usual.
   const ackReason = ch.version === 5 ? reason : 0;
-  if (p.qos === 1) ch.sendAck('puback', p.packetId!, ackReason); // [MQTT-4.3.2-4]
+  if (p.qos === 1)
+    ch.sendAck('puback', p.packetId!, ackReason); // [MQTT-4.3.2-4]
   else if (p.qos === 2) {
     if (ackReason < 0x80) session.awaitingRelease.add(p.packetId!); // [MQTT-4.3.3-8]
     ch.sendAck('pubrec', p.packetId!, ackReason);

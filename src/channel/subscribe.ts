@@ -2,7 +2,15 @@
  * SUBSCRIBE and UNSUBSCRIBE (MQTT 3.8 / 3.10): per-filter reason codes, shared subscriptions,
  * subscription identifiers, and retained messages sent on subscribe per Retain Handling.
  */
-import { encode, ProtocolError, type QoS, ReasonCode, SubackFailure, type SubscribePacket, type UnsubscribePacket } from '../protocol/index.js';
+import {
+  encode,
+  ProtocolError,
+  type QoS,
+  ReasonCode,
+  SubackFailure,
+  type SubscribePacket,
+  type UnsubscribePacket,
+} from '../protocol/index.js';
 import type { SubscriptionOptions } from '../session/session.js';
 import { parseSubscription } from '../topics/index.js';
 import type { Channel } from './channel.js';
@@ -18,7 +26,11 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
   const v5 = ch.version === 5;
   const subscriptionId = p.properties?.subscriptionIdentifiers?.[0];
   if (subscriptionId !== undefined && !o.subscriptionIdentifiersAvailable) {
-    throw new ProtocolError('PROTOCOL_ERROR', 'subscription identifiers are not supported'); // 0xA1 in v5 terms
+    // MQTT 5 3.2.2.3.12: a Protocol Error answered with DISCONNECT 0xA1.
+    throw new ProtocolError(
+      'SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED',
+      'subscription identifiers are not supported',
+    );
   }
   const session = ch.session!;
   const codes: number[] = [];
@@ -27,12 +39,16 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
     const parsed = parseSubscription(s.topic);
     let code: number;
     if (parsed === null) code = v5 ? ReasonCode.TopicFilterInvalid : SubackFailure;
-    else if (parsed.group !== null && !o.sharedSubscriptionAvailable) code = v5 ? ReasonCode.SharedSubscriptionsNotSupported : SubackFailure;
-    else if (!o.wildcardSubscriptionAvailable && /[+#]/.test(parsed.filter)) code = v5 ? ReasonCode.WildcardSubscriptionsNotSupported : SubackFailure;
-    else if (!ch.ctx.auth.authorizeSubscribe(ch.clientId, ch.username, s.topic)) code = v5 ? ReasonCode.NotAuthorized : SubackFailure;
+    else if (parsed.group !== null && !o.sharedSubscriptionAvailable)
+      code = v5 ? ReasonCode.SharedSubscriptionsNotSupported : SubackFailure;
+    else if (!o.wildcardSubscriptionAvailable && /[+#]/.test(parsed.filter))
+      code = v5 ? ReasonCode.WildcardSubscriptionsNotSupported : SubackFailure;
+    else if (!ch.ctx.auth.authorizeSubscribe(ch.clientId, ch.username, s.topic))
+      code = v5 ? ReasonCode.NotAuthorized : SubackFailure;
     else {
       // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
-      if (parsed.group !== null && s.noLocal) throw new ProtocolError('PROTOCOL_ERROR', 'No Local on a shared subscription');
+      if (parsed.group !== null && s.noLocal)
+        throw new ProtocolError('PROTOCOL_ERROR', 'No Local on a shared subscription');
       const qos = Math.min(s.qos, o.maximumQoS) as QoS; // [MQTT-3.9.3-?] granted QoS may be lower
       const options: SubscriptionOptions = {
         qos,
@@ -61,7 +77,12 @@ function sendRetained(ch: Channel, g: Granted): void {
   const ids = g.options.subscriptionId === undefined ? undefined : [g.options.subscriptionId];
   ch.ctx.retained.match(g.filter, (m) => {
     // [MQTT-3.3.1-8] retained messages sent for a new subscription carry RETAIN 1.
-    session.deliver({ message: m, qos: Math.min(m.qos, g.options.qos) as QoS, retain: true, subscriptionIds: ids });
+    session.deliver({
+      message: m,
+      qos: Math.min(m.qos, g.options.qos) as QoS,
+      retain: true,
+      subscriptionIds: ids,
+    });
   });
 }
 
@@ -79,6 +100,9 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
   }
   // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
   ch.out.write(
-    encode({ type: 'unsuback', packetId: p.packetId, reasonCodes: ch.version === 5 ? codes : undefined }, ch.version),
+    encode(
+      { type: 'unsuback', packetId: p.packetId, reasonCodes: ch.version === 5 ? codes : undefined },
+      ch.version,
+    ),
   );
 }

@@ -189,7 +189,9 @@ export const configSchema: Schema<Config> = {
     // Packet identifiers are 16-bit, so no more than 65535 can be in flight.
     maxInflightMessages: integer(1, 65535, d.maxInflightMessages),
     connectTimeoutMs: integer(100, 600_000, d.connectTimeoutMs),
-    slowClientBufferBytes: integer(1024, 2 ** 31 - 1, d.slowClientBufferBytes),
+    // At least the sockets' write high-water mark (64 KiB from Node 22 on): a smaller buffer can fill
+    // without the socket ever emitting 'drain', and the client's queue and reads would stall for good.
+    slowClientBufferBytes: integer(65_536, 2 ** 31 - 1, d.slowClientBufferBytes),
     sysIntervalSeconds: integer(0, 86_400, d.sysIntervalSeconds),
     // [MQTT-3.1.3-5] a server must accept client identifiers of 1 to 23 bytes.
     maxClientIdLength: integer(23, 65535, d.maxClientIdLength),

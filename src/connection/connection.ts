@@ -7,12 +7,15 @@
 import { Channel, type ChannelOutput } from '../channel/channel.js';
 import type { ChannelContext } from '../channel/context.js';
 import type { TimerHandle } from '../clock.js';
-import { PacketDecoder, type Packet, ProtocolError } from '../protocol/index.js';
+import { type Packet, PacketDecoder, ProtocolError } from '../protocol/index.js';
 import type { Transport } from '../transport/types.js';
 
 /** Connections with writes pending in this turn; flushed together in one nextTick. */
 let flushQueue: Connection[] = [];
 let flushScheduled = false;
+
+/** How long a closing connection waits for the peer's FIN before the socket is destroyed. */
+const CLOSE_GRACE_MS = 5_000;
 
 function flushAll(): void {
   const queue = flushQueue;
@@ -47,7 +50,9 @@ export class Connection implements ChannelOutput {
       this.resolveClosed = resolve;
     });
     this.channel = new Channel(ctx, this);
-    this.decoder = new PacketDecoder((p) => this.dispatch(p), { maxPacketSize: ctx.options.maxPacketSizeBytes });
+    this.decoder = new PacketDecoder((p) => this.dispatch(p), {
+      maxPacketSize: ctx.options.maxPacketSizeBytes,
+    });
     this.lastActivity = ctx.clock.now();
     // [MQTT-3.1.4-?] a connection that sends no CONNECT in time is closed.
     this.timer = ctx.clock.setTimeout(() => this.connectTimedOut(), ctx.options.connectTimeoutMs);
@@ -99,15 +104,22 @@ export class Connection implements ChannelOutput {
       return;
     }
     // A bug, not the client's fault: close this connection only, never the process.
-    this.ctx.logger.error({ event: 'connection.internal_error', clientId: this.channel.clientId, err: String((err as Error)?.stack ?? err) });
+    this.ctx.logger.error({
+      event: 'connection.internal_error',
+      clientId: this.channel.clientId,
+      err: String((err as Error)?.stack ?? err),
+    });
     this.channel.disconnect(0x80, 'internal error');
   }
 
   holdInput(hold: boolean): void {
     if (hold) {
       this.held ??= [];
+      // Stop reading while held, so what a client may send meanwhile stays bounded.
+      this.transport.pause();
       return;
     }
+    if (!this.readPaused) this.transport.resume();
     const held = this.held ?? [];
     this.held = null;
     for (const p of held) this.dispatch(p);
@@ -203,6 +215,9 @@ export class Connection implements ChannelOutput {
     if (this.gone || this.ending) return;
     this.ending = true;
     this.timer?.cancel();
+    // end() only half-closes: a peer that never sends its FIN (dead, or hostile) would keep the
+    // socket forever, past keep-alive. Drop it after a grace period.
+    this.timer = this.ctx.clock.setTimeout(() => this.destroy(), CLOSE_GRACE_MS);
     this.schedule();
   }
 

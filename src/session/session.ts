@@ -28,6 +28,8 @@ export interface InflightEntry extends Delivery {
   packetId: number;
   /** 'publish': waiting for PUBACK / PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
   phase: 'publish' | 'pubrel';
+  /** Not yet re-sent on this connection: it waits for room in the client's Receive Maximum. */
+  held?: boolean;
 }
 
 /** What a session needs from the connection currently attached to it (implemented by the channel). */
@@ -57,7 +59,11 @@ export class Session {
   expirySeconds = 0;
   private queue: Delivery[] = [];
   private queueHead = 0;
+  /** No queued message expires before this (clock ms); a full queue is purged only once it has passed. */
+  private earliestExpiry = Number.POSITIVE_INFINITY;
   private nextPacketId = 1;
+  /** In-flight entries with `held` set. */
+  private held = 0;
 
   // Scratch fields used by the publish pipeline to merge overlapping subscriptions without allocating.
   mark = 0;
@@ -90,7 +96,13 @@ export class Session {
       if (!link.sendPublish(delivery, 0, false)) this.events.dropped('slow_consumer', this);
       return;
     }
-    if (link !== null && this.queued === 0 && this.inflight.size < link.inflightLimit && link.writable) {
+    if (
+      link !== null &&
+      this.queued === 0 &&
+      this.held === 0 &&
+      this.inflight.size < link.inflightLimit &&
+      link.writable
+    ) {
       this.sendInflight(link, delivery);
       return;
     }
@@ -98,12 +110,16 @@ export class Session {
   }
 
   private enqueue(delivery: Delivery): void {
+    // [MQTT-3.3.2-5] expired copies are deleted, so they never take the place of live ones.
+    if (this.queued >= this.maxQueued && this.now() >= this.earliestExpiry) this.purgeExpired();
     if (this.queued >= this.maxQueued) {
       this.events.dropped('queue_full', this);
       return;
     }
     ownPayload(delivery.message);
     this.queue.push(delivery);
+    const expiresAt = delivery.message.expiresAt;
+    if (expiresAt !== undefined && expiresAt < this.earliestExpiry) this.earliestExpiry = expiresAt;
   }
 
   private sendInflight(link: SessionLink, delivery: Delivery): void {
@@ -120,6 +136,7 @@ export class Session {
   pump(): void {
     const link = this.link;
     if (link === null) return;
+    if (this.held > 0) this.resendHeld(link);
     const now = this.now();
     while (this.queueHead < this.queue.length && this.inflight.size < link.inflightLimit && link.writable) {
       const delivery = this.queue[this.queueHead++];
@@ -144,24 +161,53 @@ export class Session {
    */
   resume(link: SessionLink): void {
     this.link = link;
+    // [MQTT-3.3.4-9] no more unacknowledged PUBLISH than this connection's Receive Maximum (which may
+    // be smaller than the last one's): the rest wait, with their ids, for acknowledgements to make room.
+    this.held = 0;
+    let window = 0;
     for (const entry of this.inflight.values()) {
+      entry.held = false;
       if (entry.phase === 'pubrel') link.sendPubrel(entry.packetId);
-      else link.sendPublish(entry, entry.packetId, true);
+      else if (window < link.inflightLimit) link.sendPublish(entry, entry.packetId, true);
+      else {
+        entry.held = true;
+        this.held++;
+      }
+      window++;
     }
     this.pump();
   }
 
+  /** Re-sends held entries, in their original order, while the client's window has room. */
+  private resendHeld(link: SessionLink): void {
+    for (const entry of this.inflight.values()) {
+      if (this.inflight.size - this.held >= link.inflightLimit || !link.writable) return;
+      if (entry.held !== true) continue;
+      entry.held = false;
+      this.held--;
+      link.sendPublish(entry, entry.packetId, true);
+      if (this.held === 0) return;
+    }
+  }
+
   /** PUBACK, or PUBREC carrying a failure code: the exchange ends. */
   complete(packetId: number): boolean {
-    const found = this.inflight.delete(packetId);
-    if (found) this.pump();
-    return found;
+    const entry = this.inflight.get(packetId);
+    if (entry === undefined) return false;
+    if (entry.held === true) this.held--;
+    this.inflight.delete(packetId);
+    this.pump();
+    return true;
   }
 
   /** PUBREC (success): move to the release phase. Returns false if the id is unknown. */
   received(packetId: number): boolean {
     const entry = this.inflight.get(packetId);
     if (entry === undefined) return false;
+    if (entry.held === true) {
+      entry.held = false;
+      this.held--;
+    }
     entry.phase = 'pubrel';
     return true;
   }
@@ -179,6 +225,7 @@ export class Session {
   clear(): void {
     this.subscriptions.clear();
     this.inflight.clear();
+    this.held = 0;
     this.awaitingRelease.clear();
     this.queue = [];
     this.queueHead = 0;
@@ -191,6 +238,11 @@ export class Session {
     const kept = this.queue.slice(this.queueHead).filter((d) => !isExpired(d.message, now));
     this.queue = kept;
     this.queueHead = 0;
+    this.earliestExpiry = Number.POSITIVE_INFINITY;
+    for (const d of kept) {
+      const e = d.message.expiresAt;
+      if (e !== undefined && e < this.earliestExpiry) this.earliestExpiry = e;
+    }
     const dropped = before - kept.length;
     for (let i = 0; i < dropped; i++) this.events.dropped('expired', this);
     return dropped;

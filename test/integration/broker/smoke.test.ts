@@ -3,8 +3,12 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 
 let b: TestBroker;
-beforeAll(async () => { b = await startTestBroker(); });
-afterAll(async () => { await b.close(); });
+beforeAll(async () => {
+  b = await startTestBroker();
+});
+afterAll(async () => {
+  await b.close();
+});
 
 for (const protocolVersion of [4, 5] as const) {
   it(`pub/sub v${protocolVersion}`, async () => {
@@ -14,6 +18,7 @@ for (const protocolVersion of [4, 5] as const) {
     const got = new Promise<[string, string]>((r) => sub.on('message', (t, p) => r([t, p.toString()])));
     await pub.publishAsync('a/b', 'hello', { qos: 1 });
     expect(await got).toEqual(['a/b', 'hello']);
-    await pub.endAsync(); await sub.endAsync();
+    await pub.endAsync();
+    await sub.endAsync();
   });
 }
