@@ -21,7 +21,10 @@ function collect(store: RetainedStore, filter: string): string[] {
   return out.sort();
 }
 
-export function retainedStoreContract(name: string, make: (clock: FakeClock) => RetainedStore | Promise<RetainedStore>): void {
+export function retainedStoreContract(
+  name: string,
+  make: (clock: FakeClock) => RetainedStore | Promise<RetainedStore>,
+): void {
   describe(`RetainedStore contract: ${name}`, () => {
     let clock: FakeClock;
     let store: RetainedStore;

@@ -1,12 +1,13 @@
 /**
  * Starts an in-process single-node broker on a loopback TCP port for integration tests.
  */
+
+import type { AuthHooks } from '../../src/auth/types.js';
 import { Broker } from '../../src/broker/broker.js';
 import { type BrokerOptions, defaultBrokerOptions } from '../../src/broker/options.js';
 import { type Clock, systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { TcpListener } from '../../src/transport/tcp.js';
-import type { AuthHooks } from '../../src/auth/types.js';
 
 export interface TestBroker {
   broker: Broker;

@@ -3,7 +3,13 @@
  * socket and hands back what the broker sends, decoded, in order. Waits on events, never on delays.
  */
 import net from 'node:net';
-import { decodeAll, encode, type Packet, PacketDecoder, type ProtocolVersion } from '../../src/protocol/index.js';
+import {
+  decodeAll,
+  encode,
+  type Packet,
+  PacketDecoder,
+  type ProtocolVersion,
+} from '../../src/protocol/index.js';
 
 export class RawClient {
   readonly received: Packet[] = [];
@@ -16,10 +22,13 @@ export class RawClient {
     readonly socket: net.Socket,
     public version: ProtocolVersion,
   ) {
-    this.decoder = new PacketDecoder((p) => {
-      this.received.push(p);
-      this.wake();
-    }, { version });
+    this.decoder = new PacketDecoder(
+      (p) => {
+        this.received.push(p);
+        this.wake();
+      },
+      { version },
+    );
     socket.on('data', (chunk) => this.decoder.push(chunk));
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
@@ -67,10 +76,14 @@ export class RawClient {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = type === undefined ? 0 : this.received.findIndex((p) => p.type === type);
-      if (i >= 0 && this.received.length > 0) return this.received.splice(i, 1)[0] as Extract<Packet, { type: T }>;
+      if (i >= 0 && this.received.length > 0)
+        return this.received.splice(i, 1)[0] as Extract<Packet, { type: T }>;
       if (this.isClosed) throw new Error(`connection closed while waiting for ${type ?? 'a packet'}`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${type ?? 'a packet'}; got ${this.received.map((p) => p.type)}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting for ${type ?? 'a packet'}; got ${this.received.map((p) => p.type)}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -82,7 +95,9 @@ export class RawClient {
   }
 
   /** CONNECT and wait for CONNACK. */
-  async handshake(fields: Partial<Extract<Packet, { type: 'connect' }>> = {}): Promise<Extract<Packet, { type: 'connack' }>> {
+  async handshake(
+    fields: Partial<Extract<Packet, { type: 'connect' }>> = {},
+  ): Promise<Extract<Packet, { type: 'connack' }>> {
     const version = fields.protocolVersion ?? this.version;
     this.send({
       type: 'connect',
