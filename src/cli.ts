@@ -2,7 +2,6 @@
  * The `shoal` command: `shoal [start] [flags]`, `shoal --help`, `shoal --version`.
  * Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration problem, 1 otherwise.
  */
-import { UnavailableFeatureError } from './config/capabilities.js';
 import { ConfigError } from './config/errors.js';
 import { BINDINGS, CONFIG_FILE_BINDING, loadConfig, parseCommandLine } from './config/load.js';
 import { type Config, defaultConfig, fieldAt } from './config/schema.js';
@@ -64,11 +63,6 @@ export async function main(
 }
 
 function startFailed(err: unknown, logger: Logger, out: CliOutput): number {
-  if (err instanceof UnavailableFeatureError) {
-    logger.error({ event: err.event }, err.message);
-    out.stderr(`shoal: ${err.message}\n`);
-    return EXIT_CONFIG;
-  }
   if (err instanceof ConfigError) {
     logger.error({ event: 'config.invalid', reason: err.message });
     out.stderr(`shoal: ${err.message}\n`);

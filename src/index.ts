@@ -1,5 +1,4 @@
 /** Shoal as a library: start a broker node from a Config, or load one the way the CLI does. */
-export { assertBuildSupports, UnavailableFeatureError } from './config/capabilities.js';
 export { ConfigError, type ConfigIssue } from './config/errors.js';
 export { BINDINGS, type LoadOptions, loadConfig } from './config/load.js';
 export {

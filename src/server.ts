@@ -9,9 +9,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { RedisClusterBackend } from './backend/redis/backend.js';
 import { Broker, type BrokerDeps } from './broker/broker.js';
 import { type Clock, systemClock } from './clock.js';
-import { assertBuildSupports } from './config/capabilities.js';
 import type { Config } from './config/schema.js';
 import { readTlsCredentials } from './config/tls.js';
 import { ObservabilityServer } from './observability/http.js';
@@ -27,7 +27,9 @@ import { VERSION } from './version.js';
 /** What the server needs from the broker. */
 export interface BrokerCore {
   accept(transport: Transport): void;
-  start(): void;
+  start(): void | Promise<void>;
+  /** False while the broker cannot serve clients as it should (cluster: Redis unreachable). */
+  readonly ready?: boolean;
   readonly stats: BrokerStats;
   /** Disconnects every client; resolves when all are closed. */
   shutdown(): Promise<void>;
@@ -86,13 +88,24 @@ interface NamedListener {
 }
 
 export async function startServer(config: Config, deps: ServerDeps = {}): Promise<RunningServer> {
-  assertBuildSupports(config);
   const logger = deps.logger ?? createLogger(config.logLevel);
   const clock = deps.clock ?? systemClock;
   const credentials = needsTls(config) ? readTlsCredentials(config.tls) : undefined;
   const createBroker = deps.createBroker ?? ((d: BrokerDeps) => new Broker(d));
-  const broker = createBroker({ options: config.mqtt, clock, logger, version: VERSION });
   const nodeId = config.nodeId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+  const cluster =
+    config.redis === null
+      ? undefined
+      : new RedisClusterBackend({
+          url: config.redis,
+          nodeId,
+          clock,
+          logger,
+          heartbeatMs: config.cluster.heartbeatMs,
+          livenessTimeoutMs: config.cluster.livenessTimeoutMs,
+          prefix: config.cluster.keyPrefix,
+        });
+  const broker = createBroker({ options: config.mqtt, clock, logger, version: VERSION, cluster });
 
   let ready = false;
   const ports: ServerPorts = {};
@@ -118,10 +131,16 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     if (config.httpPort !== 0) {
       const registry = createMetricsRegistry();
       registerBrokerMetrics(registry, () => broker.stats);
-      http = new ObservabilityServer({ host, port: config.httpPort, registry, ready: () => ready, logger });
+      http = new ObservabilityServer({
+        host,
+        port: config.httpPort,
+        registry,
+        ready: () => ready && broker.ready !== false,
+        logger,
+      });
       await bind('http', 'httpPort', config.httpPort, http);
     }
-    broker.start();
+    await broker.start();
     for (const { name, key, port, listener } of createListeners(config, credentials, broker, logger)) {
       await bind(name, key, port, listener);
       listeners.push(listener);

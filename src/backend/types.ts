@@ -8,9 +8,70 @@ import type { Message } from '../broker/message.js';
 /** Retained messages by topic (MQTT 3.3.1.3): last writer wins, an empty payload deletes. */
 export interface RetainedStore {
   /** Stores `message` as the retained message of its topic, or deletes it when the payload is empty [MQTT-3.3.1-6] [MQTT-3.3.1-7]. */
-  set(message: Message): void;
+  set(message: Message): void | Promise<void>;
   get(topic: string): Message | undefined;
   /** Visits every retained message whose topic `filter` matches; expired ones are removed instead. */
   match(filter: string, visit: (message: Message) => void): void;
   readonly size: number;
+}
+
+/**
+ * A message travelling between nodes: the message, and which of the receiving node's subscriptions
+ * it is for — its plain subscriptions (`direct`) and/or one member of each listed shared
+ * subscription (`shared`, as `group\n filter` keys chosen by the publishing node, MQTT 5 4.8.2).
+ */
+export interface Envelope {
+  message: Message;
+  direct: boolean;
+  shared?: string[];
+}
+
+/** The cluster-wide route table: which nodes hold subscribers for which filters (CLUSTER.md). */
+export interface RouteTable {
+  /** This node's first local subscriber of `filter` (in `group` for a shared subscription). */
+  add(filter: string, group: string | null): void;
+  /** This node's last local subscriber of `filter` (in `group`) is gone. */
+  remove(filter: string, group: string | null): void;
+  /** Other nodes with a plain subscription matching `topic` (each once). */
+  matchNodes(topic: string, visit: (nodeId: string) => void): void;
+  /** Other nodes with members of a shared subscription matching `topic`: one call per (group, filter). */
+  matchShared(topic: string, visit: (groupKey: string, nodes: ReadonlySet<string>) => void): void;
+}
+
+/** Per-node inboxes between nodes; batched per event-loop turn. */
+export interface ClusterBus {
+  /**
+   * Queues `envelope` for `nodeId`. For QoS >= 1, `accepted` is called once the cluster holds it
+   * durably (Redis accepted the write) or with an error; QoS 0 may be lost in a blip.
+   */
+  send(nodeId: string, envelope: Envelope, accepted?: (err?: Error) => void): void;
+}
+
+/** What a cluster backend calls back into the broker. */
+export interface ClusterHandlers {
+  /** An envelope from another node: deliver to local subscribers only. */
+  deliver(envelope: Envelope): void;
+  /** The backend's readiness changed (Redis lost or regained). */
+  readinessChanged(ready: boolean): void;
+}
+
+export interface ClusterNodeInfo {
+  nodeId: string;
+  lastSeenMs: number;
+}
+
+/** The cluster as one node sees it: membership, routes, the bus; single-node mode has none. */
+export interface ClusterBackend {
+  readonly nodeId: string;
+  readonly routes: RouteTable;
+  readonly bus: ClusterBus;
+  readonly retained: RetainedStore;
+  /** True once the route replica is loaded and the inbox is read, and while Redis is reachable. */
+  readonly ready: boolean;
+  start(handlers: ClusterHandlers): Promise<void>;
+  /** Messages and batches sent to other nodes since start. */
+  readonly busStats: { readonly envelopes: number; readonly batches: number };
+  /** Live nodes (heartbeat within the liveness timeout), this one included. */
+  liveNodes(): Promise<ClusterNodeInfo[]>;
+  stop(): Promise<void>;
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { type AuthHooks, allowAll } from '../auth/types.js';
 import { MemoryRetainedStore } from '../backend/memory/retained-store.js';
-import type { RetainedStore } from '../backend/types.js';
+import type { ClusterBackend, Envelope, RetainedStore } from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
 import type { ChannelContext, Counters, OpenedSession, PendingWill } from '../channel/context.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -16,9 +16,10 @@ import type { BrokerStats } from '../observability/stats.js';
 import { ReasonCode } from '../protocol/index.js';
 import { type DropReason, Session, type SubscriptionOptions } from '../session/session.js';
 import type { Transport } from '../transport/types.js';
+import { ClusterRouter, type Hold } from './cluster-router.js';
 import { isExpired, type Message } from './message.js';
 import type { BrokerOptions } from './options.js';
-import { SubscriptionIndex } from './subscriptions.js';
+import { type RouteVisitor, SubscriptionIndex } from './subscriptions.js';
 import { SysTopics } from './sys.js';
 
 export interface BrokerDeps {
@@ -28,6 +29,8 @@ export interface BrokerDeps {
   version: string;
   auth?: Partial<AuthHooks>;
   retained?: RetainedStore;
+  /** Cluster mode: the backend that shares routes, retained messages and delivery between nodes. */
+  cluster?: ClusterBackend;
 }
 
 const NEVER = 0xffffffff;
@@ -54,7 +57,10 @@ export class Broker implements ChannelContext {
   private readonly expiryTimers = new Map<string, TimerHandle>();
   private readonly delayedWills = new Map<string, { will: PendingWill; timer: TimerHandle }>();
   private readonly sys: SysTopics;
+  private readonly cluster: ClusterBackend | undefined;
+  private readonly router: ClusterRouter | undefined;
   private clientsTotal = 0;
+  private clusterReceived = 0;
   private closing = false;
   private readonly sessionEvents = {
     dropped: (reason: DropReason, session: Session) => this.dropped(reason, session.clientId),
@@ -65,14 +71,25 @@ export class Broker implements ChannelContext {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.auth = { ...allowAll, ...deps.auth };
-    this.retained = deps.retained ?? new MemoryRetainedStore(deps.clock);
+    this.cluster = deps.cluster;
+    this.retained = deps.retained ?? deps.cluster?.retained ?? new MemoryRetainedStore(deps.clock);
+    this.router = deps.cluster ? new ClusterRouter(deps.cluster, this.index) : undefined;
     this.startedAt = deps.clock.now();
     this.sys = new SysTopics(this, deps.version);
   }
 
-  /** Starts the periodic work ($SYS topics). */
-  start(): void {
+  /** Starts the periodic work ($SYS topics) and, in cluster mode, joins the cluster. */
+  async start(): Promise<void> {
     this.sys.start();
+    await this.cluster?.start({
+      deliver: (envelope) => this.deliverRemote(envelope),
+      readinessChanged: (ready) => this.logger.info({ event: ready ? 'cluster.ready' : 'cluster.not_ready' }),
+    });
+  }
+
+  /** Ready to take clients: always in single-node mode; in cluster mode while the backend is. */
+  get ready(): boolean {
+    return this.cluster?.ready ?? true;
   }
 
   /** A new connection from any listener. */
@@ -98,6 +115,9 @@ export class Broker implements ChannelContext {
       retained: this.retained.size,
       dropped: { ...this.counters.dropped },
       sessions: this.sessions.size,
+      clusterMessagesSent: this.cluster?.busStats.envelopes ?? 0,
+      clusterBatchesSent: this.cluster?.busStats.batches ?? 0,
+      clusterMessagesReceived: this.clusterReceived,
     };
   }
 
@@ -112,6 +132,7 @@ export class Broker implements ChannelContext {
     for (const w of this.delayedWills.values()) w.timer.cancel();
     this.expiryTimers.clear();
     this.delayedWills.clear();
+    await this.cluster?.stop();
   }
 
   assignClientId(): string {
@@ -234,18 +255,52 @@ export class Broker implements ChannelContext {
 
   // ---- routing -----------------------------------------------------------------------------------
 
-  publish(message: Message): number {
+  /**
+   * Routes a message to every matching subscription in the cluster. `accepted`, for QoS >= 1, is
+   * called once everything the guarantees need is durable (at once in single-node mode): the
+   * channel sends PUBACK / PUBREC only then.
+   */
+  publish(message: Message, accepted?: (err?: Error) => void): number {
+    let pending = 1;
+    let failure: Error | undefined;
+    const release = (err?: Error) => {
+      if (err !== undefined) failure ??= err;
+      if (--pending === 0) accepted?.(failure);
+    };
+    const hold: Hold | undefined =
+      accepted === undefined
+        ? undefined
+        : () => {
+            pending++;
+            return release;
+          };
     if (message.retain) {
       // [MQTT-3.3.1-5] store (or with an empty payload, delete [MQTT-3.3.1-6]) the retained message.
-      this.retained.set(retainedCopy(message));
+      const stored = this.retained.set(retainedCopy(message));
+      if (stored !== undefined && hold !== undefined) {
+        const done = hold();
+        stored.then(() => done(), done);
+      }
     }
-    const now = this.clock.now();
-    if (isExpired(message, now)) return 0;
-    return this.index.route(message, (session, subQos, retainAsPublished, ids) => {
-      const qos = Math.min(message.qos, subQos) as Message['qos'];
-      // [MQTT-3.3.1-12] RETAIN is cleared on forwarding unless Retain As Published [MQTT-3.3.1-13].
-      session.deliver({ message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids });
-    });
+    let delivered = 0;
+    if (!isExpired(message, this.clock.now())) {
+      const visit = deliverTo(message);
+      if (this.router === undefined) delivered = this.index.route(message, visit);
+      else delivered = this.index.routeDirect(message, visit) + this.router.route(message, visit, hold);
+    }
+    if (accepted !== undefined) release();
+    return delivered;
+  }
+
+  /** A message another node sent here: local subscribers only, as the envelope says. */
+  private deliverRemote(envelope: Envelope): void {
+    const message = envelope.message;
+    this.clusterReceived++;
+    if (isExpired(message, this.clock.now())) return;
+    const visit = deliverTo(message);
+    if (envelope.direct) this.index.routeDirect(message, visit);
+    if (envelope.shared !== undefined)
+      for (const key of envelope.shared) this.index.deliverShared(key, visit);
   }
 
   subscribe(
@@ -256,7 +311,7 @@ export class Broker implements ChannelContext {
     options: SubscriptionOptions,
   ): void {
     session.subscriptions.set(raw, options);
-    this.index.add(session, filter, group, options);
+    if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
   }
 
   unsubscribe(session: Session, raw: string): boolean {
@@ -267,13 +322,14 @@ export class Broker implements ChannelContext {
   }
 
   private unsubscribeIndex(session: Session, raw: string): void {
-    const shared = raw.startsWith('$share/');
-    if (!shared) {
-      this.index.remove(session, raw, null);
-      return;
+    let filter = raw;
+    let group: string | null = null;
+    if (raw.startsWith('$share/')) {
+      const slash = raw.indexOf('/', 7);
+      filter = raw.slice(slash + 1);
+      group = raw.slice(7, slash);
     }
-    const slash = raw.indexOf('/', 7);
-    this.index.remove(session, raw.slice(slash + 1), raw.slice(7, slash));
+    if (this.index.remove(session, filter, group)) this.cluster?.routes.remove(filter, group);
   }
 
   private dropped(reason: string, clientId: string): void {
@@ -283,6 +339,15 @@ export class Broker implements ChannelContext {
     // Log the first drop and then every 1000th, so a flood cannot flood the log.
     if (n === 1 || n % 1000 === 0) this.logger.warn({ event: 'message.dropped', reason, clientId, total: n });
   }
+}
+
+/** Delivery decisions for one subscriber of `message` (merged options from the index). */
+function deliverTo(message: Message): RouteVisitor {
+  return (session, subQos, retainAsPublished, ids) => {
+    const qos = Math.min(message.qos, subQos) as Message['qos'];
+    // [MQTT-3.3.1-12] RETAIN is cleared on forwarding unless Retain As Published [MQTT-3.3.1-13].
+    session.deliver({ message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids });
+  };
 }
 
 /** A retained message keeps its own payload bytes and no per-connection state. */

@@ -61,13 +61,14 @@ export class SubscriptionIndex {
     return this.direct.filterCount + this.shared.filterCount;
   }
 
-  /** Adds or replaces a subscription [MQTT-3.8.4-3]. */
-  add(session: Session, filter: string, group: string | null, options: SubscriptionOptions): void {
-    if (group === null) {
-      this.direct.add(filter, session.clientId, { session, options });
-      return;
-    }
+  /**
+   * Adds or replaces a subscription [MQTT-3.8.4-3]. Returns true when this node had no subscriber of
+   * this filter (in this shared group) before: the cluster route table then learns of it.
+   */
+  add(session: Session, filter: string, group: string | null, options: SubscriptionOptions): boolean {
+    if (group === null) return this.direct.add(filter, session.clientId, { session, options });
     let g = this.shared.get(filter, group);
+    const first = g === undefined;
     if (g === undefined) {
       g = new SharedGroup();
       this.shared.add(filter, group, g);
@@ -75,27 +76,39 @@ export class SubscriptionIndex {
     const existing = g.members.find((m) => m.session === session);
     if (existing) existing.options = options;
     else g.members.push({ session, options });
+    return first;
   }
 
-  remove(session: Session, filter: string, group: string | null): void {
+  /** Removes a subscription; returns true when it was this node's last one of the filter (in the group). */
+  remove(session: Session, filter: string, group: string | null): boolean {
     if (group === null) {
       const entry = this.direct.get(filter, session.clientId);
-      if (entry !== undefined && entry.session === session) this.direct.remove(filter, session.clientId);
-      return;
+      return entry !== undefined && entry.session === session && this.direct.remove(filter, session.clientId);
     }
     const g = this.shared.get(filter, group);
-    if (g === undefined) return;
+    if (g === undefined) return false;
     const i = g.members.findIndex((m) => m.session === session);
     if (i >= 0) g.members.splice(i, 1);
-    if (g.members.length === 0) this.shared.remove(filter, group);
+    if (g.members.length > 0) return false;
+    this.shared.remove(filter, group);
+    return true;
   }
 
   /**
    * Calls `visit` once per session that should receive a message on `message.topic`: for plain
    * subscriptions with the highest granted QoS and every subscription identifier of the matching
-   * subscriptions; for each matching shared subscription, for one member.
+   * subscriptions; for each matching shared subscription, for one member. Single-node routing.
    */
   route(message: Message, visit: RouteVisitor): number {
+    let delivered = this.routeDirect(message, visit);
+    this.shared.match(message.topic, (_group, g) => {
+      if (deliverToMember(g, visit)) delivered++;
+    });
+    return delivered;
+  }
+
+  /** The plain-subscription half of `route`. */
+  routeDirect(message: Message, visit: RouteVisitor): number {
     const seq = ++this.seq;
     const hits = this.hits;
     let n = 0;
@@ -124,19 +137,31 @@ export class SubscriptionIndex {
       hits[i] = undefined as unknown as Session;
       visit(s, s.markQos, s.markRetain, s.markIds);
     }
-    let delivered = n;
-    this.shared.match(message.topic, (_group, g) => {
-      const m = g.pick();
-      if (m === undefined) return;
-      const o = m.options;
-      delivered++;
-      visit(
-        m.session,
-        o.qos,
-        o.retainAsPublished,
-        o.subscriptionId === undefined ? undefined : [o.subscriptionId],
-      );
-    });
-    return delivered;
+    return n;
   }
+
+  /** Shared subscriptions of this node matching `topic`, by key `group\nfilter` (for cluster routing). */
+  matchShared(topic: string, visit: (groupKey: string) => void): void {
+    this.shared.match(topic, (group, _g, filter) => visit(`${group}\n${filter}`));
+  }
+
+  /** Delivers to one local member of the shared subscription `groupKey`; false if it has none here. */
+  deliverShared(groupKey: string, visit: RouteVisitor): boolean {
+    const nl = groupKey.indexOf('\n');
+    const g = this.shared.get(groupKey.slice(nl + 1), groupKey.slice(0, nl));
+    return g !== undefined && deliverToMember(g, visit);
+  }
+}
+
+function deliverToMember(g: SharedGroup, visit: RouteVisitor): boolean {
+  const m = g.pick();
+  if (m === undefined) return false;
+  const o = m.options;
+  visit(
+    m.session,
+    o.qos,
+    o.retainAsPublished,
+    o.subscriptionId === undefined ? undefined : [o.subscriptionId],
+  );
+  return true;
 }

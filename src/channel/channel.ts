@@ -41,6 +41,13 @@ export interface ChannelOutput {
   close(): void;
 }
 
+export interface PendingAck {
+  type: 'puback' | 'pubrec';
+  packetId: number;
+  reasonCode: number;
+  ready: boolean;
+}
+
 export type ChannelState = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
 
 export class Channel implements SessionLink {
@@ -62,6 +69,7 @@ export class Channel implements SessionLink {
   /** Whether the client asked for Reason Strings and User Properties on errors (Request Problem Information). */
   problemInformation = true;
   readonly inboundAliases = new Map<number, string>();
+  private acks: PendingAck[] = [];
   private outboundAliases: Map<string, number> | undefined;
   /** Topic given a new outbound alias by the PUBLISH being encoded (undone if it is not sent). */
   private aliasAssigned: string | undefined;
@@ -327,6 +335,26 @@ export class Channel implements SessionLink {
 
   sendPubrel(packetId: number): void {
     this.out.write(encodeAck('pubrel', packetId, 0, undefined, this.version));
+  }
+
+  /** An acknowledgement that must wait its turn: PUBACK / PUBREC leave in PUBLISH order. */
+  queueAck(type: 'puback' | 'pubrec', packetId: number): PendingAck {
+    const ack: PendingAck = { type, packetId, reasonCode: 0, ready: false };
+    this.acks.push(ack);
+    return ack;
+  }
+
+  ackReady(ack: PendingAck): void {
+    ack.ready = true;
+    const acks = this.acks;
+    if (acks[0] !== ack) return;
+    let i = 0;
+    while (i < acks.length && acks[i].ready) {
+      const a = acks[i++];
+      this.sendAck(a.type, a.packetId, a.reasonCode);
+    }
+    if (i === acks.length) this.acks = [];
+    else acks.splice(0, i);
   }
 
   sendAck(type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode = 0): void {

@@ -40,8 +40,11 @@ export interface ChannelContext {
    * (DISCONNECT 0x8E) and opens, resumes or replaces the session [MQTT-3.1.4-2..4].
    */
   openSession(channel: Channel, clean: boolean, expirySeconds: number): OpenedSession;
-  /** Routes a message to every matching subscription; returns how many sessions it reached. */
-  publish(message: Message): number;
+  /**
+   * Routes a message to every matching subscription; returns how many deliveries it started.
+   * `accepted` (QoS >= 1) is called, maybe synchronously, once the message is safe to acknowledge.
+   */
+  publish(message: Message, accepted?: (err?: Error) => void): number;
   subscribe(
     session: Session,
     raw: string,

@@ -59,21 +59,58 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     };
     const expiry = p.properties?.messageExpiryInterval;
     if (expiry !== undefined) message.expiresAt = ch.ctx.clock.now() + expiry * 1000;
-    const reached = ch.ctx.publish(message);
-    if (reached === 0 && ch.version === 5) reason = ReasonCode.NoMatchingSubscribers;
-  } else if (p.qos === 0 && reason === ReasonCode.PayloadFormatInvalid) {
+    if (p.qos === 0) {
+      ch.ctx.publish(message);
+      return;
+    }
+    publishAcknowledged(ch, message, p.packetId!);
+    return;
+  }
+  if (p.qos === 0) {
     // MQTT 5 3.3.2.3.2: with no acknowledgement to carry 0x99, the DISCONNECT carries it.
-    throw new ProtocolError('PAYLOAD_FORMAT_INVALID', 'payload is not UTF-8 though marked so');
+    if (reason === ReasonCode.PayloadFormatInvalid) {
+      throw new ProtocolError('PAYLOAD_FORMAT_INVALID', 'payload is not UTF-8 though marked so');
+    }
+    return;
   }
+  // Refused: 3.x has no negative acknowledgement, so the message is dropped and acknowledged as usual.
+  const ack = ch.queueAck(p.qos === 1 ? 'puback' : 'pubrec', p.packetId!);
+  if (ch.version === 5) ack.reasonCode = reason;
+  else if (p.qos === 2) session.awaitingRelease.add(p.packetId!);
+  ch.ackReady(ack);
+}
 
-  // 3.x has no negative acknowledgement: the message is dropped and acknowledged as usual.
-  const ackReason = ch.version === 5 ? reason : 0;
-  if (p.qos === 1)
-    ch.sendAck('puback', p.packetId!, ackReason); // [MQTT-4.3.2-4]
-  else if (p.qos === 2) {
-    if (ackReason < 0x80) session.awaitingRelease.add(p.packetId!); // [MQTT-4.3.3-8]
-    ch.sendAck('pubrec', p.packetId!, ackReason);
-  }
+/**
+ * QoS 1/2: PUBACK / PUBREC go out once the broker says the message is safe (at once on a single
+ * node; after Redis accepted it in a cluster), in the order the PUBLISH packets came in.
+ */
+function publishAcknowledged(ch: Channel, message: Message, packetId: number): void {
+  const session = ch.session!;
+  const qos2 = message.qos === 2;
+  if (qos2) session.awaitingRelease.add(packetId); // [MQTT-4.3.3-8] from now on a re-send is a duplicate
+  const ack = ch.queueAck(qos2 ? 'pubrec' : 'puback', packetId); // [MQTT-4.3.2-4] [MQTT-4.3.3-8]
+  let reached = -1;
+  let early: { err: Error | undefined } | undefined;
+  const settle = (err: Error | undefined) => {
+    if (err !== undefined) {
+      ch.ctx.logger.warn({ event: 'publish.not_stored', clientId: ch.clientId, err: err.message });
+      if (qos2) session.awaitingRelease.delete(packetId);
+      if (ch.version < 5) {
+        // No way to say "not stored" in 3.x: close without acknowledging, the client re-sends.
+        ch.disconnect(ReasonCode.UnspecifiedError, 'message could not be stored');
+        return;
+      }
+      ack.reasonCode = ReasonCode.UnspecifiedError;
+    } else if (reached === 0 && ch.version === 5) {
+      ack.reasonCode = ReasonCode.NoMatchingSubscribers;
+    }
+    ch.ackReady(ack);
+  };
+  reached = ch.ctx.publish(message, (err) => {
+    if (reached < 0) early = { err };
+    else settle(err);
+  });
+  if (early !== undefined) settle(early.err);
 }
 
 /** Topic Alias (MQTT 5 3.3.2.3.4): a non-empty topic sets the alias, an empty one uses it. */

@@ -29,6 +29,16 @@ export interface TlsConfig {
   readonly rejectUnauthorized: boolean;
 }
 
+/** Cluster mode settings (used when `redis` is set). */
+export interface ClusterConfig {
+  /** How often a node refreshes its heartbeat in Redis. */
+  readonly heartbeatMs: number;
+  /** A node whose heartbeat is older than this is dead: a survivor removes its routes. */
+  readonly livenessTimeoutMs: number;
+  /** Prefix of every Redis key, so several clusters can share one Redis. */
+  readonly keyPrefix: string;
+}
+
 export interface Config {
   /** Address every listener binds. */
   readonly host: string;
@@ -46,6 +56,7 @@ export interface Config {
   readonly nodeId: string | null;
   readonly logLevel: LogLevel;
   readonly tls: TlsConfig;
+  readonly cluster: ClusterConfig;
   readonly mqtt: Readonly<BrokerOptions>;
   /** Longest a graceful shutdown may take before the process stops waiting for clients. */
   readonly shutdownTimeoutMs: number;
@@ -143,8 +154,12 @@ function optionalText(rule?: { test: (s: string) => boolean; problem: string }):
 }
 
 const REDIS_URL = {
-  test: (s: string) => /^rediss?:\/\//.test(s),
-  problem: 'must be a redis:// or rediss:// URL',
+  test: (s: string) => /^(rediss?|redis\+sentinel|redis\+cluster):\/\/[^/]/.test(s),
+  problem: 'must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL',
+};
+const KEY_PREFIX = {
+  test: (s: string) => /^[A-Za-z0-9._-]{1,32}$/.test(s),
+  problem: 'must be 1..32 characters from A-Z a-z 0-9 . _ -',
 };
 const NODE_ID = {
   test: (s: string) => /^[A-Za-z0-9._-]{1,64}$/.test(s),
@@ -171,6 +186,11 @@ export const configSchema: Schema<Config> = {
     caFile: optionalText(),
     requestClientCert: boolean(false),
     rejectUnauthorized: boolean(true),
+  },
+  cluster: {
+    heartbeatMs: integer(100, 60_000, 1000),
+    livenessTimeoutMs: integer(500, 600_000, 5000),
+    keyPrefix: text('shoal', KEY_PREFIX),
   },
   mqtt: {
     // 268 435 455 is the largest Remaining Length; 5 more bytes of fixed header make the largest packet.
@@ -287,6 +307,9 @@ function checkRelations(config: Config, report: (path: string, problem: string) 
   if (tls.port > 0 || tls.wssPort > 0) {
     if (tls.certFile === null) report('tls.certFile', 'required when tls.port or tls.wssPort is set');
     if (tls.keyFile === null) report('tls.keyFile', 'required when tls.port or tls.wssPort is set');
+  }
+  if (config.cluster.livenessTimeoutMs < 2 * config.cluster.heartbeatMs) {
+    report('cluster.livenessTimeoutMs', 'must be at least twice cluster.heartbeatMs');
   }
   const listeners: Array<[string, number]> = [
     ['port', config.port],

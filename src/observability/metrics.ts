@@ -32,6 +32,17 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> =
   ['shoal_messages_sent_total', 'PUBLISH packets sent to clients.', 'messagesSent'],
   ['shoal_bytes_received_total', 'Bytes received from clients.', 'bytesReceived'],
   ['shoal_bytes_sent_total', 'Bytes sent to clients.', 'bytesSent'],
+  [
+    'shoal_cluster_messages_sent_total',
+    'Messages sent to other nodes (one per target node).',
+    'clusterMessagesSent',
+  ],
+  [
+    'shoal_cluster_batches_sent_total',
+    'Batches (Redis writes) the cluster messages went in.',
+    'clusterBatchesSent',
+  ],
+  ['shoal_cluster_messages_received_total', 'Messages received from other nodes.', 'clusterMessagesReceived'],
 ];
 
 const DROPPED = {

@@ -15,4 +15,8 @@ export interface BrokerStats {
   /** Messages dropped since start, by reason (monotonic per reason). */
   dropped: Record<string, number>;
   sessions: number;
+  /** Cluster mode: messages sent to other nodes (one per target node), batches they went in, messages received. */
+  clusterMessagesSent: number;
+  clusterBatchesSent: number;
+  clusterMessagesReceived: number;
 }

@@ -21,6 +21,9 @@ describe('observability HTTP server', () => {
     retained: 4,
     dropped: { slow_client: 5, queue_full: 2 },
     sessions: 6,
+    clusterMessagesSent: 0,
+    clusterBatchesSent: 0,
+    clusterMessagesReceived: 0,
   };
 
   beforeEach(async () => {

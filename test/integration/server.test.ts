@@ -2,7 +2,6 @@ import { once } from 'node:events';
 import net from 'node:net';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UnavailableFeatureError } from '../../src/config/capabilities.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { BrokerStats } from '../../src/observability/stats.js';
@@ -30,6 +29,9 @@ const zeroStats: BrokerStats = {
   retained: 0,
   dropped: {},
   sessions: 0,
+  clusterMessagesSent: 0,
+  clusterBatchesSent: 0,
+  clusterMessagesReceived: 0,
 };
 
 /** A broker whose shutdown finishes when the test says so. */
@@ -179,12 +181,5 @@ describe('startServer', () => {
     } finally {
       blocker.close();
     }
-  });
-
-  it('refuses cluster mode until it exists (issue #4)', async () => {
-    const cfg = await config({ redis: 'redis://127.0.0.1:6379' });
-    const attempt = startServer(cfg, { logger: capturedLogger().logger });
-    await expect(attempt).rejects.toThrow(UnavailableFeatureError);
-    await expect(attempt).rejects.toThrow('cluster mode (--redis) is not available in this build yet');
   });
 });

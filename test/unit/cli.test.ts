@@ -49,9 +49,12 @@ describe('shoal CLI', () => {
     expect(env.out.stderr).toBe('shoal: port (SHOAL_PORT): must be an integer 0..65535, got "abc"\n');
   });
 
-  it('exits 2 when asked for cluster mode (issue #4)', async () => {
+  it('exits 2 on a Redis URL of an unknown scheme, without echoing it (it may hold a password)', async () => {
     const { out, io } = output();
-    expect(await main(['--redis', 'redis://localhost:6379', '--log-level', 'silent'], {}, io)).toBe(2);
-    expect(out.stderr).toBe('shoal: cluster mode (--redis) is not available in this build yet\n');
+    expect(
+      await main(['--redis', 'http://user:secret@localhost:6379', '--log-level', 'silent'], {}, io),
+    ).toBe(2);
+    expect(out.stderr).toContain('redis (--redis): must be a redis://');
+    expect(out.stderr).not.toContain('secret');
   });
 });

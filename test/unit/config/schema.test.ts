@@ -34,6 +34,7 @@ describe('config schema', () => {
         requestClientCert: false,
         rejectUnauthorized: true,
       },
+      cluster: { heartbeatMs: 1000, livenessTimeoutMs: 5000, keyPrefix: 'shoal' },
       mqtt: { ...defaultBrokerOptions },
       shutdownTimeoutMs: 10_000,
     });
@@ -120,7 +121,7 @@ describe('config schema', () => {
   it('checks the Redis URL without echoing it (it may hold a password)', () => {
     expect(validateConfig({ redis: 'redis://localhost:6379' }).redis).toBe('redis://localhost:6379');
     const message = problem(() => validateConfig({ redis: 'http://user:secret@host' }));
-    expect(message).toBe('redis: must be a redis:// or rediss:// URL');
+    expect(message).toBe('redis: must be a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL');
     expect(message).not.toContain('secret');
   });
 

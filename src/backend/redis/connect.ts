@@ -1,0 +1,75 @@
+/**
+ * Redis connections from a URL, for the three topologies ioredis supports:
+ *   redis://[user:pass@]host:port[/db]  rediss://...            standalone (rediss: TLS)
+ *   redis+sentinel://[:pass@]host:port[,host:port...]/masterName Sentinel
+ *   redis+cluster://[:pass@]host:port[,host:port...]            Redis Cluster (seed nodes)
+ * Commands wait for a reconnect instead of failing (a Redis blip must not lose QoS >= 1 traffic).
+ */
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisTarget {
+  kind: 'standalone' | 'sentinel' | 'cluster';
+  create(): RedisClient;
+  /** URL without credentials, for logs. */
+  readonly display: string;
+}
+
+const common: RedisOptions = {
+  // Never give up on a command because the connection dropped: it is re-sent after reconnect.
+  maxRetriesPerRequest: null,
+  enableAutoPipelining: true,
+  retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+  lazyConnect: true,
+};
+
+function hosts(list: string): { host: string; port: number }[] {
+  return list.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    if (i < 0) return { host: hp, port: 6379 };
+    const port = Number(hp.slice(i + 1));
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new Error(`bad port in redis address "${hp}"`);
+    return { host: hp.slice(0, i), port };
+  });
+}
+
+export function parseRedisUrl(url: string): RedisTarget {
+  const m =
+    /^(redis\+sentinel|redis\+cluster|rediss?):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]+)(?:\/([^?]*))?/.exec(
+      url,
+    );
+  if (m === null)
+    throw new Error('redis: expected redis://, rediss://, redis+sentinel:// or redis+cluster://');
+  const [, scheme, user, pass, hostList, path] = m;
+  const username = user ? decodeURIComponent(user) : undefined;
+  const password = pass ? decodeURIComponent(pass) : undefined;
+  const display = `${scheme}://${hostList}${path ? `/${path}` : ''}`;
+  if (scheme === 'redis' || scheme === 'rediss') {
+    return { kind: 'standalone', display, create: () => new Redis(url, common) };
+  }
+  const nodes = hosts(hostList);
+  if (scheme === 'redis+sentinel') {
+    const name = path;
+    if (!name) throw new Error('redis: a redis+sentinel:// URL ends with /masterName');
+    return {
+      kind: 'sentinel',
+      display,
+      create: () =>
+        new Redis({ ...common, sentinels: nodes, name, username, password, sentinelPassword: password }),
+    };
+  }
+  return {
+    kind: 'cluster',
+    display,
+    create: () =>
+      new Cluster(nodes, {
+        lazyConnect: true,
+        enableAutoPipelining: true,
+        shardedSubscribers: false,
+        clusterRetryStrategy: common.retryStrategy as (times: number) => number,
+        redisOptions: { ...common, username, password },
+      }),
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * Every Redis key Shoal uses, in one place (docs/cluster.md lists them). Keys that Lua scripts
+ * change together share the `{prefix}` hash tag, so on Redis Cluster they live in one slot; each
+ * node's inbox has its own tag so inboxes spread over the cluster.
+ */
+export class Keys {
+  constructor(readonly prefix = 'shoal') {}
+
+  private get tag(): string {
+    return `{${this.prefix}}`;
+  }
+
+  /** ZSET node id -> last heartbeat (ms). */
+  get nodes(): string {
+    return `${this.tag}:nodes`;
+  }
+  /** HASH `node\nfilterKey` -> 1: the route table. */
+  get routes(): string {
+    return `${this.tag}:routes`;
+  }
+  /** SET of one node's filterKeys, to remove its routes when it dies. */
+  nodeRoutes(node: string): string {
+    return `${this.tag}:node-routes:${node}`;
+  }
+  /** STREAM of route changes: op a (add), d (delete), n (node removed). */
+  get routeLog(): string {
+    return `${this.tag}:route-log`;
+  }
+  /** HASH topic -> encoded retained message: the truth for retained messages. */
+  get retained(): string {
+    return `${this.tag}:retained`;
+  }
+  /** STREAM of retained changes: op s (set, with the message) or d (delete). */
+  get retainedLog(): string {
+    return `${this.tag}:retained-log`;
+  }
+  /** Lock held by the survivor that reaps a dead node. */
+  reaper(node: string): string {
+    return `${this.tag}:reaper:${node}`;
+  }
+  /** STREAM: a node's inbox for QoS >= 1 batches. */
+  inbox(node: string): string {
+    return `${this.prefix}:inbox:{${node}}`;
+  }
+  /** Pub/sub channel: a node's inbox for QoS 0 batches. */
+  inbox0(node: string): string {
+    return `${this.prefix}:inbox0:{${node}}`;
+  }
+}
+
+/** The route table field for a node's route: plain filter, or `$share/group/filter`. */
+export function filterKey(filter: string, group: string | null): string {
+  return group === null ? filter : `$share/${group}/${filter}`;
+}

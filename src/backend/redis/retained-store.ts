@@ -1,0 +1,108 @@
+/**
+ * Retained messages in cluster mode: Redis (a hash plus a change log) is the truth; this node keeps a
+ * full replica in a TopicTree, loaded from a snapshot and kept current from the log, so subscribes
+ * with wildcards read memory and never SCAN Redis. Last writer (in log order) wins.
+ */
+import type { Message } from '../../broker/message.js';
+import { isExpired } from '../../broker/message.js';
+import type { Clock } from '../../clock.js';
+import { TopicTree } from '../../topics/index.js';
+import type { RetainedStore } from '../types.js';
+import type { RedisClient } from './connect.js';
+import type { Keys } from './keys.js';
+import { RETAINED_EXPIRE, RETAINED_SET } from './scripts.js';
+import { decodeMessage, encodeMessage } from './serialize.js';
+
+interface Entry {
+  message: Message;
+  encoded: Buffer;
+}
+
+export class RedisRetainedStore implements RetainedStore {
+  private tree = new TopicTree<Entry>();
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    private readonly clock: Clock,
+    private readonly logMaxLen: number,
+  ) {}
+
+  get size(): number {
+    return this.tree.size;
+  }
+
+  /** Writes through to Redis; the promise settles once Redis has it. The replica changes at once. */
+  set(message: Message): Promise<void> {
+    const encoded = message.payload.length === 0 ? EMPTY : encodeMessage(message);
+    this.applyLocal(message.topic, message.payload.length === 0 ? undefined : { message, encoded });
+    return this.redis
+      .eval(
+        RETAINED_SET,
+        2,
+        this.keys.retained,
+        this.keys.retainedLog,
+        message.topic,
+        encoded,
+        this.logMaxLen,
+      )
+      .then(() => undefined);
+  }
+
+  get(topic: string): Message | undefined {
+    const e = this.tree.get(topic);
+    if (e === undefined) return undefined;
+    if (isExpired(e.message, this.clock.now())) {
+      this.expire(topic, e);
+      return undefined;
+    }
+    return e.message;
+  }
+
+  match(filter: string, visit: (message: Message) => void): void {
+    const now = this.clock.now();
+    this.tree.matchFilter(filter, (topic, e) => {
+      if (isExpired(e.message, now)) this.expire(topic, e);
+      else visit(e.message);
+    });
+  }
+
+  private expire(topic: string, e: Entry): void {
+    this.tree.delete(topic);
+    this.redis
+      .eval(RETAINED_EXPIRE, 2, this.keys.retained, this.keys.retainedLog, topic, e.encoded, this.logMaxLen)
+      .catch(() => undefined);
+  }
+
+  private applyLocal(topic: string, entry: Entry | undefined): void {
+    if (entry === undefined) this.tree.delete(topic);
+    else this.tree.set(topic, entry);
+  }
+
+  /** Applies a retained-log entry (op s with the encoded message, or d). */
+  applyLog(op: string, topic: string, encoded: Buffer): void {
+    if (op === 'd' || encoded.length === 0) {
+      this.tree.delete(topic);
+      return;
+    }
+    const message = decodeMessage(Buffer.from(encoded));
+    this.tree.set(topic, { message, encoded });
+  }
+
+  /** Replaces the replica with a full snapshot from Redis. */
+  async loadSnapshot(): Promise<void> {
+    const tree = new TopicTree<Entry>();
+    let cursor = '0';
+    do {
+      const [next, items] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', 1000);
+      cursor = next.toString();
+      for (let i = 0; i < items.length; i += 2) {
+        const encoded = items[i + 1];
+        tree.set(items[i].toString(), { message: decodeMessage(encoded), encoded });
+      }
+    } while (cursor !== '0');
+    this.tree = tree;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

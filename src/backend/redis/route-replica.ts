@@ -1,0 +1,101 @@
+/**
+ * This node's in-memory replica of the cluster route table (other nodes' routes only: the node's own
+ * subscriptions are in its SubscriptionIndex). Publishes are matched here with no Redis read.
+ */
+import { TopicTrie } from '../../topics/index.js';
+
+export class RouteReplica {
+  private plain = new TopicTrie<true>();
+  private shared = new TopicTrie<Set<string>>();
+  private byNode = new Map<string, Set<string>>();
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly self: string) {}
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.byNode.values()) n += s.size;
+    return n;
+  }
+
+  nodes(): string[] {
+    return [...this.byNode.keys()];
+  }
+
+  clear(): void {
+    this.plain = new TopicTrie();
+    this.shared = new TopicTrie();
+    this.byNode.clear();
+  }
+
+  /** Applies one route-log entry: op a (add), d (delete), n (node removed). */
+  apply(op: string, node: string, fkey: string): void {
+    if (node === this.self) return;
+    if (op === 'n') {
+      for (const f of this.byNode.get(node) ?? []) this.remove(node, f);
+      this.byNode.delete(node);
+      return;
+    }
+    if (op === 'a') this.add(node, fkey);
+    else if (op === 'd') this.remove(node, fkey);
+  }
+
+  private add(node: string, fkey: string): void {
+    let set = this.byNode.get(node);
+    if (set === undefined) {
+      set = new Set();
+      this.byNode.set(node, set);
+    }
+    if (set.has(fkey)) return;
+    const parsed = parseKey(fkey);
+    if (parsed === null) return;
+    set.add(fkey);
+    if (parsed.group === null) {
+      this.plain.add(parsed.filter, node, true);
+      return;
+    }
+    let nodes = this.shared.get(parsed.filter, parsed.group);
+    if (nodes === undefined) {
+      nodes = new Set();
+      this.shared.add(parsed.filter, parsed.group, nodes);
+    }
+    nodes.add(node);
+  }
+
+  private remove(node: string, fkey: string): void {
+    const set = this.byNode.get(node);
+    if (set === undefined || !set.delete(fkey)) return;
+    if (set.size === 0) this.byNode.delete(node);
+    const parsed = parseKey(fkey);
+    if (parsed === null) return;
+    if (parsed.group === null) {
+      this.plain.remove(parsed.filter, node);
+      return;
+    }
+    const nodes = this.shared.get(parsed.filter, parsed.group);
+    if (nodes === undefined) return;
+    nodes.delete(node);
+    if (nodes.size === 0) this.shared.remove(parsed.filter, parsed.group);
+  }
+
+  matchNodes(topic: string, visit: (node: string) => void): void {
+    const seen = this.seen;
+    this.plain.match(topic, (node) => {
+      if (seen.has(node)) return;
+      seen.add(node);
+      visit(node);
+    });
+    seen.clear();
+  }
+
+  matchShared(topic: string, visit: (groupKey: string, nodes: ReadonlySet<string>) => void): void {
+    this.shared.match(topic, (group, nodes, filter) => visit(`${group}\n${filter}`, nodes));
+  }
+}
+
+function parseKey(fkey: string): { filter: string; group: string | null } | null {
+  if (!fkey.startsWith('$share/')) return fkey.length > 0 ? { filter: fkey, group: null } : null;
+  const slash = fkey.indexOf('/', 7);
+  if (slash < 0) return null;
+  return { group: fkey.slice(7, slash), filter: fkey.slice(slash + 1) };
+}

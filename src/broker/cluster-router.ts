@@ -1,0 +1,97 @@
+/**
+ * The cluster half of the publish path: which other nodes get a message (plain routes from the
+ * replicated route table), and which single member — on this node or another — gets it for each
+ * matching shared subscription, so each message reaches one member per group in the whole cluster.
+ */
+import type { ClusterBackend, Envelope } from '../backend/types.js';
+import type { Message } from './message.js';
+import type { RouteVisitor, SubscriptionIndex } from './subscriptions.js';
+
+export type Hold = () => (err?: Error) => void;
+
+export class ClusterRouter {
+  /** Round-robin position per shared subscription (`group\nfilter`). */
+  private readonly turn = new Map<string, number>();
+
+  constructor(
+    private readonly backend: ClusterBackend,
+    private readonly index: SubscriptionIndex,
+  ) {}
+
+  /**
+   * Sends `message` to the other nodes that need it and delivers this node's share of shared
+   * subscriptions through `visit`. For QoS >= 1, each send takes a `hold` that is released once
+   * Redis accepted it. Returns the number of deliveries started (nodes plus local shared members).
+   */
+  route(message: Message, visit: RouteVisitor, hold: Hold | undefined): number {
+    const topic = message.topic;
+    let envelopes: Map<string, Envelope> | undefined;
+    const to = (node: string): Envelope => {
+      envelopes ??= new Map();
+      let e = envelopes.get(node);
+      if (e === undefined) {
+        e = { message, direct: false };
+        envelopes.set(node, e);
+      }
+      return e;
+    };
+    this.backend.routes.matchNodes(topic, (node) => {
+      to(node).direct = true;
+    });
+
+    let remoteShared: Map<string, ReadonlySet<string>> | undefined;
+    this.backend.routes.matchShared(topic, (key, nodes) => {
+      remoteShared ??= new Map();
+      remoteShared.set(key, nodes);
+    });
+    let delivered = 0;
+    this.index.matchShared(topic, (key) => {
+      const remote = remoteShared?.get(key);
+      remoteShared?.delete(key);
+      const node = this.choose(key, remote, true);
+      if (node === null) {
+        if (this.index.deliverShared(key, visit)) delivered++;
+      } else if (node !== undefined) {
+        const e = to(node);
+        e.shared ??= [];
+        e.shared.push(key);
+      }
+    });
+    if (remoteShared !== undefined) {
+      for (const [key, nodes] of remoteShared) {
+        const node = this.choose(key, nodes, false);
+        if (node) {
+          const e = to(node);
+          e.shared ??= [];
+          e.shared.push(key);
+        }
+      }
+    }
+    if (envelopes !== undefined) {
+      for (const [node, envelope] of envelopes) {
+        delivered++;
+        this.backend.bus.send(node, envelope, message.qos > 0 && hold ? hold() : undefined);
+      }
+    }
+    return delivered;
+  }
+
+  /** Picks in turn among this node (null) and the remote nodes holding members of `key`. */
+  private choose(
+    key: string,
+    remote: ReadonlySet<string> | undefined,
+    local: boolean,
+  ): string | null | undefined {
+    const n = (remote?.size ?? 0) + (local ? 1 : 0);
+    if (n === 0) return undefined;
+    const t = this.turn.get(key) ?? 0;
+    this.turn.set(key, t + 1);
+    let i = t % n;
+    if (local) {
+      if (i === 0) return null;
+      i--;
+    }
+    for (const node of remote ?? []) if (i-- === 0) return node;
+    return undefined;
+  }
+}
