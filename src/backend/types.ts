@@ -71,6 +71,8 @@ export interface ClusterBackend {
   start(handlers: ClusterHandlers): Promise<void>;
   /** Messages and batches sent to other nodes since start. */
   readonly busStats: { readonly envelopes: number; readonly batches: number };
+  /** Stores this node's counters and returns those of every live node (for cluster-wide $SYS). */
+  shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>>;
   /** Live nodes (heartbeat within the liveness timeout), this one included. */
   liveNodes(): Promise<ClusterNodeInfo[]>;
   stop(): Promise<void>;

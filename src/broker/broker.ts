@@ -87,6 +87,10 @@ export class Broker implements ChannelContext {
     });
   }
 
+  get clusterBackend(): ClusterBackend | undefined {
+    return this.cluster;
+  }
+
   /** Ready to take clients: always in single-node mode; in cluster mode while the backend is. */
   get ready(): boolean {
     return this.cluster?.ready ?? true;

@@ -145,6 +145,14 @@ export class RedisClusterBackend implements ClusterBackend {
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.disconnect();
   }
 
+  async shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
+    await this.cmd.hset(this.keys.nodeStats, this.nodeId, JSON.stringify(mine));
+    const [live, raw] = await Promise.all([this.liveNodes(), this.cmd.hgetall(this.keys.nodeStats)]);
+    const out: Record<string, Record<string, number>> = {};
+    for (const { nodeId } of live) if (raw[nodeId] !== undefined) out[nodeId] = JSON.parse(raw[nodeId]);
+    return out;
+  }
+
   async liveNodes(): Promise<ClusterNodeInfo[]> {
     const now = this.clock.now();
     const raw = await this.cmd.zrangebyscore(this.keys.nodes, now - this.livenessMs, '+inf', 'WITHSCORES');
@@ -343,6 +351,7 @@ export class RedisClusterBackend implements ClusterBackend {
       if (locked !== 'OK') continue;
       const routes = await this.removeNode(node);
       await this.cmd.del(this.keys.inbox(node));
+      await this.cmd.hdel(this.keys.nodeStats, node);
       this.log.warn({ event: 'cluster.node_reaped', node, routes, by: this.nodeId });
     }
   }

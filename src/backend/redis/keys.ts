@@ -34,6 +34,10 @@ export class Keys {
   get retainedLog(): string {
     return `${this.tag}:retained-log`;
   }
+  /** HASH node id -> JSON counters, for cluster-wide $SYS totals. */
+  get nodeStats(): string {
+    return `${this.tag}:node-stats`;
+  }
   /** Lock held by the survivor that reaps a dead node. */
   reaper(node: string): string {
     return `${this.tag}:reaper:${node}`;
