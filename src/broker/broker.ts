@@ -186,7 +186,7 @@ export class Broker implements ChannelContext {
     this.online.delete(id);
     const session = channel.session;
     if (session === null) return;
-    session.link = null;
+    session.detach();
     if (this.closing) return;
     if (will !== undefined) this.scheduleWill(id, will, session.expirySeconds);
     if (session.expirySeconds === 0) this.endSession(session);
@@ -288,7 +288,7 @@ export class Broker implements ChannelContext {
     }
     let delivered = 0;
     if (!isExpired(message, this.clock.now())) {
-      const visit = deliverTo(message);
+      const visit = deliverTo(message, hold);
       if (this.router === undefined) delivered = this.index.route(message, visit);
       else delivered = this.index.routeDirect(message, visit) + this.router.route(message, visit, hold);
     }
@@ -314,7 +314,7 @@ export class Broker implements ChannelContext {
     group: string | null,
     options: SubscriptionOptions,
   ): void {
-    session.subscriptions.set(raw, options);
+    session.setSubscription(raw, options);
     if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
   }
 
@@ -345,12 +345,19 @@ export class Broker implements ChannelContext {
   }
 }
 
-/** Delivery decisions for one subscriber of `message` (merged options from the index). */
-function deliverTo(message: Message): RouteVisitor {
+/**
+ * Delivery decisions for one subscriber of `message` (merged options from the index). With `hold`
+ * (a QoS 1/2 publish), a congested subscriber delays the publisher's acknowledgement.
+ */
+function deliverTo(message: Message, hold?: Hold): RouteVisitor {
   return (session, subQos, retainAsPublished, ids) => {
     const qos = Math.min(message.qos, subQos) as Message['qos'];
     // [MQTT-3.3.1-12] RETAIN is cleared on forwarding unless Retain As Published [MQTT-3.3.1-13].
-    session.deliver({ message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids });
+    session.deliver(
+      { message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids },
+      hold !== undefined,
+    );
+    if (hold !== undefined && qos > 0 && session.congested) session.whenDrained(hold());
   };
 }
 

@@ -37,6 +37,8 @@ export interface ChannelOutput {
   setKeepAlive(ms: number): void;
   /** Delivery of further packets waits until resume (used while an async CONNECT step runs). */
   holdInput(hold: boolean): void;
+  /** Stops reading from the client until the returned release is called. */
+  throttle(): () => void;
   /** Flushes pending writes, then closes. */
   close(): void;
 }
@@ -68,8 +70,10 @@ export class Channel implements SessionLink {
   clientTopicAliasMaximum = 0;
   /** Whether the client asked for Reason Strings and User Properties on errors (Request Problem Information). */
   problemInformation = true;
-  readonly inboundAliases = new Map<number, string>();
-  private acks: PendingAck[] = [];
+  /** Topic aliases the client set (made on first use: most clients never use them). */
+  inboundAliases: Map<number, string> | undefined;
+  private acks: PendingAck[] = NO_ACKS;
+  private inputRelease: (() => void) | undefined;
   private outboundAliases: Map<string, number> | undefined;
   /** Topic given a new outbound alias by the PUBLISH being encoded (undone if it is not sent). */
   private aliasAssigned: string | undefined;
@@ -337,10 +341,24 @@ export class Channel implements SessionLink {
     this.out.write(encodeAck('pubrel', packetId, 0, undefined, this.version));
   }
 
+  /** PUBACK / PUBREC not yet sent (waiting for Redis, or for a congested subscriber to drain). */
+  get pendingAcks(): number {
+    return this.acks.length;
+  }
+
   /** An acknowledgement that must wait its turn: PUBACK / PUBREC leave in PUBLISH order. */
   queueAck(type: 'puback' | 'pubrec', packetId: number): PendingAck {
     const ack: PendingAck = { type, packetId, reasonCode: 0, ready: false };
+    if (this.acks === NO_ACKS) this.acks = [];
     this.acks.push(ack);
+    // 3.x clients know no Receive Maximum: stop reading from one that runs too far ahead.
+    if (
+      this.version < 5 &&
+      this.acks.length === this.ctx.options.receiveMaximum &&
+      this.inputRelease === undefined
+    ) {
+      this.inputRelease = this.out.throttle();
+    }
     return ack;
   }
 
@@ -353,8 +371,13 @@ export class Channel implements SessionLink {
       const a = acks[i++];
       this.sendAck(a.type, a.packetId, a.reasonCode);
     }
-    if (i === acks.length) this.acks = [];
+    if (i === acks.length) this.acks = NO_ACKS;
     else acks.splice(0, i);
+    if (this.inputRelease !== undefined && this.acks.length < this.ctx.options.receiveMaximum >> 1) {
+      const release = this.inputRelease;
+      this.inputRelease = undefined;
+      release();
+    }
   }
 
   sendAck(type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode = 0): void {
@@ -363,3 +386,5 @@ export class Channel implements SessionLink {
 }
 
 const PINGRESP = Buffer.from([0xd0, 0x00]);
+/** The shared empty ack list (never pushed to: queueAck replaces it first). */
+const NO_ACKS: PendingAck[] = [];

@@ -32,9 +32,9 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   const counters = ch.ctx.counters;
   counters.messagesReceived++;
   counters.bytesReceived += p.payload.length;
-  if (p.qos > 0 && session.awaitingRelease.size >= o.receiveMaximum) {
+  if (p.qos > 0 && Math.max(session.awaitingRelease.size, ch.pendingAcks) >= o.receiveMaximum) {
     // [MQTT-3.3.4-9] more unacknowledged QoS > 0 PUBLISH than our Receive Maximum.
-    throw new ProtocolError('RECEIVE_MAXIMUM_EXCEEDED', 'Receive Maximum exceeded');
+    if (ch.version === 5) throw new ProtocolError('RECEIVE_MAXIMUM_EXCEEDED', 'Receive Maximum exceeded');
   }
 
   let reason = 0;
@@ -76,7 +76,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   // Refused: 3.x has no negative acknowledgement, so the message is dropped and acknowledged as usual.
   const ack = ch.queueAck(p.qos === 1 ? 'puback' : 'pubrec', p.packetId!);
   if (ch.version === 5) ack.reasonCode = reason;
-  else if (p.qos === 2) session.awaitingRelease.add(p.packetId!);
+  else if (p.qos === 2) session.awaitRelease(p.packetId!);
   ch.ackReady(ack);
 }
 
@@ -87,7 +87,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
 function publishAcknowledged(ch: Channel, message: Message, packetId: number): void {
   const session = ch.session!;
   const qos2 = message.qos === 2;
-  if (qos2) session.awaitingRelease.add(packetId); // [MQTT-4.3.3-8] from now on a re-send is a duplicate
+  if (qos2) session.awaitRelease(packetId); // [MQTT-4.3.3-8] from now on a re-send is a duplicate
   const ack = ch.queueAck(qos2 ? 'pubrec' : 'puback', packetId); // [MQTT-4.3.2-4] [MQTT-4.3.3-8]
   let reached = -1;
   let early: { err: Error | undefined } | undefined;
@@ -122,11 +122,12 @@ function resolveTopic(ch: Channel, p: PublishPacket): string {
       throw new ProtocolError('TOPIC_ALIAS_INVALID', `topic alias ${alias} is out of range`); // [MQTT-3.3.2-9]
     }
     if (topic.length === 0) {
-      const known = ch.inboundAliases.get(alias);
+      const known = ch.inboundAliases?.get(alias);
       if (known === undefined) throw new ProtocolError('PROTOCOL_ERROR', `unknown topic alias ${alias}`);
       topic = known;
     } else {
       if (!isValidTopicName(topic)) throw new ProtocolError('TOPIC_NAME_INVALID', 'invalid topic name');
+      ch.inboundAliases ??= new Map();
       ch.inboundAliases.set(alias, topic);
     }
     return topic;

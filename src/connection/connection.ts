@@ -1,8 +1,10 @@
 /**
  * One client connection: bytes from the transport go through the decoder into the channel; bytes
- * from the channel are batched per event-loop turn and written in one go. Owns the connect timeout,
- * the keep-alive timer and read backpressure (stop reading from a client whose outbound buffer is
- * over the high-water mark).
+ * from the channel are batched per event-loop turn, small packets copied together, and written in
+ * one go. Owns the connect timeout, the keep-alive timer and input control: reading stops while an
+ * async CONNECT step runs, while this client's own outbound buffer is over the high-water mark,
+ * while a subscriber its QoS 1/2 messages go to is congested, and for the rest of the event-loop
+ * turn after a large read (so one flooding publisher cannot starve writes and other clients).
  */
 import { Channel, type ChannelOutput } from '../channel/channel.js';
 import type { ChannelContext } from '../channel/context.js';
@@ -17,6 +19,33 @@ let flushScheduled = false;
 /** How long a closing connection waits for the peer's FIN before the socket is destroyed. */
 const CLOSE_GRACE_MS = 5_000;
 
+/** Why reading is paused: any set bit pauses, the last cleared resumes. */
+enum Pause {
+  Held = 1,
+  Slow = 2,
+  Turn = 4,
+  Throttled = 8,
+}
+
+/** A read at least this large makes the connection yield until the next turn. */
+const YIELD_READ_BYTES = 16 * 1024;
+/** Packets are copied into shared buffers of about this size before writing (fewer iovecs). */
+const COALESCE_BYTES = 64 * 1024;
+/** A payload at least this large is written as its own buffer, not copied. */
+const LARGE_CHUNK = 8 * 1024;
+
+let yielded: Connection[] = [];
+/** The shared empty write list (never pushed to). */
+const NONE: Buffer[] = [];
+let resumeScheduled = false;
+
+function resumeYielded(): void {
+  const list = yielded;
+  yielded = [];
+  resumeScheduled = false;
+  for (const c of list) c.endTurn();
+}
+
 function flushAll(): void {
   const queue = flushQueue;
   flushQueue = [];
@@ -26,29 +55,27 @@ function flushAll(): void {
 
 export class Connection implements ChannelOutput {
   readonly channel: Channel;
-  readonly closed: Promise<void>;
   onClosed: (() => void) | undefined;
 
   private readonly decoder: PacketDecoder;
-  private pending: Buffer[] = [];
+  private pending: Buffer[] = NONE;
   private pendingBytes = 0;
   private queued = false;
   private ending = false;
   private gone = false;
-  private readPaused = false;
+  private paused = 0;
+  private throttles = 0;
   private held: Packet[] | null = null;
   private keepAliveMs = 0;
   private lastActivity = 0;
   private timer: TimerHandle | undefined;
-  private resolveClosed!: () => void;
+  private closedPromise: Promise<void> | undefined;
+  private resolveClosed: (() => void) | undefined;
 
   constructor(
     private readonly transport: Transport,
     private readonly ctx: ChannelContext,
   ) {
-    this.closed = new Promise((resolve) => {
-      this.resolveClosed = resolve;
-    });
     this.channel = new Channel(ctx, this);
     this.decoder = new PacketDecoder((p) => this.dispatch(p), {
       maxPacketSize: ctx.options.maxPacketSizeBytes,
@@ -76,6 +103,18 @@ export class Connection implements ChannelOutput {
     return this.pendingBytes + this.transport.bufferedBytes;
   }
 
+  /** Resolves once the transport is closed (made on demand: most connections never need it). */
+  get closed(): Promise<void> {
+    if (this.closedPromise === undefined) {
+      this.closedPromise = this.gone
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.resolveClosed = resolve;
+          });
+    }
+    return this.closedPromise;
+  }
+
   private onData(chunk: Buffer): void {
     this.lastActivity = this.ctx.clock.now();
     try {
@@ -83,6 +122,42 @@ export class Connection implements ChannelOutput {
     } catch (err) {
       this.protocolFailure(err);
     }
+    if (chunk.length >= YIELD_READ_BYTES && !this.gone) {
+      // A flooding peer: let writes and other clients have the rest of this turn.
+      this.pause(Pause.Turn);
+      yielded.push(this);
+      if (!resumeScheduled) {
+        resumeScheduled = true;
+        setImmediate(resumeYielded);
+      }
+    }
+  }
+
+  endTurn(): void {
+    this.unpause(Pause.Turn);
+  }
+
+  private pause(reason: Pause): void {
+    if (this.paused === 0 && !this.gone) this.transport.pause();
+    this.paused |= reason;
+  }
+
+  private unpause(reason: Pause): void {
+    if ((this.paused & reason) === 0) return;
+    this.paused &= ~reason;
+    if (this.paused === 0 && !this.gone) this.transport.resume();
+  }
+
+  /** Stops reading from this client until every returned release has been called. */
+  throttle(): () => void {
+    this.throttles++;
+    this.pause(Pause.Throttled);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.throttles === 0) this.unpause(Pause.Throttled);
+    };
   }
 
   private dispatch(packet: Packet): void {
@@ -116,10 +191,10 @@ export class Connection implements ChannelOutput {
     if (hold) {
       this.held ??= [];
       // Stop reading while held, so what a client may send meanwhile stays bounded.
-      this.transport.pause();
+      this.pause(Pause.Held);
       return;
     }
-    if (!this.readPaused) this.transport.resume();
+    this.unpause(Pause.Held);
     const held = this.held ?? [];
     this.held = null;
     for (const p of held) this.dispatch(p);
@@ -129,6 +204,7 @@ export class Connection implements ChannelOutput {
 
   write(bytes: Buffer): void {
     if (this.gone) return;
+    if (this.pending === NONE) this.pending = [];
     this.pending.push(bytes);
     this.pendingBytes += bytes.length;
     this.schedule();
@@ -136,6 +212,7 @@ export class Connection implements ChannelOutput {
 
   writePublish(header: Buffer, payload: Buffer): void {
     if (this.gone) return;
+    if (this.pending === NONE) this.pending = [];
     this.pending.push(header);
     this.pendingBytes += header.length;
     if (payload.length > 0) {
@@ -162,24 +239,19 @@ export class Connection implements ChannelOutput {
       return;
     }
     const chunks = this.pending;
-    this.pending = [];
+    const bytes = this.pendingBytes;
+    this.pending = NONE;
     this.pendingBytes = 0;
-    this.transport.writeBatch(chunks);
+    this.transport.writeBatch(chunks.length > 1 ? coalesce(chunks, bytes) : chunks);
     if (this.ending) {
       this.transport.end();
       return;
     }
-    if (!this.readPaused && this.transport.bufferedBytes >= this.ctx.options.slowClientBufferBytes) {
-      this.readPaused = true;
-      this.transport.pause();
-    }
+    if (this.transport.bufferedBytes >= this.ctx.options.slowClientBufferBytes) this.pause(Pause.Slow);
   }
 
   private onDrain(): void {
-    if (this.readPaused) {
-      this.readPaused = false;
-      this.transport.resume();
-    }
+    this.unpause(Pause.Slow);
     this.channel.session?.pump();
   }
 
@@ -238,9 +310,41 @@ export class Connection implements ChannelOutput {
     if (this.gone) return;
     this.gone = true;
     this.timer?.cancel();
-    this.pending = [];
+    this.pending = NONE;
     this.channel.transportClosed();
     this.onClosed?.();
-    this.resolveClosed();
+    this.resolveClosed?.();
+    this.closedPromise ??= Promise.resolve();
   }
+}
+
+/**
+ * Copies runs of small buffers into shared ones: a turn's worth of small packets becomes a few
+ * large writes instead of thousands of iovecs (the kernel takes at most 1024 per writev). Large
+ * payloads stay as they are, shared and uncopied.
+ */
+function coalesce(chunks: Buffer[], total: number): Buffer[] {
+  const out: Buffer[] = [];
+  let run: Buffer | undefined;
+  let at = 0;
+  let left = total;
+  for (const c of chunks) {
+    left -= c.length;
+    if (c.length >= LARGE_CHUNK) {
+      if (run !== undefined) {
+        out.push(run.subarray(0, at));
+        run = undefined;
+      }
+      out.push(c);
+      continue;
+    }
+    if (run === undefined || at + c.length > run.length) {
+      if (run !== undefined) out.push(run.subarray(0, at));
+      run = Buffer.allocUnsafe(Math.max(c.length, Math.min(COALESCE_BYTES, left + c.length)));
+      at = 0;
+    }
+    at += c.copy(run, at);
+  }
+  if (run !== undefined) out.push(run.subarray(0, at));
+  return out;
 }

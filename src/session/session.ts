@@ -49,15 +49,26 @@ export interface SessionEvents {
   dropped(reason: DropReason, session: Session): void;
 }
 
+const EMPTY_SUBS = new Map<string, SubscriptionOptions>();
+const EMPTY_INFLIGHT = new Map<number, InflightEntry>();
+const EMPTY_IDS = new Set<number>();
+
+/** How far past maxQueuedMessages flow-controlled publishers may fill an online session's queue. */
+const OVERFLOW = 4;
+
 export class Session {
-  readonly subscriptions = new Map<string, SubscriptionOptions>();
-  readonly inflight = new Map<number, InflightEntry>();
+  // The collections start as shared empty ones and are made on first write: an idle client costs
+  // no Map of its own (read them freely; write through the methods below).
+  subscriptions: ReadonlyMap<string, SubscriptionOptions> & Map<string, SubscriptionOptions> = EMPTY_SUBS;
+  inflight: Map<number, InflightEntry> = EMPTY_INFLIGHT;
   /** Inbound QoS 2 ids for which PUBREC was sent and PUBREL not yet received [MQTT-4.3.3-*]. */
-  readonly awaitingRelease = new Set<number>();
+  awaitingRelease: Set<number> = EMPTY_IDS;
   link: SessionLink | null = null;
   /** Seconds after disconnection before the session is discarded; 0xFFFFFFFF never. */
   expirySeconds = 0;
   private queue: Delivery[] = [];
+  /** Releases of publishers' acknowledgements that wait for this session to drain (flow control). */
+  private drainWaiters: ((err?: Error) => void)[] | undefined;
   private queueHead = 0;
   /** No queued message expires before this (clock ms); a full queue is purged only once it has passed. */
   private earliestExpiry = Number.POSITIVE_INFINITY;
@@ -78,15 +89,62 @@ export class Session {
     private readonly events: SessionEvents,
   ) {}
 
+  setSubscription(raw: string, options: SubscriptionOptions): void {
+    if (this.subscriptions === EMPTY_SUBS) this.subscriptions = new Map();
+    this.subscriptions.set(raw, options);
+  }
+
+  /** Records an inbound QoS 2 packet id between PUBREC and PUBREL. */
+  awaitRelease(packetId: number): void {
+    if (this.awaitingRelease === EMPTY_IDS) this.awaitingRelease = new Set();
+    this.awaitingRelease.add(packetId);
+  }
+
   get queued(): number {
     return this.queue.length - this.queueHead;
   }
 
   /**
+   * An online session whose queue is half full: publishers of QoS 1/2 messages to it get their
+   * PUBACK / PUBREC only once it drains, so their in-flight window stops them instead of the queue
+   * overflowing. An offline session is never congested: its queue fills and drops (counted).
+   */
+  get congested(): boolean {
+    return this.link !== null && this.queued >= this.congestionMark;
+  }
+
+  private get congestionMark(): number {
+    return Math.max(8, this.maxQueued >> 1);
+  }
+
+  /** Calls `release` once the queue is below a quarter of its size (or the client went away). */
+  whenDrained(release: (err?: Error) => void): void {
+    this.drainWaiters ??= [];
+    this.drainWaiters.push(release);
+  }
+
+  private notifyDrained(): void {
+    const waiters = this.drainWaiters;
+    if (waiters === undefined) return;
+    if (this.link !== null && this.queued > this.congestionMark >> 1) return;
+    this.drainWaiters = undefined;
+    for (const release of waiters) release();
+  }
+
+  /** The client's connection ended; the session stays (or is ended by the broker). */
+  detach(): void {
+    this.link = null;
+    this.notifyDrained();
+  }
+
+  /**
    * Routes one delivery: send now if the client is online with room in its window, else queue
    * (QoS > 0). The Delivery object is kept only if the message is queued or in flight.
+   * `flowControlled`: the publisher's acknowledgement waits while this session is congested, so
+   * its in-flight window bounds what it can add: an online session's queue may then grow past
+   * maxQueuedMessages, up to OVERFLOW times it, instead of dropping acknowledged-to-be messages.
    */
-  deliver(delivery: Delivery): void {
+  deliver(delivery: Delivery, flowControlled = false): void {
     const link = this.link;
     if (delivery.qos === 0) {
       if (link === null) {
@@ -106,13 +164,13 @@ export class Session {
       this.sendInflight(link, delivery);
       return;
     }
-    this.enqueue(delivery);
+    this.enqueue(delivery, flowControlled && link !== null ? this.maxQueued * OVERFLOW : this.maxQueued);
   }
 
-  private enqueue(delivery: Delivery): void {
+  private enqueue(delivery: Delivery, limit: number): void {
     // [MQTT-3.3.2-5] expired copies are deleted, so they never take the place of live ones.
-    if (this.queued >= this.maxQueued && this.now() >= this.earliestExpiry) this.purgeExpired();
-    if (this.queued >= this.maxQueued) {
+    if (this.queued >= limit && this.now() >= this.earliestExpiry) this.purgeExpired();
+    if (this.queued >= limit) {
       this.events.dropped('queue_full', this);
       return;
     }
@@ -128,6 +186,7 @@ export class Session {
     const entry = delivery as InflightEntry;
     entry.packetId = packetId;
     entry.phase = 'publish';
+    if (this.inflight === EMPTY_INFLIGHT) this.inflight = new Map();
     this.inflight.set(packetId, entry);
     link.sendPublish(entry, packetId, false);
   }
@@ -146,6 +205,7 @@ export class Session {
       }
       this.sendInflight(link, delivery);
     }
+    this.notifyDrained();
     if (this.queueHead === this.queue.length) {
       this.queue = [];
       this.queueHead = 0;
@@ -223,12 +283,13 @@ export class Session {
 
   /** Drops queued and in-flight state (clean start or expiry). */
   clear(): void {
-    this.subscriptions.clear();
-    this.inflight.clear();
+    this.subscriptions = EMPTY_SUBS;
+    this.inflight = EMPTY_INFLIGHT;
     this.held = 0;
-    this.awaitingRelease.clear();
+    this.awaitingRelease = EMPTY_IDS;
     this.queue = [];
     this.queueHead = 0;
+    this.notifyDrained();
   }
 
   /** Drops expired messages from the offline queue (also done lazily on pump). */
