@@ -1,10 +1,12 @@
 /**
- * The `shoal` command: `shoal [start] [flags]`, `shoal --help`, `shoal --version`.
- * Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration problem, 1 otherwise.
+ * The `shoal` command: `shoal [start] [flags]`, `shoal passwd FILE USER [--delete]`, `shoal --help`,
+ * `shoal --version`. Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration
+ * problem, 1 otherwise. SIGHUP rereads the auth files (passwords, ACL, JWT keys).
  */
+import { type PasswdInput, passwdCommand } from './auth/passwd-command.js';
 import { ConfigError } from './config/errors.js';
 import { BINDINGS, CONFIG_FILE_BINDING, loadConfig, parseCommandLine } from './config/load.js';
-import { type Config, defaultConfig, fieldAt } from './config/schema.js';
+import { type Config, fieldAt } from './config/schema.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { startServer } from './server.js';
 import { VERSION } from './version.js';
@@ -28,7 +30,9 @@ export async function main(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   out: CliOutput = processOutput,
+  stdin: PasswdInput = process.stdin,
 ): Promise<number> {
+  if (argv[0] === 'passwd') return passwdCommand(argv.slice(1), { stdin, ...out });
   let config: Config;
   try {
     const cli = parseCommandLine(argv);
@@ -55,7 +59,13 @@ export async function main(
     return startFailed(err, logger, out);
   }
 
+  const reload = () => {
+    logger.info({ event: 'server.signal', signal: 'SIGHUP' });
+    server.reload();
+  };
+  process.on('SIGHUP', reload);
   const signal = await nextSignal(['SIGTERM', 'SIGINT']);
+  process.off('SIGHUP', reload);
   // The handlers are gone now: a second signal during the drain stops the process at once.
   logger.info({ event: 'server.signal', signal });
   await server.close();
@@ -88,7 +98,7 @@ function nextSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
 
 export function usage(): string {
   const rows = BINDINGS.map((b) => {
-    const value = defaultConfig[b.path as keyof Config];
+    const value = fieldAt(b.path)?.default;
     const choices = b.path === 'logLevel' ? ` (${fieldAt(b.path)?.type.replaceAll("'", '')})` : '';
     return [
       `--${b.flag} <${b.value}>`,
@@ -101,9 +111,11 @@ export function usage(): string {
   const width = (i: number) => Math.max(...rows.map((r) => r[i].length));
   const lines = rows.map((r) => `  ${r[0].padEnd(width(0))}  ${r[1].padEnd(width(1))}  ${r[2]}`);
   return `Usage: shoal [start] [options]
+       shoal passwd FILE USER [--delete]
 
-Runs a Shoal MQTT broker node. Flags override environment variables, which override the config
-file, which overrides the defaults. A port of 0 disables that listener.
+Runs a Shoal MQTT broker node; SIGHUP rereads its password, ACL and key files. Flags override
+environment variables, which override the config file, which overrides the defaults. A port of 0
+disables that listener. \`shoal passwd\` adds, changes or removes a user in a password file.
 
 Options:
 ${lines.join('\n')}

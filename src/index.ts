@@ -1,4 +1,14 @@
 /** Shoal as a library: start a broker node from a Config, or load one the way the CLI does. */
+export { type AedesHooks, fromAedesHooks } from './auth/aedes.js';
+export { hashPassword } from './auth/password-file.js';
+export {
+  type AuthDecision,
+  type AuthHooks,
+  type AuthResult,
+  allowAll,
+  type ConnectInfo,
+  type TopicPermissions,
+} from './auth/types.js';
 export { ConfigError, type ConfigIssue } from './config/errors.js';
 export { BINDINGS, type LoadOptions, loadConfig } from './config/load.js';
 export {
@@ -9,6 +19,7 @@ export {
   type TlsConfig,
   validateConfig,
 } from './config/schema.js';
+export { type CreateBrokerOptions, createBroker } from './create-broker.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export type { BrokerStats } from './observability/stats.js';
 export {

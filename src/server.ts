@@ -5,19 +5,29 @@
  *
  * Start: HTTP first (so /healthz answers and /readyz says 503 while starting), then the broker,
  * then each MQTT listener whose port is not 0; ready once all are up.
- * Close: not ready, stop accepting, disconnect every client (bounded by shutdownTimeoutMs), HTTP last.
+ * Close (the drain): not ready (then `drain.notReadyDelayMs` for load balancers to notice), stop
+ * accepting, disconnect clients at `drain.ratePerSecond` (bounded by shutdownTimeoutMs), HTTP last.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { createAuth } from './auth/compose.js';
+import type { AuthHooks } from './auth/types.js';
 import { RedisClusterBackend } from './backend/redis/backend.js';
 import { Broker, type BrokerDeps } from './broker/broker.js';
+import type { DrainOptions } from './broker/drain.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/schema.js';
 import { readTlsCredentials } from './config/tls.js';
+import { type LimitName, Limits } from './limits/limits.js';
+import { AdminApi } from './observability/admin-api.js';
+import type { AdminNode, BrokerAdmin } from './observability/admin-types.js';
 import { ObservabilityServer } from './observability/http.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createMetricsRegistry, registerBrokerMetrics } from './observability/metrics.js';
+import { createInstruments, createMetricsRegistry, registerBrokerMetrics } from './observability/metrics.js';
 import type { BrokerStats } from './observability/stats.js';
+import type { StatusView } from './observability/status-page.js';
+import { AddressList } from './transport/address.js';
+import type { ProxyProtocolOptions, ProxyRefusal } from './transport/proxied.js';
 import { TcpListener } from './transport/tcp.js';
 import { type TlsCredentials, TlsListener } from './transport/tls.js';
 import type { Listener, Transport } from './transport/types.js';
@@ -31,8 +41,10 @@ export interface BrokerCore {
   /** False while the broker cannot serve clients as it should (cluster: Redis unreachable). */
   readonly ready?: boolean;
   readonly stats: BrokerStats;
-  /** Disconnects every client; resolves when all are closed. */
-  shutdown(): Promise<void>;
+  /** The admin API's operations (absent: the admin API is not served). */
+  readonly inspector?: BrokerAdmin;
+  /** Disconnects every client (at the drain's rate); resolves when all are closed. */
+  shutdown(drain?: DrainOptions): Promise<void>;
 }
 
 export interface ServerDeps {
@@ -41,6 +53,8 @@ export interface ServerDeps {
   clock?: Clock;
   /** Builds the broker; tests substitute one. Defaults to the in-memory Broker. */
   createBroker?(deps: BrokerDeps): BrokerCore;
+  /** Authentication and authorization hooks from code; each replaces the config-built one. */
+  auth?: Partial<AuthHooks>;
 }
 
 /** Bound ports of the listeners that were started (a listener configured with port 0 is absent). */
@@ -58,6 +72,8 @@ export interface RunningServer {
   readonly ports: Readonly<ServerPorts>;
   /** True from the moment every listener is up until close() begins. */
   readonly ready: boolean;
+  /** Rereads the password, ACL and key files (SIGHUP); open connections stay. */
+  reload(): void;
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>;
 }
@@ -93,6 +109,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const credentials = needsTls(config) ? readTlsCredentials(config.tls) : undefined;
   const createBroker = deps.createBroker ?? ((d: BrokerDeps) => new Broker(d));
   const nodeId = config.nodeId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+  const registry = config.httpPort === 0 ? undefined : createMetricsRegistry();
+  const instruments = registry === undefined ? undefined : createInstruments(registry);
   const cluster =
     config.redis === null
       ? undefined
@@ -104,10 +122,23 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
           heartbeatMs: config.cluster.heartbeatMs,
           livenessTimeoutMs: config.cluster.livenessTimeoutMs,
           prefix: config.cluster.keyPrefix,
+          instruments,
         });
-  const broker = createBroker({ options: config.mqtt, clock, logger, version: VERSION, cluster });
+  const limits = new Limits(config.limits, clock);
+  const auth = createAuth(config.auth, { clock, logger, overrides: deps.auth });
+  const broker = createBroker({
+    auth: auth.hooks,
+    options: config.mqtt,
+    clock,
+    logger,
+    version: VERSION,
+    cluster,
+    instruments,
+    limits,
+  });
 
   let ready = false;
+  const startedAt = clock.now();
   const ports: ServerPorts = {};
   const { host } = config;
   let http: ObservabilityServer | undefined;
@@ -128,25 +159,77 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   };
 
   try {
-    if (config.httpPort !== 0) {
-      const registry = createMetricsRegistry();
-      registerBrokerMetrics(registry, () => broker.stats);
+    if (registry !== undefined) {
+      const isReady = () => ready && broker.ready !== false;
+      const mode = cluster === undefined ? 'single' : 'cluster';
+      registerBrokerMetrics(registry, () => broker.stats, {
+        ready: isReady,
+        version: VERSION,
+        mode,
+        cluster,
+      });
+      const nodes = async (): Promise<AdminNode[]> =>
+        cluster === undefined
+          ? [{ nodeId, self: true, lastSeenMs: null }]
+          : (await cluster.liveNodes()).map((n) => ({ ...n, self: n.nodeId === nodeId }));
+      const admin =
+        config.admin.enabled && broker.inspector !== undefined
+          ? new AdminApi({
+              broker: broker.inspector,
+              nodes,
+              token: config.admin.token,
+              maxBodyBytes: config.mqtt.maxPacketSizeBytes + 64 * 1024,
+              logger,
+            })
+          : undefined;
+      if (admin !== undefined && config.admin.token === null)
+        logger.warn(
+          { event: 'admin.loopback_only' },
+          'admin.token is not set: the admin API answers loopback only',
+        );
+      const status = async (): Promise<StatusView> => {
+        const s = broker.stats;
+        const live = await nodes().catch(() => [{ nodeId, self: true, lastSeenMs: null }]);
+        return {
+          nodeId,
+          version: VERSION,
+          mode,
+          ready: isReady(),
+          draining: s.draining,
+          uptimeSeconds: Math.floor((clock.now() - startedAt) / 1000),
+          nodes: live.map((n) => n.nodeId).sort(),
+          figures: [
+            ['clients connected', s.clientsConnected],
+            ['sessions (offline)', s.sessionsOffline],
+            ['subscriptions', s.subscriptions],
+            ['retained messages', s.retained],
+            ['messages received', s.messagesReceived],
+            ['messages sent', s.messagesSent],
+          ],
+        };
+      };
       http = new ObservabilityServer({
         host,
         port: config.httpPort,
         registry,
-        ready: () => ready && broker.ready !== false,
+        ready: isReady,
         logger,
+        admin,
+        status,
       });
       await bind('http', 'httpPort', config.httpPort, http);
     }
     await broker.start();
-    for (const { name, key, port, listener } of createListeners(config, credentials, broker, logger)) {
+    for (const { name, key, port, listener } of createListeners(config, credentials, broker, logger, {
+      limits,
+      clock,
+    })) {
       await bind(name, key, port, listener);
       listeners.push(listener);
     }
   } catch (err) {
     // Undo what started; clients of a listener that did start are disconnected by the shutdown.
+    auth.close();
     await Promise.all(listeners.map((l) => l.close()));
     await broker.shutdown();
     await http?.close();
@@ -158,13 +241,29 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
 
   const shutdown = async () => {
     ready = false;
-    logger.info({ event: 'server.stopping', timeoutMs: config.shutdownTimeoutMs });
+    const { drain } = config;
+    logger.info({
+      event: 'server.stopping',
+      timeoutMs: config.shutdownTimeoutMs,
+      notReadyDelayMs: drain.notReadyDelayMs,
+      ratePerSecond: drain.ratePerSecond,
+    });
+    // /readyz answers 503 from now; load balancers stop sending new clients before the listeners go.
+    if (drain.notReadyDelayMs > 0)
+      await new Promise((r) => clock.setTimeout(() => r(undefined), drain.notReadyDelayMs));
     await Promise.all(listeners.map((l) => l.close()));
-    const done = await within(broker.shutdown(), config.shutdownTimeoutMs, clock).catch((err: unknown) => {
+    const drained = broker.shutdown({
+      ratePerSecond: drain.ratePerSecond,
+      serverReference: drain.serverReference,
+      // The rest go at once in time for the connections' close grace and the cluster's goodbye.
+      deadlineMs: Math.max(0, config.shutdownTimeoutMs - DRAIN_MARGIN_MS),
+    });
+    const done = await within(drained, config.shutdownTimeoutMs, clock).catch((err: unknown) => {
       logger.error({ event: 'server.shutdown_error', err }, 'broker shutdown failed');
       return true;
     });
     if (!done) logger.warn({ event: 'server.shutdown_timeout', timeoutMs: config.shutdownTimeoutMs });
+    auth.close();
     await http?.close();
     logger.info({ event: 'server.stopped' });
   };
@@ -175,6 +274,10 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     ports: Object.freeze({ ...ports }),
     get ready() {
       return ready;
+    },
+    reload() {
+      logger.info({ event: 'server.reload' });
+      auth.reload();
     },
     close() {
       closing ??= shutdown();
@@ -188,9 +291,14 @@ function createListeners(
   credentials: TlsCredentials | undefined,
   broker: BrokerCore,
   logger: Logger,
+  guard: { limits: Limits; clock: Clock },
 ): NamedListener[] {
   const host = config.host;
   const onConnection = (transport: Transport) => broker.accept(transport);
+  const keepAliveMs = config.limits.tcpKeepAliveSeconds * 1000;
+  const proxyProtocol = proxyProtocolOptions(config, guard, logger);
+  const wsTrustedProxies =
+    config.wsTrustedProxies.length > 0 ? new AddressList(config.wsTrustedProxies) : undefined;
   const onError = (kind: string) => (err: Error) => logger.error({ event: 'listener.error', kind, err });
   const onHandshakeError = (kind: string) => (err: Error, remote: string | undefined) =>
     logger.debug({ event: 'listener.handshake_failed', kind, remote, reason: err.message });
@@ -205,6 +313,8 @@ function createListeners(
       onConnection,
       onError: onError(tlsCredentials ? 'wss' : 'ws'),
       onHandshakeError: onHandshakeError('wss'),
+      trustedProxies: wsTrustedProxies,
+      keepAliveMs,
     });
 
   const out: NamedListener[] = [];
@@ -213,7 +323,14 @@ function createListeners(
       name: 'mqtt',
       key: 'port',
       port: config.port,
-      listener: new TcpListener({ host, port: config.port, onConnection, onError: onError('tcp') }),
+      listener: new TcpListener({
+        host,
+        port: config.port,
+        onConnection,
+        onError: onError('tcp'),
+        proxyProtocol: config.proxyProtocol.tcp ? proxyProtocol : undefined,
+        keepAliveMs,
+      }),
     });
   }
   if (config.wsPort !== 0)
@@ -230,6 +347,8 @@ function createListeners(
         onConnection,
         onError: onError('tls'),
         onHandshakeError: onHandshakeError('tls'),
+        proxyProtocol: config.proxyProtocol.tls ? proxyProtocol : undefined,
+        keepAliveMs,
       }),
     });
   }
@@ -242,6 +361,37 @@ function createListeners(
     });
   }
   return out;
+}
+
+/** A rate-limited drain ends this long before shutdownTimeoutMs: the rest are disconnected at once. */
+const DRAIN_MARGIN_MS = 2500;
+
+/**
+ * PROXY protocol settings shared by the TCP and TLS listeners. Refusals are counted as limit hits;
+ * the first of each kind and every 1000th after it is logged (a scan cannot flood the log).
+ */
+function proxyProtocolOptions(
+  config: Config,
+  guard: { limits: Limits; clock: Clock },
+  logger: Logger,
+): ProxyProtocolOptions {
+  const limitOf: Record<ProxyRefusal, LimitName> = {
+    untrusted: 'proxy_untrusted',
+    invalid: 'proxy_header',
+    timeout: 'proxy_header',
+  };
+  const seen: Record<ProxyRefusal, number> = { untrusted: 0, invalid: 0, timeout: 0 };
+  return {
+    trusted: new AddressList(config.proxyProtocol.trustedProxies),
+    headerTimeoutMs: config.proxyProtocol.headerTimeoutMs,
+    clock: guard.clock,
+    onRefused(reason, remote, detail) {
+      guard.limits.hit(limitOf[reason]);
+      const n = ++seen[reason];
+      if (n === 1 || n % 1000 === 0)
+        logger.warn({ event: 'listener.proxy_refused', reason, remote, detail, total: n });
+    },
+  };
 }
 
 function needsTls(config: Config): boolean {

@@ -45,6 +45,8 @@ export interface IdleSpec {
 export interface Job {
   host: string;
   port: number;
+  /** Subscribers connect here instead of `port` (cluster scenarios: publishers on one node, subscribers on another). */
+  subscriberPort?: number;
   publishers: PublisherSpec[];
   subscribers: SubscriberSpec[];
   idle?: IdleSpec;
@@ -53,7 +55,20 @@ export interface Job {
 
 export type ToWorker =
   | { type: 'job'; job: Job }
-  | { type: 'start'; warmupMs: number; durationMs: number; tailMs: number }
+  | {
+      type: 'start';
+      warmupMs: number;
+      durationMs: number;
+      tailMs: number;
+      /**
+       * After the publishers stop, wait until received and acknowledged counts have not moved for
+       * 1 s (at most this long) before reporting receivedTotal/ackedTotal: what was still in
+       * flight is counted, so totals can be compared for loss. 0 or absent: report at once.
+       */
+      drainMs?: number;
+      /** Record received counts every this many ms from start (LoadResult.timeline). */
+      timelineMs?: number;
+    }
   | { type: 'exit' };
 
 export interface LatencySummary {
@@ -80,6 +95,12 @@ export interface LoadResult {
   /** Whole run, warm-up and tail included. */
   receivedTotal: number;
   sentTotal: number;
+  /** PUBACKs received by this worker's publishers over the whole run (after the drain, if any). */
+  ackedTotal?: number;
+  /** With timelineMs: messages received in each interval from start (stalls show as zeros). */
+  timeline?: number[];
+  /** How long the drain took (ms), with drainMs. */
+  drainedMs?: number;
   /** Paced publishers: batches skipped because the socket had more than 4 MB queued. */
   skipped: number;
   latency?: LatencySummary;

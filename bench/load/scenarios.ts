@@ -109,7 +109,7 @@ export interface TrialResult {
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.ts');
 
-class WorkerProcess {
+export class WorkerProcess {
   readonly child: ChildProcess;
   private readonly inbox: FromWorker[] = [];
   private waiter: (() => void) | null = null;
@@ -208,7 +208,13 @@ function spread<T>(items: T[], slots: number): T[][] {
  * with two or more workers, publishers go to the first half and subscribers to the second, so the
  * side that counts (the subscribers) never competes with a flooding publisher for its event loop.
  */
-function loadJobs(scenario: ScenarioName, port: number, c: TrialConfig, tag: string): Job[] {
+export function loadJobs(
+  scenario: ScenarioName,
+  port: number,
+  c: TrialConfig,
+  tag: string,
+  subscriberPort?: number,
+): Job[] {
   const pubs: PublisherSpec[] = [];
   const subs: SubscriberSpec[] = [];
   const payloadSize = c.payloadSize;
@@ -264,7 +270,7 @@ function loadJobs(scenario: ScenarioName, port: number, c: TrialConfig, tag: str
       p.tickMs = c.latencyTickMs;
     }
   }
-  const base = { host: '127.0.0.1', port, setupTimeoutMs: c.setupTimeoutMs };
+  const base = { host: '127.0.0.1', port, subscriberPort, setupTimeoutMs: c.setupTimeoutMs };
   const workers = scenario === 'latency' ? 1 : Math.max(1, c.workers);
   if (workers === 1) return [{ ...base, publishers: pubs, subscribers: subs }];
   const pubSlots = Math.floor(workers / 2);

@@ -78,7 +78,7 @@ async function setup(j: Job): Promise<void> {
   await withTimeout(
     Promise.all(
       subscribers.map(async (s) => {
-        await s.connect(j.host, j.port, t);
+        await s.connect(j.host, j.subscriberPort ?? j.port, t);
         await s.subscribe(s.spec.filter, s.spec.qos, t);
       }),
     ),
@@ -126,10 +126,23 @@ function latencySummary(): LatencySummary | undefined {
   };
 }
 
-function run(warmupMs: number, durationMs: number, tailMs: number): void {
+/** The drain ends once nothing has moved for this long (a pause shorter than this is not an end). */
+const DRAIN_STILL_MS = 1000;
+
+function run(warmupMs: number, durationMs: number, tailMs: number, drainMs = 0, timelineMs = 0): void {
   for (const p of publishers) p.start();
   let begin: Snapshot | undefined;
   let end: Snapshot | undefined;
+  const timeline: number[] = [];
+  let timelineTimer: NodeJS.Timeout | undefined;
+  if (timelineMs > 0) {
+    let last = 0;
+    timelineTimer = setInterval(() => {
+      const now = snapshot().received;
+      timeline.push(now - last);
+      last = now;
+    }, timelineMs);
+  }
   setTimeout(() => {
     begin = snapshot();
     hub.recording = true;
@@ -145,24 +158,49 @@ function run(warmupMs: number, durationMs: number, tailMs: number): void {
         fail(new Error('measurement window did not complete'));
         return;
       }
-      const cpu = (end.cpu.user + end.cpu.system - begin.cpu.user - begin.cpu.system) / 1000;
-      const last = snapshot();
-      const result: LoadResult = {
-        windowMs: Number(end.ns - begin.ns) / 1e6,
-        received: end.received - begin.received,
-        perSubscriber: end.perSubscriber.map((n, i) => n - begin!.perSubscriber[i]),
-        sent: end.sent - begin.sent,
-        acked: end.acked - begin.acked,
-        receivedTotal: last.received,
-        sentTotal: last.sent,
-        skipped: publishers.reduce((sum, p) => sum + p.skipped, 0),
-        latency: latencySummary(),
-        cpuMs: cpu,
-        cpuSystemMs: (end.cpu.system - begin.cpu.system) / 1000,
-        unexpectedCloses: hub.unexpectedCloses,
-        errors: hub.errors,
+      const b = begin;
+      const e = end;
+      const report = (drainedMs?: number): void => {
+        if (timelineTimer !== undefined) clearInterval(timelineTimer);
+        const cpu = (e.cpu.user + e.cpu.system - b.cpu.user - b.cpu.system) / 1000;
+        const last = snapshot();
+        const result: LoadResult = {
+          windowMs: Number(e.ns - b.ns) / 1e6,
+          received: e.received - b.received,
+          perSubscriber: e.perSubscriber.map((n, i) => n - b.perSubscriber[i]),
+          sent: e.sent - b.sent,
+          acked: e.acked - b.acked,
+          receivedTotal: last.received,
+          sentTotal: last.sent,
+          ackedTotal: last.acked,
+          timeline: timelineMs > 0 ? timeline : undefined,
+          drainedMs,
+          skipped: publishers.reduce((sum, p) => sum + p.skipped, 0),
+          latency: latencySummary(),
+          cpuMs: cpu,
+          cpuSystemMs: (e.cpu.system - b.cpu.system) / 1000,
+          unexpectedCloses: hub.unexpectedCloses,
+          errors: hub.errors,
+        };
+        send({ type: 'result', result });
       };
-      send({ type: 'result', result });
+      if (drainMs <= 0) {
+        report();
+        return;
+      }
+      // Drain: wait for the counts to stand still for 1 s, at most drainMs.
+      const started = Date.now();
+      let prev = snapshot();
+      let still = Date.now();
+      const poll = setInterval(() => {
+        const now = snapshot();
+        if (now.received !== prev.received || now.acked !== prev.acked) still = Date.now();
+        prev = now;
+        if (Date.now() - still >= DRAIN_STILL_MS || Date.now() - started >= drainMs) {
+          clearInterval(poll);
+          report(Date.now() - started);
+        }
+      }, 50);
     },
     warmupMs + durationMs + tailMs,
   );
@@ -324,7 +362,7 @@ process.on('message', (message: ToWorker) => {
         );
         return;
       }
-      run(message.warmupMs, message.durationMs, message.tailMs);
+      run(message.warmupMs, message.durationMs, message.tailMs, message.drainMs, message.timelineMs);
       return;
     case 'exit':
       send({ type: 'status', unexpectedCloses: hub.unexpectedCloses, errors: hub.errors });

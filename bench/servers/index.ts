@@ -58,6 +58,10 @@ export interface Launchers {
   /** Node argv (after `node`) to run a launcher: plain JS when transpiled, else via tsx. */
   shoal: (port: number, logLevel: string) => string[];
   aedes: (port: number) => string[];
+  /** The directory holding the Shoal modules that run (dist/, the transpiled copy, or src/). */
+  implDir: string;
+  /** Node argv (after `node`) to run bench/servers/<name>.ts (transpiled when possible). */
+  script: (name: string) => string[];
 }
 
 function walk(dir: string, ext: string): string[] {
@@ -105,6 +109,14 @@ async function transpile(files: string[], fromDir: string, toDir: string): Promi
   }
 }
 
+/** The launcher scripts in bench/servers, transpiled together into the run's build directory. */
+const LAUNCHER_FILES = [
+  'shoal-server.ts',
+  'aedes-server.ts',
+  'shoal-cluster-server.ts',
+  'aedes-cluster-server.ts',
+];
+
 export interface PrepareOptions {
   /**
    * Where transpiled JavaScript goes (a temp directory of the run, outside the repository so that
@@ -130,7 +142,7 @@ export async function prepareLaunchers(options: PrepareOptions): Promise<Launche
   let launchersCompiled = true;
   try {
     await transpile(
-      [join(serversDir, 'shoal-server.ts'), join(serversDir, 'aedes-server.ts')],
+      LAUNCHER_FILES.map((f) => join(serversDir, f)),
       serversDir,
       join(BUILD, 'servers'),
     );
@@ -201,6 +213,8 @@ export async function prepareLaunchers(options: PrepareOptions): Promise<Launche
           ]
         : [...launcher('shoal-server'), '--impl', implDir, '--port', String(port), '--log-level', logLevel],
     aedes: (port) => [...launcher('aedes-server'), '--port', String(port)],
+    implDir,
+    script: launcher,
   };
 }
 
@@ -338,8 +352,9 @@ export interface BrokerExit {
   crashed: boolean;
 }
 
-export interface RunningBroker {
-  name: BrokerName;
+/** A server process started by startServerProcess (a broker, a cluster node, a redis-server). */
+export interface RunningServer {
+  name: string;
   pid: number;
   port: number;
   /** How it was started (command line), for logs. */
@@ -347,7 +362,13 @@ export interface RunningBroker {
   rssKB(): number;
   cpuMs(): number;
   alive(): boolean;
+  /** The output so far (tails of stdout and stderr). */
+  output(): { stdout: string; stderr: string };
   stop(): Promise<BrokerExit>;
+}
+
+export interface RunningBroker extends RunningServer {
+  name: BrokerName;
 }
 
 export interface StartOptions {
@@ -382,8 +403,39 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
       break;
     }
   }
-  const [cmd, argv] = wrapCommand(command, args, options.prefix);
-  const child: ChildProcess = spawn(cmd, argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = await startServerProcess({
+    name,
+    command,
+    args,
+    port,
+    prefix: options.prefix,
+    startTimeoutMs: options.startTimeoutMs,
+  });
+  return { ...server, name };
+}
+
+export interface ServerProcessOptions {
+  /** For messages. */
+  name: string;
+  command: string;
+  args: string[];
+  /** The TCP port it will listen on (127.0.0.1): started once it accepts connections there. */
+  port: number;
+  prefix: SpawnPrefix;
+  startTimeoutMs: number;
+  /** Working directory; default the repository. */
+  cwd?: string;
+}
+
+/**
+ * Spawns a server process, resolves once it accepts TCP connections on 127.0.0.1:port. stop()
+ * sends SIGTERM, then SIGKILL after 3 s, by PID; every process not yet stopped is also in the set
+ * killLiveBrokers() kills.
+ */
+export async function startServerProcess(o: ServerProcessOptions): Promise<RunningServer> {
+  const { name, port } = o;
+  const [cmd, argv] = wrapCommand(o.command, o.args, o.prefix);
+  const child: ChildProcess = spawn(cmd, argv, { cwd: o.cwd ?? REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   liveBrokers.add(child);
   const stdout = new Tail(64 * 1024);
   const stderr = new Tail(64 * 1024);
@@ -433,7 +485,7 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
   };
 
   try {
-    await waitAccepting(port, options.startTimeoutMs, () => !exited);
+    await waitAccepting(port, o.startTimeoutMs, () => !exited);
   } catch (err) {
     const exit = await stop();
     throw new Error(
@@ -448,6 +500,7 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
     rssKB: () => rssKB(pid),
     cpuMs: () => cpuMs(pid),
     alive: () => !exited,
+    output: () => ({ stdout: stdout.value, stderr: stderr.value }),
     stop,
   };
 }

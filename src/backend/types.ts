@@ -47,10 +47,31 @@ export interface ClusterBus {
   send(nodeId: string, envelope: Envelope, accepted?: (err?: Error) => void): void;
 }
 
+/** A will as the cluster keeps it: the message, its delay and its Message Expiry Interval. */
+export interface StoredWill {
+  message: Message;
+  delaySeconds: number;
+  expirySeconds?: number;
+}
+
+/** The outcome of claiming a client id cluster-wide. */
+export interface Claim {
+  /** The fencing token of this connection: raised by every claim of the id. */
+  epoch: number;
+  /** The node that owned the id before, if any (maybe this one). */
+  previous: string | null;
+  /** The previous connection's will, to publish now (its session ended, or it had no delay). */
+  will: StoredWill | null;
+}
+
 /** What a cluster backend calls back into the broker. */
 export interface ClusterHandlers {
+  /** Another node claimed `clientId` with `epoch`: close the local connection if it is older. */
+  release(clientId: string, epoch: number): void;
+  /** A will of a dead node, taken by this node (exactly once cluster-wide): publish it. */
+  publishWill(will: StoredWill): void;
   /** An envelope from another node: deliver to local subscribers only. */
-  deliver(envelope: Envelope): void;
+  deliver(envelope: Envelope): void | Promise<void>;
   /** The backend's readiness changed (Redis lost or regained). */
   readinessChanged(ready: boolean): void;
 }
@@ -71,6 +92,14 @@ export interface ClusterBackend {
   start(handlers: ClusterHandlers): Promise<void>;
   /** Messages and batches sent to other nodes since start. */
   readonly busStats: { readonly envelopes: number; readonly batches: number };
+  /** Makes this node the owner of `clientId` (fencing epoch raised). */
+  claim(clientId: string, clean: boolean): Promise<Claim>;
+  /** Asks the node holding `clientId` to close its connection; resolves when it did, or it is dead. */
+  requestRelease(node: string, clientId: string, epoch: number): Promise<void>;
+  /** Keeps a connection's will in Redis, so a survivor can publish it if this node dies. */
+  storeWill(clientId: string, epoch: number, will: StoredWill): void;
+  /** Takes the will of `clientId` for publishing if `epoch` still owns it: true exactly once. */
+  takeWill(clientId: string, epoch: number): Promise<boolean>;
   /** Stores this node's counters and returns those of every live node (for cluster-wide $SYS). */
   shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>>;
   /** Live nodes (heartbeat within the liveness timeout), this one included. */

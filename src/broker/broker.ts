@@ -11,12 +11,23 @@ import type { Channel } from '../channel/channel.js';
 import type { ChannelContext, Counters, OpenedSession, PendingWill } from '../channel/context.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { Connection } from '../connection/connection.js';
+import { Limits } from '../limits/limits.js';
+import { defaultLimitOptions } from '../limits/options.js';
+import {
+  connectChannel,
+  deliverChannel,
+  disconnectChannel,
+  publishChannel,
+} from '../observability/diagnostics.js';
+import type { Instruments } from '../observability/instruments.js';
 import type { Logger } from '../observability/logger.js';
 import type { BrokerStats } from '../observability/stats.js';
 import { ReasonCode } from '../protocol/index.js';
 import { type DropReason, Session, type SubscriptionOptions } from '../session/session.js';
 import type { Transport } from '../transport/types.js';
 import { ClusterRouter, type Hold } from './cluster-router.js';
+import { type DrainOptions, drainConnections } from './drain.js';
+import { BrokerInspector } from './inspect.js';
 import { isExpired, type Message } from './message.js';
 import type { BrokerOptions } from './options.js';
 import { type RouteVisitor, SubscriptionIndex } from './subscriptions.js';
@@ -31,6 +42,10 @@ export interface BrokerDeps {
   retained?: RetainedStore;
   /** Cluster mode: the backend that shares routes, retained messages and delivery between nodes. */
   cluster?: ClusterBackend;
+  /** The node's overload protection (shared with the listeners); default limits when omitted. */
+  limits?: Limits;
+  /** Histograms the broker feeds (takeover duration); metrics.ts implements it. */
+  instruments?: Pick<Instruments, 'takeover'>;
 }
 
 const NEVER = 0xffffffff;
@@ -41,12 +56,20 @@ export class Broker implements ChannelContext {
   readonly logger: Logger;
   readonly auth: AuthHooks;
   readonly retained: RetainedStore;
+  readonly limits: Limits;
   readonly counters: Counters = {
     messagesReceived: 0,
     messagesSent: 0,
     bytesReceived: 0,
     bytesSent: 0,
     dropped: {},
+    takeovers: 0,
+    receivedByQos: [0, 0, 0],
+    receivedBytesByQos: [0, 0, 0],
+    sentByQos: [0, 0, 0],
+    sentBytesByQos: [0, 0, 0],
+    authFailures: 0,
+    rateLimited: {},
   };
   readonly startedAt: number;
 
@@ -60,6 +83,9 @@ export class Broker implements ChannelContext {
   private readonly cluster: ClusterBackend | undefined;
   private readonly router: ClusterRouter | undefined;
   private clientsTotal = 0;
+  /** Operator view: connection breakdowns for metrics, the admin API's operations. */
+  readonly inspector: BrokerInspector;
+  private readonly instruments: Pick<Instruments, 'takeover'> | undefined;
   private clusterReceived = 0;
   private closing = false;
   private readonly sessionEvents = {
@@ -73,18 +99,35 @@ export class Broker implements ChannelContext {
     this.auth = { ...allowAll, ...deps.auth };
     this.cluster = deps.cluster;
     this.retained = deps.retained ?? deps.cluster?.retained ?? new MemoryRetainedStore(deps.clock);
+    this.limits = deps.limits ?? new Limits(defaultLimitOptions, deps.clock);
+    // Limit hits are counted where they happen (listeners too): the stats read the one record.
+    this.counters.rateLimited = this.limits.hits;
     this.router = deps.cluster ? new ClusterRouter(deps.cluster, this.index) : undefined;
     this.startedAt = deps.clock.now();
     this.sys = new SysTopics(this, deps.version);
+    this.instruments = deps.instruments;
+    this.inspector = new BrokerInspector({
+      sessions: this.sessions,
+      online: this.online,
+      connections: this.connections,
+      retained: this.retained,
+      clock: this.clock,
+      publish: (message, accepted) => this.publish(message, accepted),
+      endSession: (session) => this.endSession(session),
+    });
   }
 
   /** Starts the periodic work ($SYS topics) and, in cluster mode, joins the cluster. */
   async start(): Promise<void> {
-    this.sys.start();
+    // Join first: $SYS writes retained messages, which in cluster mode are Redis commands, and a
+    // command on a lazy ioredis client connects it, so the backend's own connect() would then fail.
     await this.cluster?.start({
       deliver: (envelope) => this.deliverRemote(envelope),
+      release: (clientId, epoch) => this.releaseClient(clientId, epoch),
+      publishWill: (will) => this.publishWill(will),
       readinessChanged: (ready) => this.logger.info({ event: ready ? 'cluster.ready' : 'cluster.not_ready' }),
     });
+    this.sys.start();
   }
 
   get clusterBackend(): ClusterBackend | undefined {
@@ -98,7 +141,8 @@ export class Broker implements ChannelContext {
 
   /** A new connection from any listener. */
   accept(transport: Transport): void {
-    if (this.closing) {
+    // Over maxConnections the socket is closed before anything is read from it.
+    if (this.closing || !this.limits.admitConnection(this.connections.size)) {
       transport.destroy();
       return;
     }
@@ -118,25 +162,94 @@ export class Broker implements ChannelContext {
       subscriptions: this.index.count,
       retained: this.retained.size,
       dropped: { ...this.counters.dropped },
+      authFailures: this.counters.authFailures,
       sessions: this.sessions.size,
       clusterMessagesSent: this.cluster?.busStats.envelopes ?? 0,
       clusterBatchesSent: this.cluster?.busStats.batches ?? 0,
       clusterMessagesReceived: this.clusterReceived,
+      connectionsOpen: this.connections.size,
+      connectedBy: this.inspector.connectedBy(),
+      connectsBy: this.inspector.connectsBy,
+      sessionsOffline: this.sessions.size - this.online.size,
+      sharedGroups: this.index.sharedGroupCount,
+      receivedByQos: [...this.counters.receivedByQos],
+      receivedBytesByQos: [...this.counters.receivedBytesByQos],
+      sentByQos: [...this.counters.sentByQos],
+      sentBytesByQos: [...this.counters.sentBytesByQos],
+      rateLimited: { ...this.counters.rateLimited },
+      takeovers: this.counters.takeovers,
+      draining: this.closing,
     };
   }
 
-  /** Disconnects every client (MQTT 5: DISCONNECT 0x8B) and stops timers. Wills of these clients are not sent. */
-  async shutdown(): Promise<void> {
+  /**
+   * Drains: disconnects every client (MQTT 5: DISCONNECT 0x8B, or 0x9C with a Server Reference), at
+   * `ratePerSecond` when given, and stops timers. Wills of drained clients are not sent: a drain is a
+   * planned move, the client reconnects elsewhere at once (docs/deployment.md).
+   */
+  async shutdown(drain: DrainOptions = {}): Promise<void> {
     this.closing = true;
     this.sys.stop();
-    const closed = [...this.connections].map((c) => c.closed);
-    for (const c of this.connections) c.shutdown(ReasonCode.ServerShuttingDown);
-    await Promise.all(closed);
+    this.logger.info({
+      event: 'drain.started',
+      clients: this.online.size,
+      ratePerSecond: drain.ratePerSecond ?? 0,
+    });
+    await drainConnections(this.connections, drain, this.clock);
+    this.logger.info({ event: 'drain.clients_closed' });
     for (const t of this.expiryTimers.values()) t.cancel();
     for (const w of this.delayedWills.values()) w.timer.cancel();
     this.expiryTimers.clear();
     this.delayedWills.clear();
     await this.cluster?.stop();
+  }
+
+  // ---- cluster-wide ownership ---------------------------------------------------------------------
+
+  /** Channels between CONNECT and CONNACK while they claim their id in the cluster. */
+  private readonly claiming = new Map<string, Channel>();
+
+  claimOwnership(channel: Channel, clean: boolean): Promise<boolean> | undefined {
+    const cluster = this.cluster;
+    if (cluster === undefined) return undefined;
+    const id = channel.clientId;
+    this.claiming.set(id, channel);
+    const started = this.clock.now();
+    return (async () => {
+      try {
+        const claim = await cluster.claim(id, clean);
+        channel.epoch = claim.epoch;
+        // The previous connection's session ended (Clean Start) or its will had no delay: send it now.
+        if (claim.will !== null) this.publishWill(claim.will);
+        if (claim.previous !== null && claim.previous !== cluster.nodeId) {
+          await cluster.requestRelease(claim.previous, id, claim.epoch);
+          this.counters.takeovers++;
+          this.instruments?.takeover((this.clock.now() - started) / 1000);
+          this.logger.info({
+            event: 'client.takeover',
+            clientId: id,
+            from: claim.previous,
+            epoch: claim.epoch,
+            ms: this.clock.now() - started,
+          });
+        }
+        return channel.supersededBy <= claim.epoch;
+      } finally {
+        if (this.claiming.get(id) === channel) this.claiming.delete(id);
+      }
+    })();
+  }
+
+  /** Another node claimed `clientId` with `epoch`: an older local connection closes (0x8E). */
+  private releaseClient(clientId: string, epoch: number): void {
+    const connecting = this.claiming.get(clientId);
+    if (connecting !== undefined && connecting.epoch < epoch) {
+      connecting.supersededBy = Math.max(connecting.supersededBy, epoch);
+    }
+    const online = this.online.get(clientId);
+    if (online !== undefined && online.epoch < epoch) {
+      online.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
+    }
   }
 
   assignClientId(): string {
@@ -152,9 +265,12 @@ export class Broker implements ChannelContext {
       // [MQTT-3.1.4-2] take over: the old connection is closed (MQTT 5: DISCONNECT 0x8E).
       this.logger.info({ event: 'client.takeover', clientId: id });
       previous.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
+      this.counters.takeovers++;
+      this.instruments?.takeover(0);
     }
     this.online.set(id, channel);
     this.clientsTotal++;
+    this.inspector.countConnect(channel);
     this.cancelExpiry(id);
 
     let session = this.sessions.get(id);
@@ -173,11 +289,26 @@ export class Broker implements ChannelContext {
       this.sessions.set(id, session);
     }
     session.expirySeconds = expirySeconds;
+    if (channel.will !== undefined && channel.epoch > 0)
+      this.cluster?.storeWill(id, channel.epoch, channel.will);
+    if (connectChannel.hasSubscribers)
+      connectChannel.publish({
+        clientId: id,
+        protocolVersion: channel.version,
+        listener: channel.out.transportKind,
+        sessionPresent: present,
+      });
     return { session, present };
   }
 
   channelClosed(channel: Channel, will: PendingWill | undefined): void {
     const id = channel.clientId;
+    if (disconnectChannel.hasSubscribers) disconnectChannel.publish({ clientId: id });
+    if (channel.epoch > 0) {
+      if (will !== undefined) will.epoch = channel.epoch;
+      // A normal DISCONNECT: the will kept in Redis for this connection is dropped.
+      else this.cluster?.takeWill(id, channel.epoch).catch(() => undefined);
+    }
     if (this.online.get(id) !== channel) {
       // Taken over: the session belongs to the new connection now; only the will remains to send.
       if (will !== undefined && !this.closing) this.scheduleWill(id, will, NEVER);
@@ -213,7 +344,7 @@ export class Broker implements ChannelContext {
     if (pending !== undefined) {
       pending.timer.cancel();
       this.delayedWills.delete(id);
-      this.publishWill(pending.will);
+      this.fireWill(id, pending.will);
     }
   }
 
@@ -231,13 +362,13 @@ export class Broker implements ChannelContext {
     // The will goes out after its delay or when the session ends, whichever is first.
     const delay = Math.min(will.delaySeconds, sessionExpirySeconds);
     if (delay === 0) {
-      this.publishWill(will);
+      this.fireWill(id, will);
       return;
     }
     this.cancelDelayedWill(id);
     const timer = this.clock.setTimeout(() => {
       this.delayedWills.delete(id);
-      this.publishWill(will);
+      this.fireWill(id, will);
     }, delay * 1000);
     this.delayedWills.set(id, { will, timer });
   }
@@ -248,6 +379,28 @@ export class Broker implements ChannelContext {
       pending.timer.cancel();
       this.delayedWills.delete(id);
     }
+  }
+
+  /**
+   * A will of a connection of this node is due. In cluster mode it is taken from Redis first, so it
+   * goes out once even if a survivor or a new owner could also send it (guarantee 4).
+   */
+  private fireWill(id: string, will: PendingWill): void {
+    const cluster = this.cluster;
+    if (cluster === undefined || will.epoch === undefined) {
+      this.publishWill(will);
+      return;
+    }
+    cluster.takeWill(id, will.epoch).then(
+      (taken) => {
+        if (taken) this.publishWill(will);
+      },
+      (err: Error) => {
+        // Redis unreachable: better twice than never for a will.
+        this.logger.warn({ event: 'will.untracked', clientId: id, err: err.message });
+        this.publishWill(will);
+      },
+    );
   }
 
   private publishWill(will: PendingWill): void {
@@ -265,6 +418,7 @@ export class Broker implements ChannelContext {
    * channel sends PUBACK / PUBREC only then.
    */
   publish(message: Message, accepted?: (err?: Error) => void): number {
+    if (publishChannel.hasSubscribers) publishChannel.publish({ message });
     let pending = 1;
     let failure: Error | undefined;
     const release = (err?: Error) => {
@@ -292,19 +446,45 @@ export class Broker implements ChannelContext {
       if (this.router === undefined) delivered = this.index.route(message, visit);
       else delivered = this.index.routeDirect(message, visit) + this.router.route(message, visit, hold);
     }
+    if (delivered === 0 && !message.retain) {
+      // Counted, not logged: publishing to a topic nobody reads is normal.
+      const d = this.counters.dropped;
+      d.no_subscriber = (d.no_subscriber ?? 0) + 1;
+    }
     if (accepted !== undefined) release();
     return delivered;
   }
 
   /** A message another node sent here: local subscribers only, as the envelope says. */
-  private deliverRemote(envelope: Envelope): void {
+  /**
+   * A message another node sent here: local subscribers only, as the envelope says. The publisher
+   * was acknowledged already, so a QoS 1/2 message must not be dropped for a congested subscriber:
+   * the promise returned then resolves once that subscriber drained, and the inbox reader waits for
+   * it (the rest stays in the durable inbox stream meanwhile).
+   */
+  private deliverRemote(envelope: Envelope): Promise<void> | undefined {
     const message = envelope.message;
     this.clusterReceived++;
-    if (isExpired(message, this.clock.now())) return;
-    const visit = deliverTo(message);
+    if (isExpired(message, this.clock.now())) return undefined;
+    let pending = 0;
+    let resolveDrained: (() => void) | undefined;
+    const hold: Hold | undefined =
+      message.qos === 0
+        ? undefined
+        : () => {
+            pending++;
+            return () => {
+              if (--pending === 0) resolveDrained?.();
+            };
+          };
+    const visit = deliverTo(message, hold);
     if (envelope.direct) this.index.routeDirect(message, visit);
     if (envelope.shared !== undefined)
       for (const key of envelope.shared) this.index.deliverShared(key, visit);
+    if (pending === 0) return undefined;
+    return new Promise((resolve) => {
+      resolveDrained = resolve;
+    });
   }
 
   subscribe(
@@ -353,6 +533,7 @@ function deliverTo(message: Message, hold?: Hold): RouteVisitor {
   return (session, subQos, retainAsPublished, ids) => {
     const qos = Math.min(message.qos, subQos) as Message['qos'];
     // [MQTT-3.3.1-12] RETAIN is cleared on forwarding unless Retain As Published [MQTT-3.3.1-13].
+    if (deliverChannel.hasSubscribers) deliverChannel.publish({ clientId: session.clientId, message, qos });
     session.deliver(
       { message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids },
       hold !== undefined,

@@ -57,6 +57,11 @@ export class SubscriptionIndex {
     return n;
   }
 
+  /** Shared subscriptions (group + filter) with members on this node. */
+  get sharedGroupCount(): number {
+    return this.shared.entryCount;
+  }
+
   get filterCount(): number {
     return this.direct.filterCount + this.shared.filterCount;
   }

@@ -4,8 +4,11 @@
  * in their own files (connect.ts, publish.ts, subscribe.ts); this file owns the state, the dispatch
  * and the outbound PUBLISH path.
  */
+import type { PeerCertificate } from 'node:tls';
+import type { TopicPermissions } from '../auth/types.js';
 import type { Message } from '../broker/message.js';
 import { remainingExpirySeconds } from '../broker/message.js';
+import { ClientLimiter } from '../limits/client.js';
 import {
   type DisconnectPacket,
   type EncodedPublish,
@@ -29,6 +32,8 @@ import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 export interface ChannelOutput {
   readonly remoteAddress: string;
   readonly transportKind: string;
+  /** The TLS client certificate, only when it verified against the configured CA. */
+  peerCertificate?(): PeerCertificate | undefined;
   /** Bytes written but not yet sent. */
   readonly bufferedBytes: number;
   write(bytes: Buffer): void;
@@ -57,8 +62,14 @@ export class Channel implements SessionLink {
   version: ProtocolVersion = 4;
   clientId = '';
   username: string | undefined;
+  /** What the client's credential allows (a JWT's ACL claim), handed to the authorize hooks. */
+  permissions: TopicPermissions | undefined;
   session: Session | null = null;
   will: PendingWill | undefined;
+  /** Cluster mode: this connection's fencing token for its client id (0 on a single node). */
+  epoch = 0;
+  /** Cluster mode: the highest epoch another node claimed this id with while this one connected. */
+  supersededBy = 0;
   /** Session Expiry Interval asked for at CONNECT (for the DISCONNECT rule of MQTT 5 3.14.2.2.2). */
   connectExpirySeconds = 0;
 
@@ -75,6 +86,10 @@ export class Channel implements SessionLink {
   private acks: PendingAck[] = NO_ACKS;
   private inputRelease: (() => void) | undefined;
   private outboundAliases: Map<string, number> | undefined;
+  /** This client's message and byte rates (made on the first PUBLISH when limits.client* rates are set). */
+  private rates: ClientLimiter | undefined;
+  /** Wildcard subscriptions of the session (counted on first need; -1 until then). */
+  wildcardSubscriptions = -1;
   /** Topic given a new outbound alias by the PUBLISH being encoded (undone if it is not sent). */
   private aliasAssigned: string | undefined;
 
@@ -157,11 +172,18 @@ export class Channel implements SessionLink {
   }
 
   /** Server-initiated close, with a DISCONNECT reason for MQTT 5 clients [MQTT-4.13.2-1]. */
-  disconnect(reasonCode: number, reasonString?: string, options: { will?: boolean } = {}): void {
+  disconnect(
+    reasonCode: number,
+    reasonString?: string,
+    options: { will?: boolean; serverReference?: string } = {},
+  ): void {
     if (this.state === 'closed') return;
     if (this.state === 'connected' && this.version === 5) {
-      const properties: Properties | undefined =
+      let properties: Properties | undefined =
         reasonString !== undefined && this.problemInformation ? { reasonString } : undefined;
+      // With 0x9C Use another server: where to go (MQTT 5 4.11).
+      if (options.serverReference !== undefined)
+        properties = { ...properties, serverReference: options.serverReference };
       this.out.write(encode({ type: 'disconnect', reasonCode, properties }, 5));
     }
     if (options.will === false) this.will = undefined;
@@ -208,6 +230,22 @@ export class Channel implements SessionLink {
   /** The transport is gone (socket closed, error, keep-alive). Idempotent. */
   transportClosed(): void {
     this.finish(false);
+    this.rates?.close();
+  }
+
+  /**
+   * Accounts an inbound PUBLISH against the client's rates. False when the client was disconnected
+   * for it (rateLimitAction 'disconnect'); with 'pause' reading stops for a while instead.
+   */
+  withinRate(payloadBytes: number): boolean {
+    const limits = this.ctx.limits;
+    if (!limits.clientRates) return true;
+    this.rates ??= new ClientLimiter(limits, this.out);
+    const reasonCode = this.rates.publish(payloadBytes);
+    if (reasonCode === 0) return true;
+    this.ctx.logger.debug({ event: 'client.rate_exceeded', clientId: this.clientId });
+    this.disconnect(reasonCode, 'message rate too high');
+    return false;
   }
 
   keepAliveExpired(): void {
@@ -265,6 +303,8 @@ export class Channel implements SessionLink {
     const c = this.ctx.counters;
     c.messagesSent++;
     c.bytesSent += header.length + payload.length;
+    c.sentByQos[d.qos]++;
+    c.sentBytesByQos[d.qos] += payload.length;
     return true;
   }
 
@@ -351,12 +391,10 @@ export class Channel implements SessionLink {
     const ack: PendingAck = { type, packetId, reasonCode: 0, ready: false };
     if (this.acks === NO_ACKS) this.acks = [];
     this.acks.push(ack);
-    // 3.x clients know no Receive Maximum: stop reading from one that runs too far ahead.
-    if (
-      this.version < 5 &&
-      this.acks.length === this.ctx.options.receiveMaximum &&
-      this.inputRelease === undefined
-    ) {
+    // Too many acknowledgements held back (Redis, a congested subscriber): stop reading from this
+    // client until they went out. 3.x clients know no Receive Maximum, and common 5.0 clients
+    // (MQTT.js) do not limit themselves by it either.
+    if (this.acks.length === this.ctx.options.receiveMaximum && this.inputRelease === undefined) {
       this.inputRelease = this.out.throttle();
     }
     return ack;

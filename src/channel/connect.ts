@@ -4,6 +4,7 @@
  * session's in-flight and queued messages.
  */
 import { isUtf8 } from 'node:buffer';
+import { type AuthDecision, isThenable, reasonCodeOf } from '../auth/types.js';
 import { forwardedProperties, type Message } from '../broker/message.js';
 import {
   type ConnackPacket,
@@ -22,7 +23,7 @@ const NEVER = 0xffffffff;
 export function handleConnect(ch: Channel, p: ConnectPacket): void {
   ch.state = 'connecting';
   ch.version = p.protocolVersion;
-  const refusal = checkClientId(ch, p) ?? checkWill(ch, p) ?? checkAuthMethod(p);
+  const refusal = checkConnectRate(ch) ?? checkClientId(ch, p) ?? checkWill(ch, p) ?? checkAuthMethod(p);
   if (refusal !== undefined) {
     refuse(ch, refusal);
     return;
@@ -35,21 +36,22 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
       password: p.password,
       remoteAddress: ch.out.remoteAddress,
       transport: ch.out.transportKind,
+      certificate: ch.out.peerCertificate?.(),
     });
   } catch (err) {
     // A throwing hook is refused like a rejecting one (CONNACK 0x88), not dropped without CONNACK.
     decision = Promise.reject(err);
   }
-  if (typeof decision === 'number') {
+  if (!isThenable(decision)) {
     accept(ch, p, decision);
     return;
   }
   // Packets that arrive while the authenticator works wait in the connection.
   ch.out.holdInput(true);
   decision.then(
-    (code) => {
+    (answer) => {
       if (ch.state !== 'connecting') return;
-      accept(ch, p, code);
+      accept(ch, p, answer);
       ch.out.holdInput(false);
     },
     (err: unknown) => {
@@ -85,11 +87,23 @@ function checkWill(ch: Channel, p: ConnectPacket): number | undefined {
   return undefined;
 }
 
+/** limits.connectRatePerSecond: over the node's CONNECT rate, 0x9F (3.x: 3 Server unavailable). */
+function checkConnectRate(ch: Channel): number | undefined {
+  return ch.ctx.limits.admitConnect() ? undefined : ReasonCode.ConnectionRateExceeded;
+}
+
 function checkAuthMethod(p: ConnectPacket): number | undefined {
   // No enhanced authentication method is offered yet: refuse rather than ignore [MQTT-4.12.0-1].
   if (p.properties?.authenticationMethod !== undefined) return ReasonCode.BadAuthenticationMethod;
   return undefined;
 }
+
+/** Refusals counted as authentication failures (shoal_auth_failures_total). */
+const AUTH_FAILURES = new Set<number>([
+  ReasonCode.BadUserNameOrPassword,
+  ReasonCode.NotAuthorized,
+  ReasonCode.BadAuthenticationMethod,
+]);
 
 function refuse(ch: Channel, reasonCode: number): void {
   const packet: ConnackPacket = {
@@ -98,6 +112,7 @@ function refuse(ch: Channel, reasonCode: number): void {
     reasonCode: ch.version === 5 ? reasonCode : toV3ConnackCode(reasonCode),
   };
   ch.out.write(encode(packet, ch.version));
+  if (AUTH_FAILURES.has(reasonCode)) ch.ctx.counters.authFailures++;
   ch.ctx.logger.info({
     event: 'client.connect_refused',
     clientId: ch.clientId,
@@ -109,12 +124,42 @@ function refuse(ch: Channel, reasonCode: number): void {
   ch.out.close();
 }
 
-function accept(ch: Channel, p: ConnectPacket, authCode: number): void {
-  ch.username = p.username;
+function accept(ch: Channel, p: ConnectPacket, decision: AuthDecision): void {
+  const authCode = reasonCodeOf(decision);
+  // The authenticator may name the client (a certificate's CN, a token's claim): ACLs use that name.
+  ch.username = (typeof decision === 'object' ? decision.username : undefined) ?? p.username;
   if (authCode !== 0) {
     refuse(ch, authCode);
     return;
   }
+  if (typeof decision === 'object') ch.permissions = decision.permissions;
+  // Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-2].
+  const claim = ch.ctx.claimOwnership(ch, p.clean);
+  if (claim === undefined) {
+    establish(ch, p);
+    return;
+  }
+  ch.out.holdInput(true);
+  claim.then(
+    (owned) => {
+      if (ch.state !== 'connecting') return;
+      if (!owned) {
+        // Another connection with this id claimed it after us: it wins (takeover is last-come).
+        refuse(ch, ReasonCode.ServerBusy);
+        return;
+      }
+      establish(ch, p);
+      ch.out.holdInput(false);
+    },
+    (err: unknown) => {
+      ch.ctx.logger.warn({ event: 'cluster.claim_failed', clientId: ch.clientId, err: String(err) });
+      if (ch.state === 'connecting') refuse(ch, ReasonCode.ServerUnavailable);
+    },
+  );
+}
+
+/** Everything after authentication and ownership: session, keep-alive, will, CONNACK, resume. */
+function establish(ch: Channel, p: ConnectPacket): void {
   const o = ch.ctx.options;
   const props = p.properties;
 

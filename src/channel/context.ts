@@ -7,6 +7,7 @@ import type { RetainedStore } from '../backend/types.js';
 import type { Message } from '../broker/message.js';
 import type { BrokerOptions } from '../broker/options.js';
 import type { Clock } from '../clock.js';
+import type { Limits } from '../limits/limits.js';
 import type { Logger } from '../observability/logger.js';
 import type { Session, SubscriptionOptions } from '../session/session.js';
 import type { Channel } from './channel.js';
@@ -18,6 +19,17 @@ export interface Counters {
   bytesReceived: number;
   bytesSent: number;
   dropped: Record<string, number>;
+  /** Cluster mode: connections taken over from another node. */
+  takeovers: number;
+  /** PUBLISH packets and their payload bytes, by QoS (index 0..2), received from and sent to clients. */
+  receivedByQos: [number, number, number];
+  receivedBytesByQos: [number, number, number];
+  sentByQos: [number, number, number];
+  sentBytesByQos: [number, number, number];
+  /** CONNECTs refused for bad credentials or lack of authorization (0x86, 0x87, 0x8C; v3 4, 5). */
+  authFailures: number;
+  /** Requests refused or delayed by a limit (connection rate, publish rate, quota...), by limit name. */
+  rateLimited: Record<string, number>;
 }
 
 export interface OpenedSession {
@@ -33,6 +45,14 @@ export interface ChannelContext {
   readonly logger: Logger;
   readonly counters: Counters;
   readonly retained: RetainedStore;
+  /** The node's overload protection: connection gate, topic and retained limits, hit counts. */
+  readonly limits: Limits;
+  /**
+   * Cluster mode: makes this connection the cluster-wide owner of its client id (asking the node
+   * that holds it to close its connection) and resolves true, or false when a later CONNECT claimed
+   * it meanwhile. Undefined in single-node mode (openSession handles takeover on one node).
+   */
+  claimOwnership(channel: Channel, clean: boolean): Promise<boolean> | undefined;
   /** A fresh client identifier for a client that sent an empty one [MQTT-3.1.3-6]. */
   assignClientId(): string;
   /**
@@ -66,4 +86,6 @@ export interface PendingWill {
   delaySeconds: number;
   /** Message Expiry Interval of the will, applied when it is published. */
   expirySeconds?: number;
+  /** Cluster mode: the epoch of the connection it belongs to (it is taken from Redis under it). */
+  epoch?: number;
 }

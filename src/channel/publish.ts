@@ -4,6 +4,7 @@
  * retain availability, payload format and publish authorization.
  */
 import { isUtf8 } from 'node:buffer';
+import { isThenable } from '../auth/types.js';
 import { forwardedProperties, type Message } from '../broker/message.js';
 import {
   ProtocolError,
@@ -15,6 +16,7 @@ import {
   ReasonCode,
 } from '../protocol/index.js';
 import { isValidTopicName } from '../topics/index.js';
+import { afterAuthorization } from './authorize.js';
 import type { Channel } from './channel.js';
 
 export function handlePublish(ch: Channel, p: PublishPacket): void {
@@ -22,6 +24,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   if (p.qos > o.maximumQoS) throw new ProtocolError('QOS_NOT_SUPPORTED', `QoS ${p.qos} is above the maximum`); // [MQTT-3.3.1-?] 0x9B
   if (p.retain && !o.retainAvailable)
     throw new ProtocolError('RETAIN_NOT_SUPPORTED', 'retain is not available'); // [MQTT-3.3.1-?] 0x9A
+  if (!ch.withinRate(p.payload.length)) return;
   const topic = resolveTopic(ch, p);
   const session = ch.session!;
   if (p.qos === 2 && session.awaitingRelease.has(p.packetId!)) {
@@ -32,22 +35,54 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   const counters = ch.ctx.counters;
   counters.messagesReceived++;
   counters.bytesReceived += p.payload.length;
-  if (p.qos > 0 && Math.max(session.awaitingRelease.size, ch.pendingAcks) >= o.receiveMaximum) {
-    // [MQTT-3.3.4-9] more unacknowledged QoS > 0 PUBLISH than our Receive Maximum.
-    if (ch.version === 5) throw new ProtocolError('RECEIVE_MAXIMUM_EXCEEDED', 'Receive Maximum exceeded');
+  counters.receivedByQos[p.qos]++;
+  counters.receivedBytesByQos[p.qos] += p.payload.length;
+  if (p.qos === 2 && session.awaitingRelease.size >= o.receiveMaximum) {
+    // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISH than our Receive Maximum. (Acknowledgements the
+    // broker itself holds back are not the client's fault: queueAck stops reading instead.)
+    throw new ProtocolError('RECEIVE_MAXIMUM_EXCEEDED', 'Receive Maximum exceeded');
+  }
+  const limited = publishLimit(ch, topic, p);
+  if (limited !== 0) {
+    completePublish(ch, p, topic, limited);
+    return;
   }
 
   let reason = 0;
   if (ch.version === 5 && p.properties?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
     reason = ReasonCode.PayloadFormatInvalid;
-  } else if (
-    topic.charCodeAt(0) === 0x24 /* $ */ ||
-    !ch.ctx.auth.authorizePublish(ch.clientId, ch.username, topic)
-  ) {
+  } else if (topic.charCodeAt(0) === 0x24 /* $ */) {
     // Clients may not publish to $ topics (reserved for the broker, MQTT 4.7.2).
     reason = ReasonCode.NotAuthorized;
+  } else {
+    const allowed = ch.ctx.auth.authorizePublish(ch.clientId, ch.username, topic, ch.permissions);
+    if (isThenable(allowed)) {
+      afterAuthorization(ch, [allowed], ([ok]) =>
+        completePublish(ch, p, topic, ok ? 0 : ReasonCode.NotAuthorized),
+      );
+      return;
+    }
+    if (!allowed) reason = ReasonCode.NotAuthorized;
   }
+  completePublish(ch, p, topic, reason);
+}
 
+/**
+ * Topic and retained-message limits (limits.*): 0x90 for a topic name too long or too deep, 0x97
+ * (Quota exceeded) for a retained message over the retained count or size. Refused like an
+ * unauthorized PUBLISH: MQTT 5 QoS 1/2 learn the reason from PUBACK / PUBREC; others are dropped.
+ */
+function publishLimit(ch: Channel, topic: string, p: PublishPacket): number {
+  const limits = ch.ctx.limits;
+  if (limits.topicLimit(topic) !== undefined) return ReasonCode.TopicNameInvalid;
+  if (p.retain && limits.retainLimit(ch.ctx.retained, topic, p.payload.length) !== undefined)
+    return ReasonCode.QuotaExceeded;
+  return 0;
+}
+
+/** Routes an allowed PUBLISH, or refuses it with `reason`, acknowledging as its QoS asks. */
+function completePublish(ch: Channel, p: PublishPacket, topic: string, reason: number): void {
+  const session = ch.session!;
   if (reason === 0) {
     const message: Message = {
       topic,
@@ -65,6 +100,19 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
     }
     publishAcknowledged(ch, message, p.packetId!);
     return;
+  }
+  if (reason === ReasonCode.NotAuthorized) {
+    ch.ctx.logger.debug({
+      event: 'auth.publish_denied',
+      clientId: ch.clientId,
+      username: ch.username,
+      topic,
+    });
+    if (ch.version < 5 && ch.ctx.auth.v3DeniedPublish === 'disconnect') {
+      // [MQTT-3.3.5-2] 3.x: acknowledge as usual or close the connection; this broker is told to close.
+      ch.disconnect(ReasonCode.NotAuthorized, 'not authorized');
+      return;
+    }
   }
   if (p.qos === 0) {
     // MQTT 5 3.3.2.3.2: with no acknowledgement to carry 0x99, the DISCONNECT carries it.

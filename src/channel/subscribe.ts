@@ -2,6 +2,7 @@
  * SUBSCRIBE and UNSUBSCRIBE (MQTT 3.8 / 3.10): per-filter reason codes, shared subscriptions,
  * subscription identifiers, and retained messages sent on subscribe per Retain Handling.
  */
+import { isThenable } from '../auth/types.js';
 import {
   encode,
   ProtocolError,
@@ -13,6 +14,7 @@ import {
 } from '../protocol/index.js';
 import type { SubscriptionOptions } from '../session/session.js';
 import { parseSubscription } from '../topics/index.js';
+import { afterAuthorization } from './authorize.js';
 import type { Channel } from './channel.js';
 
 interface Granted {
@@ -32,23 +34,64 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
       'subscription identifiers are not supported',
     );
   }
-  const session = ch.session!;
-  const codes: number[] = [];
-  const granted: Granted[] = [];
+  // Per filter: a refusal code, or the authorizer's answer (a promise when it answers asynchronously).
+  const verdicts: Array<number | boolean | PromiseLike<boolean>> = [];
+  const pending: PromiseLike<boolean>[] = [];
   for (const s of p.subscriptions) {
     const parsed = parseSubscription(s.topic);
-    let code: number;
-    if (parsed === null) code = v5 ? ReasonCode.TopicFilterInvalid : SubackFailure;
+    if (parsed === null) verdicts.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure);
     else if (parsed.group !== null && !o.sharedSubscriptionAvailable)
-      code = v5 ? ReasonCode.SharedSubscriptionsNotSupported : SubackFailure;
+      verdicts.push(v5 ? ReasonCode.SharedSubscriptionsNotSupported : SubackFailure);
     else if (!o.wildcardSubscriptionAvailable && /[+#]/.test(parsed.filter))
-      code = v5 ? ReasonCode.WildcardSubscriptionsNotSupported : SubackFailure;
-    else if (!ch.ctx.auth.authorizeSubscribe(ch.clientId, ch.username, s.topic))
-      code = v5 ? ReasonCode.NotAuthorized : SubackFailure;
+      verdicts.push(v5 ? ReasonCode.WildcardSubscriptionsNotSupported : SubackFailure);
+    else if (ch.ctx.limits.topicLimit(parsed.filter) !== undefined)
+      // Deeper or longer than limits.maxTopicLevels / maxTopicLengthBytes allow.
+      verdicts.push(v5 ? ReasonCode.TopicFilterInvalid : SubackFailure);
     else {
       // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
       if (parsed.group !== null && s.noLocal)
         throw new ProtocolError('PROTOCOL_ERROR', 'No Local on a shared subscription');
+      const answer = ch.ctx.auth.authorizeSubscribe(ch.clientId, ch.username, s.topic, ch.permissions);
+      if (isThenable(answer)) pending.push(answer);
+      verdicts.push(answer);
+    }
+  }
+  if (pending.length === 0) {
+    completeSubscribe(ch, p, verdicts as Array<number | boolean>);
+    return;
+  }
+  afterAuthorization(ch, pending, (answers) => {
+    let next = 0;
+    const settled = verdicts.map((v) => (isThenable(v) ? answers[next++] : v));
+    completeSubscribe(ch, p, settled);
+  });
+}
+
+/** Subscribes the allowed filters and answers SUBACK; `verdicts[i]` is a refusal code or the authorizer's answer. */
+function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyArray<number | boolean>): void {
+  const o = ch.ctx.options;
+  const v5 = ch.version === 5;
+  const subscriptionId = p.properties?.subscriptionIdentifiers?.[0];
+  const session = ch.session!;
+  const codes: number[] = [];
+  const granted: Granted[] = [];
+  for (let i = 0; i < p.subscriptions.length; i++) {
+    const s = p.subscriptions[i];
+    const verdict = verdicts[i];
+    let code: number;
+    if (typeof verdict === 'number') code = verdict;
+    else if (!verdict) {
+      ch.ctx.logger.debug({
+        event: 'auth.subscribe_denied',
+        clientId: ch.clientId,
+        username: ch.username,
+        filter: s.topic,
+      });
+      code = v5 ? ReasonCode.NotAuthorized : SubackFailure; // [MQTT-3.9.3-1] [MQTT-3.9.3-2]
+    } else if (overSubscriptionQuota(ch, s.topic)) {
+      code = v5 ? ReasonCode.QuotaExceeded : SubackFailure;
+    } else {
+      const parsed = parseSubscription(s.topic)!;
       const qos = Math.min(s.qos, o.maximumQoS) as QoS; // [MQTT-3.9.3-?] granted QoS may be lower
       const options: SubscriptionOptions = {
         qos,
@@ -59,6 +102,7 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
       if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
       const existed = session.subscriptions.has(s.topic);
       ch.ctx.subscribe(session, s.topic, parsed.filter, parsed.group, options); // [MQTT-3.8.4-3] replaces
+      if (!existed && ch.wildcardSubscriptions >= 0 && isWildcard(s.topic)) ch.wildcardSubscriptions++;
       if (parsed.group === null) granted.push({ filter: parsed.filter, options, existed });
       code = qos;
     }
@@ -67,6 +111,38 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
   // [MQTT-3.8.4-1] SUBACK with the same packet id, [MQTT-3.8.4-6] one code per filter in order.
   ch.out.write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, ch.version));
   for (const g of granted) sendRetained(ch, g);
+}
+
+/**
+ * limits.maxSubscriptionsPerClient and maxWildcardSubscriptionsPerClient: true (and counted) when a
+ * new filter would pass one. Replacing a subscription the session holds is always allowed.
+ */
+function overSubscriptionQuota(ch: Channel, raw: string): boolean {
+  const session = ch.session!;
+  if (session.subscriptions.has(raw)) return false;
+  const limits = ch.ctx.limits;
+  const { maxSubscriptionsPerClient: maxAll, maxWildcardSubscriptionsPerClient: maxWild } = limits.options;
+  if (maxAll > 0 && session.subscriptions.size >= maxAll) {
+    limits.hit('subscriptions');
+    return true;
+  }
+  if (maxWild > 0 && isWildcard(raw)) {
+    if (ch.wildcardSubscriptions < 0) {
+      // Counted once per connection (a resumed session brings its subscriptions), then kept up to date.
+      let n = 0;
+      for (const key of session.subscriptions.keys()) if (isWildcard(key)) n++;
+      ch.wildcardSubscriptions = n;
+    }
+    if (ch.wildcardSubscriptions >= maxWild) {
+      limits.hit('wildcard_subscriptions');
+      return true;
+    }
+  }
+  return false;
+}
+
+function isWildcard(filter: string): boolean {
+  return filter.includes('+') || filter.includes('#');
 }
 
 /** Retained messages for a new subscription (never for shared ones, MQTT 5 4.8.2). */
@@ -96,6 +172,7 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
       continue;
     }
     const existed = ch.ctx.unsubscribe(session, raw);
+    if (existed && ch.wildcardSubscriptions > 0 && isWildcard(raw)) ch.wildcardSubscriptions--;
     codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
   }
   // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.

@@ -28,6 +28,7 @@ export const BINDINGS: readonly Binding[] = [
   { path: 'redis', flag: 'redis', env: 'SHOAL_REDIS', value: 'url' },
   { path: 'nodeId', flag: 'node-id', env: 'SHOAL_NODE_ID', value: 'id' },
   { path: 'logLevel', flag: 'log-level', env: 'SHOAL_LOG_LEVEL', value: 'level' },
+  { path: 'admin.token', flag: 'admin-token', env: 'SHOAL_ADMIN_TOKEN', value: 'token' },
 ];
 
 /** The config file's location is not a config key. */

@@ -7,6 +7,8 @@
  * test/unit/config/docs.test.ts keeps it listing every key.
  */
 import { type BrokerOptions, defaultBrokerOptions } from '../broker/options.js';
+import { defaultLimitOptions, type LimitOptions, RATE_LIMIT_ACTIONS } from '../limits/options.js';
+import { addressEntryProblem } from '../transport/address.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -39,6 +41,94 @@ export interface ClusterConfig {
   readonly keyPrefix: string;
 }
 
+/** Graceful drain on SIGTERM / SIGINT (see docs/deployment.md). */
+export interface DrainConfig {
+  /** Clients disconnected per second while draining; 0 = all at once. */
+  readonly ratePerSecond: number;
+  /** MQTT 5: sent as Server Reference with DISCONNECT 0x9C (Use another server) instead of 0x8B. */
+  readonly serverReference: string | null;
+  /** How long /readyz answers 503 before the listeners stop accepting (load balancers notice first). */
+  readonly notReadyDelayMs: number;
+}
+
+/** The admin API on the HTTP port (docs/admin-api.md). */
+export interface AdminConfig {
+  /** Serve /api/v1/... at all. */
+  readonly enabled: boolean;
+  /** Bearer token every admin request must carry; null = admin requests only from loopback. Never logged. */
+  readonly token: string | null;
+}
+
+/** JSON Web Tokens given as the CONNECT password (docs/security.md). */
+export interface JwtConfig {
+  /** HMAC secret for HS256/384/512 tokens. Never logged. */
+  readonly secret: string | null;
+  /** PEM public key (SPKI) or certificate for RS*, PS*, ES* and EdDSA tokens. */
+  readonly publicKeyFile: string | null;
+  /** JSON Web Key Set file; the token's `kid` picks the key. */
+  readonly jwksFile: string | null;
+  /** Comma-separated algorithms accepted; null = HS256 with a secret, RS256 and ES256 with keys. */
+  readonly algorithms: string | null;
+  /** Claim naming the user; when the token has it and CONNECT has a user name, they must match. */
+  readonly usernameClaim: string;
+  /** Claim naming the client id; when the token has it, the CONNECT client id must match. */
+  readonly clientIdClaim: string;
+  /** Claim holding ACL rules (the ACL file's rule syntax) that narrow what the client may do. */
+  readonly aclClaim: string;
+  /** Refuse tokens without an `exp` claim. */
+  readonly requireExpiry: boolean;
+}
+
+/** An HTTP service that answers authentication (and authorization) questions. */
+export interface HttpAuthConfig {
+  /** URL every question is POSTed to as JSON; null = off. */
+  readonly url: string | null;
+  readonly timeoutMs: number;
+  /** How long an answer is reused; 0 = never cached. */
+  readonly cacheTtlMs: number;
+  /** Also ask about each PUBLISH topic and SUBSCRIBE filter (answers cached per client and topic). */
+  readonly authorize: boolean;
+}
+
+/** Per remote address: after a failed login, refuse that address's next logins for a while. */
+export interface FailureBackoffConfig {
+  readonly enabled: boolean;
+  /** The pause after the first failure; it doubles with each further failure. */
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/** Authentication and authorization (docs/security.md). */
+export interface AuthConfig {
+  /** Refuse clients that present no credential; false lets anonymous clients in. */
+  readonly required: boolean;
+  /** Password file (`user:$scrypt$...` lines, managed by `shoal passwd`). */
+  readonly passwordFile: string | null;
+  /** ACL rules file (YAML or JSON). */
+  readonly aclFile: string | null;
+  /** Reload the password, ACL and key files when they change (they are also reloaded on SIGHUP). */
+  readonly watchFiles: boolean;
+  readonly jwt: JwtConfig;
+  readonly http: HttpAuthConfig;
+  /** Take the user name from the verified TLS client certificate: its CN or first SAN. */
+  readonly tlsIdentity: 'none' | 'cn' | 'san';
+  /** A denied PUBLISH from an MQTT 3.x client: acknowledged and dropped, or the connection closed. */
+  readonly v3DeniedPublish: 'drop' | 'disconnect';
+  readonly failureBackoff: FailureBackoffConfig;
+}
+
+/** The PROXY protocol (v1 and v2) on the TCP and TLS listeners, for clients behind a load balancer. */
+export interface ProxyProtocolConfig {
+  /** Require a PROXY header on every connection to `port`. */
+  readonly tcp: boolean;
+  /** Require a PROXY header (before the TLS handshake) on every connection to `tls.port`. */
+  readonly tls: boolean;
+  /** Load balancers (IPs, CIDR ranges) allowed to connect to those listeners; any other peer is refused. */
+  readonly trustedProxies: readonly string[];
+  /** How long a connection has to send its whole PROXY header. */
+  readonly headerTimeoutMs: number;
+}
+
 export interface Config {
   /** Address every listener binds. */
   readonly host: string;
@@ -48,6 +138,8 @@ export interface Config {
   readonly wsPort: number;
   /** HTTP path that WebSocket upgrades must use (WS and WSS). */
   readonly wsPath: string;
+  /** Proxies (IPs, CIDR ranges) whose X-Forwarded-For names the client on WS/WSS; empty = header ignored. */
+  readonly wsTrustedProxies: readonly string[];
   /** /metrics, /healthz and /readyz; 0 = off. */
   readonly httpPort: number;
   /** Redis URL for cluster mode; null = single node in memory. May hold a password: never logged. */
@@ -58,6 +150,12 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly cluster: ClusterConfig;
   readonly mqtt: Readonly<BrokerOptions>;
+  readonly proxyProtocol: ProxyProtocolConfig;
+  /** Overload protection (docs/security.md). */
+  readonly limits: Readonly<LimitOptions>;
+  readonly auth: AuthConfig;
+  readonly drain: DrainConfig;
+  readonly admin: AdminConfig;
   /** Longest a graceful shutdown may take before the process stops waiting for clients. */
   readonly shutdownTimeoutMs: number;
 }
@@ -74,7 +172,7 @@ export interface Field<T> {
   fromString(text: string): unknown;
 }
 
-type Leaf = string | number | boolean | null;
+type Leaf = string | number | boolean | null | readonly string[];
 
 /** A schema mirrors its config type: a Field for each leaf, a nested Schema for each section. */
 export type Schema<T> = { readonly [K in keyof T]-?: [T[K]] extends [Leaf] ? Field<T[K]> : Schema<T[K]> };
@@ -142,6 +240,29 @@ function text(defaultValue: string, rule?: { test: (s: string) => boolean; probl
   };
 }
 
+/** A list of IP addresses and CIDR ranges (`10.0.0.0/8`, `fd00::/8`); a string is split at commas. */
+function addressList(defaultValue: readonly string[]): Field<readonly string[]> {
+  return {
+    kind: 'field',
+    type: 'list of IP addresses / CIDR ranges',
+    default: defaultValue,
+    check: (v) => {
+      if (!Array.isArray(v)) return `must be a list of IP addresses or CIDR ranges, got ${shown(v)}`;
+      for (const entry of v) {
+        if (typeof entry !== 'string') return `must hold strings, got ${shown(entry)}`;
+        const problem = addressEntryProblem(entry);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    },
+    fromString: (s) =>
+      s
+        .split(',')
+        .map((e) => e.trim())
+        .filter((e) => e.length > 0),
+  };
+}
+
 function optionalText(rule?: { test: (s: string) => boolean; problem: string }): Field<string | null> {
   const inner = text('', rule);
   return {
@@ -165,15 +286,48 @@ const NODE_ID = {
   test: (s: string) => /^[A-Za-z0-9._-]{1,64}$/.test(s),
   problem: 'must be 1..64 characters from A-Z a-z 0-9 . _ -',
 };
+const ADMIN_TOKEN = {
+  test: (s: string) => s.length >= 16 && s.length <= 4096 && /^[\x21-\x7e]+$/.test(s),
+  problem: 'must be 16..4096 printable ASCII characters without spaces',
+};
+const SERVER_REFERENCE = {
+  test: (s: string) => Buffer.byteLength(s) <= 65535,
+  problem: 'must be at most 65535 bytes',
+};
+export const JWT_ALGORITHMS = [
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+const ALGORITHM_LIST = {
+  test: (s: string) => s.split(',').every((a) => (JWT_ALGORITHMS as readonly string[]).includes(a.trim())),
+  problem: `must be a comma-separated list of ${JWT_ALGORITHMS.join(', ')}`,
+};
+const HTTP_URL = {
+  test: (s: string) => /^https?:\/\/[^/]/.test(s),
+  problem: 'must be an http:// or https:// URL',
+};
 const HTTP_PATH = { test: (s: string) => s.startsWith('/'), problem: 'must start with "/"' };
 
 const d = defaultBrokerOptions;
+const l = defaultLimitOptions;
 
 export const configSchema: Schema<Config> = {
   host: text('0.0.0.0'),
   port: port(1883),
   wsPort: port(8083),
   wsPath: text('/mqtt', HTTP_PATH),
+  wsTrustedProxies: addressList([]),
   httpPort: port(9090),
   redis: optionalText(REDIS_URL),
   nodeId: optionalText(NODE_ID),
@@ -215,6 +369,67 @@ export const configSchema: Schema<Config> = {
     sysIntervalSeconds: integer(0, 86_400, d.sysIntervalSeconds),
     // [MQTT-3.1.3-5] a server must accept client identifiers of 1 to 23 bytes.
     maxClientIdLength: integer(23, 65535, d.maxClientIdLength),
+  },
+  auth: {
+    required: boolean(false),
+    passwordFile: optionalText(),
+    aclFile: optionalText(),
+    watchFiles: boolean(true),
+    jwt: {
+      secret: optionalText(),
+      publicKeyFile: optionalText(),
+      jwksFile: optionalText(),
+      algorithms: optionalText(ALGORITHM_LIST),
+      usernameClaim: text('sub'),
+      clientIdClaim: text('client_id'),
+      aclClaim: text('acl'),
+      requireExpiry: boolean(true),
+    },
+    http: {
+      url: optionalText(HTTP_URL),
+      timeoutMs: integer(50, 60_000, 1000),
+      cacheTtlMs: integer(0, 86_400_000, 30_000),
+      authorize: boolean(true),
+    },
+    tlsIdentity: oneOf(['none', 'cn', 'san'] as const, 'none'),
+    v3DeniedPublish: oneOf(['drop', 'disconnect'] as const, 'drop'),
+    failureBackoff: {
+      enabled: boolean(false),
+      initialDelayMs: integer(1, 3_600_000, 1000),
+      maxDelayMs: integer(1, 86_400_000, 60_000),
+    },
+  },
+  drain: {
+    ratePerSecond: integer(0, 1_000_000, 0),
+    serverReference: optionalText(SERVER_REFERENCE),
+    notReadyDelayMs: integer(0, 600_000, 0),
+  },
+  admin: {
+    enabled: boolean(true),
+    token: optionalText(ADMIN_TOKEN),
+  },
+  proxyProtocol: {
+    tcp: boolean(false),
+    tls: boolean(false),
+    trustedProxies: addressList([]),
+    headerTimeoutMs: integer(100, 60_000, 3000),
+  },
+  limits: {
+    maxConnections: integer(0, 10_000_000, l.maxConnections),
+    connectRatePerSecond: integer(0, 1_000_000, l.connectRatePerSecond),
+    connectBurst: integer(0, 10_000_000, l.connectBurst),
+    clientMessagesPerSecond: integer(0, 10_000_000, l.clientMessagesPerSecond),
+    clientMessageBurst: integer(0, 100_000_000, l.clientMessageBurst),
+    clientBytesPerSecond: integer(0, 2 ** 31 - 1, l.clientBytesPerSecond),
+    clientByteBurst: integer(0, 2 ** 31 - 1, l.clientByteBurst),
+    rateLimitAction: oneOf(RATE_LIMIT_ACTIONS, l.rateLimitAction),
+    maxSubscriptionsPerClient: integer(0, 10_000_000, l.maxSubscriptionsPerClient),
+    maxWildcardSubscriptionsPerClient: integer(0, 10_000_000, l.maxWildcardSubscriptionsPerClient),
+    maxTopicLevels: integer(0, 65535, l.maxTopicLevels),
+    maxTopicLengthBytes: integer(0, 65535, l.maxTopicLengthBytes),
+    maxRetainedMessages: integer(0, 1_000_000_000, l.maxRetainedMessages),
+    maxRetainedPayloadBytes: integer(0, 268_435_455, l.maxRetainedPayloadBytes),
+    tcpKeepAliveSeconds: integer(0, 86_400, l.tcpKeepAliveSeconds),
   },
   shutdownTimeoutMs: integer(0, 3_600_000, 10_000),
 };
@@ -304,12 +519,31 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): C
 /** Rules that involve more than one key. */
 function checkRelations(config: Config, report: (path: string, problem: string) => void): void {
   const { tls } = config;
+  const pp = config.proxyProtocol;
+  if ((pp.tcp || pp.tls) && pp.trustedProxies.length === 0) {
+    // Every connection would be refused: PROXY headers are believed only from trusted proxies.
+    report(
+      'proxyProtocol.trustedProxies',
+      'must list the load balancers when proxyProtocol.tcp or .tls is on',
+    );
+  }
   if (tls.port > 0 || tls.wssPort > 0) {
     if (tls.certFile === null) report('tls.certFile', 'required when tls.port or tls.wssPort is set');
     if (tls.keyFile === null) report('tls.keyFile', 'required when tls.port or tls.wssPort is set');
   }
   if (config.cluster.livenessTimeoutMs < 2 * config.cluster.heartbeatMs) {
     report('cluster.livenessTimeoutMs', 'must be at least twice cluster.heartbeatMs');
+  }
+  const { auth } = config;
+  if (auth.tlsIdentity !== 'none' && !tls.requestClientCert) {
+    report('auth.tlsIdentity', 'needs tls.requestClientCert: true (no certificate is asked for otherwise)');
+  }
+  const { jwt } = auth;
+  if (jwt.algorithms !== null && jwt.secret === null && jwt.publicKeyFile === null && jwt.jwksFile === null) {
+    report('auth.jwt.algorithms', 'needs auth.jwt.secret, auth.jwt.publicKeyFile or auth.jwt.jwksFile');
+  }
+  if (auth.failureBackoff.maxDelayMs < auth.failureBackoff.initialDelayMs) {
+    report('auth.failureBackoff.maxDelayMs', 'must be at least auth.failureBackoff.initialDelayMs');
   }
   const listeners: Array<[string, number]> = [
     ['port', config.port],

@@ -6,6 +6,7 @@
  * while a subscriber its QoS 1/2 messages go to is congested, and for the rest of the event-loop
  * turn after a large read (so one flooding publisher cannot starve writes and other clients).
  */
+import type { PeerCertificate } from 'node:tls';
 import { Channel, type ChannelOutput } from '../channel/channel.js';
 import type { ChannelContext } from '../channel/context.js';
 import type { TimerHandle } from '../clock.js';
@@ -99,6 +100,10 @@ export class Connection implements ChannelOutput {
     return this.transport.kind;
   }
 
+  peerCertificate(): PeerCertificate | undefined {
+    return this.transport.peerCertificate?.();
+  }
+
   get bufferedBytes(): number {
     return this.pendingBytes + this.transport.bufferedBytes;
   }
@@ -175,6 +180,8 @@ export class Connection implements ChannelOutput {
 
   private protocolFailure(err: unknown): void {
     if (err instanceof ProtocolError) {
+      if (err.code === 'PACKET_TOO_LARGE') this.ctx.limits.hit('packet_size');
+      else if (err.code === 'RECEIVE_MAXIMUM_EXCEEDED') this.ctx.limits.hit('receive_maximum');
       this.channel.fail(err);
       return;
     }
@@ -275,6 +282,7 @@ export class Connection implements ChannelOutput {
   private connectTimedOut(): void {
     this.timer = undefined;
     if (this.channel.state === 'awaiting-connect' || this.channel.state === 'connecting') {
+      this.ctx.limits.hit('connect_timeout');
       this.ctx.logger.debug({ event: 'connection.connect_timeout', remote: this.remoteAddress });
       this.destroy();
     }
@@ -293,8 +301,9 @@ export class Connection implements ChannelOutput {
     this.schedule();
   }
 
-  shutdown(reasonCode: number): void {
-    this.channel.disconnect(reasonCode, 'server shutting down', { will: false });
+  /** Server-side close for a drain: DISCONNECT `reasonCode` (MQTT 5), no will, then close. */
+  shutdown(reasonCode: number, serverReference?: string): void {
+    this.channel.disconnect(reasonCode, 'server shutting down', { will: false, serverReference });
     if (this.channel.state !== 'closed') this.close();
     // A peer that never reads must not hold the shutdown: destroy after a bounded wait.
     this.ctx.clock.setTimeout(() => this.destroy(), 2000);

@@ -1,10 +1,13 @@
 /**
- * The operator's HTTP endpoint: /healthz (the process is alive), /readyz (every listener is up and
- * the node is not shutting down) and /metrics (Prometheus text). Nothing else is served.
+ * The operator's HTTP endpoint: /healthz (the process is alive), /readyz (every listener is up, the
+ * cluster backend is ready, and the node is not draining), /metrics (Prometheus text), the admin API
+ * under /api/v1/ (admin-api.ts) and a small status page at /.
  */
 import http from 'node:http';
 import type { Registry } from 'prom-client';
+import { ADMIN_PREFIX, type AdminApi } from './admin-api.js';
 import type { Logger } from './logger.js';
+import { renderStatusPage, type StatusView } from './status-page.js';
 
 export interface ObservabilityServerOptions {
   host: string;
@@ -13,6 +16,10 @@ export interface ObservabilityServerOptions {
   /** True when the node takes clients; /readyz answers 200, otherwise 503. */
   ready(): boolean;
   logger?: Logger;
+  /** The admin API; absent = /api/v1/ answers 404. */
+  admin?: AdminApi;
+  /** What the status page at / shows; absent = / answers 404. */
+  status?(): Promise<StatusView>;
 }
 
 export class ObservabilityServer {
@@ -58,6 +65,10 @@ export class ObservabilityServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0];
+    if (path.startsWith(ADMIN_PREFIX) && this.options.admin !== undefined) {
+      await this.options.admin.handle(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
@@ -76,6 +87,13 @@ export class ObservabilityServer {
         send(res, 200, registry.contentType, await registry.metrics());
         return;
       }
+      case '/':
+        if (this.options.status !== undefined) {
+          send(res, 200, 'text/html; charset=utf-8', renderStatusPage(await this.options.status()));
+          return;
+        }
+        send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+        return;
       default:
         send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
     }

@@ -8,7 +8,7 @@ import type { LogLevel } from '../config/schema.js';
 export type Logger = pino.Logger;
 
 /** Paths pino replaces with '[redacted]' wherever they are logged. Log a password's length, never it. */
-const REDACT = ['password', '*.password'];
+const REDACT = ['password', '*.password', 'token', '*.token', 'authorization', '*.authorization'];
 
 /** A logger at `level` writing to `destination` (stdout when omitted; tests pass a stream). */
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {

@@ -1,11 +1,17 @@
 /**
- * Every Prometheus metric Shoal exports, declared here with its help text.
+ * Every Prometheus metric Shoal exports, declared here with its help text (docs/metrics.md lists
+ * them; test/unit/deploy checks the dashboard and alert rules against a live /metrics).
  *
  * Broker metrics are collect-on-scrape: each reads the broker's stats object when /metrics is
- * requested, so counting costs nothing per message. Process metrics (CPU, memory, event loop, GC)
- * come from prom-client's default collectors with the same `shoal_` prefix.
+ * requested, so counting costs nothing per message. Distributions (Redis latency, batch sizes, inbox
+ * lag, takeover time) are histograms fed through the Instruments interface. Process metrics (CPU,
+ * memory, event-loop lag, heap, GC) come from prom-client's default collectors with the same prefix.
+ *
+ * Labels are bounded sets: listener (tcp tls ws wss), protocol (3 4 5), qos (0 1 2), drop reason,
+ * limit name, Redis command name. Never a client id or a topic.
  */
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Instruments } from './instruments.js';
 import type { BrokerStats } from './stats.js';
 
 export const METRIC_PREFIX = 'shoal_';
@@ -17,13 +23,30 @@ export function createMetricsRegistry(): Registry {
   return registry;
 }
 
-type NumericStat = Exclude<keyof BrokerStats, 'dropped'>;
+type NumericStat = {
+  [K in keyof BrokerStats]: BrokerStats[K] extends number ? K : never;
+}[keyof BrokerStats];
 
 const GAUGES: ReadonlyArray<[name: string, help: string, stat: NumericStat]> = [
   ['shoal_clients_connected', 'Clients currently connected to this node.', 'clientsConnected'],
   ['shoal_subscriptions', 'Subscriptions currently held on this node.', 'subscriptions'],
   ['shoal_retained_messages', 'Retained messages currently stored.', 'retained'],
   ['shoal_sessions', 'Sessions held on this node, connected or not.', 'sessions'],
+  [
+    'shoal_sessions_offline',
+    'Persistent sessions held on this node whose client is not connected.',
+    'sessionsOffline',
+  ],
+  [
+    'shoal_connections_open',
+    'Network connections open on this node, including those that have not sent CONNECT yet.',
+    'connectionsOpen',
+  ],
+  [
+    'shoal_shared_subscription_groups',
+    'Shared subscriptions (group and filter) with at least one member on this node.',
+    'sharedGroups',
+  ],
 ];
 
 const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> = [
@@ -32,6 +55,16 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> =
   ['shoal_messages_sent_total', 'PUBLISH packets sent to clients.', 'messagesSent'],
   ['shoal_bytes_received_total', 'Bytes received from clients.', 'bytesReceived'],
   ['shoal_bytes_sent_total', 'Bytes sent to clients.', 'bytesSent'],
+  [
+    'shoal_auth_failures_total',
+    'CONNECTs refused for bad credentials or lack of authorization (CONNACK 0x86, 0x87, 0x8C).',
+    'authFailures',
+  ],
+  [
+    'shoal_takeovers_total',
+    'Sessions taken over by a new connection with the same client id (the old one got 0x8E).',
+    'takeovers',
+  ],
   [
     'shoal_cluster_messages_sent_total',
     'Messages sent to other nodes (one per target node).',
@@ -45,17 +78,62 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> =
   ['shoal_cluster_messages_received_total', 'Messages received from other nodes.', 'clusterMessagesReceived'],
 ];
 
-const DROPPED = {
-  name: 'shoal_messages_dropped_total',
-  help: 'Messages dropped instead of delivered, by reason (for example a slow client or a full queue).',
-};
+/** Counters by QoS: [name, help, stat (an array indexed by QoS)]. */
+const BY_QOS: ReadonlyArray<
+  [name: string, help: string, stat: 'receivedByQos' | 'receivedBytesByQos' | 'sentByQos' | 'sentBytesByQos']
+> = [
+  ['shoal_publish_received_total', 'PUBLISH packets received from clients, by QoS.', 'receivedByQos'],
+  [
+    'shoal_publish_received_bytes_total',
+    'Payload bytes of PUBLISH packets received from clients, by QoS.',
+    'receivedBytesByQos',
+  ],
+  ['shoal_publish_sent_total', 'PUBLISH packets sent to clients, by QoS.', 'sentByQos'],
+  [
+    'shoal_publish_sent_bytes_total',
+    'Payload bytes of PUBLISH packets sent to clients, by QoS.',
+    'sentBytesByQos',
+  ],
+];
+
+/** Drop reasons always exported (0 until one happens), so rules and dashboards find the series. */
+export const DROP_REASONS = [
+  'queue_full',
+  'expired',
+  'slow_consumer',
+  'no_subscriber',
+  'offline_qos0',
+  'too_large',
+] as const;
+
+/** What the cluster says, read at scrape time (cluster mode only). */
+export interface ClusterMetricsSource {
+  /** Live nodes, this one included (a Redis read: bounded by a timeout at scrape). */
+  liveNodes(): Promise<unknown[]>;
+}
+
+export interface NodeMetricsSource {
+  /** True while /readyz answers 200. */
+  ready(): boolean;
+  version: string;
+  /** 'single' or 'cluster'. */
+  mode: string;
+  cluster?: ClusterMetricsSource;
+}
+
+/** A scrape waits at most this long for the cluster's node list (Redis may be away). */
+const CLUSTER_READ_TIMEOUT_MS = 1000;
 
 /**
  * Registers the broker metrics on `registry`, each read from `stats()` at scrape time.
  * One scrape reads `stats()` once: the snapshot is kept until the end of the current microtask
  * run, which spans every metric's collect (prom-client calls them in one synchronous loop).
  */
-export function registerBrokerMetrics(registry: Registry, stats: () => BrokerStats): void {
+export function registerBrokerMetrics(
+  registry: Registry,
+  stats: () => BrokerStats,
+  node?: NodeMetricsSource,
+): void {
   let snapshot: BrokerStats | undefined;
   const read = (): BrokerStats => {
     if (snapshot === undefined) {
@@ -66,12 +144,13 @@ export function registerBrokerMetrics(registry: Registry, stats: () => BrokerSta
     }
     return snapshot;
   };
+  const registers = [registry];
 
   for (const [name, help, stat] of GAUGES) {
     new Gauge({
       name,
       help,
-      registers: [registry],
+      registers,
       collect() {
         this.set(read()[stat]);
       },
@@ -82,20 +161,180 @@ export function registerBrokerMetrics(registry: Registry, stats: () => BrokerSta
     new Counter({
       name,
       help,
-      registers: [registry],
+      registers,
       collect() {
         this.reset();
         this.inc(read()[stat]);
       },
     });
   }
+  for (const [name, help, stat] of BY_QOS) {
+    new Counter({
+      name,
+      help,
+      labelNames: ['qos'],
+      registers,
+      collect() {
+        this.reset();
+        read()[stat].forEach((n, qos) => {
+          this.inc({ qos: String(qos) }, n);
+        });
+      },
+    });
+  }
   new Counter({
-    ...DROPPED,
+    name: 'shoal_messages_dropped_total',
+    help: 'Messages dropped instead of delivered, by reason: queue_full, expired, slow_consumer, no_subscriber, offline_qos0, too_large.',
     labelNames: ['reason'],
-    registers: [registry],
+    registers,
     collect() {
       this.reset();
-      for (const [reason, count] of Object.entries(read().dropped)) this.inc({ reason }, count);
+      const dropped = read().dropped;
+      for (const reason of DROP_REASONS) this.inc({ reason }, dropped[reason] ?? 0);
+      for (const [reason, count] of Object.entries(dropped))
+        if (!(DROP_REASONS as readonly string[]).includes(reason)) this.inc({ reason }, count);
     },
   });
+  new Counter({
+    name: 'shoal_rate_limited_total',
+    help: 'Requests refused or delayed by a limit, by limit name.',
+    labelNames: ['limit'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [limit, count] of Object.entries(read().rateLimited)) this.inc({ limit }, count);
+    },
+  });
+  new Gauge({
+    name: 'shoal_connections',
+    help: 'Clients currently connected to this node, by listener and MQTT protocol level (3, 4, 5).',
+    labelNames: ['listener', 'protocol'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, n] of Object.entries(read().connectedBy)) this.set(labelsOf(key), n);
+    },
+  });
+  new Counter({
+    name: 'shoal_connections_total',
+    help: 'CONNECTs accepted since start, by listener and MQTT protocol level (3, 4, 5).',
+    labelNames: ['listener', 'protocol'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, n] of Object.entries(read().connectsBy)) this.inc(labelsOf(key), n);
+    },
+  });
+  new Gauge({
+    name: 'shoal_draining',
+    help: '1 while this node drains its clients (SIGTERM), else 0.',
+    registers,
+    collect() {
+      this.set(read().draining ? 1 : 0);
+    },
+  });
+  if (node === undefined) return;
+
+  new Gauge({
+    name: 'shoal_ready',
+    help: '1 while this node takes clients (/readyz 200), else 0.',
+    registers,
+    collect() {
+      this.set(node.ready() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'shoal_info',
+    help: 'Always 1; the labels say the version and the mode (single or cluster).',
+    labelNames: ['version', 'mode'],
+    registers,
+    collect() {
+      this.reset();
+      this.set({ version: node.version, mode: node.mode }, 1);
+    },
+  });
+  let lastLive = node.cluster === undefined ? 1 : 0;
+  new Gauge({
+    name: 'shoal_cluster_nodes',
+    help: 'Live cluster nodes as the cluster sees them (heartbeat within the liveness timeout); 1 on a single node.',
+    registers,
+    async collect() {
+      const cluster = node.cluster;
+      if (cluster !== undefined) {
+        // Redis away: the read would wait for the reconnect; report the last known value instead.
+        const live = await withTimeout(cluster.liveNodes(), CLUSTER_READ_TIMEOUT_MS).catch(() => undefined);
+        if (live !== undefined) lastLive = live.length;
+      }
+      this.set(lastLive);
+    },
+  });
+}
+
+/** The histograms behind Instruments, registered on `registry`. */
+export function createInstruments(registry: Registry): Instruments {
+  const registers = [registry];
+  const redisLatency = new Histogram({
+    name: 'shoal_redis_command_duration_seconds',
+    help: 'Redis command latency on the node command connection, by command (blocking stream reads excluded).',
+    labelNames: ['command'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const redisErrors = new Counter({
+    name: 'shoal_redis_command_errors_total',
+    help: 'Redis commands that failed, by command.',
+    labelNames: ['command'],
+    registers,
+  });
+  const batches = new Histogram({
+    name: 'shoal_cluster_batch_size',
+    help: 'Messages per batch sent to another node: kind durable (inbox stream, QoS >= 1) or volatile (pub/sub, QoS 0).',
+    labelNames: ['kind'],
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 512],
+    registers,
+  });
+  const inboxLag = new Histogram({
+    name: 'shoal_cluster_inbox_lag_seconds',
+    help: 'Age of an inbox batch (QoS >= 1 from other nodes) when this node read it.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  const takeover = new Histogram({
+    name: 'shoal_takeover_duration_seconds',
+    help: 'Time to take a session over from the connection holding it (on another node: the release round trip).',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  for (const kind of ['durable', 'volatile']) batches.zero({ kind });
+  return {
+    redisCommand(command, seconds, failed) {
+      redisLatency.observe({ command }, seconds);
+      if (failed) redisErrors.inc({ command });
+    },
+    clusterBatch(durable, envelopes) {
+      batches.observe({ kind: durable ? 'durable' : 'volatile' }, envelopes);
+    },
+    inboxLag(seconds) {
+      inboxLag.observe(Math.max(0, seconds));
+    },
+    takeover(seconds) {
+      takeover.observe(seconds);
+    },
+  };
+}
+
+function labelsOf(key: string): { listener: string; protocol: string } {
+  const space = key.indexOf(' ');
+  return { listener: key.slice(0, space), protocol: key.slice(space + 1) };
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timeout')), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -2,7 +2,18 @@
  * Transport over a net.Socket: plain TCP, or TLS (a TLSSocket is a net.Socket).
  */
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Transport, TransportEvents } from './types.js';
+
+/** The certificate of a TLS peer, when it sent one that verified against the CA; undefined otherwise. */
+export function verifiedPeerCertificate(socket: net.Socket | Duplex): PeerCertificate | undefined {
+  const tls = socket as Partial<TLSSocket>;
+  if (tls.authorized !== true || typeof tls.getPeerCertificate !== 'function') return undefined;
+  const cert = tls.getPeerCertificate();
+  // An empty object means no certificate.
+  return cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0 ? cert : undefined;
+}
 
 export class SocketTransport implements Transport {
   readonly remoteAddress: string;
@@ -12,8 +23,10 @@ export class SocketTransport implements Transport {
   constructor(
     readonly kind: string,
     private readonly socket: net.Socket,
+    /** The client's address when a proxy names it (PROXY protocol); the socket's peer otherwise. */
+    remoteAddress?: string,
   ) {
-    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.remoteAddress = remoteAddress ?? socket.remoteAddress ?? 'unknown';
     // Until bind, only a guard: an error on an unbound socket would otherwise crash the process.
     // Data listeners wait for bind, so nothing is read before the connection layer is ready.
     socket.on('error', this.onEarlyError);
@@ -21,6 +34,10 @@ export class SocketTransport implements Transport {
 
   get bufferedBytes(): number {
     return this.socket.writableLength;
+  }
+
+  peerCertificate(): PeerCertificate | undefined {
+    return verifiedPeerCertificate(this.socket);
   }
 
   writeBatch(chunks: Buffer[]): void {
@@ -71,6 +88,8 @@ export class SocketTransport implements Transport {
       socket.destroy();
     });
     socket.once('close', () => events.close());
+    // A socket handed on paused (after a PROXY header) does not start flowing on its own.
+    socket.resume();
   }
 
   private readonly onEarlyError = (err: Error): void => {

@@ -6,8 +6,12 @@
 import http, { STATUS_CODES } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { PeerCertificate } from 'node:tls';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { type AddressList, forwardedClient } from './address.js';
 import { listenOn, stopAccepting } from './listen.js';
+import { verifiedPeerCertificate } from './socket.js';
+import { keepAlive } from './tcp.js';
 import { type TlsCredentials, tlsServerOptions } from './tls.js';
 import type { ConnectionHandler, Listener, Transport, TransportEvents } from './types.js';
 
@@ -44,6 +48,10 @@ class WebSocketTransport implements Transport {
 
   get bufferedBytes(): number {
     return this.ws.bufferedAmount;
+  }
+
+  peerCertificate(): PeerCertificate | undefined {
+    return verifiedPeerCertificate(this.socket);
   }
 
   writeBatch(chunks: Buffer[]): void {
@@ -118,6 +126,10 @@ export interface WebSocketListenerOptions {
   onConnection: ConnectionHandler;
   onError?(err: Error): void;
   onHandshakeError?(err: Error, remoteAddress: string | undefined): void;
+  /** Proxies whose X-Forwarded-For header names the client; the header is ignored from anyone else. */
+  trustedProxies?: AddressList;
+  /** TCP keep-alive probes after this much idle time, so dead peers are found; 0 or absent = off. */
+  keepAliveMs?: number;
 }
 
 export class WebSocketListener implements Listener {
@@ -139,9 +151,10 @@ export class WebSocketListener implements Listener {
       res.writeHead(onPath ? 426 : 404, onPath ? { upgrade: 'websocket', connection: 'Upgrade' } : {});
       res.end(onPath ? 'MQTT over WebSocket: send an Upgrade request\n' : 'not found\n');
     };
+    const socketOptions = keepAlive(options.keepAliveMs);
     this.server = options.credentials
-      ? https.createServer(tlsServerOptions(options.credentials), onRequest)
-      : http.createServer(onRequest);
+      ? https.createServer({ ...tlsServerOptions(options.credentials), ...socketOptions }, onRequest)
+      : http.createServer(socketOptions, onRequest);
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
       this.upgrade(req, socket, head),
     );
@@ -174,7 +187,12 @@ export class WebSocketListener implements Listener {
       return;
     }
     // Without a Sec-WebSocket-Protocol header the connection is accepted: many clients omit it.
-    const remoteAddress = req.socket.remoteAddress ?? 'unknown';
+    const peer = req.socket.remoteAddress ?? 'unknown';
+    const { trustedProxies } = this.options;
+    const remoteAddress =
+      trustedProxies === undefined || trustedProxies.size === 0
+        ? peer
+        : forwardedClient(peer, req.headers['x-forwarded-for'], trustedProxies);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.options.onConnection(new WebSocketTransport(this.kind, ws, socket, remoteAddress));
     });

@@ -50,7 +50,9 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
     const clock = new FakeClock();
     const a = new RedisRetainedStore(client, keys, clock, 1000);
     await a.set(msg('x/1', 'one'));
-    await a.set(msg('x/2', 'two', { properties: { contentType: 'text/plain' }, expiresAt: clock.now() + 60_000 }));
+    await a.set(
+      msg('x/2', 'two', { properties: { contentType: 'text/plain' }, expiresAt: clock.now() + 60_000 }),
+    );
     await a.set(msg('x/1', 'uno'));
     await a.set(msg('x/3', 'three'));
     await a.set(msg('x/3', ''));

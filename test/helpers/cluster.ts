@@ -240,7 +240,11 @@ export class Inbox {
       const timer = setTimeout(() => {
         this.waiters.delete(check);
         const tail = this.payloads.slice(-10).join(', ');
-        reject(new Error(`Inbox: ${what} not received within ${timeoutMs} ms (${this.messages.length} so far; last: ${tail})`));
+        reject(
+          new Error(
+            `Inbox: ${what} not received within ${timeoutMs} ms (${this.messages.length} so far; last: ${tail})`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.add(check);
     });
@@ -249,6 +253,25 @@ export class Inbox {
   /** Resolves once `n` messages arrived in total. */
   count(n: number, timeoutMs = 10_000): Promise<void> {
     return this.until((m) => m.length >= n, timeoutMs, `${n} messages`);
+  }
+
+  /** Messages other than route probes (see untilRouted). */
+  get data(): Received[] {
+    return this.messages.filter((m) => !isProbe(m.payload));
+  }
+
+  /** Resolves once `n` messages other than probes arrived. */
+  dataCount(n: number, timeoutMs = 10_000): Promise<void> {
+    return this.until(
+      (ms) => ms.reduce((k, m) => k + (isProbe(m.payload) ? 0 : 1), 0) >= n,
+      timeoutMs,
+      `${n} non-probe messages`,
+    );
+  }
+
+  /** Resolves once a message with this payload arrived. */
+  payload(p: string, timeoutMs = 10_000): Promise<void> {
+    return this.until((ms) => ms.some((m) => m.payload === p), timeoutMs, `payload ${p}`);
   }
 }
 
@@ -290,5 +313,43 @@ export async function connectMqtt(
 
 /** Ends clients without waiting for the broker. */
 export async function endAll(...clients: (MqttClient | undefined)[]): Promise<void> {
-  await Promise.all(clients.map((c) => (c === undefined ? undefined : c.endAsync(true).catch(() => undefined))));
+  await Promise.all(
+    clients.map((c) => (c === undefined ? undefined : c.endAsync(true).catch(() => undefined))),
+  );
+}
+
+export const PROBE = 'probe';
+
+const isProbe = (payload: string) => payload.startsWith(PROBE);
+
+/**
+ * Waits until subscriptions made on other nodes are known to the publisher's node: a route reaches
+ * other nodes through Redis (route log → each node's replica), so it is eventual. Publishes QoS 0
+ * probes (payloads starting with `probe`) to `topic` until each inbox got one; then, unless the
+ * inboxes are members of one shared subscription (where each probe reaches one member), one last
+ * probe that every inbox must get, so no earlier probe is still on its way afterwards. Tests leave
+ * probes out of what they count (`Inbox.data`).
+ */
+export async function untilRouted(
+  publisher: MqttClient,
+  topic: string,
+  inboxes: Inbox[],
+  opts: { shared?: boolean; timeoutMs?: number } = {},
+): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const got = (inbox: Inbox, p?: string) =>
+    inbox.messages.some((m) => m.topic === topic && (p === undefined ? isProbe(m.payload) : m.payload === p));
+  await waitFor(
+    () => {
+      if (inboxes.every((i) => got(i))) return true;
+      publisher.publish(topic, PROBE, { qos: 0 });
+      return false;
+    },
+    timeoutMs,
+    `a probe on ${topic} to arrive`,
+  );
+  if (opts.shared) return;
+  const last = `${PROBE}-last-${Math.random().toString(36).slice(2)}`;
+  publisher.publish(topic, last, { qos: 0 });
+  await Promise.all(inboxes.map((i) => i.until(() => got(i, last), timeoutMs, `probe ${last}`)));
 }

@@ -40,8 +40,14 @@ export class RawClient {
     socket.on('error', () => undefined);
   }
 
-  static async connect(port: number, version: ProtocolVersion = 4, host = '127.0.0.1'): Promise<RawClient> {
-    const socket = net.connect({ port, host });
+  /** `localAddress` picks the source address (another loopback address, say 127.0.0.2). */
+  static async connect(
+    port: number,
+    version: ProtocolVersion = 4,
+    host = '127.0.0.1',
+    localAddress?: string,
+  ): Promise<RawClient> {
+    const socket = net.connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);

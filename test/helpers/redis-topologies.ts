@@ -43,6 +43,13 @@ export interface RedisClusterHandle {
   stop(): Promise<void>;
 }
 
+export interface FailoverOptions {
+  /** Bound on each of the two waits (promotion, then demotion of the former master). Default 30 s. */
+  timeoutMs?: number;
+  /** Called once every sentinel reports the new master (before the former master is demoted). */
+  onPromoted?: () => void;
+}
+
 export interface SentinelHandle {
   /** `redis+sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/mymaster`. */
   readonly url: string;
@@ -57,7 +64,7 @@ export interface SentinelHandle {
    * former replica says it is master, and the former master has been turned into a replica of it
    * (that is when Sentinel disconnects the clients of the former master, so they move over).
    */
-  failover(timeoutMs?: number): Promise<void>;
+  failover(options?: FailoverOptions): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -259,8 +266,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     await until('cluster_state:ok on every node', left(), async () => {
       const infos = await Promise.all(nodes.map((n) => n.call('CLUSTER', 'INFO').then(infoFields)));
       return infos.every(
-        (f) =>
-          f.cluster_state === 'ok' && f.cluster_slots_ok === '16384' && f.cluster_known_nodes === '6',
+        (f) => f.cluster_state === 'ok' && f.cluster_slots_ok === '16384' && f.cluster_known_nodes === '6',
       );
     });
     await until('every replica linked to its master', left(), async () => {
@@ -302,7 +308,10 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Se
   let replica: RedisInstance;
   const sentinels: RedisInstance[] = [];
   try {
-    master = await launch({ name: 'redis-master', args: async (_d, [port]) => ['--port', String(port), ...COMMON_ARGS] });
+    master = await launch({
+      name: 'redis-master',
+      args: async (_d, [port]) => ['--port', String(port), ...COMMON_ARGS],
+    });
     all.push(master);
     const masterPort = master.port;
     replica = await launch({
@@ -381,7 +390,8 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Se
       return replica;
     },
     sentinels,
-    async failover(failoverTimeoutMs = 30_000) {
+    async failover(options: FailoverOptions = {}) {
+      const failoverTimeoutMs = options.timeoutMs ?? 30_000;
       const from = master;
       const to = replica;
       const reply = await sentinels[0].call('SENTINEL', 'FAILOVER', name);
@@ -394,6 +404,7 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Se
         const role = (await to.call('ROLE')) as unknown[];
         return role[0] === 'master';
       });
+      options.onPromoted?.();
       // Sentinel turns the former master into a replica some seconds later (it waits for four
       // hello periods); only then are its clients disconnected and sent to the new master.
       await until(`${from.address} to become a replica of ${to.address}`, failoverTimeoutMs, async () => {

@@ -20,10 +20,23 @@ describe('observability HTTP server', () => {
     subscriptions: 9,
     retained: 4,
     dropped: { slow_client: 5, queue_full: 2 },
+    authFailures: 8,
     sessions: 6,
     clusterMessagesSent: 0,
     clusterBatchesSent: 0,
     clusterMessagesReceived: 0,
+    connectionsOpen: 4,
+    connectedBy: { 'tcp 5': 2, 'ws 4': 1 },
+    connectsBy: { 'tcp 5': 12, 'ws 4': 5 },
+    sessionsOffline: 3,
+    sharedGroups: 2,
+    receivedByQos: [1000, 150, 50],
+    receivedBytesByQos: [40_000, 10_000, 6_000],
+    sentByQos: [3000, 300, 100],
+    sentBytesByQos: [60_000, 12_000, 6_000],
+    rateLimited: { connect_rate: 7 },
+    takeovers: 1,
+    draining: false,
   };
 
   beforeEach(async () => {
@@ -83,8 +96,22 @@ describe('observability HTTP server', () => {
       'shoal_subscriptions 9',
       'shoal_retained_messages 4',
       'shoal_sessions 6',
+      'shoal_auth_failures_total 8',
       'shoal_messages_dropped_total{reason="slow_client"} 5',
       'shoal_messages_dropped_total{reason="queue_full"} 2',
+      'shoal_connections{listener="tcp",protocol="5"} 2',
+      'shoal_connections{listener="ws",protocol="4"} 1',
+      'shoal_connections_total{listener="tcp",protocol="5"} 12',
+      'shoal_connections_open 4',
+      'shoal_sessions_offline 3',
+      'shoal_shared_subscription_groups 2',
+      'shoal_publish_received_total{qos="1"} 150',
+      'shoal_publish_received_bytes_total{qos="2"} 6000',
+      'shoal_publish_sent_total{qos="0"} 3000',
+      'shoal_publish_sent_bytes_total{qos="1"} 12000',
+      'shoal_rate_limited_total{limit="connect_rate"} 7',
+      'shoal_takeovers_total 1',
+      'shoal_draining 0',
       '# TYPE shoal_messages_received_total counter',
       '# TYPE shoal_clients_connected gauge',
     ]) {
@@ -102,12 +129,16 @@ describe('observability HTTP server', () => {
     const text = await fetch(`${base}/metrics`).then((r) => r.text());
     expect(text.split('\n')).toContain('shoal_clients_connected 4');
     expect(text.split('\n')).toContain('shoal_messages_dropped_total{reason="slow_client"} 6');
-    expect(text).not.toContain('reason="queue_full"');
+    // Known reasons are always exported, 0 until one happens.
+    expect(text.split('\n')).toContain('shoal_messages_dropped_total{reason="queue_full"} 0');
     expect(scrapes).toBe(2);
   });
 
   it('answers 404 elsewhere and 405 to other methods', async () => {
+    expect((await fetch(`${base}/nothing-here`)).status).toBe(404);
+    // Without a status provider and an admin API, / and /api/v1/ are not served either.
     expect((await fetch(`${base}/`)).status).toBe(404);
+    expect((await fetch(`${base}/api/v1/nodes`)).status).toBe(404);
     const post = await fetch(`${base}/metrics`, { method: 'POST' });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');

@@ -28,10 +28,23 @@ const zeroStats: BrokerStats = {
   subscriptions: 0,
   retained: 0,
   dropped: {},
+  authFailures: 0,
   sessions: 0,
   clusterMessagesSent: 0,
   clusterBatchesSent: 0,
   clusterMessagesReceived: 0,
+  connectionsOpen: 0,
+  connectedBy: {},
+  connectsBy: {},
+  sessionsOffline: 0,
+  sharedGroups: 0,
+  receivedByQos: [0, 0, 0],
+  receivedBytesByQos: [0, 0, 0],
+  sentByQos: [0, 0, 0],
+  sentBytesByQos: [0, 0, 0],
+  rateLimited: {},
+  takeovers: 0,
+  draining: false,
 };
 
 /** A broker whose shutdown finishes when the test says so. */

@@ -3,16 +3,28 @@
  * lock), the route table (Lua writes + a replica kept current from the route log), the bus (inbox
  * stream and pub/sub) and retained messages. See docs/cluster.md for the key schema and the reasons.
  */
+
+import type { Message } from '../../broker/message.js';
 import type { Clock, TimerHandle } from '../../clock.js';
+import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
-import type { ClusterBackend, ClusterHandlers, ClusterNodeInfo, Envelope, RouteTable } from '../types.js';
+import type {
+  Claim,
+  ClusterBackend,
+  ClusterHandlers,
+  ClusterNodeInfo,
+  Envelope,
+  RouteTable,
+  StoredWill,
+} from '../types.js';
 import { RedisBus } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
+import { observeCommands } from './instrument.js';
 import { filterKey, Keys } from './keys.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { RouteReplica } from './route-replica.js';
-import { NODE_REMOVE, ROUTE_ADD, ROUTE_DEL } from './scripts.js';
-import { decodeBatch } from './serialize.js';
+import { NODE_REMOVE, OWNER_CLAIM, ROUTE_ADD, ROUTE_DEL, WILL_SET, WILL_TAKE } from './scripts.js';
+import { decodeBatch, decodeMessage, encodeMessage } from './serialize.js';
 
 export interface RedisBackendOptions {
   url: string;
@@ -26,6 +38,8 @@ export interface RedisBackendOptions {
   logMaxLen?: number;
   /** Approximate length an inbox stream is trimmed to (batches). */
   inboxMaxLen?: number;
+  /** Redis command latency, batch sizes and inbox lag go here (metrics.ts). */
+  instruments?: Instruments;
 }
 
 type StreamReply = [key: Buffer, entries: [id: Buffer, fields: Buffer[]][]][] | null;
@@ -48,6 +62,7 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly logMaxLen: number;
   private readonly inboxMaxLen: number;
   private readonly log: Logger;
+  private readonly instruments: Instruments | undefined;
   private readonly clock: Clock;
   /** This node's own routes (filter keys), re-announced after Redis comes back. */
   private readonly own = new Set<string>();
@@ -63,6 +78,10 @@ export class RedisClusterBackend implements ClusterBackend {
   private retainedLogId = '0-0';
   private inboxId = '$';
   private generation = 0;
+  /** Takeover requests this node sent and waits an answer for: `clientId\nepoch` -> resolve. */
+  private readonly releaseWaiters = new Map<string, () => void>();
+  /** Wills of dead nodes this node is waiting to publish (after their delay). */
+  private readonly reapedWills = new Set<TimerHandle>();
 
   constructor(o: RedisBackendOptions) {
     this.nodeId = o.nodeId;
@@ -81,6 +100,11 @@ export class RedisClusterBackend implements ClusterBackend {
     this.replica = new RouteReplica(this.nodeId);
     this.retained = new RedisRetainedStore(this.cmd, this.keys, this.clock, this.logMaxLen);
     this.bus = new RedisBus(this.cmd, this.keys, this.target.kind === 'cluster', this.inboxMaxLen);
+    this.instruments = o.instruments;
+    if (o.instruments !== undefined) {
+      observeCommands(this.cmd, o.instruments.redisCommand);
+      this.bus.onBatch = o.instruments.clusterBatch;
+    }
     this.routes = {
       add: (filter, group) => this.addRoute(filterKey(filter, group)),
       remove: (filter, group) => this.removeRoute(filterKey(filter, group)),
@@ -117,6 +141,7 @@ export class RedisClusterBackend implements ClusterBackend {
     await this.removeNode(this.nodeId);
     await this.heartbeat();
     await this.subscribeVolatile();
+    await this.subscribeControl();
     await this.resync();
     this.connected = true;
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
@@ -136,13 +161,150 @@ export class RedisClusterBackend implements ClusterBackend {
     if (!this.running) return;
     this.running = false;
     this.timer?.cancel();
+    for (const t of this.reapedWills) t.cancel();
+    for (const resolve of this.releaseWaiters.values()) resolve();
     this.bus.flush();
     try {
       await this.removeNode(this.nodeId);
+      // Leave nothing behind that no reaper would remove (a stopped node is no longer in the node set).
+      await Promise.all([
+        this.cmd.del(this.keys.inbox(this.nodeId)),
+        this.cmd.hdel(this.keys.nodeStats, this.nodeId),
+      ]);
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.disconnect();
+  }
+
+  // ---- ownership and wills -----------------------------------------------------------------------
+
+  async claim(clientId: string, clean: boolean): Promise<Claim> {
+    const [previous, epoch, will] = (await evalBuffer(
+      this.cmd,
+      OWNER_CLAIM,
+      1,
+      this.keys.owner(clientId),
+      this.nodeId,
+      clean ? '1' : '0',
+    )) as [Buffer | null, number, Buffer | null];
+    return {
+      epoch: Number(epoch),
+      previous: previous ? previous.toString() : null,
+      will: will ? decodeWill(will) : null,
+    };
+  }
+
+  async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
+    if (node === this.nodeId) return;
+    const seen = await this.cmd.zscore(this.keys.nodes, node);
+    if (seen === null || Number(seen) < this.clock.now() - this.livenessMs) return; // dead: nothing to wait for
+    const key = `${clientId}\n${epoch}`;
+    await new Promise<void>((resolve) => {
+      // Bounded by the liveness timeout: a node that does not answer is fenced out by the epoch anyway.
+      const timer = this.clock.setTimeout(() => {
+        this.releaseWaiters.delete(key);
+        resolve();
+      }, this.livenessMs);
+      this.releaseWaiters.set(key, () => {
+        timer.cancel();
+        this.releaseWaiters.delete(key);
+        resolve();
+      });
+      this.sendControl(node, { t: 'kick', c: clientId, e: epoch, f: this.nodeId });
+    });
+  }
+
+  storeWill(clientId: string, epoch: number, will: StoredWill): void {
+    this.cmd
+      .eval(
+        WILL_SET,
+        1,
+        this.keys.owner(clientId),
+        String(epoch),
+        encodeWill(will),
+        String(will.delaySeconds),
+      )
+      .then(() => this.cmd.sadd(this.keys.nodeWills(this.nodeId), clientId))
+      .catch((err: Error) =>
+        this.log.warn({ event: 'cluster.will_store_failed', clientId, err: err.message }),
+      );
+  }
+
+  async takeWill(clientId: string, epoch: number): Promise<boolean> {
+    const taken = await evalBuffer(this.cmd, WILL_TAKE, 1, this.keys.owner(clientId), String(epoch));
+    return taken !== null;
+  }
+
+  private sendControl(node: string, msg: Record<string, unknown>): void {
+    const channel = this.keys.control(node);
+    const body = JSON.stringify(msg);
+    const sent =
+      this.target.kind === 'cluster' ? this.cmd.spublish(channel, body) : this.cmd.publish(channel, body);
+    sent.catch(() => undefined);
+  }
+
+  private async subscribeControl(): Promise<void> {
+    const channel = this.keys.control(this.nodeId);
+    const onMessage = (ch: Buffer, raw: Buffer) => {
+      if (ch.toString() !== channel) return;
+      let msg: { t?: string; c?: string; e?: number; f?: string };
+      try {
+        msg = JSON.parse(raw.toString());
+      } catch {
+        return;
+      }
+      if (
+        msg.t === 'kick' &&
+        typeof msg.c === 'string' &&
+        typeof msg.e === 'number' &&
+        typeof msg.f === 'string'
+      ) {
+        this.handlers?.release(msg.c, msg.e);
+        this.sendControl(msg.f, { t: 'released', c: msg.c, e: msg.e });
+      } else if (msg.t === 'released') {
+        this.releaseWaiters.get(`${msg.c}\n${msg.e}`)?.();
+      }
+    };
+    if (this.target.kind === 'cluster') {
+      this.sub.on('smessageBuffer', onMessage);
+      await this.sub.ssubscribe(channel);
+    } else {
+      this.sub.on('messageBuffer', onMessage);
+      await this.sub.subscribe(channel);
+    }
+  }
+
+  /** Schedules the wills a dead node left: each published after its delay, if still there then. */
+  private async reapWills(node: string): Promise<number> {
+    const ids = await this.cmd.smembers(this.keys.nodeWills(node));
+    let n = 0;
+    for (const clientId of ids) {
+      const [owner, epoch, will, delay] = await this.cmd.hmgetBuffer(
+        this.keys.owner(clientId),
+        'node',
+        'epoch',
+        'will',
+        'wdelay',
+      );
+      if (owner?.toString() !== node || epoch === null || will === null) continue;
+      n++;
+      const stored = decodeWill(will);
+      const timer = this.clock.setTimeout(
+        () => {
+          this.reapedWills.delete(timer);
+          this.takeWill(clientId, Number(epoch.toString()))
+            .then((taken) => {
+              if (taken) this.handlers?.publishWill(stored);
+            })
+            .catch(() => undefined);
+        },
+        Number(delay?.toString() ?? '0') * 1000,
+      );
+      this.reapedWills.add(timer);
+    }
+    await this.cmd.del(this.keys.nodeWills(node));
+    return n;
   }
 
   async shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
@@ -287,15 +449,19 @@ export class RedisClusterBackend implements ClusterBackend {
         await this.pause();
         continue;
       }
-      if (reply === null) continue;
-      for (const [, entries] of reply) {
+      for (const [, entries] of reply ?? []) {
         for (const [id, fields] of entries) {
           this.inboxId = id.toString();
+          // The entry id starts with Redis' clock (ms) at XADD: its age is the inbox lag.
+          this.instruments?.inboxLag((this.clock.now() - Number.parseInt(this.inboxId, 10)) / 1000);
           const batch = fieldsOf(fields).b;
-          if (batch !== undefined) this.deliverBatch(batch);
+          // A congested local subscriber: read no further until it drained (flow control).
+          const congested = batch === undefined ? undefined : this.deliverBatch(batch);
+          if (congested !== undefined) await congested;
         }
       }
       const now = this.clock.now();
+      // Also when idle (no reply): what was processed must not stay in Redis.
       if (now - lastTrim >= 1000) {
         lastTrim = now;
         // Processed entries are not needed again: trim below the last processed id.
@@ -304,15 +470,21 @@ export class RedisClusterBackend implements ClusterBackend {
     }
   }
 
-  private deliverBatch(batch: Buffer): void {
+  /** Delivers a batch; resolves later when a local subscriber was congested by it. */
+  private deliverBatch(batch: Buffer): Promise<void> | undefined {
     let envelopes: Envelope[];
     try {
       envelopes = decodeBatch(batch);
     } catch (err) {
       this.log.error({ event: 'cluster.bad_batch', err: String(err) });
-      return;
+      return undefined;
     }
-    for (const e of envelopes) this.handlers?.deliver(e);
+    let waits: Promise<void>[] | undefined;
+    for (const e of envelopes) {
+      const wait = this.handlers?.deliver(e);
+      if (wait !== undefined) (waits ??= []).push(wait);
+    }
+    return waits === undefined ? undefined : Promise.all(waits).then(() => undefined);
   }
 
   private async subscribeVolatile(): Promise<void> {
@@ -349,10 +521,11 @@ export class RedisClusterBackend implements ClusterBackend {
       if (node === this.nodeId) continue;
       const locked = await this.cmd.set(this.keys.reaper(node), this.nodeId, 'PX', this.livenessMs, 'NX');
       if (locked !== 'OK') continue;
+      const wills = await this.reapWills(node);
       const routes = await this.removeNode(node);
       await this.cmd.del(this.keys.inbox(node));
       await this.cmd.hdel(this.keys.nodeStats, node);
-      this.log.warn({ event: 'cluster.node_reaped', node, routes, by: this.nodeId });
+      this.log.warn({ event: 'cluster.node_reaped', node, routes, wills, by: this.nodeId });
     }
   }
 
@@ -391,4 +564,39 @@ function fieldsOf(fields: Buffer[]): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i].toString()] = fields[i + 1];
   return out;
+}
+
+/**
+ * EVAL with Buffer replies. ioredis has `evalBuffer` at run time but not in its typings, and its
+ * `callBuffer('EVAL', ...)` drops the command name.
+ */
+function evalBuffer(
+  client: RedisClient,
+  script: string,
+  numKeys: number,
+  ...args: (string | Buffer)[]
+): Promise<unknown> {
+  return (client as unknown as { evalBuffer(...a: unknown[]): Promise<unknown> }).evalBuffer(
+    script,
+    numKeys,
+    ...args,
+  );
+}
+
+/** A will in Redis: the message with its expiry carried as Message Expiry Interval. */
+function encodeWill(will: StoredWill): Buffer {
+  const m: Message = { ...will.message };
+  if (will.expirySeconds !== undefined)
+    m.properties = { ...m.properties, messageExpiryInterval: will.expirySeconds };
+  return encodeMessage(m);
+}
+
+function decodeWill(buf: Buffer): StoredWill {
+  const message = decodeMessage(Buffer.from(buf));
+  const expirySeconds = message.properties?.messageExpiryInterval;
+  if (message.properties !== undefined) {
+    const { messageExpiryInterval: _drop, ...rest } = message.properties;
+    message.properties = Object.keys(rest).length > 0 ? rest : undefined;
+  }
+  return { message, delaySeconds: 0, expirySeconds };
 }

@@ -26,6 +26,8 @@ export class RedisBus implements ClusterBus {
   private pending = new Map<string, Pending>();
   private scheduled = false;
   readonly stats: BusStats = { batches: 0, envelopes: 0 };
+  /** Told the size of every batch sent (metrics). */
+  onBatch: ((durable: boolean, envelopes: number) => void) | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -67,6 +69,7 @@ export class RedisBus implements ClusterBus {
       const callbacks = p.callbacks;
       this.stats.batches++;
       this.stats.envelopes += p.durable.length;
+      this.onBatch?.(true, p.durable.length);
       p.durable = [];
       p.callbacks = [];
       this.redis.xaddBuffer(this.keys.inbox(node), 'MAXLEN', '~', this.inboxMaxLen, '*', 'b', batch).then(
@@ -82,6 +85,7 @@ export class RedisBus implements ClusterBus {
       const batch = encodeBatch(p.volatile);
       this.stats.batches++;
       this.stats.envelopes += p.volatile.length;
+      this.onBatch?.(false, p.volatile.length);
       p.volatile = [];
       const channel = this.keys.inbox0(node);
       const sent = this.sharded ? this.redis.spublish(channel, batch) : this.redis.publish(channel, batch);

@@ -67,7 +67,9 @@ export function parseRedisUrl(url: string): RedisTarget {
       new Cluster(nodes, {
         lazyConnect: true,
         enableAutoPipelining: true,
-        shardedSubscribers: false,
+        // SSUBSCRIBE must reach the shard that owns the channel's slot; the single shared
+        // subscriber connection (false) gets MOVED and the subscribe never completes.
+        shardedSubscribers: true,
         clusterRetryStrategy: common.retryStrategy as (times: number) => number,
         redisOptions: { ...common, username, password },
       }),

@@ -42,6 +42,18 @@ export class Keys {
   reaper(node: string): string {
     return `${this.tag}:reaper:${node}`;
   }
+  /** HASH per client id: owning node, fencing epoch, pending will (and its delay). */
+  owner(clientId: string): string {
+    return `${this.prefix}:owner:{${clientId}}`;
+  }
+  /** SET of client ids with a will stored by a node, for the reaper of that node. */
+  nodeWills(node: string): string {
+    return `${this.tag}:node-wills:${node}`;
+  }
+  /** Pub/sub channel: control messages to a node (takeover requests and answers). */
+  control(node: string): string {
+    return `${this.prefix}:ctl:{${node}}`;
+  }
   /** STREAM: a node's inbox for QoS >= 1 batches. */
   inbox(node: string): string {
     return `${this.prefix}:inbox:{${node}}`;

@@ -52,3 +52,39 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   return 1
 end
 return 0`;
+
+/**
+ * Claims a client id for a node, raising its fencing epoch. The pending will of the previous
+ * connection is taken: returned for publishing when the session ends (Clean Start) or has no will
+ * delay, dropped when the session resumes within the delay [MQTT-3.1.3-9].
+ * KEYS: owner. ARGV: node, clean ('1'|'0'). Returns { previous node | false, epoch, will | false }.
+ */
+export const OWNER_CLAIM = `
+local prev = redis.call('HGET', KEYS[1], 'node')
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+local will = redis.call('HGET', KEYS[1], 'will')
+local out = false
+if will then
+  local delay = tonumber(redis.call('HGET', KEYS[1], 'wdelay') or '0')
+  redis.call('HDEL', KEYS[1], 'will', 'wdelay')
+  if ARGV[2] == '1' or delay == 0 then out = will end
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[1])
+return {prev or false, epoch, out}`;
+
+/** Stores a connection's will if it still owns the client id. KEYS: owner. ARGV: epoch, will, delay. */
+export const WILL_SET = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'will', ARGV[2], 'wdelay', ARGV[3])
+return 1`;
+
+/**
+ * Takes the will for publishing, once cluster-wide: only while `epoch` still owns the client id and
+ * the will is there. KEYS: owner. ARGV: epoch. Returns the will or false.
+ */
+export const WILL_TAKE = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return false end
+local will = redis.call('HGET', KEYS[1], 'will')
+if not will then return false end
+redis.call('HDEL', KEYS[1], 'will', 'wdelay')
+return will`;

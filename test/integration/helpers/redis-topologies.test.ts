@@ -59,7 +59,9 @@ describe('startSentinel', { timeout: 60_000 }, () => {
   it('reports the master, and failover() promotes the replica', async () => {
     sentinel = await startSentinel();
     const s = sentinel;
-    expect(s.url).toMatch(/^redis\+sentinel:\/\/127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/mymaster$/);
+    expect(s.url).toMatch(
+      /^redis\+sentinel:\/\/127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+\/mymaster$/,
+    );
     const firstMaster = s.master;
     const firstReplica = s.replica;
     for (const sn of s.sentinels) {

@@ -49,7 +49,10 @@ const messageArb: fc.Arbitrary<Message> = fc
   });
 
 const sharedKeyArb = fc
-  .tuple(utf8StringArb({ minLength: 1, maxLength: 8 }).filter((g) => !/[/+#]/.test(g)), topicFilterArb)
+  .tuple(
+    utf8StringArb({ minLength: 1, maxLength: 8 }).filter((g) => !/[/+#]/.test(g)),
+    topicFilterArb,
+  )
   .map(([group, filter]) => `${group}\n${filter}`);
 
 const envelopeArb: fc.Arbitrary<Envelope> = fc

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultBrokerOptions } from '../../../src/broker/options.js';
 import { ConfigError } from '../../../src/config/errors.js';
 import { configFields, defaultConfig, validateConfig } from '../../../src/config/schema.js';
+import { defaultLimitOptions } from '../../../src/limits/options.js';
 
 /** The message of the ConfigError `fn` throws. */
 function problem(fn: () => unknown): string {
@@ -21,6 +22,7 @@ describe('config schema', () => {
       port: 1883,
       wsPort: 8083,
       wsPath: '/mqtt',
+      wsTrustedProxies: [],
       httpPort: 9090,
       redis: null,
       nodeId: null,
@@ -36,6 +38,30 @@ describe('config schema', () => {
       },
       cluster: { heartbeatMs: 1000, livenessTimeoutMs: 5000, keyPrefix: 'shoal' },
       mqtt: { ...defaultBrokerOptions },
+      auth: {
+        required: false,
+        passwordFile: null,
+        aclFile: null,
+        watchFiles: true,
+        jwt: {
+          secret: null,
+          publicKeyFile: null,
+          jwksFile: null,
+          algorithms: null,
+          usernameClaim: 'sub',
+          clientIdClaim: 'client_id',
+          aclClaim: 'acl',
+          requireExpiry: true,
+        },
+        http: { url: null, timeoutMs: 1000, cacheTtlMs: 30_000, authorize: true },
+        tlsIdentity: 'none',
+        v3DeniedPublish: 'drop',
+        failureBackoff: { enabled: false, initialDelayMs: 1000, maxDelayMs: 60_000 },
+      },
+      drain: { ratePerSecond: 0, serverReference: null, notReadyDelayMs: 0 },
+      admin: { enabled: true, token: null },
+      proxyProtocol: { tcp: false, tls: false, trustedProxies: [], headerTimeoutMs: 3000 },
+      limits: { ...defaultLimitOptions },
       shutdownTimeoutMs: 10_000,
     });
     expect(defaultConfig).toEqual(validateConfig(undefined));
@@ -69,6 +95,15 @@ describe('config schema', () => {
 
   it('treats an empty section (YAML `mqtt:`) as all defaults', () => {
     expect(validateConfig({ mqtt: null }).mqtt).toEqual(defaultBrokerOptions);
+  });
+
+  it('takes an admin token of 16+ printable characters and never echoes a bad one', () => {
+    expect(validateConfig({ admin: { token: 'a-long-enough-token' } }).admin.token).toBe(
+      'a-long-enough-token',
+    );
+    const message = problem(() => validateConfig({ admin: { token: 'short secret' } }));
+    expect(message).toMatch(/^admin\.token: must be 16\.\.4096 printable ASCII/);
+    expect(message).not.toContain('short secret');
   });
 
   it('names an unknown key with its path', () => {
@@ -157,5 +192,38 @@ describe('config schema', () => {
     expect(paths).toContain('mqtt.receiveMaximum');
     expect(paths).toContain('tls.certFile');
     expect(paths.filter((p) => p.startsWith('mqtt.'))).toHaveLength(Object.keys(defaultBrokerOptions).length);
+  });
+
+  it('takes trusted proxies as lists of IP addresses and CIDR ranges', () => {
+    const config = validateConfig({
+      wsTrustedProxies: ['10.0.0.0/8'],
+      proxyProtocol: { tcp: true, trustedProxies: ['127.0.0.1', 'fd00::/8'] },
+    });
+    expect(config.proxyProtocol.trustedProxies).toEqual(['127.0.0.1', 'fd00::/8']);
+    expect(Object.isFrozen(config.proxyProtocol.trustedProxies)).toBe(true);
+    expect(problem(() => validateConfig({ wsTrustedProxies: ['10.0.0.0/40'] }))).toContain(
+      'wsTrustedProxies: "10.0.0.0/40" has a prefix length outside 0..32',
+    );
+    expect(problem(() => validateConfig({ proxyProtocol: { trustedProxies: 'lb.example' } }))).toContain(
+      'proxyProtocol.trustedProxies: must be a list',
+    );
+  });
+
+  it('refuses the PROXY protocol without trusted proxies (every connection would be refused)', () => {
+    expect(problem(() => validateConfig({ proxyProtocol: { tls: true } }))).toContain(
+      'proxyProtocol.trustedProxies: must list the load balancers',
+    );
+  });
+
+  it('checks limits', () => {
+    expect(validateConfig({ limits: { rateLimitAction: 'disconnect' } }).limits.rateLimitAction).toBe(
+      'disconnect',
+    );
+    expect(problem(() => validateConfig({ limits: { rateLimitAction: 'drop' } }))).toContain(
+      'limits.rateLimitAction',
+    );
+    expect(problem(() => validateConfig({ limits: { maxTopicLevels: -1 } }))).toContain(
+      'limits.maxTopicLevels',
+    );
   });
 });

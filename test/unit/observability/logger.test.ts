@@ -22,3 +22,20 @@ describe('createLogger', () => {
     expect(JSON.stringify(lines)).not.toContain('hunter2');
   });
 });
+
+describe('createLogger redaction of tokens', () => {
+  it('redacts token and authorization fields (admin token, bearer headers)', () => {
+    const lines: string[] = [];
+    const logger = createLogger('info', { write: (s: string) => lines.push(s) });
+    logger.info({
+      event: 'x',
+      token: 'sekrit-token-123',
+      headers: { authorization: 'Bearer sekrit-token-123' },
+    });
+    expect(lines.join('')).not.toContain('sekrit');
+    expect(JSON.parse(lines[0])).toMatchObject({
+      token: '[redacted]',
+      headers: { authorization: '[redacted]' },
+    });
+  });
+});

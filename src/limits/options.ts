@@ -1,0 +1,65 @@
+/**
+ * What the overload protection can be told. The config schema (src/config) exposes these under
+ * `limits.*`; units are in the names, 0 switches a limit off. Defaults are generous: they bound
+ * what a runaway or hostile client can take without getting in the way of normal use.
+ */
+
+export const RATE_LIMIT_ACTIONS = ['pause', 'disconnect'] as const;
+export type RateLimitAction = (typeof RATE_LIMIT_ACTIONS)[number];
+
+export interface LimitOptions {
+  /** Open network connections on this node (CONNECT sent or not); beyond it new ones are closed at once. */
+  maxConnections: number;
+  /** CONNECT packets accepted per second on this node; beyond it CONNACK 0x9F (3.x: 3). 0 = no limit. */
+  connectRatePerSecond: number;
+  /** CONNECTs accepted at once before the rate applies; 0 = one second's worth. */
+  connectBurst: number;
+  /** PUBLISH packets per second from one client. 0 = no limit. */
+  clientMessagesPerSecond: number;
+  /** Messages a client may send at once before its rate applies; 0 = one second's worth. */
+  clientMessageBurst: number;
+  /** PUBLISH payload bytes per second from one client. 0 = no limit. */
+  clientBytesPerSecond: number;
+  /** Payload bytes a client may send at once before its rate applies; 0 = one second's worth. */
+  clientByteBurst: number;
+  /**
+   * Over a client rate: 'pause' stops reading from it until the rate allows (TCP pushes back);
+   * 'disconnect' closes it (MQTT 5: DISCONNECT 0x96).
+   */
+  rateLimitAction: RateLimitAction;
+  /** Subscriptions one session may hold; beyond it SUBACK 0x97 (3.x: 0x80) for the filter. */
+  maxSubscriptionsPerClient: number;
+  /** Of those, subscriptions with `+` or `#`. 0 = no limit. */
+  maxWildcardSubscriptionsPerClient: number;
+  /** Levels in a topic name or filter; PUBLISH beyond it is refused (0x90), SUBSCRIBE gets 0x8F. */
+  maxTopicLevels: number;
+  /** UTF-8 bytes of a topic name or filter, refused like too many levels. */
+  maxTopicLengthBytes: number;
+  /** Retained messages kept (cluster: the shared store); a new retained topic beyond it is refused (0x97). */
+  maxRetainedMessages: number;
+  /** Payload bytes of one retained message; a larger retained PUBLISH is refused (0x97). */
+  maxRetainedPayloadBytes: number;
+  /**
+   * TCP keep-alive probes after this many seconds of silence, so dead peers (half-open sockets) are
+   * found even with MQTT keep-alive 0.
+   */
+  tcpKeepAliveSeconds: number;
+}
+
+export const defaultLimitOptions: Readonly<LimitOptions> = Object.freeze({
+  maxConnections: 0,
+  connectRatePerSecond: 0,
+  connectBurst: 0,
+  clientMessagesPerSecond: 0,
+  clientMessageBurst: 0,
+  clientBytesPerSecond: 0,
+  clientByteBurst: 0,
+  rateLimitAction: 'pause',
+  maxSubscriptionsPerClient: 100_000,
+  maxWildcardSubscriptionsPerClient: 10_000,
+  maxTopicLevels: 128,
+  maxTopicLengthBytes: 65_535,
+  maxRetainedMessages: 1_000_000,
+  maxRetainedPayloadBytes: 0,
+  tcpKeepAliveSeconds: 300,
+});

@@ -1,0 +1,285 @@
+/**
+ * The admin API under /api/v1 on the HTTP port (docs/admin-api.md): nodes, clients (paged), one
+ * client's session, kick, retained messages (list, delete by filter), publish. JSON in and out.
+ *
+ * With `admin.token` set every request needs `Authorization: Bearer <token>`; without one, only
+ * requests from a loopback address are served. The token is compared in constant time and never
+ * logged; request logs carry the method, the route and the status.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type http from 'node:http';
+import type { Properties, QoS } from '../protocol/index.js';
+import type { AdminNode, AdminPublish, BrokerAdmin } from './admin-types.js';
+import type { Logger } from './logger.js';
+
+export interface AdminApiOptions {
+  broker: BrokerAdmin;
+  /** The nodes of the cluster (this one alone on a single node). */
+  nodes(): Promise<AdminNode[]>;
+  /** Bearer token; null = loopback only. */
+  token: string | null;
+  /** Largest request body (a publish), in bytes. */
+  maxBodyBytes: number;
+  logger?: Logger;
+}
+
+export const ADMIN_PREFIX = '/api/v1/';
+
+const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 1000;
+
+/** An answer other than 200, with a stable code for clients. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Handler = (req: http.IncomingMessage, url: URL, param: string | undefined) => Promise<unknown>;
+
+export class AdminApi {
+  private readonly tokenDigest: Buffer | undefined;
+  private readonly routes: Record<string, Partial<Record<string, Handler>>>;
+
+  constructor(private readonly o: AdminApiOptions) {
+    this.tokenDigest = o.token === null ? undefined : digest(o.token);
+    const b = o.broker;
+    this.routes = {
+      nodes: { GET: async () => ({ nodes: await o.nodes() }) },
+      clients: {
+        GET: async (_req, url) =>
+          b.clients({
+            prefix: optional(url, 'prefix'),
+            username: optional(url, 'username'),
+            after: optional(url, 'after'),
+            limit: limitOf(url),
+          }),
+      },
+      'clients/:id': {
+        GET: async (_req, _url, id) => {
+          const client = b.client(id as string);
+          if (client === undefined) throw notFound('client', id as string);
+          return client;
+        },
+        DELETE: async (_req, url, id) => {
+          const discard = url.searchParams.get('discardSession') === 'true';
+          if (!b.kick(id as string, discard)) throw notFound('client', id as string);
+          return { kicked: id, sessionDiscarded: discard };
+        },
+      },
+      retained: {
+        GET: async (_req, url) => b.retained(filterOf(url), limitOf(url), optional(url, 'after')),
+        DELETE: async (_req, url) => ({ deleted: await b.deleteRetained(filterOf(url, false)) }),
+      },
+      publish: {
+        POST: async (req) => {
+          const message = publishOf(await readJson(req, o.maxBodyBytes));
+          return { delivered: await b.publish(message) };
+        },
+      },
+    };
+  }
+
+  /** Serves one request whose path starts with ADMIN_PREFIX. */
+  async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const method = req.method ?? 'GET';
+    let status = 200;
+    let route = 'unknown';
+    try {
+      this.authorize(req);
+      const rest = url.pathname.slice(ADMIN_PREFIX.length);
+      const slash = rest.indexOf('/');
+      const param = slash < 0 ? undefined : decodeURIComponent(rest.slice(slash + 1));
+      route = slash < 0 ? rest : `${rest.slice(0, slash)}/:id`;
+      const methods = this.routes[route];
+      if (methods === undefined || (param !== undefined && param.length === 0))
+        throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+      const handler = methods[method];
+      if (handler === undefined) {
+        res.setHeader('allow', Object.keys(methods).join(', '));
+        throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${url.pathname}`);
+      }
+      sendJson(res, 200, await handler(req, url, param));
+    } catch (err) {
+      const e =
+        err instanceof HttpError
+          ? err
+          : (err as { code?: string }).code === 'ADMIN_BAD_REQUEST'
+            ? new HttpError(400, 'BAD_REQUEST', (err as Error).message)
+            : undefined;
+      if (e === undefined) {
+        this.o.logger?.error({ event: 'admin.error', method, route, err });
+        status = 500;
+        sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+      } else {
+        status = e.status;
+        if (e.status === 401) res.setHeader('www-authenticate', 'Bearer realm="shoal"');
+        sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+      }
+    }
+    const entry = { event: 'admin.request', method, route, status };
+    if (method === 'GET') this.o.logger?.debug(entry);
+    else this.o.logger?.info(entry);
+  }
+
+  private authorize(req: http.IncomingMessage): void {
+    if (this.tokenDigest === undefined) {
+      if (!isLoopback(req.socket.remoteAddress))
+        throw new HttpError(403, 'FORBIDDEN', 'set admin.token to use the admin API from another host');
+      return;
+    }
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (match === null) throw new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required');
+    if (!timingSafeEqual(digest(match[1]), this.tokenDigest))
+      throw new HttpError(401, 'UNAUTHORIZED', 'the bearer token is not valid');
+  }
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
+}
+
+function notFound(what: string, id: string): HttpError {
+  return new HttpError(404, 'NOT_FOUND', `no such ${what}: ${id}`);
+}
+
+function optional(url: URL, name: string): string | undefined {
+  const v = url.searchParams.get(name);
+  return v === null || v === '' ? undefined : v;
+}
+
+function limitOf(url: URL): number {
+  const raw = url.searchParams.get('limit');
+  if (raw === null) return DEFAULT_LIMIT;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT)
+    throw new HttpError(400, 'BAD_REQUEST', `limit must be an integer 1..${MAX_LIMIT}`);
+  return n;
+}
+
+/** The `filter` parameter; listing defaults to everything, deleting requires it. */
+function filterOf(url: URL, defaulted = true): string {
+  const f = url.searchParams.get('filter');
+  if (f !== null && f !== '') return f;
+  if (defaulted) return '#';
+  throw new HttpError(400, 'BAD_REQUEST', 'filter is required (use # to delete every retained message)');
+}
+
+async function readJson(req: http.IncomingMessage, maxBytes: number): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/json\b/i.test(type))
+    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new HttpError(413, 'TOO_LARGE', `the body exceeds ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'BAD_REQUEST', 'the body is not valid JSON');
+  }
+}
+
+function bad(message: string): HttpError {
+  return new HttpError(400, 'BAD_REQUEST', message);
+}
+
+/** Checks a publish request body: { topic, payload, encoding?, qos?, retain?, properties? }. */
+function publishOf(body: unknown): AdminPublish {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw bad('the body must be an object');
+  const b = body as Record<string, unknown>;
+  if (typeof b.topic !== 'string' || b.topic.length === 0) throw bad('topic must be a non-empty string');
+  const encoding = b.encoding ?? 'utf8';
+  if (encoding !== 'utf8' && encoding !== 'base64') throw bad('encoding must be utf8 or base64');
+  const payloadText = b.payload ?? '';
+  if (typeof payloadText !== 'string') throw bad('payload must be a string');
+  const qos = b.qos ?? 0;
+  if (qos !== 0 && qos !== 1 && qos !== 2) throw bad('qos must be 0, 1 or 2');
+  const retain = b.retain ?? false;
+  if (typeof retain !== 'boolean') throw bad('retain must be true or false');
+  const out: AdminPublish = {
+    topic: b.topic,
+    payload: Buffer.from(payloadText, encoding),
+    qos: qos as QoS,
+    retain,
+  };
+  if (b.properties !== undefined) Object.assign(out, propertiesOf(b.properties));
+  return out;
+}
+
+function propertiesOf(raw: unknown): Pick<AdminPublish, 'properties' | 'messageExpiryInterval'> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw bad('properties must be an object');
+  const p = raw as Record<string, unknown>;
+  const props: Properties = {};
+  const known = new Set([
+    'contentType',
+    'responseTopic',
+    'correlationData',
+    'payloadFormatIndicator',
+    'userProperties',
+    'messageExpiryInterval',
+  ]);
+  for (const key of Object.keys(p)) if (!known.has(key)) throw bad(`unknown property: ${key}`);
+  if (p.contentType !== undefined) props.contentType = stringProp(p.contentType, 'contentType');
+  if (p.responseTopic !== undefined) props.responseTopic = stringProp(p.responseTopic, 'responseTopic');
+  if (p.correlationData !== undefined)
+    props.correlationData = Buffer.from(stringProp(p.correlationData, 'correlationData'), 'base64');
+  if (p.payloadFormatIndicator !== undefined) {
+    if (p.payloadFormatIndicator !== 0 && p.payloadFormatIndicator !== 1)
+      throw bad('payloadFormatIndicator must be 0 or 1');
+    props.payloadFormatIndicator = p.payloadFormatIndicator;
+  }
+  if (p.userProperties !== undefined) {
+    // An object ({"k": "v"}) or, for repeated names, a list of [name, value] pairs.
+    const u = p.userProperties;
+    if (typeof u !== 'object' || u === null) throw bad('userProperties must be an object or a list of pairs');
+    const entries = Array.isArray(u) ? u : Object.entries(u);
+    props.userProperties = entries.map((pair: unknown) => {
+      if (!Array.isArray(pair) || pair.length !== 2) throw bad('userProperties pairs are [name, value]');
+      return [stringProp(pair[0], 'userProperties name'), stringProp(pair[1], `userProperties.${pair[0]}`)];
+    });
+  }
+  let expiry: number | undefined;
+  if (p.messageExpiryInterval !== undefined) {
+    const e = p.messageExpiryInterval;
+    if (typeof e !== 'number' || !Number.isInteger(e) || e < 1 || e > 0xffffffff)
+      throw bad('messageExpiryInterval must be an integer 1..4294967295');
+    expiry = e;
+  }
+  return {
+    ...(Object.keys(props).length > 0 ? { properties: props } : {}),
+    ...(expiry !== undefined ? { messageExpiryInterval: expiry } : {}),
+  };
+}
+
+function stringProp(v: unknown, name: string): string {
+  if (typeof v !== 'string') throw bad(`${name} must be a string`);
+  return v;
+}
+
+export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}

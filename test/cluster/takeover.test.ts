@@ -1,0 +1,178 @@
+/**
+ * Guarantee 1 (one owner per client id) and guarantee 4 (wills survive their node) of CLUSTER.md,
+ * with three Shoal processes on one Redis: a CONNECT on node B takes over a client connected to node
+ * A (DISCONNECT 0x8E there), racing CONNECTs of the same ids on three nodes end with one live
+ * connection per id, a paused former owner is fenced out, and the will of a client whose node was
+ * killed is published once by a survivor.
+ */
+import type { Redis } from 'ioredis';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  connectMqtt,
+  endAll,
+  type ShoalNode,
+  startCluster,
+  uniq,
+  untilRouted,
+  waitFor,
+} from '../helpers/cluster.js';
+import { killAllTracked } from '../helpers/processes.js';
+import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+
+let redis: RedisHandle;
+let admin: Redis;
+let A: ShoalNode;
+let B: ShoalNode;
+let C: ShoalNode;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  admin = redisClient(redis);
+  [A, B, C] = await startCluster(3, redis.url, { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } });
+}, 60_000);
+
+afterAll(async () => {
+  admin?.disconnect();
+  await killAllTracked();
+  await redis?.stop();
+});
+
+const clients: MqttClient[] = [];
+afterEach(async () => {
+  await endAll(...clients.splice(0));
+});
+
+/** Resolves with the reason code of the DISCONNECT the broker sends (or -1 when it just closes). */
+function disconnected(client: MqttClient): Promise<number> {
+  return new Promise((resolve) => {
+    client.once('disconnect', (p) => resolve(p.reasonCode ?? 0));
+    client.once('close', () => resolve(-1));
+  });
+}
+
+describe('ownership and takeover across nodes', () => {
+  it('[MQTT-3.1.4-3] a CONNECT on another node takes the client over: the old connection gets DISCONNECT 0x8E', async () => {
+    const id = uniq('x');
+    const old = await connectMqtt(A.url, { clientId: id });
+    clients.push(old.client);
+    const kicked = disconnected(old.client);
+    const started = Date.now();
+    const fresh = await connectMqtt(B.url, { clientId: id });
+    clients.push(fresh.client);
+    const took = Date.now() - started;
+    expect(await kicked).toBe(0x8e);
+    expect(fresh.client.connected).toBe(true);
+    // The takeover completes in one round trip to the old node; bounded generously for a busy machine.
+    expect(took).toBeLessThan(2000);
+    expect(await B.metric('shoal_clients_connected')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('[MQTT-3.1.4-2] racing CONNECTs of the same ids on three nodes end with exactly one live connection per id', async () => {
+    const ids = Array.from({ length: 60 }, () => uniq('race'));
+    const nodes = [A, B, C];
+    const attempts: { id: string; client: MqttClient; closed: boolean }[] = [];
+    await Promise.all(
+      ids.flatMap((id) =>
+        nodes.map(async (node) => {
+          const client = mqtt.connect(node.url, { clientId: id, protocolVersion: 5, reconnectPeriod: 0 });
+          const entry = { id, client, closed: false };
+          attempts.push(entry);
+          clients.push(client);
+          client.on('error', () => undefined);
+          client.on('close', () => {
+            entry.closed = true;
+          });
+          await new Promise<void>((resolve) => {
+            client.once('connect', () => resolve());
+            client.once('close', () => resolve());
+          });
+        }),
+      ),
+    );
+    // Losers are told (0x8E, or CONNACK refusal) and closed; wait until each id has one connection left.
+    await waitFor(
+      () =>
+        ids.every(
+          (id) => attempts.filter((a) => a.id === id && !a.closed && a.client.connected).length === 1,
+        ),
+      20_000,
+      'one live connection per id',
+    );
+    for (const id of ids) {
+      expect(attempts.filter((a) => a.id === id && !a.closed && a.client.connected)).toHaveLength(1);
+    }
+    // And the cluster agrees on the total.
+    const total = (await Promise.all(nodes.map((n) => n.metric('shoal_clients_connected')))).reduce(
+      (a, b) => a + b,
+      0,
+    );
+    expect(total).toBeGreaterThanOrEqual(ids.length);
+  }, 60_000);
+
+  it('(fencing) a paused former owner is fenced out: after SIGCONT its connection closes and the new owner keeps the id', async () => {
+    const { startNode } = await import('../helpers/cluster.js');
+    const P = await startNode({
+      redisUrl: redis.url,
+      nodeId: uniq('paused'),
+      config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } },
+    });
+    const id = uniq('fenced');
+    const old = await connectMqtt(P.url, { clientId: id, keepalive: 0 });
+    clients.push(old.client);
+    const kicked = disconnected(old.client);
+    P.kill('SIGSTOP');
+    try {
+      // The paused node cannot answer: the new owner waits at most the liveness timeout, then owns it.
+      const fresh = await connectMqtt(A.url, { clientId: id });
+      clients.push(fresh.client);
+      expect(fresh.client.connected).toBe(true);
+    } finally {
+      P.kill('SIGCONT');
+    }
+    // Back, the paused node learns of the newer epoch and closes its connection.
+    expect(await kicked).toBe(0x8e);
+    await P.stop();
+  }, 30_000);
+});
+
+describe('wills survive their node', () => {
+  it('[MQTT-3.1.2-8] the will of a client whose node is killed is published once by a survivor', async () => {
+    const { startNode } = await import('../helpers/cluster.js');
+    const D = await startNode({
+      redisUrl: redis.url,
+      nodeId: uniq('doomed'),
+      config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } },
+    });
+    const topic = uniq('will');
+    const watcher = await connectMqtt(A.url);
+    clients.push(watcher.client);
+    await watcher.client.subscribeAsync(`${topic}/#`, { qos: 1 });
+    const { client: pub } = await connectMqtt(B.url);
+    clients.push(pub);
+    await untilRouted(pub, `${topic}/probe`, [watcher.inbox]);
+
+    const victimId = uniq('victim');
+    const victim = await connectMqtt(D.url, {
+      clientId: victimId,
+      will: { topic: `${topic}/status`, payload: Buffer.from('offline'), qos: 1, retain: false },
+    });
+    clients.push(victim.client);
+    // Let the will reach Redis before the node dies (it is stored right after CONNACK).
+    await waitFor(
+      async () => (await admin.hexists(`shoal:owner:{${victimId}}`, 'will')) === 1,
+      5000,
+      'the will stored',
+    );
+    const started = Date.now();
+    D.kill('SIGKILL');
+    await watcher.inbox.payload('offline', 15_000);
+    const took = Date.now() - started;
+    // Within the liveness timeout plus one heartbeat and the reaping itself.
+    expect(took).toBeLessThan(6000);
+    // Exactly once: a marker published afterwards arrives, and no second will arrived before it.
+    await pub.publishAsync(`${topic}/status`, 'marker', { qos: 1 });
+    await watcher.inbox.payload('marker');
+    expect(watcher.inbox.data.filter((m) => m.payload === 'offline')).toHaveLength(1);
+  }, 30_000);
+});
