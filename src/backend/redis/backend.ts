@@ -479,12 +479,12 @@ export class RedisClusterBackend implements ClusterBackend {
       this.log.error({ event: 'cluster.bad_batch', err: String(err) });
       return undefined;
     }
-    let waits: Promise<void>[] | undefined;
+    const waits: Promise<void>[] = [];
     for (const e of envelopes) {
       const wait = this.handlers?.deliver(e);
-      if (wait !== undefined) (waits ??= []).push(wait);
+      if (wait !== undefined) waits.push(wait);
     }
-    return waits === undefined ? undefined : Promise.all(waits).then(() => undefined);
+    return waits.length === 0 ? undefined : Promise.all(waits).then(() => undefined);
   }
 
   private async subscribeVolatile(): Promise<void> {

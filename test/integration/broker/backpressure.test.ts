@@ -119,7 +119,7 @@ describe('slow subscribers', () => {
     closeAll(slow, healthy, pub);
   });
 
-  it('(backpressure) [MQTT-4.9.0-2] QoS 1 to a slow subscriber waits in its bounded queue, and the publisher\'s PUBACKs wait for it to drain', async () => {
+  it("(backpressure) [MQTT-4.9.0-2] QoS 1 to a slow subscriber waits in its bounded queue, and the publisher's PUBACKs wait for it to drain", async () => {
     const { broker, transports } = await brokerWithTransports({
       slowClientBufferBytes: LIMIT,
       maxQueuedMessages: 50,
