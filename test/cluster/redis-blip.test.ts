@@ -59,6 +59,8 @@ async function conn(node: ShoalNode, opts: Parameters<typeof connectMqtt>[1] = {
 function publishLoop(client: MqttClient, topic: string, window = 20) {
   const acked = new Set<string>();
   const failed: string[] = [];
+  /** Acknowledged with 0x10 No matching subscribers: the publisher's node saw no route to B. */
+  const noMatch: string[] = [];
   let next = 0;
   let running = true;
   const ackWaiters = new Set<() => void>();
@@ -66,7 +68,10 @@ function publishLoop(client: MqttClient, topic: string, window = 20) {
     while (running) {
       const payload = String(next++);
       try {
-        await client.publishAsync(topic, payload, { qos: 1 });
+        const ack = (await client.publishAsync(topic, payload, { qos: 1 })) as
+          | { reasonCode?: number }
+          | undefined;
+        if (ack?.reasonCode === 0x10) noMatch.push(payload);
         acked.add(payload);
         for (const w of [...ackWaiters]) w();
       } catch {
@@ -79,6 +84,7 @@ function publishLoop(client: MqttClient, topic: string, window = 20) {
   return {
     acked,
     failed,
+    noMatch,
     get sent() {
       return next;
     },
@@ -155,6 +161,7 @@ describe('Redis blips (guarantee 3)', () => {
       await loop.moreAcks(300);
       await loop.stop();
       expect(loop.failed).toEqual([]);
+      expect(loop.noMatch).toEqual([]);
       await allArrived(loop.acked, sub.inbox);
       await waitFor(async () => (await readiness()).every((s) => s === 200), 10_000, 'both nodes ready');
       const log = A.process.output() + B.process.output();
@@ -204,6 +211,7 @@ describe('Redis blips (guarantee 3)', () => {
       expect(loop.acked.size).toBeGreaterThan(ackedDuringOutage);
       await loop.stop();
       expect(loop.failed).toEqual([]);
+      expect(loop.noMatch).toEqual([]);
       await allArrived(loop.acked, sub.inbox);
     } finally {
       loop.halt();

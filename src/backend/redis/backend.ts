@@ -479,12 +479,16 @@ export class RedisClusterBackend implements ClusterBackend {
       this.log.error({ event: 'cluster.bad_batch', err: String(err) });
       return undefined;
     }
-    const waits: Promise<void>[] = [];
-    for (const e of envelopes) {
-      const wait = this.handlers?.deliver(e);
-      if (wait !== undefined) waits.push(wait);
+    return this.deliverFrom(envelopes, 0);
+  }
+
+  /** Delivers envelopes in order; at a congested subscriber, waits for it before the next one. */
+  private deliverFrom(envelopes: Envelope[], start: number): Promise<void> | undefined {
+    for (let i = start; i < envelopes.length; i++) {
+      const wait = this.handlers?.deliver(envelopes[i]);
+      if (wait !== undefined) return wait.then(() => this.deliverFrom(envelopes, i + 1));
     }
-    return waits.length === 0 ? undefined : Promise.all(waits).then(() => undefined);
+    return undefined;
   }
 
   private async subscribeVolatile(): Promise<void> {
