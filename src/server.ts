@@ -122,6 +122,10 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
           heartbeatMs: config.cluster.heartbeatMs,
           livenessTimeoutMs: config.cluster.livenessTimeoutMs,
           prefix: config.cluster.keyPrefix,
+          replicaAcks:
+            config.cluster.replicaAcks === 0
+              ? undefined
+              : { replicas: config.cluster.replicaAcks, timeoutMs: config.cluster.replicaAckTimeoutMs },
           instruments,
         });
   const limits = new Limits(config.limits, clock);

@@ -39,6 +39,14 @@ export interface ClusterConfig {
   readonly livenessTimeoutMs: number;
   /** Prefix of every Redis key, so several clusters can share one Redis. */
   readonly keyPrefix: string;
+  /**
+   * Redis replicas that must hold a QoS >= 1 message sent to another node before its publisher is
+   * acknowledged (Redis WAIT); 0 = acknowledge once the master accepted it. Redis replicates
+   * asynchronously: without this, a failover can lose acknowledged messages.
+   */
+  readonly replicaAcks: number;
+  /** How long to wait for those replicas; a message not replicated in time is refused (v5 0x80, v3 disconnect). */
+  readonly replicaAckTimeoutMs: number;
 }
 
 /** Graceful drain on SIGTERM / SIGINT (see docs/deployment.md). */
@@ -345,6 +353,8 @@ export const configSchema: Schema<Config> = {
     heartbeatMs: integer(100, 60_000, 1000),
     livenessTimeoutMs: integer(500, 600_000, 5000),
     keyPrefix: text('shoal', KEY_PREFIX),
+    replicaAcks: integer(0, 16, 0),
+    replicaAckTimeoutMs: integer(10, 60_000, 1000),
   },
   mqtt: {
     // 268 435 455 is the largest Remaining Length; 5 more bytes of fixed header make the largest packet.

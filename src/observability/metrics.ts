@@ -306,19 +306,22 @@ export function createInstruments(registry: Registry): Instruments {
     registers,
   });
   for (const kind of ['durable', 'volatile']) batches.zero({ kind });
+  // These run inside the data path (Redis replies, inbox reads, batch sends): a measurement must
+  // never throw there, and prom-client throws on a non-finite value.
+  const ok = (v: number) => Number.isFinite(v);
   return {
     redisCommand(command, seconds, failed) {
-      redisLatency.observe({ command }, seconds);
+      if (ok(seconds)) redisLatency.observe({ command }, seconds);
       if (failed) redisErrors.inc({ command });
     },
     clusterBatch(durable, envelopes) {
-      batches.observe({ kind: durable ? 'durable' : 'volatile' }, envelopes);
+      if (ok(envelopes)) batches.observe({ kind: durable ? 'durable' : 'volatile' }, envelopes);
     },
     inboxLag(seconds) {
-      inboxLag.observe(Math.max(0, seconds));
+      if (ok(seconds)) inboxLag.observe(Math.max(0, seconds));
     },
     takeover(seconds) {
-      takeover.observe(seconds);
+      if (ok(seconds)) takeover.observe(seconds);
     },
   };
 }

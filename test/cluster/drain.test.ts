@@ -195,7 +195,17 @@ describe.skipIf(haproxyBin === undefined)('drain behind HAProxy', () => {
     const routes = await admin.hkeys('{shoal}:routes');
     expect(routes.filter((f) => f.startsWith(`${A.nodeId}\n`))).toEqual([]);
     expect(await admin.exists(`shoal:inbox:{${A.nodeId}}`)).toBe(0);
-    // The survivors see a two-node cluster.
+    // The survivors see a two-node cluster, and measured the cluster traffic of all this.
     await waitFor(async () => (await B.metric('shoal_cluster_nodes')) === 2, 10_000, 'B sees 2 nodes');
+    const scraped = [await B.metrics(), await C.metrics()];
+    const sum = (prefix: string) =>
+      scraped
+        .flatMap((m) => Object.entries(m))
+        .filter(([k]) => k.startsWith(prefix))
+        .reduce((n, [, v]) => n + v, 0);
+    expect(sum('shoal_redis_command_duration_seconds_count{command="xadd"}')).toBeGreaterThan(0);
+    expect(sum('shoal_cluster_batch_size_count{kind="durable"}')).toBeGreaterThan(0);
+    expect(sum('shoal_cluster_inbox_lag_seconds_count')).toBeGreaterThan(0);
+    expect(sum('shoal_connections_total{listener="tcp",protocol="5"}')).toBeGreaterThanOrEqual(CLIENTS);
   }, 60_000);
 });

@@ -80,6 +80,18 @@ function publishLoop(client: MqttClient, topic: string, window = 20) {
       }
     }
   };
+  // mqtt.js resolves a publish without its PUBACK: read the reason codes off the wire.
+  const payloadOf = new Map<number, string>();
+  const onSend = (p: { cmd: string; messageId?: number; topic?: string; payload?: Buffer | string }) => {
+    if (p.cmd === 'publish' && p.topic === topic && p.messageId !== undefined)
+      payloadOf.set(p.messageId, String(p.payload));
+  };
+  const onReceive = (p: { cmd: string; messageId?: number; reasonCode?: number }) => {
+    if (p.cmd === 'puback' && p.reasonCode === 0x10 && p.messageId !== undefined)
+      noMatch.push(payloadOf.get(p.messageId) ?? `id ${p.messageId}`);
+  };
+  client.on('packetsend', onSend);
+  client.on('packetreceive', onReceive);
   const workers = Array.from({ length: window }, worker);
   return {
     acked,

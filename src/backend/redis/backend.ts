@@ -17,7 +17,7 @@ import type {
   RouteTable,
   StoredWill,
 } from '../types.js';
-import { RedisBus } from './bus.js';
+import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
 import { observeCommands } from './instrument.js';
 import { filterKey, Keys } from './keys.js';
@@ -38,6 +38,8 @@ export interface RedisBackendOptions {
   logMaxLen?: number;
   /** Approximate length an inbox stream is trimmed to (batches). */
   inboxMaxLen?: number;
+  /** Acknowledge QoS >= 1 batches only once Redis replicas hold them (WAIT); off when absent. */
+  replicaAcks?: ReplicaAcks;
   /** Redis command latency, batch sizes and inbox lag go here (metrics.ts). */
   instruments?: Instruments;
 }
@@ -73,6 +75,12 @@ export class RedisClusterBackend implements ClusterBackend {
   private joined = false;
   private loaded = false;
   private connected = false;
+  /**
+   * No reaping before this time. After Redis comes back every live node needs a moment to heartbeat
+   * again: after a Sentinel failover the new master holds heartbeats as old as the failover, and a
+   * node reaped while alive loses its inbox (messages already acknowledged to publishers).
+   */
+  private reapAfter = 0;
   private lastReady = false;
   private routeLogId = '0-0';
   private retainedLogId = '0-0';
@@ -99,7 +107,13 @@ export class RedisClusterBackend implements ClusterBackend {
     this.sub = this.target.create();
     this.replica = new RouteReplica(this.nodeId);
     this.retained = new RedisRetainedStore(this.cmd, this.keys, this.clock, this.logMaxLen);
-    this.bus = new RedisBus(this.cmd, this.keys, this.target.kind === 'cluster', this.inboxMaxLen);
+    this.bus = new RedisBus(
+      this.cmd,
+      this.keys,
+      this.target.kind === 'cluster',
+      this.inboxMaxLen,
+      o.replicaAcks,
+    );
     this.instruments = o.instruments;
     if (o.instruments !== undefined) {
       observeCommands(this.cmd, o.instruments.redisCommand);
@@ -365,19 +379,23 @@ export class RedisClusterBackend implements ClusterBackend {
       this.cmd.xrevrange(k.routeLog, '+', '-', 'COUNT', 1),
       this.cmd.xrevrange(k.retainedLog, '+', '-', 'COUNT', 1),
     ]);
-    this.replica.clear();
+    // Guarantee 3 (no QoS >= 1 loss on a Redis blip): the current replica keeps routing publishes
+    // until the snapshot is complete and is replaced in one step. Clearing it before the awaits let
+    // publishes arriving meanwhile find no remote route: acknowledged (0x10), sent nowhere, lost.
+    const fields: string[] = [];
     let cursor = '0';
     do {
       const [next, items] = await this.cmd.hscan(k.routes, cursor, 'COUNT', 1000);
       cursor = next;
-      for (let i = 0; i < items.length; i += 2) {
-        const field = items[i];
-        const nl = field.indexOf('\n');
-        if (nl > 0) this.replica.apply('a', field.slice(0, nl), field.slice(nl + 1));
-      }
+      for (let i = 0; i < items.length; i += 2) fields.push(items[i]);
     } while (cursor !== '0');
     await this.retained.loadSnapshot();
     if (gen !== this.generation) return;
+    this.replica.clear();
+    for (const field of fields) {
+      const nl = field.indexOf('\n');
+      if (nl > 0) this.replica.apply('a', field.slice(0, nl), field.slice(nl + 1));
+    }
     this.routeLogId = routeTail[0]?.[0] ?? '0-0';
     this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';
     for (const fkey of this.own) this.runRoute(ROUTE_ADD, fkey);
@@ -520,6 +538,7 @@ export class RedisClusterBackend implements ClusterBackend {
 
   /** A node silent past the liveness timeout is dead: one survivor (holding a lock) removes its routes. */
   private async reapDead(): Promise<void> {
+    if (this.clock.now() < this.reapAfter) return;
     const dead = await this.cmd.zrangebyscore(this.keys.nodes, '-inf', this.clock.now() - this.livenessMs);
     for (const node of dead) {
       if (node === this.nodeId) continue;
@@ -549,6 +568,7 @@ export class RedisClusterBackend implements ClusterBackend {
       .then(() => this.resync())
       .then(() => {
         this.connected = true;
+        this.reapAfter = this.clock.now() + this.livenessMs;
         this.updateReadiness();
       })
       .catch((err: Error) => this.log.warn({ event: 'cluster.resync_failed', err: err.message }));

@@ -17,6 +17,23 @@ interface Pending {
 /** Largest number of envelopes in one batch. */
 const MAX_BATCH = 512;
 
+/**
+ * Replication before acknowledgement (config `cluster.replicaAcks`): a QoS >= 1 batch counts as
+ * accepted only once WAIT says this many replicas hold it. Redis replicates asynchronously, so
+ * without it a failover can discard a batch its publishers were already acknowledged for.
+ */
+export interface ReplicaAcks {
+  replicas: number;
+  /** A batch not replicated within this time is refused (its publishers get no PUBACK / 0x80). */
+  timeoutMs: number;
+}
+
+/** Batches Redis accepted on connection generation `connection`, waiting for replication. */
+interface Unreplicated {
+  callbacks: ((err?: Error) => void)[];
+  connection: number;
+}
+
 export interface BusStats {
   batches: number;
   envelopes: number;
@@ -28,13 +45,20 @@ export class RedisBus implements ClusterBus {
   readonly stats: BusStats = { batches: 0, envelopes: 0 };
   /** Told the size of every batch sent (metrics). */
   onBatch: ((durable: boolean, envelopes: number) => void) | undefined;
+  /** Per inbox key: batches waiting for replication; one WAIT in flight per key covers them all. */
+  private readonly unreplicated = new Map<string, { waiting: boolean; batches: Unreplicated[] }>();
+  /** Grows when the connection closes: WAIT only covers the writes made on its own connection. */
+  private connection = 0;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly sharded: boolean,
     private readonly inboxMaxLen: number,
-  ) {}
+    private readonly replicaAcks?: ReplicaAcks,
+  ) {
+    if (replicaAcks !== undefined) redis.on('close', () => this.connection++);
+  }
 
   send(nodeId: string, envelope: Envelope, accepted?: (err?: Error) => void): void {
     let p = this.pending.get(nodeId);
@@ -72,9 +96,11 @@ export class RedisBus implements ClusterBus {
       this.onBatch?.(true, p.durable.length);
       p.durable = [];
       p.callbacks = [];
-      this.redis.xaddBuffer(this.keys.inbox(node), 'MAXLEN', '~', this.inboxMaxLen, '*', 'b', batch).then(
+      const key = this.keys.inbox(node);
+      this.redis.xaddBuffer(key, 'MAXLEN', '~', this.inboxMaxLen, '*', 'b', batch).then(
         () => {
-          for (const cb of callbacks) cb();
+          if (this.replicaAcks !== undefined) this.awaitReplicas(key, callbacks);
+          else for (const cb of callbacks) cb();
         },
         (err: Error) => {
           for (const cb of callbacks) cb(err);
@@ -92,5 +118,64 @@ export class RedisBus implements ClusterBus {
       // QoS 0 may be lost in a blip: nothing to report to the publisher.
       sent.catch(() => undefined);
     }
+  }
+
+  private awaitReplicas(key: string, callbacks: ((err?: Error) => void)[]): void {
+    let q = this.unreplicated.get(key);
+    if (q === undefined) {
+      q = { waiting: false, batches: [] };
+      this.unreplicated.set(key, q);
+    }
+    q.batches.push({ callbacks, connection: this.connection });
+    if (!q.waiting) this.waitReplicas(key, q);
+  }
+
+  /** One WAIT for every batch of `key` accepted so far (group commit); refuses what it cannot confirm. */
+  private waitReplicas(key: string, q: { waiting: boolean; batches: Unreplicated[] }): void {
+    const { replicas, timeoutMs } = this.replicaAcks!;
+    const connection = this.connection;
+    const batches = q.batches;
+    q.batches = [];
+    const settle = (list: Unreplicated[], err?: Error) => {
+      for (const b of list) for (const cb of b.callbacks) cb(err);
+    };
+    // Accepted on a connection that is gone since: WAIT on this one would not cover them.
+    settle(
+      batches.filter((b) => b.connection !== connection),
+      new Error('Redis connection lost before replication was confirmed'),
+    );
+    const covered = batches.filter((b) => b.connection === connection);
+    if (covered.length === 0) {
+      this.unreplicated.delete(key);
+      return;
+    }
+    q.waiting = true;
+    // WAIT has no key: the EXISTS sends the pipeline to the inbox's node on Redis Cluster, the
+    // connection the XADDs went through.
+    this.redis
+      .pipeline()
+      .exists(key)
+      .wait(replicas, timeoutMs)
+      .exec()
+      .then(
+        (results) => {
+          const [err, acked] = results?.[1] ?? [new Error('no reply to WAIT'), 0];
+          if (err) settle(covered, err);
+          else if (this.connection !== connection)
+            settle(covered, new Error('Redis connection lost before replication was confirmed'));
+          else if (Number(acked) < replicas)
+            settle(
+              covered,
+              new Error(`${acked} of ${replicas} Redis replicas confirmed within ${timeoutMs} ms`),
+            );
+          else settle(covered);
+        },
+        (err: Error) => settle(covered, err),
+      )
+      .finally(() => {
+        q.waiting = false;
+        if (q.batches.length > 0) this.waitReplicas(key, q);
+        else this.unreplicated.delete(key);
+      });
   }
 }

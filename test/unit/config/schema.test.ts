@@ -36,7 +36,13 @@ describe('config schema', () => {
         requestClientCert: false,
         rejectUnauthorized: true,
       },
-      cluster: { heartbeatMs: 1000, livenessTimeoutMs: 5000, keyPrefix: 'shoal' },
+      cluster: {
+        heartbeatMs: 1000,
+        livenessTimeoutMs: 5000,
+        keyPrefix: 'shoal',
+        replicaAcks: 0,
+        replicaAckTimeoutMs: 1000,
+      },
       mqtt: { ...defaultBrokerOptions },
       auth: {
         required: false,
