@@ -253,8 +253,9 @@ describe('three nodes, one Redis', () => {
     await persistent.client.endAsync();
 
     const receivedBefore = await B.metric('shoal_cluster_messages_received_total');
-    const shortSentAt = Date.now();
     await pub.client.publishAsync(t, 'short', { qos: 1, properties: { messageExpiryInterval: 1 } });
+    // Taken after 'short' was acknowledged (so after A stamped its expiry), before 'long' is sent.
+    const longSentAt = Date.now();
     await pub.client.publishAsync(t, 'long', { qos: 1, properties: { messageExpiryInterval: 60 } });
     await pub.client.publishAsync(t, 'none', { qos: 1 });
     await online.inbox.payload('none');
@@ -271,7 +272,8 @@ describe('three nodes, one Redis', () => {
       'B to receive the three messages',
     );
     // Expiry is about elapsed time: wait for the clock to pass the short message's expiry.
-    await waitFor(() => Date.now() > shortSentAt + 1_100, 5_000, 'the short message to expire');
+    // More than a second after both: 'short' has expired and 'long' has at most 59 s left.
+    await waitFor(() => Date.now() > longSentAt + 1_100, 5_000, 'the short message to expire');
     const back = await connectMqtt(B.url, {
       protocolVersion: 5,
       clientId: offlineId,

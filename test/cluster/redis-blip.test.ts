@@ -11,6 +11,7 @@
  * persistence starts empty and those messages are gone. That is a property of the deployment, not of
  * Shoal (docs/cluster.md states it): guarantee 3 across a Redis restart needs a persistent Redis.
  */
+import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -149,6 +150,12 @@ async function allArrived(acked: Set<string>, inbox: Inbox, timeoutMs = 20_000):
 
 const readiness = () => Promise.all([A.readyz(), B.readyz()]);
 
+/** Connections of a type Redis holds now (CLIENT LIST TYPE normal|pubsub), this one included. */
+async function clientCount(admin: Redis, type: 'normal' | 'pubsub'): Promise<number> {
+  const list = (await admin.call('CLIENT', 'LIST', 'TYPE', type)) as string;
+  return list.split('\n').filter((l) => l.trim().length > 0).length;
+}
+
 describe('Redis blips (guarantee 3)', () => {
   it('(a) every node connection cut (CLIENT KILL normal + pubsub): no acknowledged QoS 1 message lost', async () => {
     const t = uniq('kill');
@@ -162,10 +169,17 @@ describe('Redis blips (guarantee 3)', () => {
     try {
       for (let round = 0; round < 3; round++) {
         await loop.moreAcks(200);
+        // Every connection of both nodes is back (each node has at least three normal ones: commands,
+        // log reader, inbox reader; and a subscriber), so each round cuts all of them.
+        await waitFor(
+          async () =>
+            (await clientCount(admin, 'normal')) >= 6 + 1 && (await clientCount(admin, 'pubsub')) >= 2,
+          10_000,
+          'the nodes to reconnect every Redis connection',
+        );
         // SKIPME defaults to yes: the admin connection itself survives.
         const normal = (await admin.client('KILL', 'TYPE', 'normal')) as number;
         const pubsub = (await admin.client('KILL', 'TYPE', 'pubsub')) as number;
-        // Each node has three normal connections (commands, log reader, inbox reader) and a subscriber.
         expect(normal).toBeGreaterThanOrEqual(6);
         expect(pubsub).toBeGreaterThanOrEqual(2);
       }

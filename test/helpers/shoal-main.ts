@@ -4,6 +4,13 @@
  */
 import { main } from '../../src/cli.js';
 
+// The test process ends its nodes by PID, also from an 'exit' hook; a test worker that crashes
+// (e.g. out of memory) runs no hook, so a node also ends itself once its parent is gone.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
+}, 500).unref();
+
 main(process.argv.slice(2), process.env).then(
   (code) => process.exit(code),
   (err: unknown) => {

@@ -179,7 +179,8 @@ export class RedisClusterBackend implements ClusterBackend {
     for (const resolve of this.releaseWaiters.values()) resolve();
     this.bus.flush();
     try {
-      await this.removeNode(this.nodeId);
+      // Bounded: with Redis away, commands would wait for it forever.
+      await withTimeout(this.removeNode(this.nodeId), 1000);
       // Leave nothing behind that no reaper would remove (a stopped node is no longer in the node set).
       await Promise.all([
         this.cmd.del(this.keys.inbox(this.nodeId)),
@@ -194,13 +195,11 @@ export class RedisClusterBackend implements ClusterBackend {
   // ---- ownership and wills -----------------------------------------------------------------------
 
   async claim(clientId: string, clean: boolean): Promise<Claim> {
-    const [previous, epoch, will] = (await evalBuffer(
-      this.cmd,
-      OWNER_CLAIM,
-      1,
-      this.keys.owner(clientId),
-      this.nodeId,
-      clean ? '1' : '0',
+    // While Redis is away no claim can be made: refuse at once rather than let the client wait.
+    if (!this.connected) throw new Error('Redis is not reachable');
+    const [previous, epoch, will] = (await withTimeout(
+      evalBuffer(this.cmd, OWNER_CLAIM, 1, this.keys.owner(clientId), this.nodeId, clean ? '1' : '0'),
+      this.livenessMs,
     )) as [Buffer | null, number, Buffer | null];
     return {
       epoch: Number(epoch),
@@ -356,7 +355,8 @@ export class RedisClusterBackend implements ClusterBackend {
       .catch((err: Error) => this.log.warn({ event: 'cluster.route_write_failed', err: err.message }));
   }
 
-  private async removeNode(node: string): Promise<number> {
+  /** Removes a node's routes; `deadline`: only if its last heartbeat is older (a reaper's check). */
+  private async removeNode(node: string, deadline = '+inf'): Promise<number> {
     const k = this.keys;
     const n = (await this.cmd.eval(
       NODE_REMOVE,
@@ -367,6 +367,7 @@ export class RedisClusterBackend implements ClusterBackend {
       k.nodes,
       node,
       this.logMaxLen,
+      deadline,
     )) as number;
     return n;
   }
@@ -539,13 +540,16 @@ export class RedisClusterBackend implements ClusterBackend {
   /** A node silent past the liveness timeout is dead: one survivor (holding a lock) removes its routes. */
   private async reapDead(): Promise<void> {
     if (this.clock.now() < this.reapAfter) return;
-    const dead = await this.cmd.zrangebyscore(this.keys.nodes, '-inf', this.clock.now() - this.livenessMs);
+    const deadline = this.clock.now() - this.livenessMs;
+    const dead = await this.cmd.zrangebyscore(this.keys.nodes, '-inf', deadline);
     for (const node of dead) {
       if (node === this.nodeId) continue;
       const locked = await this.cmd.set(this.keys.reaper(node), this.nodeId, 'PX', this.livenessMs, 'NX');
       if (locked !== 'OK') continue;
+      // Routes first, checked against the heartbeat inside the script: a node that came back is kept.
+      const routes = await this.removeNode(node, String(deadline));
+      if (routes < 0) continue;
       const wills = await this.reapWills(node);
-      const routes = await this.removeNode(node);
       await this.cmd.del(this.keys.inbox(node));
       await this.cmd.hdel(this.keys.nodeStats, node);
       this.log.warn({ event: 'cluster.node_reaped', node, routes, wills, by: this.nodeId });
@@ -623,4 +627,21 @@ function decodeWill(buf: Buffer): StoredWill {
     message.properties = Object.keys(rest).length > 0 ? rest : undefined;
   }
   return { message, delaySeconds: 0, expirySeconds };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
 }

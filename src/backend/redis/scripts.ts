@@ -22,8 +22,14 @@ if redis.call('HDEL', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2]) == 1 then
 end
 return 0`;
 
-/** Removes every route of a node and the node itself. KEYS: routes, nodeRoutes, routeLog, nodes. ARGV: node, maxlen. */
+/**
+ * Removes every route of a node and the node itself — unless its heartbeat is newer than ARGV[3]
+ * (it came back between the reaper's look and now: returns -1). KEYS: routes, nodeRoutes, routeLog,
+ * nodes. ARGV: node, maxlen, heartbeat deadline ('+inf' for a node removing itself).
+ */
 export const NODE_REMOVE = `
+local seen = redis.call('ZSCORE', KEYS[4], ARGV[1])
+if seen and ARGV[3] ~= '+inf' and tonumber(seen) >= tonumber(ARGV[3]) then return -1 end
 local filters = redis.call('SMEMBERS', KEYS[2])
 for _, f in ipairs(filters) do
   redis.call('HDEL', KEYS[1], ARGV[1] .. '\\n' .. f)
