@@ -106,3 +106,25 @@ export interface ClusterBackend {
   liveNodes(): Promise<ClusterNodeInfo[]>;
   stop(): Promise<void>;
 }
+
+/**
+ * Per-username quotas (limits.user.*): connections held and PUBLISH packets per minute. In memory on
+ * a single node (exact); in a cluster through Redis, where connections are counted at CONNECT (async)
+ * and messages are counted locally and flushed once per interval, so the hot-path check stays a Map
+ * lookup (docs/security.md: the slack this allows).
+ */
+export interface QuotaStore {
+  /** Takes one of `max` connection slots of `user` for `connectionId`; false when all are taken. */
+  acquireConnection(user: string, connectionId: string, max: number): Promise<boolean>;
+  /** Gives the slot of `connectionId` back (idempotent). */
+  releaseConnection(user: string, connectionId: string): void;
+  /**
+   * Counts one PUBLISH of `user` in the current minute; false (not counted) when the user has used
+   * `perMinute` in it (cluster: as far as this node knows). Synchronous: on the hot path.
+   */
+  takeMessage(user: string, perMinute: number): boolean;
+  /** Pushes local counts to the shared store now and refreshes connection slots (no-op in memory). */
+  flush(): Promise<void>;
+  start(): void;
+  stop(): Promise<void>;
+}

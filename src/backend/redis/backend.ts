@@ -544,8 +544,11 @@ export class RedisClusterBackend implements ClusterBackend {
     const dead = await this.cmd.zrangebyscore(this.keys.nodes, '-inf', deadline);
     for (const node of dead) {
       if (node === this.nodeId) continue;
+      // Redis went away meanwhile: the list may come from before a failover; let the others heartbeat.
+      if (!this.connected || this.clock.now() < this.reapAfter) return;
       const locked = await this.cmd.set(this.keys.reaper(node), this.nodeId, 'PX', this.livenessMs, 'NX');
       if (locked !== 'OK') continue;
+      if (!this.connected || this.clock.now() < this.reapAfter) return;
       // Routes first, checked against the heartbeat inside the script: a node that came back is kept.
       const routes = await this.removeNode(node, String(deadline));
       if (routes < 0) continue;
