@@ -12,7 +12,11 @@ const out = join(root, 'docs/conformance.md');
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
-    return statSync(p).isDirectory() ? files(p) : p.endsWith('.test.ts') || p.endsWith('.contract.ts') ? [p] : [];
+    return statSync(p).isDirectory()
+      ? files(p)
+      : p.endsWith('.test.ts') || p.endsWith('.contract.ts')
+        ? [p]
+        : [];
   });
 }
 
@@ -28,7 +32,10 @@ export function render(): string {
       for (const id of title.matchAll(idPattern)) {
         const key = `MQTT-${id[1]}-${id[2]}`;
         let set = byId.get(key);
-        if (set === undefined) byId.set(key, (set = new Set()));
+        if (set === undefined) {
+          set = new Set();
+          byId.set(key, set);
+        }
         set.add(`\`${relative(root, file)}\`: ${title.replace(/\|/g, '\\|')}`);
       }
     }
