@@ -13,6 +13,9 @@ import { hostname } from 'node:os';
 import { createAuth } from './auth/compose.js';
 import type { AuthHooks } from './auth/types.js';
 import { RedisClusterBackend } from './backend/redis/backend.js';
+import { parseRedisUrl } from './backend/redis/connect.js';
+import { Keys } from './backend/redis/keys.js';
+import { RedisQuotaStore } from './backend/redis/quota-store.js';
 import { Broker, type BrokerDeps } from './broker/broker.js';
 import type { DrainOptions } from './broker/drain.js';
 import { type Clock, systemClock } from './clock.js';
@@ -130,6 +133,21 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
         });
   const limits = new Limits(config.limits, clock);
   const auth = createAuth(config.auth, { clock, logger, overrides: deps.auth });
+  // limits.user.* in a cluster: counted through Redis on a connection of its own (only when on).
+  const userQuotas = config.limits.user.maxConnections > 0 || config.limits.user.messagesPerMinute > 0;
+  let quotas: RedisQuotaStore | undefined;
+  if (config.redis !== null && userQuotas) {
+    const client = parseRedisUrl(config.redis).create();
+    client.on('error', () => undefined);
+    quotas = new RedisQuotaStore({
+      client,
+      keys: new Keys(config.cluster.keyPrefix),
+      clock,
+      connectionTtlMs: Math.max(config.cluster.livenessTimeoutMs, 3000),
+      ownsClient: true,
+      onError: (err) => logger.warn({ event: 'quota.flush_failed', err: String(err) }),
+    });
+  }
   const broker = createBroker({
     auth: auth.hooks,
     options: config.mqtt,
@@ -139,6 +157,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     cluster,
     instruments,
     limits,
+    quotas,
   });
 
   let ready = false;

@@ -249,6 +249,11 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): AuthSystem {
     authorizeSubscribe: overrides.authorizeSubscribe ?? authorizeSubscribe,
     v3DeniedPublish: overrides.v3DeniedPublish ?? config.v3DeniedPublish,
   };
+  // MQTT 5 enhanced authentication (SCRAM-SHA-256) against the password file's SCRAM fields.
+  const scramCredentials =
+    overrides.scramCredentials ??
+    (passwords === undefined ? undefined : (user: string) => passwords.scram(user));
+  if (scramCredentials !== undefined) hooks.scramCredentials = scramCredentials;
 
   // ---- reloads ----
   const loaders: Partial<Record<FileKind, { file: string; load(): string }>> = {};

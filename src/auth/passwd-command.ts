@@ -11,6 +11,7 @@ import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSyn
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkUsername, hashPassword, PasswordFileError, parsePasswordFile } from './password-file.js';
+import { deriveScramCredentials, formatScram } from './scram.js';
 
 /** Standard input as this command uses it: a stream, maybe a terminal. */
 export interface PasswdInput extends NodeJS.ReadableStream {
@@ -92,7 +93,8 @@ export async function passwdCommand(args: readonly string[], io: PasswdIO): Prom
     return fail((err as Error).message);
   }
   if (password.length === 0) return fail('the password is empty');
-  const line = `${user}:${await hashPassword(password)}`;
+  // The scrypt hash for password logins, and SCRAM-SHA-256 keys for enhanced authentication.
+  const line = `${user}:${await hashPassword(password)}:${formatScram(deriveScramCredentials(password))}`;
   writeAtomically(file, replaceUserLine(text ?? '', user, line));
   io.stdout(`${exists ? 'updated' : 'created'} user ${user} in ${file}\n`);
   return 0;

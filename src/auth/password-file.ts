@@ -1,9 +1,11 @@
 /**
  * The password file: one `user:$scrypt$N$r$p$salt$hash` line per user (salt and hash base64), `#`
- * comments and blank lines ignored. Hashing and verifying with node:crypto's scrypt, run on the
+ * comments and blank lines ignored. A line may carry a second field, `:$scram-sha-256$...` (see
+ * scram.ts), for MQTT 5 enhanced authentication; users without it can only log in by password. Hashing and verifying with node:crypto's scrypt, run on the
  * libuv thread pool so a login never blocks the event loop; comparison in constant time.
  */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { parseScram, type ScramCredentials } from './scram.js';
 
 export interface ScryptParams {
   /** CPU/memory cost, a power of two. */
@@ -27,6 +29,8 @@ export interface PasswordHash {
   params: ScryptParams;
   salt: Buffer;
   hash: Buffer;
+  /** SCRAM-SHA-256 credentials, when the line has them. */
+  scram?: ScramCredentials;
 }
 
 /** A problem with the file, naming the line. */
@@ -130,8 +134,15 @@ export function parsePasswordFile(text: string): Map<string, PasswordHash> {
     const colon = line.indexOf(':');
     if (colon <= 0) throw new PasswordFileError(i + 1, 'expected user:$scrypt$N$r$p$salt$hash');
     const user = line.slice(0, colon);
-    const parsed = parseHash(line.slice(colon + 1));
+    const fields = line.slice(colon + 1).split(':');
+    if (fields.length > 2) throw new PasswordFileError(i + 1, 'too many fields');
+    const parsed = parseHash(fields[0]);
     if (typeof parsed === 'string') throw new PasswordFileError(i + 1, parsed);
+    if (fields.length === 2) {
+      const scram = parseScram(fields[1]);
+      if (typeof scram === 'string') throw new PasswordFileError(i + 1, scram);
+      parsed.scram = scram;
+    }
     if (users.has(user)) throw new PasswordFileError(i + 1, 'the user is listed twice');
     users.set(user, parsed);
   }
@@ -158,6 +169,11 @@ export class PasswordStore {
 
   replace(users: Map<string, PasswordHash>): void {
     this.users = users;
+  }
+
+  /** The user's SCRAM-SHA-256 credentials, when the file has them. */
+  scram(user: string): ScramCredentials | undefined {
+    return this.users.get(user)?.scram;
   }
 
   async check(user: string, password: Buffer | string): Promise<PasswordCheck> {

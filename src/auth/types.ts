@@ -4,6 +4,7 @@
  * promise is made) or with a promise; the connection holds its later packets until the answer comes.
  */
 import type { PeerCertificate } from 'node:tls';
+import type { ScramCredentials } from './scram.js';
 
 export interface ConnectInfo {
   clientId: string;
@@ -60,6 +61,11 @@ export interface AuthHooks {
    * MQTT 5 clients always get PUBACK / PUBREC 0x87. Default 'drop'.
    */
   v3DeniedPublish?: 'drop' | 'disconnect';
+  /**
+   * MQTT 5 enhanced authentication with SCRAM-SHA-256 (set when a password file is configured): the
+   * user's stored credentials, undefined when the user is unknown or has none.
+   */
+  scramCredentials?(username: string): ScramCredentials | undefined;
 }
 
 export const allowAll: AuthHooks = {

@@ -5,8 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type AuthHooks, allowAll } from '../auth/types.js';
+import { MemoryQuotaStore } from '../backend/memory/quota-store.js';
 import { MemoryRetainedStore } from '../backend/memory/retained-store.js';
-import type { ClusterBackend, Envelope, RetainedStore } from '../backend/types.js';
+import type { ClusterBackend, Envelope, QuotaStore, RetainedStore } from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
 import type { ChannelContext, Counters, OpenedSession, PendingWill } from '../channel/context.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -44,6 +45,8 @@ export interface BrokerDeps {
   cluster?: ClusterBackend;
   /** The node's overload protection (shared with the listeners); default limits when omitted. */
   limits?: Limits;
+  /** Per-username quotas (limits.user.*): the Redis store in a cluster; in memory when omitted. */
+  quotas?: QuotaStore;
   /** Histograms the broker feeds (takeover duration); metrics.ts implements it. */
   instruments?: Pick<Instruments, 'takeover'>;
 }
@@ -57,6 +60,7 @@ export class Broker implements ChannelContext {
   readonly auth: AuthHooks;
   readonly retained: RetainedStore;
   readonly limits: Limits;
+  readonly quotas: QuotaStore;
   readonly counters: Counters = {
     messagesReceived: 0,
     messagesSent: 0,
@@ -100,6 +104,7 @@ export class Broker implements ChannelContext {
     this.cluster = deps.cluster;
     this.retained = deps.retained ?? deps.cluster?.retained ?? new MemoryRetainedStore(deps.clock);
     this.limits = deps.limits ?? new Limits(defaultLimitOptions, deps.clock);
+    this.quotas = deps.quotas ?? new MemoryQuotaStore(deps.clock);
     // Limit hits are counted where they happen (listeners too): the stats read the one record.
     this.counters.rateLimited = this.limits.hits;
     this.router = deps.cluster ? new ClusterRouter(deps.cluster, this.index) : undefined;
@@ -128,6 +133,7 @@ export class Broker implements ChannelContext {
       readinessChanged: (ready) => this.logger.info({ event: ready ? 'cluster.ready' : 'cluster.not_ready' }),
     });
     this.sys.start();
+    this.quotas.start();
   }
 
   get clusterBackend(): ClusterBackend | undefined {
@@ -201,6 +207,7 @@ export class Broker implements ChannelContext {
     for (const w of this.delayedWills.values()) w.timer.cancel();
     this.expiryTimers.clear();
     this.delayedWills.clear();
+    await this.quotas.stop();
     await this.cluster?.stop();
   }
 

@@ -25,6 +25,7 @@ import {
 import type { Delivery, Session, SessionLink } from '../session/session.js';
 import { handleConnect } from './connect.js';
 import type { ChannelContext, PendingWill } from './context.js';
+import { type EnhancedAuth, handleConnectingPacket, handleReauth } from './enhanced-auth.js';
 import { handlePuback, handlePubcomp, handlePublish, handlePubrec, handlePubrel } from './publish.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 
@@ -70,8 +71,16 @@ export class Channel implements SessionLink {
   epoch = 0;
   /** Cluster mode: the highest epoch another node claimed this id with while this one connected. */
   supersededBy = 0;
+  /** limits.user.maxConnections: the connection slot this channel asked for (given back on close). */
+  userSlot: { user: string; id: string; taken: Promise<boolean> } | undefined;
   /** Session Expiry Interval asked for at CONNECT (for the DISCONNECT rule of MQTT 5 3.14.2.2.2). */
   connectExpirySeconds = 0;
+  /** MQTT 5 enhanced authentication: the CONNECT's Authentication Method (enhanced-auth.ts). */
+  authMethod: string | undefined;
+  /** The enhanced authentication exchange in progress, if any. */
+  enhancedAuth: EnhancedAuth | undefined;
+  /** Authentication Data for the CONNACK (the SCRAM server-final message). */
+  authConnackData: Buffer | undefined;
 
   /** Client's Receive Maximum capped by the broker's in-flight limit. */
   inflightLimit: number;
@@ -113,6 +122,10 @@ export class Channel implements SessionLink {
       handleConnect(this, packet);
       return;
     }
+    if (this.state === 'connecting' && this.enhancedAuth !== undefined) {
+      handleConnectingPacket(this, packet);
+      return;
+    }
     if (this.state !== 'connected') return;
     switch (packet.type) {
       case 'publish':
@@ -145,8 +158,8 @@ export class Channel implements SessionLink {
       case 'connect':
         throw new ProtocolError('PROTOCOL_ERROR', 'a second CONNECT'); // [MQTT-3.1.0-2]
       case 'auth':
-        // No enhanced authentication method is in use on this connection [MQTT-4.12.0-1].
-        throw new ProtocolError('PROTOCOL_ERROR', 'AUTH without an authentication method');
+        handleReauth(this, packet); // enhanced-auth.ts: a protocol error without a method in use
+        return;
       default:
         // CONNACK, SUBACK, UNSUBACK, PINGRESP are server-to-client only.
         throw new ProtocolError('PROTOCOL_ERROR', `a client may not send ${packet.type}`);
@@ -231,6 +244,35 @@ export class Channel implements SessionLink {
   transportClosed(): void {
     this.finish(false);
     this.rates?.close();
+    this.releaseUserSlot();
+  }
+
+  /** Gives the username's connection slot back once it was taken (idempotent). */
+  private releaseUserSlot(): void {
+    const slot = this.userSlot;
+    const quotas = this.ctx.quotas;
+    if (slot === undefined || quotas === undefined) return;
+    this.userSlot = undefined;
+    slot.taken.then(
+      (ok) => {
+        if (ok) quotas.releaseConnection(slot.user, slot.id);
+      },
+      () => undefined,
+    );
+  }
+
+  /**
+   * limits.user.messagesPerMinute: counts a PUBLISH against the client's username (a Map lookup;
+   * cluster-wide through the quota store's periodic flush). False (counted as a hit) over the quota.
+   */
+  withinUserQuota(): boolean {
+    const perMinute = this.ctx.limits.options.user.messagesPerMinute;
+    const quotas = this.ctx.quotas;
+    const user = this.username;
+    if (perMinute === 0 || quotas === undefined || user === undefined) return true;
+    if (quotas.takeMessage(user, perMinute)) return true;
+    this.ctx.limits.hit('user_messages');
+    return false;
   }
 
   /**

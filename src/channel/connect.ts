@@ -16,6 +16,7 @@ import {
 } from '../protocol/index.js';
 import { isValidTopicName } from '../topics/index.js';
 import type { Channel } from './channel.js';
+import { startEnhancedAuth, supportsAuthMethod } from './enhanced-auth.js';
 
 /** Clean Session 0 in 3.x means the session lasts until the client cleans it: "never expires". */
 const NEVER = 0xffffffff;
@@ -23,9 +24,14 @@ const NEVER = 0xffffffff;
 export function handleConnect(ch: Channel, p: ConnectPacket): void {
   ch.state = 'connecting';
   ch.version = p.protocolVersion;
-  const refusal = checkConnectRate(ch) ?? checkClientId(ch, p) ?? checkWill(ch, p) ?? checkAuthMethod(p);
+  const refusal = checkConnectRate(ch) ?? checkClientId(ch, p) ?? checkWill(ch, p) ?? checkAuthMethod(ch, p);
   if (refusal !== undefined) {
     refuse(ch, refusal);
+    return;
+  }
+  if (p.properties?.authenticationMethod !== undefined) {
+    // MQTT 5 enhanced authentication (enhanced-auth.ts): AUTH packets until CONNACK.
+    startEnhancedAuth(ch, p);
     return;
   }
   let decision: ReturnType<typeof ch.ctx.auth.authenticate>;
@@ -51,8 +57,8 @@ export function handleConnect(ch: Channel, p: ConnectPacket): void {
   decision.then(
     (answer) => {
       if (ch.state !== 'connecting') return;
-      accept(ch, p, answer);
-      ch.out.holdInput(false);
+      // A step still waiting (quota, cluster claim) releases the input itself when it is done.
+      if (accept(ch, p, answer)) ch.out.holdInput(false);
     },
     (err: unknown) => {
       ch.ctx.logger.error({ event: 'auth.error', clientId: ch.clientId, err: String(err) });
@@ -92,9 +98,10 @@ function checkConnectRate(ch: Channel): number | undefined {
   return ch.ctx.limits.admitConnect() ? undefined : ReasonCode.ConnectionRateExceeded;
 }
 
-function checkAuthMethod(p: ConnectPacket): number | undefined {
-  // No enhanced authentication method is offered yet: refuse rather than ignore [MQTT-4.12.0-1].
-  if (p.properties?.authenticationMethod !== undefined) return ReasonCode.BadAuthenticationMethod;
+function checkAuthMethod(ch: Channel, p: ConnectPacket): number | undefined {
+  // A method the broker does not offer is refused rather than ignored [MQTT-4.12.0-1].
+  const method = p.properties?.authenticationMethod;
+  if (method !== undefined && !supportsAuthMethod(ch, method)) return ReasonCode.BadAuthenticationMethod;
   return undefined;
 }
 
@@ -124,20 +131,69 @@ function refuse(ch: Channel, reasonCode: number): void {
   ch.out.close();
 }
 
-function accept(ch: Channel, p: ConnectPacket, decision: AuthDecision): void {
+/** Refuses the CONNECT with a CONNACK of `reasonCode` and closes (enhanced-auth.ts). */
+export function refuseConnect(ch: Channel, reasonCode: number): void {
+  refuse(ch, reasonCode);
+}
+
+/** Goes on after an authentication decided elsewhere (enhanced-auth.ts); as `accept`. */
+export function acceptConnect(ch: Channel, p: ConnectPacket, decision: AuthDecision): boolean {
+  return accept(ch, p, decision);
+}
+
+/** After authentication. True when done at once; false while a step waits (it releases the input). */
+function accept(ch: Channel, p: ConnectPacket, decision: AuthDecision): boolean {
   const authCode = reasonCodeOf(decision);
   // The authenticator may name the client (a certificate's CN, a token's claim): ACLs use that name.
   ch.username = (typeof decision === 'object' ? decision.username : undefined) ?? p.username;
   if (authCode !== 0) {
     refuse(ch, authCode);
-    return;
+    return true;
   }
   if (typeof decision === 'object') ch.permissions = decision.permissions;
-  // Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-2].
+  const quota = takeUserConnection(ch);
+  if (quota === undefined) return claim(ch, p);
+  ch.out.holdInput(true);
+  quota.then(
+    (ok) => {
+      if (ch.state !== 'connecting') return; // closed meanwhile: transportClosed gave the slot back
+      if (!ok) {
+        ch.ctx.limits.hit('user_connections');
+        refuse(ch, ReasonCode.QuotaExceeded);
+        return;
+      }
+      if (claim(ch, p)) ch.out.holdInput(false);
+    },
+    (err: unknown) => {
+      ch.ctx.logger.warn({ event: 'quota.connection_failed', clientId: ch.clientId, err: String(err) });
+      if (ch.state === 'connecting') refuse(ch, ReasonCode.ServerUnavailable);
+    },
+  );
+  return false;
+}
+
+/**
+ * limits.user.maxConnections: takes a connection slot of the client's username (cluster-wide when
+ * clustered); undefined when there is no quota or no username. The slot is the channel's from the
+ * call on (transportClosed gives it back), so a connection closing meanwhile cannot leak it.
+ */
+function takeUserConnection(ch: Channel): Promise<boolean> | undefined {
+  const max = ch.ctx.limits.options.user.maxConnections;
+  const quotas = ch.ctx.quotas;
+  const user = ch.username;
+  if (max === 0 || quotas === undefined || user === undefined) return undefined;
+  const id = ch.clientId;
+  const taken = quotas.acquireConnection(user, id, max);
+  ch.userSlot = { user, id, taken };
+  return taken;
+}
+
+/** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-2]. */
+function claim(ch: Channel, p: ConnectPacket): boolean {
   const claim = ch.ctx.claimOwnership(ch, p.clean);
   if (claim === undefined) {
     establish(ch, p);
-    return;
+    return true;
   }
   ch.out.holdInput(true);
   claim.then(
@@ -156,6 +212,7 @@ function accept(ch: Channel, p: ConnectPacket, decision: AuthDecision): void {
       if (ch.state === 'connecting') refuse(ch, ReasonCode.ServerUnavailable);
     },
   );
+  return false;
 }
 
 /** Everything after authentication and ownership: session, keep-alive, will, CONNACK, resume. */
@@ -222,6 +279,12 @@ function connackProperties(ch: Channel, p: ConnectPacket, serverKeepAlive: numbe
   if (!o.sharedSubscriptionAvailable) props.sharedSubscriptionAvailable = 0;
   if (serverKeepAlive !== undefined) props.serverKeepAlive = serverKeepAlive;
   if (p.clientId.length === 0) props.assignedClientIdentifier = ch.clientId; // [MQTT-3.2.2-16]
+  if (ch.authConnackData !== undefined) {
+    // Enhanced authentication: the CONNECT's method and the server-final message (MQTT 5 4.12).
+    props.authenticationMethod = ch.authMethod;
+    props.authenticationData = ch.authConnackData;
+    ch.authConnackData = undefined;
+  }
   const asked = p.properties?.sessionExpiryInterval ?? 0;
   if (ch.connectExpirySeconds !== asked) props.sessionExpiryInterval = ch.connectExpirySeconds;
   return props;

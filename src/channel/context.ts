@@ -3,7 +3,7 @@
  * driven in tests without sockets and the broker behind it can be single-node or clustered.
  */
 import type { AuthHooks } from '../auth/types.js';
-import type { RetainedStore } from '../backend/types.js';
+import type { QuotaStore, RetainedStore } from '../backend/types.js';
 import type { Message } from '../broker/message.js';
 import type { BrokerOptions } from '../broker/options.js';
 import type { Clock } from '../clock.js';
@@ -47,6 +47,8 @@ export interface ChannelContext {
   readonly retained: RetainedStore;
   /** The node's overload protection: connection gate, topic and retained limits, hit counts. */
   readonly limits: Limits;
+  /** Per-username quotas (limits.user.*): memory on one node, Redis in a cluster; none = not enforced. */
+  readonly quotas?: QuotaStore;
   /**
    * Cluster mode: makes this connection the cluster-wide owner of its client id (asking the node
    * that holds it to close its connection) and resolves true, or false when a later CONNECT claimed

@@ -69,7 +69,8 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
 
 /**
  * Topic and retained-message limits (limits.*): 0x90 for a topic name too long or too deep, 0x97
- * (Quota exceeded) for a retained message over the retained count or size. Refused like an
+ * (Quota exceeded) for a retained message over the retained count or size or a username over
+ * limits.user.messagesPerMinute (counted last, so only messages passing the other limits count). Refused like an
  * unauthorized PUBLISH: MQTT 5 QoS 1/2 learn the reason from PUBACK / PUBREC; others are dropped.
  */
 function publishLimit(ch: Channel, topic: string, p: PublishPacket): number {
@@ -77,6 +78,7 @@ function publishLimit(ch: Channel, topic: string, p: PublishPacket): number {
   if (limits.topicLimit(topic) !== undefined) return ReasonCode.TopicNameInvalid;
   if (p.retain && limits.retainLimit(ch.ctx.retained, topic, p.payload.length) !== undefined)
     return ReasonCode.QuotaExceeded;
+  if (!ch.withinUserQuota()) return ReasonCode.QuotaExceeded;
   return 0;
 }
 

@@ -440,6 +440,10 @@ export const configSchema: Schema<Config> = {
     maxRetainedMessages: integer(0, 1_000_000_000, l.maxRetainedMessages),
     maxRetainedPayloadBytes: integer(0, 268_435_455, l.maxRetainedPayloadBytes),
     tcpKeepAliveSeconds: integer(0, 86_400, l.tcpKeepAliveSeconds),
+    user: {
+      maxConnections: integer(0, 10_000_000, l.user.maxConnections),
+      messagesPerMinute: integer(0, 2 ** 31 - 1, l.user.messagesPerMinute),
+    },
   },
   shutdownTimeoutMs: integer(0, 3_600_000, 10_000),
 };

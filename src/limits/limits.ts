@@ -26,6 +26,8 @@ export const LIMIT_NAMES = [
   'receive_maximum',
   'proxy_untrusted',
   'proxy_header',
+  'user_connections',
+  'user_messages',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 

@@ -44,6 +44,19 @@ export interface LimitOptions {
    * found even with MQTT keep-alive 0.
    */
   tcpKeepAliveSeconds: number;
+  /** Per-username quotas, cluster-wide when clustered (limits.user.*). */
+  user: UserQuotaOptions;
+}
+
+/** Quotas per username (clients without a username are not counted); 0 switches one off. */
+export interface UserQuotaOptions {
+  /** Connections one username may hold at once (cluster: across all nodes); beyond it CONNACK 0x97 (3.x: 3). */
+  maxConnections: number;
+  /**
+   * PUBLISH packets one username may send per minute (fixed window); beyond it PUBACK / PUBREC 0x97
+   * (3.x: dropped). Cluster: enforced through Redis with up to one flush interval of slack.
+   */
+  messagesPerMinute: number;
 }
 
 export const defaultLimitOptions: Readonly<LimitOptions> = Object.freeze({
@@ -62,4 +75,5 @@ export const defaultLimitOptions: Readonly<LimitOptions> = Object.freeze({
   maxRetainedMessages: 1_000_000,
   maxRetainedPayloadBytes: 0,
   tcpKeepAliveSeconds: 300,
+  user: Object.freeze({ maxConnections: 0, messagesPerMinute: 0 }),
 });

@@ -6,11 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
+import { RedisQuotaStore } from '../../src/backend/redis/quota-store.js';
 import { RedisRetainedStore } from '../../src/backend/redis/retained-store.js';
 import type { Message } from '../../src/broker/message.js';
+import { systemClock } from '../../src/clock.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { clusterBackendContract } from './cluster-backend.contract.js';
+import { nextWindow, quotaStoreContract } from './quota-store.contract.js';
 import { retainedStoreContract } from './retained-store.contract.js';
 
 let redis: RedisHandle;
@@ -106,4 +112,93 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
     expect(collect(a, 'e/#')).toEqual(['e/1=new']);
     expect(await client.hexists(keys.retained, 'e/2')).toBe(0);
   });
+});
+
+quotaStoreContract('redis', (clock) => new RedisQuotaStore({ client, keys: freshKeys(), clock }));
+
+describe('RedisQuotaStore: quotas shared by the nodes of a cluster', () => {
+  /** Two nodes' stores on the same keys and clock (their flush timers run when the clock moves). */
+  function twoNodes(ttlMs = 5000) {
+    const keys = freshKeys();
+    const clock = new FakeClock();
+    const a = new RedisQuotaStore({ client, keys, clock, connectionTtlMs: ttlMs });
+    const b = new RedisQuotaStore({ client, keys, clock, connectionTtlMs: ttlMs });
+    return { clock, a, b };
+  }
+
+  it("counts a user's connections on every node against one max", async () => {
+    const { a, b } = twoNodes();
+    expect(await a.acquireConnection('alice', 'c1', 2)).toBe(true);
+    expect(await b.acquireConnection('alice', 'c2', 2)).toBe(true);
+    expect(await b.acquireConnection('alice', 'c3', 2)).toBe(false);
+    expect(await a.acquireConnection('alice', 'c3', 2)).toBe(false);
+    a.releaseConnection('alice', 'c1');
+    expect(await b.acquireConnection('alice', 'c3', 2)).toBe(true);
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
+  it('lets the slots of a node that stopped renewing (died) lapse after the TTL; live ones are renewed', async () => {
+    const { clock, a, b } = twoNodes(3000);
+    b.start(); // only b renews: a is "dead"
+    expect(await a.acquireConnection('alice', 'dead', 2)).toBe(true);
+    expect(await b.acquireConnection('alice', 'live', 2)).toBe(true);
+    expect(await b.acquireConnection('alice', 'c3', 2)).toBe(false);
+    for (let i = 0; i < 4; i++) {
+      clock.advance(1000);
+      await b.flush(); // the renewal the interval started
+    }
+    expect(await b.acquireConnection('alice', 'c3', 2)).toBe(true); // a's slot lapsed
+    expect(await b.acquireConnection('alice', 'c4', 2)).toBe(false); // b's own was renewed
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
+  it('enforces messages per minute across nodes once counts are flushed, with at most one interval of slack', async () => {
+    const { clock, a, b } = twoNodes();
+    nextWindow(clock);
+    for (let i = 0; i < 6; i++) expect(a.takeMessage('alice', 10)).toBe(true);
+    await a.flush(); // cluster total 6
+    // b has not flushed yet: it admits on what it knows (the slack), then learns the total.
+    for (let i = 0; i < 5; i++) expect(b.takeMessage('alice', 10)).toBe(true);
+    await b.flush(); // cluster total 11 > 10
+    expect(b.takeMessage('alice', 10)).toBe(false);
+    expect(a.takeMessage('alice', 10)).toBe(true); // a knows 6: one more, flushed below
+    await a.flush();
+    expect(a.takeMessage('alice', 10)).toBe(false);
+    expect(
+      Number(await client.get(new Keys(keysPrefix(a)).userMessages('alice', clock.now() / 60_000))),
+    ).toBe(12);
+    nextWindow(clock);
+    expect(a.takeMessage('alice', 10)).toBe(true);
+    expect(b.takeMessage('alice', 10)).toBe(true);
+    await Promise.all([a.stop(), b.stop()]);
+  });
+});
+
+function keysPrefix(store: RedisQuotaStore): string {
+  return (store as unknown as { keys: Keys }).keys.prefix;
+}
+
+clusterBackendContract('redis', async () => {
+  const prefix = `cb-${randomBytes(4).toString('hex')}`;
+  const logger = createLogger('silent');
+  const make = (nodeId: string) =>
+    new RedisClusterBackend({
+      url: redis.url,
+      nodeId,
+      clock: systemClock,
+      logger,
+      prefix,
+      heartbeatMs: 200,
+      livenessTimeoutMs: 2000,
+    });
+  const a = make('A');
+  const b = make('B');
+  return {
+    a,
+    b,
+    async stop() {
+      await a.stop();
+      await b.stop();
+    },
+  };
 });

@@ -4,6 +4,7 @@
  */
 
 import type { AuthHooks } from '../../src/auth/types.js';
+import type { ClusterBackend } from '../../src/backend/types.js';
 import { Broker } from '../../src/broker/broker.js';
 import { type BrokerOptions, defaultBrokerOptions } from '../../src/broker/options.js';
 import { type Clock, systemClock } from '../../src/clock.js';
@@ -33,6 +34,8 @@ export interface TestBrokerDeps {
   proxyProtocol?: { trustedProxies: string[]; headerTimeoutMs?: number };
   /** Address the listener binds (default 127.0.0.1; `0.0.0.0` to accept from other loopback addresses too). */
   host?: string;
+  /** Cluster mode with this backend (e.g. a node of a MemoryHub). */
+  cluster?: ClusterBackend;
 }
 
 export async function startTestBroker(
@@ -48,8 +51,9 @@ export async function startTestBroker(
     version: 'test',
     auth: deps.auth,
     limits,
+    cluster: deps.cluster,
   });
-  broker.start();
+  await broker.start();
   const proxyRefusals: ProxyRefusal[] = [];
   const pp = deps.proxyProtocol;
   const listener = new TcpListener({

@@ -7,7 +7,8 @@ import type { QuotaStore } from '../types.js';
 export const QUOTA_WINDOW_MS = 60_000;
 
 export class MemoryQuotaStore implements QuotaStore {
-  private readonly connections = new Map<string, Set<string>>();
+  /** Per username: connection id (client id) -> connections holding it (a takeover overlaps briefly). */
+  private readonly connections = new Map<string, Map<string, number>>();
   private readonly messages = new Map<string, { window: number; count: number }>();
 
   constructor(private readonly clock: Clock) {}
@@ -15,18 +16,21 @@ export class MemoryQuotaStore implements QuotaStore {
   acquireConnection(user: string, connectionId: string, max: number): Promise<boolean> {
     let ids = this.connections.get(user);
     if (ids === undefined) {
-      ids = new Set();
+      ids = new Map();
       this.connections.set(user, ids);
     }
-    if (!ids.has(connectionId) && ids.size >= max) return Promise.resolve(false);
-    ids.add(connectionId);
+    const refs = ids.get(connectionId) ?? 0;
+    if (refs === 0 && ids.size >= max) return Promise.resolve(false);
+    ids.set(connectionId, refs + 1);
     return Promise.resolve(true);
   }
 
   releaseConnection(user: string, connectionId: string): void {
     const ids = this.connections.get(user);
-    if (ids === undefined) return;
-    ids.delete(connectionId);
+    const refs = ids?.get(connectionId);
+    if (ids === undefined || refs === undefined) return;
+    if (refs > 1) ids.set(connectionId, refs - 1);
+    else ids.delete(connectionId);
     if (ids.size === 0) this.connections.delete(user);
   }
 

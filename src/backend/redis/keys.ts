@@ -58,6 +58,14 @@ export class Keys {
   inbox(node: string): string {
     return `${this.prefix}:inbox:{${node}}`;
   }
+  /** ZSET client id -> slot expiry (ms): a username's connections (limits.user.maxConnections). */
+  userConnections(user: string): string {
+    return `${this.prefix}:quota-conn:{${user}}`;
+  }
+  /** STRING counter: a username's PUBLISH packets in one minute window (limits.user.messagesPerMinute). */
+  userMessages(user: string, window: number): string {
+    return `${this.prefix}:quota-msg:{${user}}:${window}`;
+  }
   /** Pub/sub channel: a node's inbox for QoS 0 batches. */
   inbox0(node: string): string {
     return `${this.prefix}:inbox0:{${node}}`;

@@ -94,3 +94,33 @@ local will = redis.call('HGET', KEYS[1], 'will')
 if not will then return false end
 redis.call('HDEL', KEYS[1], 'will', 'wdelay')
 return will`;
+
+/**
+ * Takes a connection slot of a username: drops expired members, refuses (0) when `max` live ones are
+ * there, else adds (or renews) this one. KEYS: userConnections. ARGV: member, max, now, expiresAt, ttlMs.
+ */
+export const QUOTA_CONN_ACQUIRE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
+/**
+ * Renews (or re-adds, after another node's release of a taken-over id) this node's live connection
+ * slots of a username. KEYS: userConnections. ARGV: expiresAt, ttlMs, members...
+ */
+export const QUOTA_CONN_RENEW = `
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`;
+
+/** Adds a node's count to a username's window and returns the cluster total. KEYS: userMessages. ARGV: delta, ttlMs. */
+export const QUOTA_MSG_ADD = `
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n`;

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RouteReplica } from '../../../src/backend/redis/route-replica.js';
+import { RouteReplica } from '../../../src/backend/route-replica.js';
 import { topicMatches } from '../../../src/topics/index.js';
 import { fcParams } from '../../fixtures/arbitraries.js';
 

@@ -2,7 +2,7 @@
  * This node's in-memory replica of the cluster route table (other nodes' routes only: the node's own
  * subscriptions are in its SubscriptionIndex). Publishes are matched here with no Redis read.
  */
-import { TopicTrie } from '../../topics/index.js';
+import { TopicTrie } from '../topics/index.js';
 
 export class RouteReplica {
   private plain = new TopicTrie<true>();

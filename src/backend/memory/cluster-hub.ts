@@ -1,0 +1,193 @@
+/**
+ * The cluster backend in memory: several brokers in one process joined through a MemoryHub. It keeps
+ * the same contract as the Redis backend (test/contract/cluster-backend.contract.ts runs both), so the
+ * cluster logic of the broker (routing, shared subscriptions, takeover, wills) can be exercised
+ * without Redis, and the Redis backend is held to the behaviour of this simple one.
+ */
+import type { Clock } from '../../clock.js';
+import { RouteReplica } from '../route-replica.js';
+import type {
+  Claim,
+  ClusterBackend,
+  ClusterBus,
+  ClusterHandlers,
+  ClusterNodeInfo,
+  Envelope,
+  RetainedStore,
+  RouteTable,
+  StoredWill,
+} from '../types.js';
+import { MemoryRetainedStore } from './retained-store.js';
+
+interface Owner {
+  node: string;
+  epoch: number;
+  will?: StoredWill;
+}
+
+/** What the nodes of one in-process cluster share: the "Redis" of the memory backend. */
+export class MemoryHub {
+  readonly nodes = new Map<string, MemoryClusterBackend>();
+  readonly routes = new Map<string, Set<string>>();
+  readonly owners = new Map<string, Owner>();
+  readonly stats = new Map<string, Record<string, number>>();
+  readonly retained: RetainedStore;
+
+  constructor(readonly clock: Clock) {
+    this.retained = new MemoryRetainedStore(clock);
+  }
+
+  /** A backend for node `nodeId` of this hub. */
+  node(nodeId: string): MemoryClusterBackend {
+    return new MemoryClusterBackend(this, nodeId);
+  }
+
+  /** Applies a route change to every other running node's replica. */
+  broadcast(op: 'a' | 'd' | 'n', node: string, fkey: string): void {
+    for (const other of this.nodes.values()) other.replica.apply(op, node, fkey);
+  }
+
+  /** Removes a node as a reaper would: its routes go, and its clients' wills are published once. */
+  kill(nodeId: string): void {
+    const node = this.nodes.get(nodeId);
+    if (node === undefined) return;
+    this.nodes.delete(nodeId);
+    this.routes.delete(nodeId);
+    this.stats.delete(nodeId);
+    this.broadcast('n', nodeId, '');
+    const survivor = this.nodes.values().next().value as MemoryClusterBackend | undefined;
+    for (const [clientId, owner] of this.owners) {
+      if (owner.node !== nodeId || owner.will === undefined) continue;
+      const will = owner.will;
+      const epoch = owner.epoch;
+      survivor?.reapWill(clientId, epoch, will);
+    }
+  }
+}
+
+export class MemoryClusterBackend implements ClusterBackend {
+  readonly replica: RouteReplica;
+  readonly routes: RouteTable;
+  readonly bus: ClusterBus;
+  readonly busStats = { envelopes: 0, batches: 0 };
+  private handlers: ClusterHandlers | undefined;
+  private running = false;
+
+  constructor(
+    private readonly hub: MemoryHub,
+    readonly nodeId: string,
+  ) {
+    this.replica = new RouteReplica(nodeId);
+    const own = (): Set<string> => {
+      let set = hub.routes.get(nodeId);
+      if (set === undefined) {
+        set = new Set();
+        hub.routes.set(nodeId, set);
+      }
+      return set;
+    };
+    const key = (filter: string, group: string | null) =>
+      group === null ? filter : `$share/${group}/${filter}`;
+    this.routes = {
+      add: (filter, group) => {
+        const k = key(filter, group);
+        if (own().has(k)) return;
+        own().add(k);
+        hub.broadcast('a', nodeId, k);
+      },
+      remove: (filter, group) => {
+        const k = key(filter, group);
+        if (!own().delete(k)) return;
+        hub.broadcast('d', nodeId, k);
+      },
+      matchNodes: (topic, visit) => this.replica.matchNodes(topic, visit),
+      matchShared: (topic, visit) => this.replica.matchShared(topic, visit),
+    };
+    this.bus = {
+      send: (node: string, envelope: Envelope, accepted?: (err?: Error) => void) => {
+        const target = hub.nodes.get(node);
+        this.busStats.envelopes++;
+        this.busStats.batches++;
+        // Delivered on a later turn, as over Redis; accepted once the hub holds it.
+        if (target !== undefined) setImmediate(() => target.receive(envelope));
+        accepted?.();
+      },
+    };
+  }
+
+  get retained(): RetainedStore {
+    return this.hub.retained;
+  }
+
+  get ready(): boolean {
+    return this.running;
+  }
+
+  async start(handlers: ClusterHandlers): Promise<void> {
+    this.handlers = handlers;
+    this.running = true;
+    for (const [node, keys] of this.hub.routes) for (const k of keys) this.replica.apply('a', node, k);
+    this.hub.nodes.set(this.nodeId, this);
+    handlers.readinessChanged(true);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.hub.nodes.delete(this.nodeId);
+    this.hub.routes.delete(this.nodeId);
+    this.hub.broadcast('n', this.nodeId, '');
+  }
+
+  receive(envelope: Envelope): void {
+    void this.handlers?.deliver(envelope);
+  }
+
+  async claim(clientId: string, clean: boolean): Promise<Claim> {
+    const owner = this.hub.owners.get(clientId);
+    const epoch = (owner?.epoch ?? 0) + 1;
+    let will: StoredWill | null = null;
+    if (owner?.will !== undefined && (clean || owner.will.delaySeconds === 0)) will = owner.will;
+    this.hub.owners.set(clientId, { node: this.nodeId, epoch });
+    return { epoch, previous: owner?.node ?? null, will };
+  }
+
+  async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
+    this.hub.nodes.get(node)?.handlers?.release(clientId, epoch);
+  }
+
+  storeWill(clientId: string, epoch: number, will: StoredWill): void {
+    const owner = this.hub.owners.get(clientId);
+    if (owner?.epoch === epoch) owner.will = will;
+  }
+
+  async takeWill(clientId: string, epoch: number): Promise<boolean> {
+    const owner = this.hub.owners.get(clientId);
+    if (owner?.epoch !== epoch || owner.will === undefined) return false;
+    owner.will = undefined;
+    return true;
+  }
+
+  /** A will of a dead node, published after its delay if it is still there then. */
+  reapWill(clientId: string, epoch: number, will: StoredWill): void {
+    this.hub.clock.setTimeout(() => {
+      void this.takeWill(clientId, epoch).then((taken) => {
+        if (taken) this.handlers?.publishWill(will);
+      });
+    }, will.delaySeconds * 1000);
+  }
+
+  async shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
+    this.hub.stats.set(this.nodeId, mine);
+    const out: Record<string, Record<string, number>> = {};
+    for (const id of this.hub.nodes.keys()) {
+      const s = this.hub.stats.get(id);
+      if (s !== undefined) out[id] = s;
+    }
+    return out;
+  }
+
+  async liveNodes(): Promise<ClusterNodeInfo[]> {
+    const now = this.hub.clock.now();
+    return [...this.hub.nodes.keys()].map((nodeId) => ({ nodeId, lastSeenMs: now }));
+  }
+}
