@@ -229,16 +229,20 @@ export class RedisClusterBackend implements ClusterBackend {
   }
 
   storeWill(clientId: string, epoch: number, will: StoredWill): void {
+    // The reaper's index first, the will second: once the will is in Redis, a reaper can find it
+    // (an index entry without a will, if this node dies in between, is skipped by the reaper).
     this.cmd
-      .eval(
-        WILL_SET,
-        1,
-        this.keys.owner(clientId),
-        String(epoch),
-        encodeWill(will),
-        String(will.delaySeconds),
+      .sadd(this.keys.nodeWills(this.nodeId), clientId)
+      .then(() =>
+        this.cmd.eval(
+          WILL_SET,
+          1,
+          this.keys.owner(clientId),
+          String(epoch),
+          encodeWill(will),
+          String(will.delaySeconds),
+        ),
       )
-      .then(() => this.cmd.sadd(this.keys.nodeWills(this.nodeId), clientId))
       .catch((err: Error) =>
         this.log.warn({ event: 'cluster.will_store_failed', clientId, err: err.message }),
       );
