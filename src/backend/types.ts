@@ -97,7 +97,7 @@ export interface ClusterBackend {
   /** Asks the node holding `clientId` to close its connection; resolves when it did, or it is dead. */
   requestRelease(node: string, clientId: string, epoch: number): Promise<void>;
   /** Keeps a connection's will in Redis, so a survivor can publish it if this node dies. */
-  storeWill(clientId: string, epoch: number, will: StoredWill): void;
+  storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void>;
   /** Takes the will of `clientId` for publishing if `epoch` still owns it: true exactly once. */
   takeWill(clientId: string, epoch: number): Promise<boolean>;
   /** Stores this node's counters and returns those of every live node (for cluster-wide $SYS). */

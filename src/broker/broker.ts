@@ -297,7 +297,8 @@ export class Broker implements ChannelContext {
     }
     session.expirySeconds = expirySeconds;
     if (channel.will !== undefined && channel.epoch > 0)
-      this.cluster?.storeWill(id, channel.epoch, channel.will);
+      // Not awaited: CONNACK does not wait for it (failures are logged by the backend).
+      void this.cluster?.storeWill(id, channel.epoch, channel.will);
     if (connectChannel.hasSubscribers)
       connectChannel.publish({
         clientId: id,

@@ -155,7 +155,7 @@ export class MemoryClusterBackend implements ClusterBackend {
     this.hub.nodes.get(node)?.handlers?.release(clientId, epoch);
   }
 
-  storeWill(clientId: string, epoch: number, will: StoredWill): void {
+  async storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
     const owner = this.hub.owners.get(clientId);
     if (owner?.epoch === epoch) owner.will = will;
   }

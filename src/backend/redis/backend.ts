@@ -228,10 +228,10 @@ export class RedisClusterBackend implements ClusterBackend {
     });
   }
 
-  storeWill(clientId: string, epoch: number, will: StoredWill): void {
+  storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
     // The reaper's index first, the will second: once the will is in Redis, a reaper can find it
     // (an index entry without a will, if this node dies in between, is skipped by the reaper).
-    this.cmd
+    return this.cmd
       .sadd(this.keys.nodeWills(this.nodeId), clientId)
       .then(() =>
         this.cmd.eval(
@@ -243,8 +243,11 @@ export class RedisClusterBackend implements ClusterBackend {
           String(will.delaySeconds),
         ),
       )
-      .catch((err: Error) =>
-        this.log.warn({ event: 'cluster.will_store_failed', clientId, err: err.message }),
+      .then(
+        () => undefined,
+        (err: Error) => {
+          this.log.warn({ event: 'cluster.will_store_failed', clientId, err: err.message });
+        },
       );
   }
 
