@@ -21,6 +21,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from './lib/args.js';
 import { median } from './lib/stats.js';
 import { formatRate, formatRatio, markdownTable } from './lib/table.js';
 import type { Job, LoadResult } from './load/messages.js';
@@ -89,33 +90,9 @@ const VALUED = new Set([
   '--shoal-impl',
   '--log-level',
 ]);
-const values = new Map<string, string>();
-for (let i = 0; i < argv.length; i++) {
-  const a = argv[i];
-  if (FLAGS.has(a)) values.set(a, 'true');
-  else if (VALUED.has(a)) {
-    const v = argv[++i];
-    if (v === undefined || v.startsWith('--')) usage(`${a} needs a value`);
-    values.set(a, v);
-  } else usage(`unknown argument ${a}`);
-}
-
-function list<T extends string>(flag: string, allowed: readonly T[]): T[] {
-  const v = values.get(flag);
-  if (v === undefined) return [...allowed];
-  const items = v.split(',').map((s) => s.trim()) as T[];
-  for (const item of items)
-    if (!allowed.includes(item)) usage(`${flag}: unknown ${item} (one of ${allowed.join(', ')})`);
-  return items;
-}
-
-function num(flag: string, fallback: number, min: number, max: number): number {
-  const v = values.get(flag);
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) usage(`${flag} must be a number in ${min}..${max}`);
-  return n;
-}
+const args = parseArgs(argv, FLAGS, VALUED, usage);
+const values = args.values;
+const { list, num } = args;
 
 const quick = values.has('--quick');
 const scenarios = list<Scenario>('--scenarios', SCENARIOS);
