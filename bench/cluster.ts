@@ -17,11 +17,12 @@
  * More: --duration S, --warmup S, --drain S, --workers N, --payload BYTES, --latency-tick-ms MS,
  * --shoal-impl dist|build|tsx, --shoal-cli, --log-level LEVEL. See docs/benchmarks.md.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from './lib/args.js';
+import { commandLine, guardRun } from './lib/run-guard.js';
 import { median } from './lib/stats.js';
 import { formatRate, formatRatio, markdownTable } from './lib/table.js';
 import type { Job, LoadResult } from './load/messages.js';
@@ -29,7 +30,6 @@ import { loadJobs, type ScenarioName, sleep, type TrialConfig, WorkerProcess } f
 import {
   aedesVersion,
   freePort,
-  killLiveBrokers,
   openFileLimits,
   prepareLaunchers,
   type RunningServer,
@@ -130,36 +130,11 @@ const TIMELINE_MS = 100;
 /** Node and Redis RSS are sampled this often during a trial. */
 const RSS_SAMPLE_MS = 250;
 
-// ---- safety nets -----------------------------------------------------------------------------------------
-
-const RUN_DEADLINE_MS = 20 * 60_000;
-setTimeout(() => {
-  console.error(`bench:cluster: run deadline (${RUN_DEADLINE_MS / 60_000} min) reached, stopping`);
-  killLiveBrokers();
-  process.exit(1);
-}, RUN_DEADLINE_MS).unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killLiveBrokers();
-    process.exit(130);
-  });
-}
-let workDir: string | undefined;
-process.on('exit', () => {
-  killLiveBrokers();
-  if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true });
-});
-
-// ---- setup -------------------------------------------------------------------------------------------------
-
-const command =
-  process.env.npm_lifecycle_event === 'bench:cluster'
-    ? `npm run bench:cluster${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`
-    : `node --import tsx bench/cluster.ts ${argv.join(' ')}`.trim();
+/** A whole run never takes longer than this; past it everything is killed. */
+const runDir = guardRun('bench:cluster', 20 * 60_000);
+const command = commandLine('bench:cluster', 'bench/cluster.ts', argv);
 const startedAt = new Date();
 const loadAtStart = loadavg();
-const runDir = mkdtempSync(join(tmpdir(), 'shoal-bench-cluster-'));
-workDir = runDir;
 const launchers = await prepareLaunchers({
   buildDir: join(runDir, 'build'),
   shoalImpl: shoalImplFlag as ShoalImpl | undefined,

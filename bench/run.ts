@@ -13,10 +13,11 @@
  * --pin (taskset: brokers on CPU 1, load on CPU 0), --shoal-impl dist|build|tsx, --shoal-cli,
  * --shoal-log-level LEVEL. See docs/benchmarks.md.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from './lib/args.js';
+import { commandLine, guardRun } from './lib/run-guard.js';
 import { median } from './lib/stats.js';
 import { formatRate, formatRatio, markdownTable } from './lib/table.js';
 import {
@@ -32,7 +33,6 @@ import {
   aedesVersion,
   BROKERS,
   type BrokerName,
-  killLiveBrokers,
   MOSQUITTO_SETTINGS,
   mosquittoVersion,
   openFileLimits,
@@ -113,37 +113,11 @@ const config: TrialConfig = {
   workerPrefix: { raiseNofile: true, cpus: pin ? '0' : undefined },
 };
 
-// ---- safety nets -----------------------------------------------------------------------------------------
-
 /** A whole run never takes longer than this; past it everything is killed. */
-const RUN_DEADLINE_MS = 45 * 60_000;
-setTimeout(() => {
-  console.error(`bench: run deadline (${RUN_DEADLINE_MS / 60_000} min) reached, stopping`);
-  killLiveBrokers();
-  process.exit(1);
-}, RUN_DEADLINE_MS).unref();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killLiveBrokers();
-    process.exit(130);
-  });
-}
-let workDir: string | undefined;
-process.on('exit', () => {
-  killLiveBrokers();
-  if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true });
-});
-
-// ---- run ---------------------------------------------------------------------------------------------------
-
-const command =
-  process.env.npm_lifecycle_event === 'bench'
-    ? `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`
-    : `node --import tsx bench/run.ts ${argv.join(' ')}`.trim();
+const runDir = guardRun('bench', 45 * 60_000);
+const command = commandLine('bench', 'bench/run.ts', argv);
 const startedAt = new Date();
 const loadAtStart = loadavg();
-const runDir = mkdtempSync(join(tmpdir(), 'shoal-bench-'));
-workDir = runDir;
 const launchers = await prepareLaunchers({
   buildDir: join(runDir, 'build'),
   shoalImpl: shoalImplFlag as ShoalImpl | undefined,

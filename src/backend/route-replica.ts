@@ -2,7 +2,12 @@
  * This node's in-memory replica of the cluster route table (other nodes' routes only: the node's own
  * subscriptions are in its SubscriptionIndex). Publishes are matched here with no Redis read.
  */
-import { TopicTrie } from '../topics/index.js';
+import { parseSubscription, TopicTrie } from '../topics/index.js';
+
+/** A route's key: the filter, or `$share/group/filter` for a shared subscription. */
+export function filterKey(filter: string, group: string | null): string {
+  return group === null ? filter : `$share/${group}/${filter}`;
+}
 
 export class RouteReplica {
   private plain = new TopicTrie<true>();
@@ -47,7 +52,7 @@ export class RouteReplica {
       this.byNode.set(node, set);
     }
     if (set.has(fkey)) return;
-    const parsed = parseKey(fkey);
+    const parsed = parseSubscription(fkey);
     if (parsed === null) return;
     set.add(fkey);
     if (parsed.group === null) {
@@ -66,7 +71,7 @@ export class RouteReplica {
     const set = this.byNode.get(node);
     if (set === undefined || !set.delete(fkey)) return;
     if (set.size === 0) this.byNode.delete(node);
-    const parsed = parseKey(fkey);
+    const parsed = parseSubscription(fkey);
     if (parsed === null) return;
     if (parsed.group === null) {
       this.plain.remove(parsed.filter, node);
@@ -91,11 +96,4 @@ export class RouteReplica {
   matchShared(topic: string, visit: (groupKey: string, nodes: ReadonlySet<string>) => void): void {
     this.shared.match(topic, (group, nodes, filter) => visit(`${group}\n${filter}`, nodes));
   }
-}
-
-function parseKey(fkey: string): { filter: string; group: string | null } | null {
-  if (!fkey.startsWith('$share/')) return fkey.length > 0 ? { filter: fkey, group: null } : null;
-  const slash = fkey.indexOf('/', 7);
-  if (slash < 0) return null;
-  return { group: fkey.slice(7, slash), filter: fkey.slice(slash + 1) };
 }

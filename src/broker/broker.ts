@@ -25,10 +25,12 @@ import type { Logger } from '../observability/logger.js';
 import type { BrokerStats } from '../observability/stats.js';
 import { ReasonCode } from '../protocol/index.js';
 import { type DropReason, Session, type SubscriptionOptions } from '../session/session.js';
+import { parseSubscription } from '../topics/index.js';
 import type { Transport } from '../transport/types.js';
-import { ClusterRouter, type Hold } from './cluster-router.js';
+import { ClusterRouter } from './cluster-router.js';
 import { type DrainOptions, drainConnections } from './drain.js';
 import { BrokerInspector } from './inspect.js';
+import { type Hold, Latch } from './latch.js';
 import { isExpired, type Message } from './message.js';
 import type { BrokerOptions } from './options.js';
 import { type RouteVisitor, SubscriptionIndex } from './subscriptions.js';
@@ -427,19 +429,8 @@ export class Broker implements ChannelContext {
    */
   publish(message: Message, accepted?: (err?: Error) => void): number {
     if (publishChannel.hasSubscribers) publishChannel.publish({ message });
-    let pending = 1;
-    let failure: Error | undefined;
-    const release = (err?: Error) => {
-      if (err !== undefined) failure ??= err;
-      if (--pending === 0) accepted?.(failure);
-    };
-    const hold: Hold | undefined =
-      accepted === undefined
-        ? undefined
-        : () => {
-            pending++;
-            return release;
-          };
+    const latch = accepted === undefined ? undefined : new Latch(accepted);
+    const hold = latch?.hold;
     if (message.retain) {
       // [MQTT-3.3.1-5] store (or with an empty payload, delete [MQTT-3.3.1-6]) the retained message.
       const stored = this.retained.set(retainedCopy(message));
@@ -459,11 +450,10 @@ export class Broker implements ChannelContext {
       const d = this.counters.dropped;
       d.no_subscriber = (d.no_subscriber ?? 0) + 1;
     }
-    if (accepted !== undefined) release();
+    latch?.release();
     return delivered;
   }
 
-  /** A message another node sent here: local subscribers only, as the envelope says. */
   /**
    * A message another node sent here: local subscribers only, as the envelope says. The publisher
    * was acknowledged already, so a QoS 1/2 message must not be dropped for a congested subscriber:
@@ -474,25 +464,18 @@ export class Broker implements ChannelContext {
     const message = envelope.message;
     this.clusterReceived++;
     if (isExpired(message, this.clock.now())) return undefined;
-    let pending = 0;
-    let resolveDrained: (() => void) | undefined;
-    const hold: Hold | undefined =
-      message.qos === 0
-        ? undefined
-        : () => {
-            pending++;
-            return () => {
-              if (--pending === 0) resolveDrained?.();
-            };
-          };
-    const visit = deliverTo(message, hold);
+    let drained: (() => void) | undefined;
+    const latch = message.qos === 0 ? undefined : new Latch(() => drained?.());
+    const visit = deliverTo(message, latch?.hold);
     if (envelope.direct) this.index.routeDirect(message, visit);
     if (envelope.shared !== undefined)
       for (const key of envelope.shared) this.index.deliverShared(key, visit);
-    if (pending === 0) return undefined;
-    return new Promise((resolve) => {
-      resolveDrained = resolve;
+    if (latch === undefined || !latch.waiting) return undefined;
+    const wait = new Promise<void>((resolve) => {
+      drained = resolve;
     });
+    latch.release();
+    return wait;
   }
 
   subscribe(
@@ -514,13 +497,10 @@ export class Broker implements ChannelContext {
   }
 
   private unsubscribeIndex(session: Session, raw: string): void {
-    let filter = raw;
-    let group: string | null = null;
-    if (raw.startsWith('$share/')) {
-      const slash = raw.indexOf('/', 7);
-      filter = raw.slice(slash + 1);
-      group = raw.slice(7, slash);
-    }
+    // `raw` was validated when it was subscribed.
+    const parsed = parseSubscription(raw);
+    if (parsed === null) return;
+    const { filter, group } = parsed;
     if (this.index.remove(session, filter, group)) this.cluster?.routes.remove(filter, group);
   }
 

@@ -4,10 +4,9 @@
  * matching shared subscription, so each message reaches one member per group in the whole cluster.
  */
 import type { ClusterBackend, Envelope } from '../backend/types.js';
+import type { Hold } from './latch.js';
 import type { Message } from './message.js';
 import type { RouteVisitor, SubscriptionIndex } from './subscriptions.js';
-
-export type Hold = () => (err?: Error) => void;
 
 export class ClusterRouter {
   /** Round-robin position per shared subscription (`group\nfilter`). */

@@ -9,9 +9,11 @@ import {
   connectMqtt,
   endAll,
   type Inbox,
+  isProbe,
   type ShoalNode,
   startCluster,
   uniq,
+  untilRouted,
   waitFor,
 } from '../helpers/cluster.js';
 import { killAllTracked } from '../helpers/processes.js';
@@ -45,25 +47,7 @@ async function client(node: ShoalNode, opts: Parameters<typeof connectMqtt>[1] =
   return c;
 }
 
-/**
- * Routes reach the other nodes asynchronously (route log). Publishes `probe` messages on `topic`
- * from `pub` (every 100 ms, QoS 0) until every inbox got at least one: then the publishing node
- * routes `topic` to all of them. Probe payloads start with "probe-".
- */
-async function awaitRoutes(pub: MqttClient, topic: string, inboxes: Inbox[], timeoutMs = 10_000) {
-  let n = 0;
-  const timer = setInterval(() => pub.publish(topic, `probe-${n++}`, { qos: 0 }), 100);
-  pub.publish(topic, `probe-${n++}`, { qos: 0 });
-  try {
-    await Promise.all(
-      inboxes.map((i) => i.until((m) => m.some((x) => x.payload.startsWith('probe-')), timeoutMs, 'a probe')),
-    );
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-const real = (inbox: Inbox) => inbox.messages.filter((m) => !m.payload.startsWith('probe-'));
+const real = (inbox: Inbox) => inbox.data;
 
 describe('Shoal on Redis Cluster', () => {
   // First, so that C has never had a subscriber when its counter is read.
@@ -72,7 +56,7 @@ describe('Shoal on Redis Cluster', () => {
     const { client: pub } = await client(A);
     const { client: sub, inbox } = await client(B);
     await sub.subscribeAsync(`${base}/#`, { qos: 1 });
-    await awaitRoutes(pub, `${base}/probe`, [inbox]);
+    await untilRouted(pub, `${base}/probe`, [inbox]);
     const sentBefore = await A.metric('shoal_cluster_messages_sent_total');
 
     for (let i = 0; i < 50; i++) pub.publish(`${base}/q0/${i}`, `q0-${i}`, { qos: 0 });
@@ -96,7 +80,7 @@ describe('Shoal on Redis Cluster', () => {
     const c = await client(C);
     await b.client.subscribeAsync(`${base}/#`, { qos: 1 });
     await c.client.subscribeAsync(`${base}/#`, { qos: 1 });
-    await awaitRoutes(pub, `${base}/probe`, [b.inbox, c.inbox]);
+    await untilRouted(pub, `${base}/probe`, [b.inbox, c.inbox]);
 
     // QoS 0 between nodes goes over sharded pub/sub: each node's channel is a shard channel.
     const shardChannels = new Set<string>();
@@ -131,7 +115,7 @@ describe('Shoal on Redis Cluster', () => {
     const c = await client(C);
     await b.client.subscribeAsync(`${base}/+/temp`, { qos: 1 });
     await c.client.subscribeAsync(`${base}/#`, { qos: 1 });
-    await awaitRoutes(pub, `${base}/probe/temp`, [b.inbox, c.inbox]);
+    await untilRouted(pub, `${base}/probe/temp`, [b.inbox, c.inbox]);
 
     await pub.publishAsync(`${base}/kitchen/temp`, 'k-temp', { qos: 1 });
     await pub.publishAsync(`${base}/kitchen/humidity`, 'k-hum', { qos: 1 });
@@ -194,10 +178,11 @@ describe('Shoal on Redis Cluster', () => {
     const { client: pub } = await client(A);
     const members = await Promise.all([A, B, C].map((n) => client(n)));
     for (const m of members) await m.client.subscribeAsync(`$share/${group}/${base}/#`, { qos: 1 });
-    await awaitRoutes(
+    await untilRouted(
       pub,
       `${base}/probe`,
       members.map((m) => m.inbox),
+      { shared: true },
     );
 
     const N = 90;
@@ -222,6 +207,6 @@ describe('Shoal on Redis Cluster', () => {
 
 function realCount(messages: { payload: string }[]): number {
   let n = 0;
-  for (const m of messages) if (!m.payload.startsWith('probe-')) n++;
+  for (const m of messages) if (!isProbe(m.payload)) n++;
   return n;
 }

@@ -18,9 +18,11 @@ import {
   connectMqtt,
   endAll,
   type Inbox,
+  isProbe,
   type ShoalNode,
   startCluster,
   uniq,
+  untilRouted,
   waitFor,
 } from '../helpers/cluster.js';
 import { killAllTracked } from '../helpers/processes.js';
@@ -54,22 +56,6 @@ async function client(node: ShoalNode, opts: Parameters<typeof connectMqtt>[1] =
   return c;
 }
 
-/** Publishes QoS 0 probes on `topic` every 100 ms until every inbox got one (routes are eventual). */
-async function awaitRoutes(pub: MqttClient, topic: string, inboxes: Inbox[], timeoutMs = 10_000) {
-  let n = 0;
-  const timer = setInterval(() => pub.publish(topic, `probe-${n++}`, { qos: 0 }), 100);
-  pub.publish(topic, `probe-${n++}`, { qos: 0 });
-  try {
-    await Promise.all(
-      inboxes.map((i) => i.until((m) => m.some((x) => x.payload.startsWith('probe-')), timeoutMs, 'a probe')),
-    );
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-const isProbe = (payload: string) => payload.startsWith('probe-');
-
 describe('Shoal on Redis Sentinel', () => {
   it('pub/sub across nodes at QoS 0 and 1', { timeout: 30_000 }, async () => {
     const base = uniq('sen');
@@ -78,7 +64,7 @@ describe('Shoal on Redis Sentinel', () => {
     const c = await client(C);
     await b.client.subscribeAsync(`${base}/#`, { qos: 1 });
     await c.client.subscribeAsync(`${base}/+/x`, { qos: 1 });
-    await awaitRoutes(pub, `${base}/probe/x`, [b.inbox, c.inbox]);
+    await untilRouted(pub, `${base}/probe/x`, [b.inbox, c.inbox]);
 
     const N = 50;
     for (let i = 0; i < N; i++) pub.publish(`${base}/t/x`, `q0-${i}`, { qos: 0 });
@@ -108,7 +94,7 @@ describe('Shoal on Redis Sentinel', () => {
     let pubClosed = 0;
     pub.client.on('close', () => pubClosed++);
     await sub.client.subscribeAsync(`${base}/#`, { qos: 1 });
-    await awaitRoutes(pub.client, `${base}/probe`, [sub.inbox]);
+    await untilRouted(pub.client, `${base}/probe`, [sub.inbox]);
 
     const t0 = Date.now();
     const timeline: Record<string, number> = {};

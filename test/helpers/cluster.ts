@@ -320,7 +320,8 @@ export async function endAll(...clients: (MqttClient | undefined)[]): Promise<vo
 
 export const PROBE = 'probe';
 
-const isProbe = (payload: string) => payload.startsWith(PROBE);
+/** Route probes (see untilRouted): tests leave them out of what they count. */
+export const isProbe = (payload: string) => payload.startsWith(PROBE);
 
 /**
  * Waits until subscriptions made on other nodes are known to the publisher's node: a route reaches

@@ -5,7 +5,7 @@
  * without Redis, and the Redis backend is held to the behaviour of this simple one.
  */
 import type { Clock } from '../../clock.js';
-import { RouteReplica } from '../route-replica.js';
+import { filterKey, RouteReplica } from '../route-replica.js';
 import type {
   Claim,
   ClusterBackend,
@@ -86,17 +86,15 @@ export class MemoryClusterBackend implements ClusterBackend {
       }
       return set;
     };
-    const key = (filter: string, group: string | null) =>
-      group === null ? filter : `$share/${group}/${filter}`;
     this.routes = {
       add: (filter, group) => {
-        const k = key(filter, group);
+        const k = filterKey(filter, group);
         if (own().has(k)) return;
         own().add(k);
         hub.broadcast('a', nodeId, k);
       },
       remove: (filter, group) => {
-        const k = key(filter, group);
+        const k = filterKey(filter, group);
         if (!own().delete(k)) return;
         hub.broadcast('d', nodeId, k);
       },

@@ -8,7 +8,7 @@ import type { Message } from '../../broker/message.js';
 import type { Clock, TimerHandle } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
-import { RouteReplica } from '../route-replica.js';
+import { filterKey, RouteReplica } from '../route-replica.js';
 import type {
   Claim,
   ClusterBackend,
@@ -21,7 +21,7 @@ import type {
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
 import { observeCommands } from './instrument.js';
-import { filterKey, Keys } from './keys.js';
+import { Keys } from './keys.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { NODE_REMOVE, OWNER_CLAIM, ROUTE_ADD, ROUTE_DEL, WILL_SET, WILL_TAKE } from './scripts.js';
 import { decodeBatch, decodeMessage, encodeMessage } from './serialize.js';

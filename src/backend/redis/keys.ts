@@ -71,8 +71,3 @@ export class Keys {
     return `${this.prefix}:inbox0:{${node}}`;
   }
 }
-
-/** The route table field for a node's route: plain filter, or `$share/group/filter`. */
-export function filterKey(filter: string, group: string | null): string {
-  return group === null ? filter : `$share/${group}/${filter}`;
-}

@@ -6,6 +6,10 @@
 import { expect } from 'vitest';
 import type { Packet, ProtocolVersion } from '../../../src/protocol/index.js';
 import { RawClient } from '../../helpers/raw-client.js';
+import { sync as barrier, closedWithin as closed } from './flows.js';
+
+/** The PINGREQ barrier and the bounded close wait are the ones in flows.ts, under these names here. */
+export { barrier, closed };
 
 export type ConnectFields = Partial<Extract<Packet, { type: 'connect' }>>;
 export type Connack = Extract<Packet, { type: 'connack' }>;
@@ -73,15 +77,6 @@ export async function publish(
   return { type: 'pingresp' };
 }
 
-/**
- * PINGREQ / PINGRESP round trip. The broker answers in order, so whatever it sent before handling the
- * PINGREQ has arrived once this resolves: afterwards `client.received` is complete up to that point.
- */
-export async function barrier(client: RawClient): Promise<void> {
-  client.send({ type: 'pingreq' });
-  await client.next('pingresp');
-}
-
 /** Packets of a type received so far (not consumed). */
 export function receivedOf<T extends Packet['type']>(
   client: RawClient,
@@ -100,17 +95,6 @@ export async function until(condition: () => boolean, what: string, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-}
-
-/** Resolves when the socket is closed; rejects after `timeoutMs` so a hang names what it waited for. */
-export async function closed(client: RawClient, timeoutMs = 5000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    client.closed,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('the broker did not close the connection')), timeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** A promise with its resolve function outside (an authenticator the test answers for). */
