@@ -129,6 +129,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
             config.cluster.replicaAcks === 0
               ? undefined
               : { replicas: config.cluster.replicaAcks, timeoutMs: config.cluster.replicaAckTimeoutMs },
+          maxQueued: config.mqtt.maxQueuedMessages,
           instruments,
         });
   const limits = new Limits(config.limits, clock);

@@ -1,7 +1,10 @@
 /**
- * This node's in-memory replica of the cluster route table (other nodes' routes only: the node's own
- * subscriptions are in its SubscriptionIndex). Publishes are matched here with no Redis read.
+ * This node's in-memory replica of the cluster route table: other nodes' routes (the node's own
+ * subscriptions are in its SubscriptionIndex), and the plain subscriptions of every persistent
+ * session in the cluster (served through their queues in Redis, whichever node the client is on).
+ * Publishes are matched here with no Redis read.
  */
+import type { SubscriptionOptions } from '../session/session.js';
 import { parseSubscription, TopicTrie } from '../topics/index.js';
 
 /** A route's key: the filter, or `$share/group/filter` for a shared subscription. */
@@ -13,6 +16,8 @@ export class RouteReplica {
   private plain = new TopicTrie<true>();
   private shared = new TopicTrie<Set<string>>();
   private byNode = new Map<string, Set<string>>();
+  /** filter -> client id -> options: plain subscriptions of persistent sessions. */
+  private sessions = new TopicTrie<SubscriptionOptions>();
   private readonly seen = new Set<string>();
 
   constructor(private readonly self: string) {}
@@ -31,10 +36,28 @@ export class RouteReplica {
     this.plain = new TopicTrie();
     this.shared = new TopicTrie();
     this.byNode.clear();
+    this.sessions = new TopicTrie();
   }
 
-  /** Applies one route-log entry: op a (add), d (delete), n (node removed). */
-  apply(op: string, node: string, fkey: string): void {
+  /** Persistent-session routes held. */
+  get sessionRoutes(): number {
+    return this.sessions.entryCount;
+  }
+
+  /**
+   * Applies one route-log entry: op a (add), d (delete), n (node removed); for persistent sessions
+   * s (set, `node` is the client id and `options` its subscription options as JSON) and u (unset).
+   */
+  apply(op: string, node: string, fkey: string, options?: string): void {
+    if (op === 's') {
+      const parsed = parseOptions(options);
+      if (parsed !== undefined) this.sessions.add(fkey, node, parsed);
+      return;
+    }
+    if (op === 'u') {
+      this.sessions.remove(fkey, node);
+      return;
+    }
     if (node === this.self) return;
     if (op === 'n') {
       for (const f of this.byNode.get(node) ?? []) this.remove(node, f);
@@ -93,7 +116,23 @@ export class RouteReplica {
     seen.clear();
   }
 
+  /** Persistent sessions with a plain subscription matching `topic`: once per matching filter. */
+  matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void {
+    this.sessions.match(topic, visit);
+  }
+
   matchShared(topic: string, visit: (groupKey: string, nodes: ReadonlySet<string>) => void): void {
     this.shared.match(topic, (group, nodes, filter) => visit(`${group}\n${filter}`, nodes));
+  }
+}
+
+/** Subscription options as stored with a session route (JSON); undefined when unreadable. */
+export function parseOptions(json: string | undefined): SubscriptionOptions | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const o = JSON.parse(json) as SubscriptionOptions;
+    return typeof o.qos === 'number' ? o : undefined;
+  } catch {
+    return undefined;
   }
 }

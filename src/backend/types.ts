@@ -4,6 +4,7 @@
  * contracts (test/contract/ runs one suite against every implementation).
  */
 import type { Message } from '../broker/message.js';
+import type { Delivery, SubscriptionOptions } from '../session/session.js';
 
 /** Retained messages by topic (MQTT 3.3.1.3): last writer wins, an empty payload deletes. */
 export interface RetainedStore {
@@ -62,6 +63,66 @@ export interface Claim {
   previous: string | null;
   /** The previous connection's will, to publish now (its session ended, or it had no delay). */
   will: StoredWill | null;
+  /**
+   * With a SessionStore: the persistent session this connection serves, loaded in the same atomic
+   * step as the claim; undefined when the connection has no persistent session (expiry 0, nothing
+   * stored), which then lives on this node only.
+   */
+  session?: StoredSession;
+}
+
+/** A persistent session as loaded by the node that now serves it. */
+export interface StoredSession {
+  /** It existed before this connection (CONNACK Session Present). */
+  present: boolean;
+  /** Its subscriptions, by the filter as subscribed (`$share/...` included). */
+  subscriptions: Map<string, SubscriptionOptions>;
+  /** Messages sent and not acknowledged, in the order they were sent. */
+  inflight: { packetId: number; phase: 'publish' | 'pubrel'; delivery: Delivery }[];
+  /** Inbound QoS 2 packet ids between PUBREC and PUBREL. */
+  awaitingRelease: number[];
+}
+
+/** A queued message taken by the serving node: QoS 1/2 ones carry the packet id they are sent with. */
+export interface FetchedDelivery {
+  packetId: number;
+  delivery: Delivery;
+}
+
+/**
+ * Persistent sessions kept by the cluster (Redis), so a client resumes through any node and nothing
+ * acknowledged to a publisher is lost when a node dies (docs/cluster.md "Persistent sessions").
+ * Publishers append to a session's queue wherever it is served; the serving node takes messages
+ * from it as the client's window allows. Every write of the serving node carries its epoch and node
+ * (the fence): after a takeover or a reap, a former owner's writes are refused.
+ */
+export interface SessionStore {
+  /** Persistent sessions with a plain subscription matching `topic`, once per matching filter. */
+  matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void;
+  /**
+   * Queues a delivery for a persistent session (batched per loop turn). `accepted` (QoS >= 1) once
+   * Redis holds it; a full queue drops it (ClusterHandlers.dropped) and still accepts.
+   */
+  append(clientId: string, delivery: Delivery, accepted?: (err?: Error) => void): void;
+  /** Takes up to `max` queued messages after the last one taken, with packet ids; [] when fenced out. */
+  fetch(clientId: string, epoch: number, max: number): Promise<FetchedDelivery[]>;
+  /** The client acknowledged `packetId` (PUBACK, PUBCOMP, or PUBREC with a failure code). */
+  acknowledged(clientId: string, epoch: number, packetId: number): void;
+  /** PUBREC received for `packetId`: PUBREL is sent, PUBCOMP awaited. */
+  releasing(clientId: string, epoch: number, packetId: number): void;
+  /** An inbound QoS 2 id received (true) or released (false); resolves once stored. */
+  awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void>;
+  /** Stores a subscription (and routes it, when plain); resolves once both are in Redis. */
+  subscribe(
+    clientId: string,
+    epoch: number,
+    raw: string,
+    options: SubscriptionOptions,
+    plain: boolean,
+  ): Promise<void>;
+  unsubscribe(clientId: string, epoch: number, raw: string, plain: boolean): Promise<void>;
+  /** The client's connection ended: the session is kept `expirySeconds` (0: ends now, routes dropped). */
+  detach(clientId: string, epoch: number, expirySeconds: number): Promise<void>;
 }
 
 /** What a cluster backend calls back into the broker. */
@@ -74,6 +135,10 @@ export interface ClusterHandlers {
   deliver(envelope: Envelope): void | Promise<void>;
   /** The backend's readiness changed (Redis lost or regained). */
   readinessChanged(ready: boolean): void;
+  /** Messages were queued for these persistent sessions, served here: fetch them. */
+  poke(clientIds: readonly string[]): void;
+  /** A delivery to a persistent session was dropped (its queue was full). */
+  dropped(reason: 'queue_full', clientId: string): void;
 }
 
 export interface ClusterNodeInfo {
@@ -87,13 +152,18 @@ export interface ClusterBackend {
   readonly routes: RouteTable;
   readonly bus: ClusterBus;
   readonly retained: RetainedStore;
+  /** Persistent sessions kept cluster-wide; absent: they live on the node their client is on. */
+  readonly sessions?: SessionStore;
   /** True once the route replica is loaded and the inbox is read, and while Redis is reachable. */
   readonly ready: boolean;
   start(handlers: ClusterHandlers): Promise<void>;
   /** Messages and batches sent to other nodes since start. */
   readonly busStats: { readonly envelopes: number; readonly batches: number };
-  /** Makes this node the owner of `clientId` (fencing epoch raised). */
-  claim(clientId: string, clean: boolean): Promise<Claim>;
+  /**
+   * Makes this node the owner of `clientId` (fencing epoch raised). With a SessionStore it also
+   * discards (`clean`) or loads the stored session, and creates one when `expirySeconds` > 0.
+   */
+  claim(clientId: string, clean: boolean, expirySeconds?: number): Promise<Claim>;
   /** Asks the node holding `clientId` to close its connection; resolves when it did, or it is dead. */
   requestRelease(node: string, clientId: string, epoch: number): Promise<void>;
   /** Keeps a connection's will in Redis, so a survivor can publish it if this node dies. */

@@ -7,7 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { type AuthHooks, allowAll } from '../auth/types.js';
 import { MemoryQuotaStore } from '../backend/memory/quota-store.js';
 import { MemoryRetainedStore } from '../backend/memory/retained-store.js';
-import type { ClusterBackend, Envelope, QuotaStore, RetainedStore } from '../backend/types.js';
+import type {
+  ClusterBackend,
+  Envelope,
+  QuotaStore,
+  RetainedStore,
+  SessionStore,
+  StoredSession,
+} from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
 import type { ChannelContext, Counters, OpenedSession, PendingWill } from '../channel/context.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -24,6 +31,7 @@ import type { Instruments } from '../observability/instruments.js';
 import type { Logger } from '../observability/logger.js';
 import type { BrokerStats } from '../observability/stats.js';
 import { ReasonCode } from '../protocol/index.js';
+import { StoredQueue } from '../session/durable-queue.js';
 import { type DropReason, Session, type SubscriptionOptions } from '../session/session.js';
 import { parseSubscription } from '../topics/index.js';
 import type { Transport } from '../transport/types.js';
@@ -132,7 +140,13 @@ export class Broker implements ChannelContext {
       deliver: (envelope) => this.deliverRemote(envelope),
       release: (clientId, epoch) => this.releaseClient(clientId, epoch),
       publishWill: (will) => this.publishWill(will),
-      readinessChanged: (ready) => this.logger.info({ event: ready ? 'cluster.ready' : 'cluster.not_ready' }),
+      readinessChanged: (ready) => {
+        this.logger.info({ event: ready ? 'cluster.ready' : 'cluster.not_ready' });
+        // Pokes sent while Redis was away are lost: look at every served queue again.
+        if (ready) this.pokeSessions(this.sessions.keys());
+      },
+      poke: (ids) => this.pokeSessions(ids),
+      dropped: (reason, clientId) => this.dropped(reason, clientId),
     });
     this.sys.start();
     this.quotas.start();
@@ -218,7 +232,7 @@ export class Broker implements ChannelContext {
   /** Channels between CONNECT and CONNACK while they claim their id in the cluster. */
   private readonly claiming = new Map<string, Channel>();
 
-  claimOwnership(channel: Channel, clean: boolean): Promise<boolean> | undefined {
+  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<boolean> | undefined {
     const cluster = this.cluster;
     if (cluster === undefined) return undefined;
     const id = channel.clientId;
@@ -226,8 +240,9 @@ export class Broker implements ChannelContext {
     const started = this.clock.now();
     return (async () => {
       try {
-        const claim = await cluster.claim(id, clean);
+        const claim = await cluster.claim(id, clean, expirySeconds);
         channel.epoch = claim.epoch;
+        channel.stored = claim.session;
         // The previous connection's session ended (Clean Start) or its will had no delay: send it now.
         if (claim.will !== null) this.publishWill(claim.will);
         if (claim.previous !== null && claim.previous !== cluster.nodeId) {
@@ -267,6 +282,46 @@ export class Broker implements ChannelContext {
 
   // ---- sessions ----------------------------------------------------------------------------------
 
+  /** Persistent sessions the cluster keeps (Redis); undefined on a single node. */
+  private get store(): SessionStore | undefined {
+    return this.cluster?.sessions;
+  }
+
+  /** Messages were queued for these sessions: those served here fetch them. */
+  private pokeSessions(ids: Iterable<string>): void {
+    for (const id of ids) {
+      const durable = this.sessions.get(id)?.durable;
+      if (durable instanceof StoredQueue) durable.poke();
+    }
+  }
+
+  /**
+   * A session the cluster keeps, as loaded at claim: its subscriptions (shared ones join this node's
+   * index: their messages come through the node's inbox), in-flight messages and QoS 2 ids.
+   */
+  private openStored(channel: Channel, stored: StoredSession, store: SessionStore): Session {
+    const id = channel.clientId;
+    const session = new Session(
+      id,
+      this.options.maxQueuedMessages,
+      () => this.clock.now(),
+      this.sessionEvents,
+    );
+    session.durable = new StoredQueue(store, session, channel.epoch, this.logger);
+    for (const [raw, options] of stored.subscriptions) {
+      session.setSubscription(raw, options);
+      const parsed = parseSubscription(raw);
+      if (parsed?.group != null && this.index.add(session, parsed.filter, parsed.group, options))
+        this.cluster?.routes.add(parsed.filter, parsed.group);
+    }
+    session.restore(stored.inflight);
+    for (const packetId of stored.awaitingRelease) {
+      if (session.awaitingRelease.size === 0) session.awaitingRelease = new Set();
+      session.awaitingRelease.add(packetId);
+    }
+    return session;
+  }
+
   openSession(channel: Channel, clean: boolean, expirySeconds: number): OpenedSession {
     const id = channel.clientId;
     const previous = this.online.get(id);
@@ -282,6 +337,20 @@ export class Broker implements ChannelContext {
     this.inspector.countConnect(channel);
     this.cancelExpiry(id);
 
+    const stored = channel.stored;
+    const store = this.store;
+    if (stored !== undefined && store !== undefined) {
+      channel.stored = undefined;
+      // The cluster keeps this session: whatever this node held for the id is replaced by it.
+      const old = this.sessions.get(id);
+      if (old !== undefined) this.dropLocal(old);
+      const session = this.openStored(channel, stored, store);
+      this.sessions.set(id, session);
+      session.expirySeconds = expirySeconds;
+      if (stored.present) this.cancelDelayedWill(id);
+      this.afterOpen(channel, stored.present);
+      return { session, present: stored.present };
+    }
     let session = this.sessions.get(id);
     let present = false;
     if (session !== undefined && clean) {
@@ -298,6 +367,12 @@ export class Broker implements ChannelContext {
       this.sessions.set(id, session);
     }
     session.expirySeconds = expirySeconds;
+    this.afterOpen(channel, present);
+    return { session, present };
+  }
+
+  private afterOpen(channel: Channel, present: boolean): void {
+    const id = channel.clientId;
     if (channel.will !== undefined && channel.epoch > 0)
       // Not awaited: CONNACK does not wait for it (failures are logged by the backend).
       void this.cluster?.storeWill(id, channel.epoch, channel.will);
@@ -308,7 +383,15 @@ export class Broker implements ChannelContext {
         listener: channel.out.transportKind,
         sessionPresent: present,
       });
-    return { session, present };
+  }
+
+  /** Forgets a session the cluster keeps (its state stays in Redis): its shared memberships leave. */
+  private dropLocal(session: Session): void {
+    for (const raw of session.subscriptions.keys()) {
+      if (raw.startsWith('$share/')) this.unsubscribeIndex(session, raw);
+    }
+    session.clear();
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
   channelClosed(channel: Channel, will: PendingWill | undefined): void {
@@ -328,6 +411,17 @@ export class Broker implements ChannelContext {
     const session = channel.session;
     if (session === null) return;
     session.detach();
+    if (session.durable !== undefined) {
+      // Kept by the cluster: offline in Redis (expiring there), nothing of it stays on this node.
+      this.dropLocal(session);
+      this.store
+        ?.detach(id, channel.epoch, session.expirySeconds)
+        .catch((err: Error) =>
+          this.logger.warn({ event: 'session.detach_failed', clientId: id, err: err.message }),
+        );
+      if (will !== undefined && !this.closing) this.scheduleWill(id, will, session.expirySeconds);
+      return;
+    }
     if (this.closing) return;
     if (will !== undefined) this.scheduleWill(id, will, session.expirySeconds);
     if (session.expirySeconds === 0) this.endSession(session);
@@ -484,15 +578,32 @@ export class Broker implements ChannelContext {
     filter: string,
     group: string | null,
     options: SubscriptionOptions,
-  ): void {
+  ): Promise<void> | undefined {
     session.setSubscription(raw, options);
-    if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
+    const durable = session.durable instanceof StoredQueue ? session.durable : undefined;
+    // A plain subscription of a session the cluster keeps is routed cluster-wide to its queue.
+    if (durable === undefined || group !== null) {
+      if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
+    }
+    if (durable === undefined) return undefined;
+    return this.store?.subscribe(session.clientId, durable.epoch, raw, options, group === null);
   }
 
   unsubscribe(session: Session, raw: string): boolean {
     if (!session.subscriptions.has(raw)) return false;
     this.unsubscribeIndex(session, raw);
     session.subscriptions.delete(raw);
+    const durable = session.durable instanceof StoredQueue ? session.durable : undefined;
+    if (durable !== undefined)
+      this.store
+        ?.unsubscribe(session.clientId, durable.epoch, raw, !raw.startsWith('$share/'))
+        .catch((err: Error) =>
+          this.logger.warn({
+            event: 'session.unsubscribe_failed',
+            clientId: session.clientId,
+            err: err.message,
+          }),
+        );
     return true;
   }
 
@@ -524,7 +635,7 @@ function deliverTo(message: Message, hold?: Hold): RouteVisitor {
     if (deliverChannel.hasSubscribers) deliverChannel.publish({ clientId: session.clientId, message, qos });
     session.deliver(
       { message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids },
-      hold !== undefined,
+      hold,
     );
     if (hold !== undefined && qos > 0 && session.congested) session.whenDrained(hold());
   };

@@ -3,7 +3,8 @@
  * replicated route table), and which single member — on this node or another — gets it for each
  * matching shared subscription, so each message reaches one member per group in the whole cluster.
  */
-import type { ClusterBackend, Envelope } from '../backend/types.js';
+import type { ClusterBackend, Envelope, SessionStore } from '../backend/types.js';
+import type { QoS } from '../protocol/index.js';
 import type { Hold } from './latch.js';
 import type { Message } from './message.js';
 import type { RouteVisitor, SubscriptionIndex } from './subscriptions.js';
@@ -72,7 +73,42 @@ export class ClusterRouter {
         this.backend.bus.send(node, envelope, message.qos > 0 && hold ? hold() : undefined);
       }
     }
+    const sessions = this.backend.sessions;
+    if (sessions !== undefined) delivered += this.routeSessions(sessions, message, hold);
     return delivered;
+  }
+
+  /**
+   * Persistent sessions anywhere in the cluster: one delivery per session into its queue (its
+   * overlapping subscriptions merged, MQTT 5 3.3.4), held until Redis has it.
+   */
+  private routeSessions(sessions: SessionStore, message: Message, hold: Hold | undefined): number {
+    let merged: Map<string, { qos: QoS; retain: boolean; ids: number[] | undefined }> | undefined;
+    sessions.matchSessions(message.topic, (clientId, o) => {
+      // [MQTT-3.8.3-3] No Local: not to the session that published it.
+      if (o.noLocal && message.origin === clientId) return;
+      merged ??= new Map();
+      const m = merged.get(clientId);
+      if (m === undefined) {
+        const ids = o.subscriptionId === undefined ? undefined : [o.subscriptionId];
+        merged.set(clientId, { qos: o.qos, retain: o.retainAsPublished, ids });
+        return;
+      }
+      if (o.qos > m.qos) m.qos = o.qos;
+      m.retain ||= o.retainAsPublished;
+      if (o.subscriptionId !== undefined) {
+        m.ids ??= [];
+        m.ids.push(o.subscriptionId);
+      }
+    });
+    if (merged === undefined) return 0;
+    for (const [clientId, m] of merged) {
+      const qos = Math.min(message.qos, m.qos) as QoS;
+      // [MQTT-3.3.1-12] RETAIN is cleared on forwarding unless Retain As Published [MQTT-3.3.1-13].
+      const delivery = { message, qos, retain: m.retain && message.retain, subscriptionIds: m.ids };
+      sessions.append(clientId, delivery, qos > 0 && hold !== undefined ? hold() : undefined);
+    }
+    return merged.size;
   }
 
   /** Picks in turn among this node (null) and the remote nodes holding members of `key`. */

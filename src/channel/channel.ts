@@ -6,6 +6,7 @@
  */
 import type { PeerCertificate } from 'node:tls';
 import type { TopicPermissions } from '../auth/types.js';
+import type { StoredSession } from '../backend/types.js';
 import type { Message } from '../broker/message.js';
 import { remainingExpirySeconds } from '../broker/message.js';
 import { ClientLimiter } from '../limits/client.js';
@@ -69,6 +70,8 @@ export class Channel implements SessionLink {
   will: PendingWill | undefined;
   /** Cluster mode: this connection's fencing token for its client id (0 on a single node). */
   epoch = 0;
+  /** Cluster mode: the persistent session the cluster keeps for this connection, loaded at claim. */
+  stored: StoredSession | undefined;
   /** Cluster mode: the highest epoch another node claimed this id with while this one connected. */
   supersededBy = 0;
   /** limits.user.maxConnections: the connection slot this channel asked for (given back on close). */

@@ -190,7 +190,7 @@ function takeUserConnection(ch: Channel): Promise<boolean> | undefined {
 
 /** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-2]. */
 function claim(ch: Channel, p: ConnectPacket): boolean {
-  const claim = ch.ctx.claimOwnership(ch, p.clean);
+  const claim = ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p));
   if (claim === undefined) {
     establish(ch, p);
     return true;
@@ -215,14 +215,18 @@ function claim(ch: Channel, p: ConnectPacket): boolean {
   return false;
 }
 
+/** Session lifetime: 3.x Clean Session 0 keeps the session; 5.0 uses Session Expiry Interval. */
+function sessionExpiry(ch: Channel, p: ConnectPacket): number {
+  const expiry = p.protocolVersion === 5 ? (p.properties?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER;
+  return Math.min(expiry, ch.ctx.options.maxSessionExpirySeconds);
+}
+
 /** Everything after authentication and ownership: session, keep-alive, will, CONNACK, resume. */
 function establish(ch: Channel, p: ConnectPacket): void {
   const o = ch.ctx.options;
   const props = p.properties;
 
-  // Session lifetime: 3.x Clean Session 0 keeps the session; 5.0 uses Session Expiry Interval.
-  let expiry = p.protocolVersion === 5 ? (props?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER;
-  expiry = Math.min(expiry, o.maxSessionExpirySeconds);
+  const expiry = sessionExpiry(ch, p);
   ch.connectExpirySeconds = expiry;
 
   if (props?.receiveMaximum !== undefined)

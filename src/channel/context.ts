@@ -54,7 +54,7 @@ export interface ChannelContext {
    * that holds it to close its connection) and resolves true, or false when a later CONNECT claimed
    * it meanwhile. Undefined in single-node mode (openSession handles takeover on one node).
    */
-  claimOwnership(channel: Channel, clean: boolean): Promise<boolean> | undefined;
+  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<boolean> | undefined;
   /** A fresh client identifier for a client that sent an empty one [MQTT-3.1.3-6]. */
   assignClientId(): string;
   /**
@@ -67,13 +67,14 @@ export interface ChannelContext {
    * `accepted` (QoS >= 1) is called, maybe synchronously, once the message is safe to acknowledge.
    */
   publish(message: Message, accepted?: (err?: Error) => void): number;
+  /** Adds a subscription; for a session the cluster keeps, resolves once it is stored (SUBACK waits). */
   subscribe(
     session: Session,
     raw: string,
     filter: string,
     group: string | null,
     options: SubscriptionOptions,
-  ): void;
+  ): Promise<void> | undefined;
   unsubscribe(session: Session, raw: string): boolean;
   /**
    * The connection of `channel` has ended. `will` is the message to publish (after its delay), or

@@ -126,7 +126,7 @@ function completePublish(ch: Channel, p: PublishPacket, topic: string, reason: n
   // Refused: 3.x has no negative acknowledgement, so the message is dropped and acknowledged as usual.
   const ack = ch.queueAck(p.qos === 1 ? 'puback' : 'pubrec', p.packetId!);
   if (ch.version === 5) ack.reasonCode = reason;
-  else if (p.qos === 2) session.awaitRelease(p.packetId!);
+  else if (p.qos === 2) session.awaitRelease(p.packetId!)?.catch(() => undefined);
   ch.ackReady(ack);
 }
 
@@ -137,14 +137,15 @@ function completePublish(ch: Channel, p: PublishPacket, topic: string, reason: n
 function publishAcknowledged(ch: Channel, message: Message, packetId: number): void {
   const session = ch.session!;
   const qos2 = message.qos === 2;
-  if (qos2) session.awaitRelease(packetId); // [MQTT-4.3.3-8] from now on a re-send is a duplicate
+  // [MQTT-4.3.3-8] from now on a re-send is a duplicate (a durable session stores the id before PUBREC).
+  const stored = qos2 ? session.awaitRelease(packetId) : undefined;
   const ack = ch.queueAck(qos2 ? 'pubrec' : 'puback', packetId); // [MQTT-4.3.2-4] [MQTT-4.3.3-8]
   let reached = -1;
   let early: { err: Error | undefined } | undefined;
   const settle = (err: Error | undefined) => {
     if (err !== undefined) {
       ch.ctx.logger.warn({ event: 'publish.not_stored', clientId: ch.clientId, err: err.message });
-      if (qos2) session.awaitingRelease.delete(packetId);
+      if (qos2) session.release(packetId);
       if (ch.version < 5) {
         // No way to say "not stored" in 3.x: close without acknowledging, the client re-sends.
         ch.disconnect(ReasonCode.UnspecifiedError, 'message could not be stored');
@@ -156,11 +157,19 @@ function publishAcknowledged(ch: Channel, message: Message, packetId: number): v
     }
     ch.ackReady(ack);
   };
+  // PUBACK / PUBREC once the message is safe and, for a durable session, the QoS 2 id is stored.
+  let waiting = stored === undefined ? 1 : 2;
+  let failure: Error | undefined;
+  const done = (err?: Error) => {
+    if (err !== undefined) failure ??= err;
+    if (--waiting === 0) settle(failure);
+  };
+  stored?.then(() => done(), done);
   reached = ch.ctx.publish(message, (err) => {
     if (reached < 0) early = { err };
-    else settle(err);
+    else done(err);
   });
-  if (early !== undefined) settle(early.err);
+  if (early !== undefined) done(early.err);
 }
 
 /** Topic Alias (MQTT 5 3.3.2.3.4): a non-empty topic sets the alias, an empty one uses it. */
@@ -210,7 +219,7 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
 }
 
 export function handlePubrel(ch: Channel, p: PubrelPacket): void {
-  const released = ch.session!.awaitingRelease.delete(p.packetId);
+  const released = ch.session!.release(p.packetId);
   // [MQTT-4.3.3-11] PUBCOMP with the same id; 0x92 when we hold no state for it (v5).
   ch.sendAck('pubcomp', p.packetId, released || ch.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound);
 }

@@ -75,6 +75,8 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
   const session = ch.session!;
   const codes: number[] = [];
   const granted: Granted[] = [];
+  /** Subscriptions of a session the cluster keeps: SUBACK waits until Redis holds them. */
+  let stored: { index: number; granted: Granted | undefined; write: Promise<void> }[] | undefined;
   for (let i = 0; i < p.subscriptions.length; i++) {
     const s = p.subscriptions[i];
     const verdict = verdicts[i];
@@ -101,13 +103,48 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
       };
       if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
       const existed = session.subscriptions.has(s.topic);
-      ch.ctx.subscribe(session, s.topic, parsed.filter, parsed.group, options); // [MQTT-3.8.4-3] replaces
+      // [MQTT-3.8.4-3] replaces
+      const write = ch.ctx.subscribe(session, s.topic, parsed.filter, parsed.group, options);
       if (!existed && ch.wildcardSubscriptions >= 0 && isWildcard(s.topic)) ch.wildcardSubscriptions++;
-      if (parsed.group === null) granted.push({ filter: parsed.filter, options, existed });
+      const g = parsed.group === null ? { filter: parsed.filter, options, existed } : undefined;
+      if (g !== undefined) granted.push(g);
+      if (write !== undefined) {
+        stored ??= [];
+        stored.push({ index: codes.length, granted: g, write });
+      }
       code = qos;
     }
     codes.push(code);
   }
+  if (stored === undefined) {
+    suback(ch, p, codes, granted);
+    return;
+  }
+  const writes = stored;
+  ch.out.holdInput(true);
+  void Promise.all(
+    writes.map((w) =>
+      w.write.then(
+        () => true,
+        () => false,
+      ),
+    ),
+  ).then((oks) => {
+    if (ch.state !== 'connected') return;
+    for (let i = 0; i < writes.length; i++) {
+      if (oks[i]) continue;
+      // Not stored (Redis away, or the connection lost ownership): refused rather than kept by nobody.
+      codes[writes[i].index] = v5 ? ReasonCode.UnspecifiedError : SubackFailure;
+      ch.ctx.unsubscribe(ch.session!, p.subscriptions[writes[i].index].topic);
+      const g = writes[i].granted;
+      if (g !== undefined) granted.splice(granted.indexOf(g), 1);
+    }
+    suback(ch, p, codes, granted);
+    ch.out.holdInput(false);
+  });
+}
+
+function suback(ch: Channel, p: SubscribePacket, codes: number[], granted: readonly Granted[]): void {
   // [MQTT-3.8.4-1] SUBACK with the same packet id, [MQTT-3.8.4-6] one code per filter in order.
   ch.out.write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, ch.version));
   for (const g of granted) sendRetained(ch, g);

@@ -43,6 +43,22 @@ export interface SessionLink {
   readonly writable: boolean;
 }
 
+/**
+ * A persistent session kept by the cluster (backend SessionStore, via durable-queue.ts): its QoS 1/2
+ * messages wait in Redis, not in this object, and arrive through `fill` with their packet ids.
+ */
+export interface DurableQueue {
+  /** Queues a delivery made on this node (retained on subscribe, a shared subscription's share). */
+  append(delivery: Delivery, accepted?: (err?: Error) => void): void;
+  /** The client's window has room: take more queued messages. */
+  fetch(): void;
+  acknowledged(packetId: number): void;
+  /** PUBREC received: PUBREL sent, PUBCOMP awaited. */
+  releasing(packetId: number): void;
+  /** An inbound QoS 2 id received (true) or released (false); resolves once stored. */
+  awaitRelease(packetId: number, waiting: boolean): Promise<void>;
+}
+
 export type DropReason = 'queue_full' | 'expired' | 'slow_consumer' | 'offline_qos0';
 
 export interface SessionEvents {
@@ -64,6 +80,8 @@ export class Session {
   /** Inbound QoS 2 ids for which PUBREC was sent and PUBREL not yet received [MQTT-4.3.3-*]. */
   awaitingRelease: Set<number> = EMPTY_IDS;
   link: SessionLink | null = null;
+  /** Cluster mode, persistent session: where its messages are kept (undefined: in this object). */
+  durable: DurableQueue | undefined;
   /** Seconds after disconnection before the session is discarded; 0xFFFFFFFF never. */
   expirySeconds = 0;
   private queue: Delivery[] = [];
@@ -94,10 +112,21 @@ export class Session {
     this.subscriptions.set(raw, options);
   }
 
-  /** Records an inbound QoS 2 packet id between PUBREC and PUBREL. */
-  awaitRelease(packetId: number): void {
+  /**
+   * Records an inbound QoS 2 packet id between PUBREC and PUBREL; a durable session returns the
+   * promise of its store write (PUBREC waits for it, so a new owner knows the id).
+   */
+  awaitRelease(packetId: number): Promise<void> | undefined {
     if (this.awaitingRelease === EMPTY_IDS) this.awaitingRelease = new Set();
     this.awaitingRelease.add(packetId);
+    return this.durable?.awaitRelease(packetId, true);
+  }
+
+  /** PUBREL received: the inbound QoS 2 exchange ends. False when the id was not held. */
+  release(packetId: number): boolean {
+    if (!this.awaitingRelease.delete(packetId)) return false;
+    this.durable?.awaitRelease(packetId, false).catch(() => undefined);
+    return true;
   }
 
   get queued(): number {
@@ -110,7 +139,7 @@ export class Session {
    * overflowing. An offline session is never congested: its queue fills and drops (counted).
    */
   get congested(): boolean {
-    return this.link !== null && this.queued >= this.congestionMark;
+    return this.link !== null && this.durable === undefined && this.queued >= this.congestionMark;
   }
 
   private get congestionMark(): number {
@@ -144,8 +173,13 @@ export class Session {
    * its in-flight window bounds what it can add: an online session's queue may then grow past
    * maxQueuedMessages, up to OVERFLOW times it, instead of dropping acknowledged-to-be messages.
    */
-  deliver(delivery: Delivery, flowControlled = false): void {
+  deliver(delivery: Delivery, hold?: () => (err?: Error) => void): void {
     const link = this.link;
+    if (this.durable !== undefined && delivery.qos > 0) {
+      ownPayload(delivery.message);
+      this.durable.append(delivery, hold?.());
+      return;
+    }
     if (delivery.qos === 0) {
       if (link === null) {
         this.events.dropped('offline_qos0', this);
@@ -164,7 +198,7 @@ export class Session {
       this.sendInflight(link, delivery);
       return;
     }
-    this.enqueue(delivery, flowControlled && link !== null ? this.maxQueued * OVERFLOW : this.maxQueued);
+    this.enqueue(delivery, hold !== undefined && link !== null ? this.maxQueued * OVERFLOW : this.maxQueued);
   }
 
   private enqueue(delivery: Delivery, limit: number): void {
@@ -191,11 +225,54 @@ export class Session {
     link.sendPublish(entry, packetId, false);
   }
 
+  /**
+   * Messages taken from a durable session's queue, with their packet ids: sent now (the store took
+   * only as many as the window had room for).
+   */
+  fill(fetched: readonly { packetId: number; delivery: Delivery }[]): void {
+    const link = this.link;
+    const now = this.now();
+    for (const { packetId, delivery } of fetched) {
+      if (delivery.qos === 0) {
+        if (link === null) this.events.dropped('offline_qos0', this);
+        else if (!link.sendPublish(delivery, 0, false)) this.events.dropped('slow_consumer', this);
+        continue;
+      }
+      if (isExpired(delivery.message, now)) {
+        this.events.dropped('expired', this);
+        this.durable?.acknowledged(packetId);
+        continue;
+      }
+      const entry = delivery as InflightEntry;
+      entry.packetId = packetId;
+      entry.phase = 'publish';
+      if (this.inflight === EMPTY_INFLIGHT) this.inflight = new Map();
+      this.inflight.set(packetId, entry);
+      if (link !== null) link.sendPublish(entry, packetId, false);
+    }
+  }
+
+  /** A durable session resumed: what was in flight when its last connection ended, in order. */
+  restore(inflight: readonly { packetId: number; phase: 'publish' | 'pubrel'; delivery: Delivery }[]): void {
+    if (inflight.length > 0 && this.inflight === EMPTY_INFLIGHT) this.inflight = new Map();
+    for (const { packetId, phase, delivery } of inflight) {
+      const entry = delivery as InflightEntry;
+      entry.packetId = packetId;
+      entry.phase = phase;
+      this.inflight.set(packetId, entry);
+    }
+  }
+
   /** Sends queued messages while the window and the socket allow. */
   pump(): void {
     const link = this.link;
     if (link === null) return;
     if (this.held > 0) this.resendHeld(link);
+    if (this.durable !== undefined) {
+      if (this.inflight.size < link.inflightLimit && link.writable) this.durable.fetch();
+      this.notifyDrained();
+      return;
+    }
     const now = this.now();
     while (this.queueHead < this.queue.length && this.inflight.size < link.inflightLimit && link.writable) {
       const delivery = this.queue[this.queueHead++];
@@ -256,6 +333,7 @@ export class Session {
     if (entry === undefined) return false;
     if (entry.held === true) this.held--;
     this.inflight.delete(packetId);
+    this.durable?.acknowledged(packetId);
     this.pump();
     return true;
   }
@@ -269,6 +347,7 @@ export class Session {
       this.held--;
     }
     entry.phase = 'pubrel';
+    this.durable?.releasing(packetId);
     return true;
   }
 

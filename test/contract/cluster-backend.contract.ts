@@ -37,6 +37,8 @@ function recorder(): Recorder {
       r.wills.push(w);
     },
     readinessChanged: () => undefined,
+    poke: () => undefined,
+    dropped: () => undefined,
   };
   return r;
 }

@@ -25,6 +25,7 @@ import { Keys } from './keys.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { NODE_REMOVE, OWNER_CLAIM, ROUTE_ADD, ROUTE_DEL, WILL_SET, WILL_TAKE } from './scripts.js';
 import { decodeBatch, decodeMessage, encodeMessage } from './serialize.js';
+import { decodeStoredSession, RedisSessionStore } from './session-store.js';
 
 export interface RedisBackendOptions {
   url: string;
@@ -38,6 +39,8 @@ export interface RedisBackendOptions {
   logMaxLen?: number;
   /** Approximate length an inbox stream is trimmed to (batches). */
   inboxMaxLen?: number;
+  /** Messages a persistent session's queue holds at most. */
+  maxQueued?: number;
   /** Acknowledge QoS >= 1 batches only once Redis replicas hold them (WAIT); off when absent. */
   replicaAcks?: ReplicaAcks;
   /** Redis command latency, batch sizes and inbox lag go here (metrics.ts). */
@@ -52,6 +55,7 @@ export class RedisClusterBackend implements ClusterBackend {
   readonly bus: RedisBus;
   readonly retained: RedisRetainedStore;
   readonly replica: RouteReplica;
+  readonly sessions: RedisSessionStore;
 
   private readonly target: RedisTarget;
   private readonly keys: Keys;
@@ -114,6 +118,18 @@ export class RedisClusterBackend implements ClusterBackend {
       this.inboxMaxLen,
       o.replicaAcks,
     );
+    this.sessions = new RedisSessionStore({
+      redis: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      replica: this.replica,
+      clock: this.clock,
+      logger: this.log,
+      maxQueued: o.maxQueued ?? 1000,
+      logMaxLen: this.logMaxLen,
+      handlers: () => this.handlers,
+      sendControl: (node, msg) => this.sendControl(node, msg),
+    });
     this.instruments = o.instruments;
     if (o.instruments !== undefined) {
       observeCommands(this.cmd, o.instruments.redisCommand);
@@ -179,6 +195,8 @@ export class RedisClusterBackend implements ClusterBackend {
     for (const resolve of this.releaseWaiters.values()) resolve();
     this.bus.flush();
     try {
+      // The last session writes (drained clients going offline) before this node leaves.
+      await withTimeout(this.sessions.settle(), 1000);
       // Bounded: with Redis away, commands would wait for it forever.
       await withTimeout(this.removeNode(this.nodeId), 1000);
       // Leave nothing behind that no reaper would remove (a stopped node is no longer in the node set).
@@ -194,18 +212,38 @@ export class RedisClusterBackend implements ClusterBackend {
 
   // ---- ownership and wills -----------------------------------------------------------------------
 
-  async claim(clientId: string, clean: boolean): Promise<Claim> {
+  async claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
     // While Redis is away no claim can be made: refuse at once rather than let the client wait.
     if (!this.connected) throw new Error('Redis is not reachable');
-    const [previous, epoch, will] = (await withTimeout(
-      evalBuffer(this.cmd, OWNER_CLAIM, 1, this.keys.owner(clientId), this.nodeId, clean ? '1' : '0'),
+    const k = this.keys;
+    const persistent = !clean || expirySeconds > 0;
+    if (persistent) await this.sessions.serving(clientId);
+    const [previous, epoch, will, discarded, present, fields, inflight, rel] = (await withTimeout(
+      evalBuffer(
+        this.cmd,
+        OWNER_CLAIM,
+        5,
+        k.owner(clientId),
+        k.session(clientId),
+        k.queue(clientId),
+        k.inflight(clientId),
+        k.awaitingRelease(clientId),
+        this.nodeId,
+        clean ? '1' : '0',
+        String(expirySeconds),
+      ),
       this.livenessMs,
-    )) as [Buffer | null, number, Buffer | null];
-    return {
+    )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
+    // Clean Start ended a stored session: its routes go before CONNACK, so none outlives it.
+    if (discarded === 1) await this.sessions.dropRoutes(clientId);
+    const claim: Claim = {
       epoch: Number(epoch),
       previous: previous ? previous.toString() : null,
       will: will ? decodeWill(will) : null,
     };
+    if (present === 1 || expirySeconds > 0)
+      claim.session = decodeStoredSession(present, fields, inflight, rel);
+    return claim;
   }
 
   async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
@@ -268,7 +306,7 @@ export class RedisClusterBackend implements ClusterBackend {
     const channel = this.keys.control(this.nodeId);
     const onMessage = (ch: Buffer, raw: Buffer) => {
       if (ch.toString() !== channel) return;
-      let msg: { t?: string; c?: string; e?: number; f?: string };
+      let msg: { t?: string; c?: unknown; e?: number; f?: string };
       try {
         msg = JSON.parse(raw.toString());
       } catch {
@@ -282,6 +320,8 @@ export class RedisClusterBackend implements ClusterBackend {
       ) {
         this.handlers?.release(msg.c, msg.e);
         this.sendControl(msg.f, { t: 'released', c: msg.c, e: msg.e });
+      } else if (msg.t === 'poke' && Array.isArray(msg.c)) {
+        this.handlers?.poke(msg.c.filter((c): c is string => typeof c === 'string'));
       } else if (msg.t === 'released') {
         this.releaseWaiters.get(`${msg.c}\n${msg.e}`)?.();
       }
@@ -397,12 +437,24 @@ export class RedisClusterBackend implements ClusterBackend {
       cursor = next;
       for (let i = 0; i < items.length; i += 2) fields.push(items[i]);
     } while (cursor !== '0');
+    const sessionRoutes: string[] = [];
+    cursor = '0';
+    do {
+      const [next, items] = await this.cmd.hscan(k.sessionRoutes, cursor, 'COUNT', 1000);
+      cursor = next;
+      sessionRoutes.push(...items);
+    } while (cursor !== '0');
     await this.retained.loadSnapshot();
     if (gen !== this.generation) return;
     this.replica.clear();
     for (const field of fields) {
       const nl = field.indexOf('\n');
       if (nl > 0) this.replica.apply('a', field.slice(0, nl), field.slice(nl + 1));
+    }
+    for (let i = 0; i + 1 < sessionRoutes.length; i += 2) {
+      const field = sessionRoutes[i];
+      const nl = field.indexOf('\n');
+      if (nl > 0) this.replica.apply('s', field.slice(0, nl), field.slice(nl + 1), sessionRoutes[i + 1]);
     }
     this.routeLogId = routeTail[0]?.[0] ?? '0-0';
     this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';
@@ -440,7 +492,12 @@ export class RedisClusterBackend implements ClusterBackend {
         for (const [id, fields] of entries) {
           const f = fieldsOf(fields);
           if (isRoutes) {
-            this.replica.apply(f.op?.toString() ?? '', f.n?.toString() ?? '', f.f?.toString() ?? '');
+            this.replica.apply(
+              f.op?.toString() ?? '',
+              f.n?.toString() ?? '',
+              f.f?.toString() ?? '',
+              f.o?.toString(),
+            );
             this.routeLogId = id.toString();
           } else {
             this.retained.applyLog(f.op?.toString() ?? '', f.t?.toString() ?? '', f.m ?? EMPTY);
@@ -541,6 +598,9 @@ export class RedisClusterBackend implements ClusterBackend {
   private tick(): void {
     if (!this.connected) return;
     this.heartbeat().catch(() => undefined);
+    this.sessions
+      .sweep()
+      .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));
     this.reapDead().catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
   }
 
@@ -559,10 +619,12 @@ export class RedisClusterBackend implements ClusterBackend {
       // Routes first, checked against the heartbeat inside the script: a node that came back is kept.
       const routes = await this.removeNode(node, String(deadline));
       if (routes < 0) continue;
+      // Wills before sessions: orphaning a session takes ownership from the dead node's connection.
       const wills = await this.reapWills(node);
+      const sessions = await this.sessions.reap(node);
       await this.cmd.del(this.keys.inbox(node));
       await this.cmd.hdel(this.keys.nodeStats, node);
-      this.log.warn({ event: 'cluster.node_reaped', node, routes, wills, by: this.nodeId });
+      this.log.warn({ event: 'cluster.node_reaped', node, routes, wills, sessions, by: this.nodeId });
     }
   }
 

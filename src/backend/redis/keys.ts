@@ -70,4 +70,39 @@ export class Keys {
   inbox0(node: string): string {
     return `${this.prefix}:inbox0:{${node}}`;
   }
+
+  // ---- persistent sessions (docs/cluster.md "Persistent sessions"): one {clientId} slot each ----
+
+  /** HASH: a persistent session: on (node serving it, '' offline), exp (expiry s), rd (last stream id fetched), np (next packet id), s:<filter> (subscription options). */
+  session(clientId: string): string {
+    return `${this.prefix}:sess:{${clientId}}`;
+  }
+  /** STREAM: the session's queue; publishers append, the serving node fetches and deletes on acknowledgement. */
+  queue(clientId: string): string {
+    return `${this.prefix}:q:{${clientId}}`;
+  }
+  /** HASH packet id -> `<stream id> <phase>`: messages sent to the client and not yet acknowledged. */
+  inflight(clientId: string): string {
+    return `${this.prefix}:inf:{${clientId}}`;
+  }
+  /** SET of inbound QoS 2 packet ids between PUBREC and PUBREL. */
+  awaitingRelease(clientId: string): string {
+    return `${this.prefix}:rel:{${clientId}}`;
+  }
+  /** HASH `clientId\nfilter` -> subscription options: plain subscriptions of persistent sessions. */
+  get sessionRoutes(): string {
+    return `${this.tag}:session-routes`;
+  }
+  /** SET of one session's filters in sessionRoutes, to drop them when the session ends. */
+  clientRoutes(clientId: string): string {
+    return `${this.tag}:client-routes:${clientId}`;
+  }
+  /** ZSET client id -> expiry time (ms) of offline sessions: where to look for routes to drop. */
+  get sessionExpiry(): string {
+    return `${this.tag}:session-expiry`;
+  }
+  /** SET of client ids with a session served by a node, for the reaper of that node. */
+  nodeSessions(node: string): string {
+    return `${this.tag}:node-sessions:${node}`;
+  }
 }

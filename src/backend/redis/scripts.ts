@@ -60,13 +60,21 @@ end
 return 0`;
 
 /**
- * Claims a client id for a node, raising its fencing epoch. The pending will of the previous
- * connection is taken: returned for publishing when the session ends (Clean Start) or has no will
- * delay, dropped when the session resumes within the delay [MQTT-3.1.3-9].
- * KEYS: owner. ARGV: node, clean ('1'|'0'). Returns { previous node | false, epoch, will | false }.
+ * Claims a client id for a node, raising its fencing epoch, and opens its persistent session in the
+ * same step, so the snapshot a new owner resumes from is one no former owner can change afterwards.
+ * The pending will of the previous connection is taken: returned for publishing when the session
+ * ends (Clean Start) or has no will delay, dropped when the session resumes within the delay
+ * [MQTT-3.1.3-9]. Clean Start discards a stored session [MQTT-3.1.2-4]; otherwise a stored session is
+ * resumed [MQTT-3.1.2-5] and loaded: its fields, its in-flight messages (packet id, phase, record)
+ * and its inbound QoS 2 ids. A session is created when the connection asks for an expiry > 0.
+ * KEYS: owner, session, queue, inflight, awaitingRelease.
+ * ARGV: node, clean ('1'|'0'), session expiry seconds (0: none wanted).
+ * Returns { previous node | false, epoch, will | false, discarded 0|1, present 0|1, session fields,
+ * in-flight triples, awaiting-release ids }.
  */
 export const OWNER_CLAIM = `
 local prev = redis.call('HGET', KEYS[1], 'node')
+if prev == '' then prev = false end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 local will = redis.call('HGET', KEYS[1], 'will')
 local out = false
@@ -76,7 +84,35 @@ if will then
   if ARGV[2] == '1' or delay == 0 then out = will end
 end
 redis.call('HSET', KEYS[1], 'node', ARGV[1])
-return {prev or false, epoch, out}`;
+local discarded, present = 0, 0
+local fields, inflight, rel = {}, {}, {}
+if ARGV[2] == '1' then
+  discarded = redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5]) > 0 and 1 or 0
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  present = 1
+  fields = redis.call('HGETALL', KEYS[2])
+  local raw = redis.call('HGETALL', KEYS[4])
+  for i = 1, #raw, 2 do
+    local sid, phase = string.match(raw[i + 1], '^(%S+) (%S+)$')
+    local entry = redis.call('XRANGE', KEYS[3], sid, sid)
+    if #entry > 0 then
+      table.insert(inflight, raw[i])
+      table.insert(inflight, phase)
+      table.insert(inflight, entry[1][2][2])
+      table.insert(inflight, sid)
+    else
+      redis.call('HDEL', KEYS[4], raw[i])
+    end
+  end
+  rel = redis.call('SMEMBERS', KEYS[5])
+end
+if present == 1 or tonumber(ARGV[3]) > 0 then
+  redis.call('HSET', KEYS[2], 'on', ARGV[1], 'exp', ARGV[3])
+  redis.call('HSETNX', KEYS[2], 'rd', '0-0')
+  redis.call('HSETNX', KEYS[2], 'np', '1')
+  for i = 2, 5 do redis.call('PERSIST', KEYS[i]) end
+end
+return {prev, epoch, out, discarded, present, fields, inflight, rel}`;
 
 /** Stores a connection's will if it still owns the client id. KEYS: owner. ARGV: epoch, will, delay. */
 export const WILL_SET = `
@@ -124,3 +160,157 @@ export const QUOTA_MSG_ADD = `
 local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return n`;
+
+// ---- persistent sessions ---------------------------------------------------------------------------
+// Every write of the node serving a session is fenced: it runs only while that node's connection
+// still owns the client id (owner hash: same epoch and node), so a paused or partitioned former
+// owner cannot change the session after a takeover or after the reaper orphaned it.
+
+const FENCE = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
+  return false
+end`;
+
+/**
+ * A publisher queues one delivery for a persistent session (any node may: this is a mailbox, not an
+ * owner's write). Offline sessions take no QoS 0; a full queue takes nothing. KEYS: session, queue.
+ * ARGV: max queued, record, qos. Returns the node serving the session ('' when offline), or -1 (queue
+ * full), -2 (no such session: it ended), -3 (QoS 0 to an offline session).
+ */
+export const SESSION_APPEND = `
+local on = redis.call('HGET', KEYS[1], 'on')
+if not on then return -2 end
+if on == '' and ARGV[3] == '0' then return -3 end
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[1]) then return -1 end
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return on`;
+
+/**
+ * The serving node takes up to ARGV[3] queued messages after the last one it took, giving each QoS
+ * 1/2 message a free packet id recorded in the in-flight hash before it is sent (a new owner re-sends
+ * them with the same ids); QoS 0 messages leave the queue as they are taken.
+ * KEYS: owner, session, queue, inflight. ARGV: epoch, node, count. Returns false (fenced out) or a
+ * flat list of (packet id, record, stream id).
+ */
+export const SESSION_FETCH = `${FENCE}
+local rd = redis.call('HGET', KEYS[2], 'rd') or '0-0'
+local np = tonumber(redis.call('HGET', KEYS[2], 'np') or '1')
+local entries = redis.call('XRANGE', KEYS[3], '(' .. rd, '+', 'COUNT', ARGV[3])
+local out = {}
+for _, e in ipairs(entries) do
+  local sid, rec = e[1], e[2][2]
+  local pid = 0
+  if string.byte(rec, 1) % 4 > 0 then
+    for _ = 1, 65535 do
+      if redis.call('HEXISTS', KEYS[4], np) == 0 then break end
+      np = np % 65535 + 1
+    end
+    pid = np
+    np = np % 65535 + 1
+    redis.call('HSET', KEYS[4], pid, sid .. ' p')
+  else
+    redis.call('XDEL', KEYS[3], sid)
+  end
+  table.insert(out, pid)
+  table.insert(out, rec)
+  table.insert(out, sid)
+  rd = sid
+end
+if #entries > 0 then redis.call('HSET', KEYS[2], 'rd', rd, 'np', np) end
+return out`;
+
+/**
+ * The serving node's changes to a session, in order, as (op, a, b) triples: a <pid> acknowledged
+ * (the message leaves the queue), r <pid> PUBREC received (now waiting for PUBCOMP), R <pid> / C <pid>
+ * inbound QoS 2 id received / released, S <filter> <options> subscribed, U <filter> unsubscribed.
+ * KEYS: owner, session, queue, inflight, awaitingRelease. ARGV: epoch, node, triples... Returns 1, or
+ * false when fenced out.
+ */
+export const SESSION_OPS = `${FENCE}
+for i = 3, #ARGV, 3 do
+  local op, a = ARGV[i], ARGV[i + 1]
+  if op == 'a' or op == 'r' then
+    local v = redis.call('HGET', KEYS[4], a)
+    if v then
+      local sid = string.match(v, '^(%S+)')
+      if op == 'a' then
+        redis.call('XDEL', KEYS[3], sid)
+        redis.call('HDEL', KEYS[4], a)
+      else
+        redis.call('HSET', KEYS[4], a, sid .. ' r')
+      end
+    end
+  elseif op == 'R' then redis.call('SADD', KEYS[5], a)
+  elseif op == 'C' then redis.call('SREM', KEYS[5], a)
+  elseif op == 'S' then redis.call('HSET', KEYS[2], 's:' .. a, ARGV[i + 2])
+  elseif op == 'U' then redis.call('HDEL', KEYS[2], 's:' .. a)
+  end
+end
+return 1`;
+
+/**
+ * The client's connection ended: the session stays for ARGV[3] seconds (4294967295: for ever) or,
+ * with 0, ends now. KEYS: owner, session, queue, inflight, awaitingRelease. ARGV: epoch, node,
+ * expiry seconds. Returns 1 (kept), 0 (ended: drop its routes) or false (fenced out).
+ */
+export const SESSION_DETACH = `${FENCE}
+if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+if ARGV[3] == '0' then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  return 0
+end
+redis.call('HSET', KEYS[2], 'on', '', 'exp', ARGV[3])
+if ARGV[3] ~= '4294967295' then
+  for i = 2, 5 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3]) * 1000) end
+end
+return 1`;
+
+/**
+ * The reaper of a dead node: a session it served goes offline (its expiry starts now) and the dead
+ * node's connection loses ownership, so it cannot write if it was only paused. KEYS: owner, session,
+ * queue, inflight, awaitingRelease. ARGV: node. Returns the expiry seconds, or false (not served there).
+ */
+export const SESSION_ORPHAN = `
+if redis.call('HGET', KEYS[2], 'on') ~= ARGV[1] then return false end
+if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then redis.call('HSET', KEYS[1], 'node', '') end
+local exp = redis.call('HGET', KEYS[2], 'exp') or '0'
+if exp == '0' then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  return 0
+end
+redis.call('HSET', KEYS[2], 'on', '')
+if exp ~= '4294967295' then
+  for i = 2, 5 do redis.call('PEXPIRE', KEYS[i], tonumber(exp) * 1000) end
+end
+return tonumber(exp)`;
+
+/**
+ * Sets (options given) or deletes (ARGV[3] '') the route of one plain subscription of a persistent
+ * session, logged for the replicas. KEYS: sessionRoutes, clientRoutes, routeLog. ARGV: clientId,
+ * filter, options, maxlen.
+ */
+export const SESSION_ROUTE = `
+local field = ARGV[1] .. '\\n' .. ARGV[2]
+if ARGV[3] == '' then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  if redis.call('HDEL', KEYS[1], field) == 0 then return 0 end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 'u', 'n', ARGV[1], 'f', ARGV[2])
+  return 1
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], field, ARGV[3])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 's', 'n', ARGV[1], 'f', ARGV[2], 'o', ARGV[3])
+return 1`;
+
+/** Drops every route of a session that ended. KEYS: sessionRoutes, clientRoutes, routeLog. ARGV: clientId, maxlen. */
+export const SESSION_ROUTES_DROP = `
+local filters = redis.call('SMEMBERS', KEYS[2])
+for _, f in ipairs(filters) do
+  if redis.call('HDEL', KEYS[1], ARGV[1] .. '\\n' .. f) == 1 then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'op', 'u', 'n', ARGV[1], 'f', f)
+  end
+end
+redis.call('DEL', KEYS[2])
+return #filters`;

@@ -1,0 +1,406 @@
+/**
+ * Persistent sessions in Redis (docs/cluster.md "Persistent sessions"). Per session, in one
+ * `{clientId}` slot: a hash (serving node, expiry, fetch position, packet-id counter, subscriptions),
+ * a stream (the queue), a hash of in-flight packet ids and a set of inbound QoS 2 ids. Publishers
+ * append to the stream from any node and poke the serving node, which fetches as the client's window
+ * allows. Writes of the serving node are fenced by its epoch (scripts.ts), batched per session and
+ * loop turn; Redis key expiry ends offline sessions, and a sweep drops the routes of ended ones.
+ */
+import type { Message } from '../../broker/message.js';
+import type { Clock } from '../../clock.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Delivery, SubscriptionOptions } from '../../session/session.js';
+import type { RouteReplica } from '../route-replica.js';
+import type { ClusterHandlers, FetchedDelivery, SessionStore, StoredSession } from '../types.js';
+import type { RedisClient } from './connect.js';
+import type { Keys } from './keys.js';
+import {
+  SESSION_APPEND,
+  SESSION_DETACH,
+  SESSION_FETCH,
+  SESSION_OPS,
+  SESSION_ORPHAN,
+  SESSION_ROUTE,
+  SESSION_ROUTES_DROP,
+} from './scripts.js';
+import { decodeMessage, encodeMessage } from './serialize.js';
+
+/** Session Expiry Interval 0xFFFFFFFF: the session never expires. */
+const NEVER = 0xffffffff;
+
+type Reply = Buffer | number | null | Reply[];
+
+/** The scripts, registered with ioredis (EVALSHA, auto-pipelined). */
+interface Scripts {
+  shoalAppendBuffer(...args: (string | Buffer | number)[]): Promise<Reply>;
+  shoalFetchBuffer(...args: (string | number)[]): Promise<Reply>;
+  shoalOps(...args: (string | number)[]): Promise<number | null>;
+  shoalDetach(...args: (string | number)[]): Promise<number | null>;
+  shoalOrphan(...args: (string | number)[]): Promise<number | null>;
+  shoalRoute(...args: (string | number)[]): Promise<number>;
+  shoalRoutesDrop(...args: (string | number)[]): Promise<number>;
+}
+
+interface PendingOps {
+  epoch: number;
+  args: string[];
+  waiters: { resolve: () => void; reject: (err: Error) => void }[];
+}
+
+export interface RedisSessionStoreOptions {
+  redis: RedisClient;
+  keys: Keys;
+  nodeId: string;
+  replica: RouteReplica;
+  clock: Clock;
+  logger: Logger;
+  /** Messages a session's queue holds at most (broker option maxQueuedMessages). */
+  maxQueued: number;
+  logMaxLen: number;
+  /** The broker's callbacks (set once the backend started). */
+  handlers: () => ClusterHandlers | undefined;
+  /** Sends a control message to another node. */
+  sendControl: (node: string, msg: Record<string, unknown>) => void;
+}
+
+export class RedisSessionStore implements SessionStore {
+  private readonly redis: RedisClient;
+  private readonly scripts: Scripts;
+  private readonly keys: Keys;
+  private readonly nodeId: string;
+  private ops = new Map<string, PendingOps>();
+  private pokes = new Map<string, Set<string>>();
+  private flushScheduled = false;
+  /** Writes not yet answered, awaited before the node leaves (drain). */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(private readonly o: RedisSessionStoreOptions) {
+    this.redis = o.redis;
+    this.keys = o.keys;
+    this.nodeId = o.nodeId;
+    const define = (name: string, numberOfKeys: number, lua: string) =>
+      this.redis.defineCommand(name, { numberOfKeys, lua });
+    define('shoalAppend', 2, SESSION_APPEND);
+    define('shoalFetch', 4, SESSION_FETCH);
+    define('shoalOps', 5, SESSION_OPS);
+    define('shoalDetach', 5, SESSION_DETACH);
+    define('shoalOrphan', 5, SESSION_ORPHAN);
+    define('shoalRoute', 3, SESSION_ROUTE);
+    define('shoalRoutesDrop', 3, SESSION_ROUTES_DROP);
+    this.scripts = this.redis as unknown as Scripts;
+  }
+
+  private sessionKeys(clientId: string): string[] {
+    const k = this.keys;
+    return [
+      k.owner(clientId),
+      k.session(clientId),
+      k.queue(clientId),
+      k.inflight(clientId),
+      k.awaitingRelease(clientId),
+    ];
+  }
+
+  matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void {
+    this.o.replica.matchSessions(topic, visit);
+  }
+
+  // ---- publisher side ----------------------------------------------------------------------------
+
+  append(clientId: string, delivery: Delivery, accepted?: (err?: Error) => void): void {
+    const k = this.keys;
+    const sent = this.scripts.shoalAppendBuffer(
+      k.session(clientId),
+      k.queue(clientId),
+      this.o.maxQueued,
+      encodeDelivery(delivery),
+      delivery.qos,
+    );
+    sent.then(
+      (reply) => {
+        if (Buffer.isBuffer(reply)) {
+          const node = reply.toString();
+          if (node !== '') this.poke(node, clientId);
+        } else if (reply === -1) this.o.handlers()?.dropped('queue_full', clientId);
+        // -2: the session ended (its routes are being dropped); -3: QoS 0 to an offline session.
+        accepted?.();
+      },
+      (err: Error) => accepted?.(err),
+    );
+  }
+
+  private poke(node: string, clientId: string): void {
+    let set = this.pokes.get(node);
+    if (set === undefined) {
+      set = new Set();
+      this.pokes.set(node, set);
+    }
+    set.add(clientId);
+    this.schedule();
+  }
+
+  // ---- serving node ------------------------------------------------------------------------------
+
+  async fetch(clientId: string, epoch: number, max: number): Promise<FetchedDelivery[]> {
+    const [owner, session, queue, inflight] = this.sessionKeys(clientId);
+    const reply = await this.track(
+      this.scripts.shoalFetchBuffer(owner, session, queue, inflight, epoch, this.nodeId, max),
+    );
+    if (!Array.isArray(reply)) return [];
+    const out: FetchedDelivery[] = [];
+    for (let i = 0; i + 2 < reply.length; i += 3) {
+      out.push({ packetId: Number(reply[i]), delivery: decodeDelivery(reply[i + 1] as Buffer) });
+    }
+    return out;
+  }
+
+  acknowledged(clientId: string, epoch: number, packetId: number): void {
+    this.op(clientId, epoch, 'a', String(packetId)).catch(() => undefined);
+  }
+
+  releasing(clientId: string, epoch: number, packetId: number): void {
+    this.op(clientId, epoch, 'r', String(packetId)).catch(() => undefined);
+  }
+
+  awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void> {
+    return this.op(clientId, epoch, waiting ? 'R' : 'C', String(packetId));
+  }
+
+  async subscribe(
+    clientId: string,
+    epoch: number,
+    raw: string,
+    options: SubscriptionOptions,
+    plain: boolean,
+  ): Promise<void> {
+    const json = JSON.stringify(options);
+    await this.op(clientId, epoch, 'S', raw, json);
+    if (plain) await this.route(clientId, raw, json);
+  }
+
+  async unsubscribe(clientId: string, epoch: number, raw: string, plain: boolean): Promise<void> {
+    await this.op(clientId, epoch, 'U', raw);
+    if (plain) await this.route(clientId, raw, '');
+  }
+
+  async detach(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
+    this.flush(); // this session's last acknowledgements go first
+    const kept = await this.track(
+      this.scripts.shoalDetach(...this.sessionKeys(clientId), epoch, this.nodeId, expirySeconds),
+    );
+    if (kept === 0) await this.dropRoutes(clientId);
+    else if (kept === 1) await this.offline(clientId, expirySeconds);
+  }
+
+  /** Redis forgets an offline session at its expiry; this hint lets a sweep drop its routes then. */
+  private async offline(clientId: string, expirySeconds: number): Promise<void> {
+    const k = this.keys;
+    const pipe = this.redis.pipeline().srem(k.nodeSessions(this.nodeId), clientId);
+    if (expirySeconds !== NEVER)
+      pipe.zadd(k.sessionExpiry, this.o.clock.now() + expirySeconds * 1000, clientId);
+    await this.track(pipe.exec());
+  }
+
+  /** Before a claim: index the client for the reaper of this node (a stray entry is skipped). */
+  async serving(clientId: string): Promise<void> {
+    await this.redis.sadd(this.keys.nodeSessions(this.nodeId), clientId);
+  }
+
+  /** After a claim with Clean Start discarded a stored session: its routes go too. */
+  async dropRoutes(clientId: string): Promise<void> {
+    const k = this.keys;
+    await this.track(
+      this.scripts.shoalRoutesDrop(
+        k.sessionRoutes,
+        k.clientRoutes(clientId),
+        k.routeLog,
+        clientId,
+        this.o.logMaxLen,
+      ),
+    );
+  }
+
+  private route(clientId: string, raw: string, json: string): Promise<number> {
+    const k = this.keys;
+    return this.track(
+      this.scripts.shoalRoute(
+        k.sessionRoutes,
+        k.clientRoutes(clientId),
+        k.routeLog,
+        clientId,
+        raw,
+        json,
+        this.o.logMaxLen,
+      ),
+    );
+  }
+
+  /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
+  private op(clientId: string, epoch: number, op: string, a: string, b = ''): Promise<void> {
+    let p = this.ops.get(clientId);
+    if (p !== undefined && p.epoch !== epoch) {
+      this.flushOps(clientId, p);
+      p = undefined;
+    }
+    if (p === undefined) {
+      p = { epoch, args: [], waiters: [] };
+      this.ops.set(clientId, p);
+    }
+    p.args.push(op, a, b);
+    this.schedule();
+    const pending = p;
+    return new Promise((resolve, reject) => pending.waiters.push({ resolve, reject }));
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Sends the queued changes (one script per session) and pokes (one message per node). */
+  flush(): void {
+    this.flushScheduled = false;
+    const ops = this.ops;
+    this.ops = new Map();
+    for (const [clientId, p] of ops) this.flushOps(clientId, p);
+    const pokes = this.pokes;
+    this.pokes = new Map();
+    for (const [node, ids] of pokes) {
+      if (node === this.nodeId) this.o.handlers()?.poke([...ids]);
+      else this.o.sendControl(node, { t: 'poke', c: [...ids] });
+    }
+  }
+
+  private flushOps(clientId: string, p: PendingOps): void {
+    if (this.ops.get(clientId) === p) this.ops.delete(clientId);
+    this.track(this.scripts.shoalOps(...this.sessionKeys(clientId), p.epoch, this.nodeId, ...p.args)).then(
+      (ok) => {
+        if (ok === 1) for (const w of p.waiters) w.resolve();
+        else {
+          const err = new Error('session fenced: another connection owns this client id');
+          for (const w of p.waiters) w.reject(err);
+        }
+      },
+      (err: Error) => {
+        this.o.logger.warn({ event: 'session.write_failed', clientId, err: err.message });
+        for (const w of p.waiters) w.reject(err);
+      },
+    );
+  }
+
+  // ---- cluster housekeeping ----------------------------------------------------------------------
+
+  /**
+   * A dead node's sessions go offline (their expiry starts now, the dead node's connection loses
+   * ownership); those that should end now end. Their queues stay: nothing acknowledged is lost.
+   */
+  async reap(node: string): Promise<number> {
+    const k = this.keys;
+    const ids = await this.redis.smembers(k.nodeSessions(node));
+    let n = 0;
+    for (const clientId of ids) {
+      const exp = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node);
+      if (exp === null) continue;
+      n++;
+      if (exp === 0) await this.dropRoutes(clientId);
+      else if (exp !== NEVER)
+        await this.redis.zadd(k.sessionExpiry, this.o.clock.now() + exp * 1000, clientId);
+    }
+    await this.redis.del(k.nodeSessions(node));
+    return n;
+  }
+
+  /** Drops the routes of sessions that expired (Redis removed their keys). Returns how many. */
+  async sweep(): Promise<number> {
+    const k = this.keys;
+    const due = await this.redis.zrangebyscore(k.sessionExpiry, '-inf', this.o.clock.now(), 'LIMIT', 0, 100);
+    let n = 0;
+    for (const clientId of due) {
+      const on = await this.redis.hget(k.session(clientId), 'on');
+      if (on === null) {
+        await this.dropRoutes(clientId);
+        n++;
+      } else if (on === '') continue; // not expired yet by Redis' clock: next time
+      await this.redis.zrem(k.sessionExpiry, clientId);
+    }
+    return n;
+  }
+
+  /** Waits (bounded by the caller) for the writes sent so far. */
+  async settle(): Promise<void> {
+    this.flush();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const done = () => this.inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+}
+
+/** Decodes the session part of OWNER_CLAIM's reply. */
+export function decodeStoredSession(
+  present: number,
+  fields: Buffer[],
+  inflight: Buffer[],
+  rel: Buffer[],
+): StoredSession {
+  const subscriptions = new Map<string, SubscriptionOptions>();
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i].toString();
+    if (!name.startsWith('s:')) continue;
+    try {
+      subscriptions.set(name.slice(2), JSON.parse(fields[i + 1].toString()) as SubscriptionOptions);
+    } catch {
+      // an unreadable subscription is skipped
+    }
+  }
+  const entries: { sid: string; entry: StoredSession['inflight'][number] }[] = [];
+  for (let i = 0; i + 3 < inflight.length; i += 4) {
+    entries.push({
+      sid: inflight[i + 3].toString(),
+      entry: {
+        packetId: Number(inflight[i].toString()),
+        phase: inflight[i + 1].toString() === 'r' ? 'pubrel' : 'publish',
+        delivery: decodeDelivery(inflight[i + 2]),
+      },
+    });
+  }
+  // Sent in queue order: resumed in it [MQTT-4.6.0-1].
+  entries.sort((a, b) => compareStreamIds(a.sid, b.sid));
+  return {
+    present: present === 1,
+    subscriptions,
+    inflight: entries.map((e) => e.entry),
+    awaitingRelease: rel.map((b) => Number(b.toString())),
+  };
+}
+
+function compareStreamIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number);
+  const [bm, bs] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+/** A delivery as queued: the message with the subscriber's QoS, RETAIN and subscription ids. */
+function encodeDelivery(d: Delivery): Buffer {
+  const m: Message = { ...d.message, qos: d.qos, retain: d.retain };
+  if (d.subscriptionIds !== undefined && d.subscriptionIds.length > 0)
+    m.properties = { ...m.properties, subscriptionIdentifiers: d.subscriptionIds };
+  return encodeMessage(m);
+}
+
+function decodeDelivery(buf: Buffer): Delivery {
+  const message = decodeMessage(Buffer.from(buf));
+  const d: Delivery = { message, qos: message.qos, retain: message.retain };
+  const ids = message.properties?.subscriptionIdentifiers;
+  if (ids !== undefined) {
+    d.subscriptionIds = ids;
+    const { subscriptionIdentifiers: _ids, ...rest } = message.properties!;
+    message.properties = Object.keys(rest).length > 0 ? rest : undefined;
+  }
+  return d;
+}

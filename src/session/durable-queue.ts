@@ -1,0 +1,67 @@
+/**
+ * The link between a persistent session served on this node and the cluster's SessionStore: it
+ * takes queued messages as the client's window has room (one fetch at a time, again when poked),
+ * and writes acknowledgements and QoS 2 state back under the connection's fencing epoch.
+ */
+import type { SessionStore } from '../backend/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { Delivery, DurableQueue, Session } from './session.js';
+
+export class StoredQueue implements DurableQueue {
+  private fetching = false;
+  /** Messages may be waiting in the store: set by a poke or a full fetch, cleared by a short one. */
+  private more = true;
+
+  constructor(
+    private readonly store: SessionStore,
+    private readonly session: Session,
+    readonly epoch: number,
+    private readonly logger: Logger,
+  ) {}
+
+  append(delivery: Delivery, accepted?: (err?: Error) => void): void {
+    this.store.append(this.session.clientId, delivery, accepted);
+  }
+
+  /** Publishers queued messages for this session. */
+  poke(): void {
+    this.more = true;
+    this.fetch();
+  }
+
+  fetch(): void {
+    if (this.fetching || !this.more) return;
+    const link = this.session.link;
+    if (link === null) return;
+    const room = link.inflightLimit - this.session.inflight.size;
+    if (room <= 0 || !link.writable) return;
+    this.fetching = true;
+    this.more = false;
+    const id = this.session.clientId;
+    this.store.fetch(id, this.epoch, room).then(
+      (fetched) => {
+        this.fetching = false;
+        if (fetched.length === room) this.more = true;
+        this.session.fill(fetched);
+        this.fetch();
+      },
+      (err: Error) => {
+        this.fetching = false;
+        this.more = true; // tried again on the next acknowledgement, poke or Redis' return
+        this.logger.warn({ event: 'session.fetch_failed', clientId: id, err: err.message });
+      },
+    );
+  }
+
+  acknowledged(packetId: number): void {
+    this.store.acknowledged(this.session.clientId, this.epoch, packetId);
+  }
+
+  releasing(packetId: number): void {
+    this.store.releasing(this.session.clientId, this.epoch, packetId);
+  }
+
+  awaitRelease(packetId: number, waiting: boolean): Promise<void> {
+    return this.store.awaitRelease(this.session.clientId, this.epoch, packetId, waiting);
+  }
+}

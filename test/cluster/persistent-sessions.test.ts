@@ -1,0 +1,298 @@
+/**
+ * Guarantee 2 of CLUSTER.md (no acknowledged message lost for a persistent session), with three
+ * Shoal processes on one Redis: a persistent session resumes through any node with its
+ * subscriptions, queue, in-flight messages (same packet ids, DUP) and QoS 2 state; it expires
+ * cluster-wide; its queue is bounded; and kill -9 of the subscriber's node during QoS 1 and QoS 2
+ * traffic loses nothing that was acknowledged to the publisher.
+ */
+import type { Redis } from 'ioredis';
+import type { MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { PublishPacket } from '../../src/protocol/index.js';
+import {
+  connectMqtt,
+  endAll,
+  type Inbox,
+  type ShoalNode,
+  startCluster,
+  startNode,
+  uniq,
+  untilRouted,
+  waitFor,
+} from '../helpers/cluster.js';
+import { killAllTracked } from '../helpers/processes.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+
+const CONFIG = { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 }, mqtt: { maxQueuedMessages: 200 } };
+
+let redis: RedisHandle;
+let admin: Redis;
+let A: ShoalNode;
+let B: ShoalNode;
+let C: ShoalNode;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  admin = redisClient(redis);
+  [A, B, C] = await startCluster(3, redis.url, CONFIG);
+}, 60_000);
+
+afterAll(async () => {
+  admin?.disconnect();
+  await killAllTracked();
+  await redis?.stop();
+});
+
+const clients: MqttClient[] = [];
+const raws: RawClient[] = [];
+afterEach(async () => {
+  await endAll(...clients.splice(0));
+  for (const r of raws.splice(0)) r.destroy();
+});
+
+/** A persistent MQTT 5 session (expiry 300 s) on `node`, tracked for cleanup. */
+async function persistent(node: ShoalNode, clientId: string, expiry = 300) {
+  const c = await connectMqtt(node.url, {
+    clientId,
+    clean: false,
+    properties: { sessionExpiryInterval: expiry },
+  });
+  clients.push(c.client);
+  return c;
+}
+
+async function publisher(node: ShoalNode) {
+  const c = await connectMqtt(node.url);
+  clients.push(c.client);
+  return c;
+}
+
+/** Subscribes and waits until a publisher on `from` reaches the subscription (session routes are eventual). */
+async function subscribeRouted(
+  sub: { client: MqttClient; inbox: Inbox },
+  pub: MqttClient,
+  topic: string,
+  qos: 0 | 1 | 2,
+): Promise<void> {
+  await sub.client.subscribeAsync(topic, { qos });
+  await untilRouted(pub, topic, [sub.inbox]);
+}
+
+async function rawSession(node: ShoalNode, clientId: string, receiveMaximum?: number): Promise<RawClient> {
+  const raw = await RawClient.connect(node.port, 5);
+  raws.push(raw);
+  const connack = await raw.handshake({
+    protocolVersion: 5,
+    clientId,
+    clean: false,
+    properties: { sessionExpiryInterval: 300, ...(receiveMaximum ? { receiveMaximum } : {}) },
+  });
+  expect(connack.reasonCode).toBe(0);
+  return raw;
+}
+
+const data = (inbox: Inbox) => inbox.data.map((m) => m.payload);
+
+describe('persistent sessions across nodes', () => {
+  it('[MQTT-3.2.2-2] [MQTT-3.1.2-5] a session resumes through another node: Session Present, subscriptions kept, queued messages in order', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    const sub = await persistent(A, id);
+    await subscribeRouted(sub, pub.client, topic, 1);
+    await endAll(sub.client);
+    for (let i = 0; i < 20; i++) await pub.client.publishAsync(topic, `m${i}`, { qos: 1 });
+
+    const again = await connectMqtt(C.url, {
+      clientId: id,
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    clients.push(again.client);
+    await again.inbox.dataCount(20);
+    expect(data(again.inbox)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    // Its subscription is still there: live messages keep coming on the new node.
+    await pub.client.publishAsync(topic, 'live', { qos: 1 });
+    await again.inbox.payload('live');
+  });
+
+  it('[MQTT-4.4.0-1] unacknowledged messages are re-sent by the next node with their packet ids and DUP', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    const sub = await persistent(A, id);
+    await subscribeRouted(sub, pub.client, topic, 1);
+    await endAll(sub.client);
+
+    // A raw client that never acknowledges: three PUBLISH arrive and stay in flight.
+    const raw = await rawSession(A, id);
+    for (let i = 0; i < 3; i++) await pub.client.publishAsync(topic, `u${i}`, { qos: 1 });
+    const first: PublishPacket[] = [];
+    for (let i = 0; i < 3; i++) first.push(await raw.next('publish'));
+    expect(first.map((p) => p.payload.toString())).toEqual(['u0', 'u1', 'u2']);
+    raw.destroy();
+    await raw.closed;
+
+    const resumed = await RawClient.connect(C.port, 5);
+    raws.push(resumed);
+    const connack = await resumed.handshake({
+      protocolVersion: 5,
+      clientId: id,
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    expect(connack.sessionPresent).toBe(true);
+    for (const p of first) {
+      const again = await resumed.next('publish');
+      expect(again.packetId).toBe(p.packetId);
+      expect(again.dup).toBe(true);
+      expect(again.payload.toString()).toBe(p.payload.toString());
+      resumed.send({ type: 'puback', packetId: p.packetId!, reasonCode: 0 });
+    }
+    // Acknowledged on C: a third node resumes with nothing in flight.
+    resumed.send({ type: 'disconnect', reasonCode: 0 });
+    await resumed.closed;
+    const last = await rawSession(B, id);
+    last.send({ type: 'pingreq' });
+    await last.next('pingresp');
+    expect(last.received.filter((p) => p.type === 'publish')).toEqual([]);
+  });
+
+  it('[MQTT-4.4.0-1] a QoS 2 exchange started on one node completes on another: PUBREL re-sent with the same packet id', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    const sub = await persistent(A, id);
+    await subscribeRouted(sub, pub.client, topic, 2);
+    await endAll(sub.client);
+
+    const raw = await rawSession(A, id);
+    await pub.client.publishAsync(topic, 'q2', { qos: 2 });
+    const p = await raw.next('publish');
+    expect(p.qos).toBe(2);
+    raw.send({ type: 'pubrec', packetId: p.packetId!, reasonCode: 0 });
+    const rel = await raw.next('pubrel');
+    expect(rel.packetId).toBe(p.packetId);
+    raw.destroy(); // before PUBCOMP
+    await raw.closed;
+
+    const resumed = await rawSession(C, id);
+    const again = await resumed.next('pubrel');
+    expect(again.packetId).toBe(p.packetId);
+    resumed.send({ type: 'pubcomp', packetId: p.packetId!, reasonCode: 0 });
+    resumed.send({ type: 'pingreq' });
+    await resumed.next('pingresp');
+    // The message is not sent again: it was received once (exactly once).
+    expect(resumed.received.filter((x) => x.type === 'publish')).toEqual([]);
+  });
+
+  it('[MQTT-4.3.3-9] an inbound QoS 2 id received on one node is known on the next: a re-sent PUBLISH is not delivered twice', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const watcher = await connectMqtt(C.url);
+    clients.push(watcher.client);
+    const pub = await publisher(A);
+    await subscribeRouted(watcher, pub.client, topic, 2);
+
+    const raw = await rawSession(A, id);
+    raw.send({
+      type: 'publish',
+      topic,
+      payload: Buffer.from('once'),
+      qos: 2,
+      packetId: 7,
+      retain: false,
+      dup: false,
+    });
+    expect((await raw.next('pubrec')).packetId).toBe(7);
+    raw.destroy(); // no PUBREL sent
+    await raw.closed;
+    const resumed = await rawSession(B, id);
+    resumed.send({
+      type: 'publish',
+      topic,
+      payload: Buffer.from('once'),
+      qos: 2,
+      packetId: 7,
+      retain: false,
+      dup: true,
+    });
+    expect((await resumed.next('pubrec')).packetId).toBe(7);
+    resumed.send({ type: 'pubrel', packetId: 7, reasonCode: 0 });
+    const comp = await resumed.next('pubcomp');
+    expect(comp.reasonCode ?? 0).toBe(0);
+    await pub.client.publishAsync(topic, 'after', { qos: 2 });
+    await watcher.inbox.payload('after');
+    expect(data(watcher.inbox).filter((p) => p === 'once')).toHaveLength(1);
+  });
+
+  it('[MQTT-3.1.2-4] Clean Start on any node discards the stored session and its queue', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    const sub = await persistent(A, id);
+    await subscribeRouted(sub, pub.client, topic, 1);
+    await endAll(sub.client);
+    await pub.client.publishAsync(topic, 'old', { qos: 1 });
+
+    const fresh = await connectMqtt(C.url, {
+      clientId: id,
+      clean: true,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    clients.push(fresh.client);
+    await waitFor(async () => (await admin.exists(`shoal:q:{${id}}`)) === 0, 5_000, 'queue deleted');
+    expect(await admin.hlen('{shoal}:session-routes')).toBeGreaterThanOrEqual(0);
+    expect(await admin.hexists('{shoal}:session-routes', `${id}\n${topic}`)).toBe(0);
+    await pub.client.publishAsync(topic, 'new', { qos: 1 });
+    await endAll(fresh.client);
+    const back = await connectMqtt(A.url, {
+      clientId: id,
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    clients.push(back.client);
+    expect(back.inbox.messages).toEqual([]);
+  });
+
+  it('[MQTT-3.1.2-23] an offline session expires cluster-wide: its queue and routes are gone, the next CONNECT finds no session', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    const sub = await persistent(A, id, 1);
+    await subscribeRouted(sub, pub.client, topic, 1);
+    await endAll(sub.client);
+    await pub.client.publishAsync(topic, 'lost', { qos: 1 });
+    await waitFor(
+      async () =>
+        (await admin.exists(`shoal:sess:{${id}}`, `shoal:q:{${id}}`)) === 0 &&
+        (await admin.hexists('{shoal}:session-routes', `${id}\n${topic}`)) === 0,
+      10_000,
+      'session keys and routes removed',
+    );
+    const again = await connectMqtt(C.url, {
+      clientId: id,
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    clients.push(again.client);
+    await again.client.subscribeAsync(uniq('other'), { qos: 1 });
+    expect(again.inbox.messages).toEqual([]);
+  });
+
+  it('a full queue drops further messages for that session, counted (queue_full) and logged', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    const sub = await persistent(A, id);
+    await subscribeRouted(sub, pub.client, topic, 1);
+    await endAll(sub.client);
+    const before = await B.metric('shoal_messages_dropped_total{reason="queue_full"}');
+    for (let i = 0; i < 210; i++) await pub.client.publishAsync(topic, `f${i}`, { qos: 1 });
+    expect(await B.metric('shoal_messages_dropped_total{reason="queue_full"}')).toBe(before + 10);
+    const again = await persistent(C, id);
+    await again.inbox.dataCount(200);
+    expect(data(again.inbox)).toEqual(Array.from({ length: 200 }, (_, i) => `f${i}`));
+  });
+});
