@@ -108,8 +108,11 @@ export interface SessionStore {
   fetch(clientId: string, epoch: number, max: number): Promise<FetchedDelivery[]>;
   /** The client acknowledged `packetId` (PUBACK, PUBCOMP, or PUBREC with a failure code). */
   acknowledged(clientId: string, epoch: number, packetId: number): void;
-  /** PUBREC received for `packetId`: PUBREL is sent, PUBCOMP awaited. */
-  releasing(clientId: string, epoch: number, packetId: number): void;
+  /**
+   * PUBREC received for `packetId`: PUBCOMP awaited. Resolves once stored: PUBREL goes out only then,
+   * so a client that delivers on PUBREL never gets the PUBLISH again from the next node.
+   */
+  releasing(clientId: string, epoch: number, packetId: number): Promise<void>;
   /** An inbound QoS 2 id received (true) or released (false); resolves once stored. */
   awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void>;
   /** Stores a subscription (and routes it, when plain); resolves once both are in Redis. */

@@ -215,7 +215,21 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
     return;
   }
   session.received(p.packetId);
-  ch.sendPubrel(p.packetId); // [MQTT-4.3.3-4]
+  const stored = session.durable?.releasing(p.packetId);
+  if (stored === undefined) {
+    ch.sendPubrel(p.packetId); // [MQTT-4.3.3-4]
+    return;
+  }
+  // A session the cluster keeps: PUBREL once the new phase is stored (else the next node re-sends
+  // the PUBLISH, and a client that delivered on PUBREL would deliver it twice). Fenced out: the
+  // connection is being taken over, and the next owner sends PUBREL.
+  const id = p.packetId;
+  stored.then(
+    () => {
+      if (ch.state === 'connected') ch.sendPubrel(id);
+    },
+    () => undefined,
+  );
 }
 
 export function handlePubrel(ch: Channel, p: PubrelPacket): void {

@@ -57,8 +57,8 @@ export class StoredQueue implements DurableQueue {
     this.store.acknowledged(this.session.clientId, this.epoch, packetId);
   }
 
-  releasing(packetId: number): void {
-    this.store.releasing(this.session.clientId, this.epoch, packetId);
+  releasing(packetId: number): Promise<void> {
+    return this.store.releasing(this.session.clientId, this.epoch, packetId);
   }
 
   awaitRelease(packetId: number, waiting: boolean): Promise<void> {

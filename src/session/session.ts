@@ -53,8 +53,8 @@ export interface DurableQueue {
   /** The client's window has room: take more queued messages. */
   fetch(): void;
   acknowledged(packetId: number): void;
-  /** PUBREC received: PUBREL sent, PUBCOMP awaited. */
-  releasing(packetId: number): void;
+  /** PUBREC received: PUBCOMP awaited; resolves once stored (PUBREL is sent then). */
+  releasing(packetId: number): Promise<void>;
   /** An inbound QoS 2 id received (true) or released (false); resolves once stored. */
   awaitRelease(packetId: number, waiting: boolean): Promise<void>;
 }
@@ -347,7 +347,6 @@ export class Session {
       this.held--;
     }
     entry.phase = 'pubrel';
-    this.durable?.releasing(packetId);
     return true;
   }
 

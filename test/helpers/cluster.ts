@@ -49,6 +49,8 @@ export interface StartNodeOptions {
   config?: Record<string, unknown>;
   /** Log level of the node (default info: the helper waits for an info line). */
   logLevel?: string;
+  /** MQTT port to listen on (a restarted node behind a balancer keeps its port); default a free one. */
+  port?: number;
 }
 
 /** Starts one node; retries with other ports if a freshly picked port was taken meanwhile. */
@@ -65,7 +67,7 @@ export async function startNode(opts: StartNodeOptions): Promise<ShoalNode> {
       try {
         return await launch(opts, configFile);
       } catch (err) {
-        if (!(err instanceof PortTakenError) || attempt >= 4) throw err;
+        if (!(err instanceof PortTakenError) || attempt >= 4 || opts.port !== undefined) throw err;
       }
     }
   } finally {
@@ -77,7 +79,7 @@ export async function startNode(opts: StartNodeOptions): Promise<ShoalNode> {
 class PortTakenError extends Error {}
 
 async function launch(opts: StartNodeOptions, configFile: string | undefined): Promise<ShoalNode> {
-  const port = await freePort(LOOPBACK);
+  const port = opts.port ?? (await freePort(LOOPBACK));
   const httpPort = await freePort(LOOPBACK);
   const args = [
     '--import',

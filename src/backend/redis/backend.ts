@@ -177,6 +177,11 @@ export class RedisClusterBackend implements ClusterBackend {
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
     void this.readLogs();
     void this.readInbox();
+    // Its wills and sessions too: reaped like a dead node's (no survivor reaps a node that came back
+    // within the liveness timeout), once this node routes like the others.
+    const wills = await this.reapWills(this.nodeId);
+    const sessions = await this.sessions.reap(this.nodeId);
+    if (wills + sessions > 0) this.log.warn({ event: 'cluster.previous_run_reaped', wills, sessions });
     this.joined = true;
     this.updateReadiness();
     this.log.info({

@@ -158,8 +158,8 @@ export class RedisSessionStore implements SessionStore {
     this.op(clientId, epoch, 'a', String(packetId)).catch(() => undefined);
   }
 
-  releasing(clientId: string, epoch: number, packetId: number): void {
-    this.op(clientId, epoch, 'r', String(packetId)).catch(() => undefined);
+  releasing(clientId: string, epoch: number, packetId: number): Promise<void> {
+    return this.op(clientId, epoch, 'r', String(packetId));
   }
 
   awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void> {
