@@ -68,14 +68,24 @@ describe('ownership and takeover across nodes', () => {
     expect(await B.metric('shoal_clients_connected')).toBeGreaterThanOrEqual(1);
   });
 
-  it('[MQTT-3.1.4-2] racing CONNECTs of the same ids on three nodes end with exactly one live connection per id', async () => {
-    const ids = Array.from({ length: 60 }, () => uniq('race'));
+  it('[MQTT-3.1.4-2] 1,000 racing CONNECTs of the same ids on three nodes end with exactly one live connection per id', async () => {
+    // 334 ids, each connecting on all three nodes at once; half with a persistent session, so the
+    // session is claimed and loaded by the racers too.
+    const ids = Array.from({ length: 334 }, () => uniq('race'));
     const nodes = [A, B, C];
     const attempts: { id: string; client: MqttClient; closed: boolean }[] = [];
     await Promise.all(
       ids.flatMap((id) =>
         nodes.map(async (node) => {
-          const client = mqtt.connect(node.url, { clientId: id, protocolVersion: 5, reconnectPeriod: 0 });
+          const persistent = ids.indexOf(id) % 2 === 0;
+          const client = mqtt.connect(node.url, {
+            clientId: id,
+            protocolVersion: 5,
+            reconnectPeriod: 0,
+            connectTimeout: 20_000,
+            clean: !persistent,
+            properties: persistent ? { sessionExpiryInterval: 60 } : undefined,
+          });
           const entry = { id, client, closed: false };
           attempts.push(entry);
           clients.push(client);
@@ -171,6 +181,79 @@ describe('wills survive their node', () => {
     // Within the liveness timeout plus one heartbeat and the reaping itself.
     expect(took).toBeLessThan(6000);
     // Exactly once: a marker published afterwards arrives, and no second will arrived before it.
+    await pub.publishAsync(`${topic}/status`, 'marker', { qos: 1 });
+    await watcher.inbox.payload('marker');
+    expect(watcher.inbox.data.filter((m) => m.payload === 'offline')).toHaveLength(1);
+  }, 30_000);
+
+  it('[MQTT-3.1.3-9] a delayed will is not published when the session resumes on another node within the delay', async () => {
+    const topic = uniq('will');
+    const watcher = await connectMqtt(C.url);
+    clients.push(watcher.client);
+    await watcher.client.subscribeAsync(`${topic}/#`, { qos: 1 });
+    const { client: pub } = await connectMqtt(B.url);
+    clients.push(pub);
+    await untilRouted(pub, `${topic}/probe`, [watcher.inbox]);
+    const id = uniq('delayed');
+    const session = { clean: false, properties: { sessionExpiryInterval: 60 } };
+    const first = await connectMqtt(A.url, {
+      clientId: id,
+      ...session,
+      will: {
+        topic: `${topic}/status`,
+        payload: Buffer.from('gone'),
+        qos: 1,
+        retain: false,
+        properties: { willDelayInterval: 2 },
+      },
+    });
+    await waitFor(async () => (await admin.hexists(`shoal:owner:{${id}}`, 'will')) === 1, 5000, 'will stored');
+    first.client.stream.destroy(); // abnormal close: the will is due in 2 s
+    const again = await connectMqtt(B.url, { clientId: id, ...session });
+    clients.push(again.client);
+    expect(again.client.connected).toBe(true);
+    // Past the delay (and a margin), a marker arrives and no will came before it.
+    await new Promise((r) => setTimeout(r, 3000));
+    await pub.publishAsync(`${topic}/status`, 'marker', { qos: 1 });
+    await watcher.inbox.payload('marker');
+    expect(watcher.inbox.data.filter((m) => m.payload === 'gone')).toEqual([]);
+  }, 30_000);
+
+  it('[MQTT-3.1.3-9] the delayed will of a client whose node is killed is published once, within liveness timeout + delay', async () => {
+    const { startNode } = await import('../helpers/cluster.js');
+    const D = await startNode({
+      redisUrl: redis.url,
+      nodeId: uniq('doomed'),
+      config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } },
+    });
+    const topic = uniq('will');
+    const watcher = await connectMqtt(A.url);
+    clients.push(watcher.client);
+    await watcher.client.subscribeAsync(`${topic}/#`, { qos: 1 });
+    const { client: pub } = await connectMqtt(B.url);
+    clients.push(pub);
+    await untilRouted(pub, `${topic}/probe`, [watcher.inbox]);
+    const id = uniq('victim');
+    const victim = await connectMqtt(D.url, {
+      clientId: id,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+      will: {
+        topic: `${topic}/status`,
+        payload: Buffer.from('offline'),
+        qos: 1,
+        retain: false,
+        properties: { willDelayInterval: 1 },
+      },
+    });
+    clients.push(victim.client);
+    await waitFor(async () => (await admin.hexists(`shoal:owner:{${id}}`, 'will')) === 1, 5000, 'will stored');
+    const started = Date.now();
+    D.kill('SIGKILL');
+    await watcher.inbox.payload('offline', 15_000);
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(1000); // not before its delay
+    expect(took).toBeLessThan(1500 + 1000 + 3000); // liveness + delay + reaping on a busy machine
     await pub.publishAsync(`${topic}/status`, 'marker', { qos: 1 });
     await watcher.inbox.payload('marker');
     expect(watcher.inbox.data.filter((m) => m.payload === 'offline')).toHaveLength(1);
