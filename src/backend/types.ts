@@ -138,6 +138,12 @@ export interface ClusterHandlers {
   deliver(envelope: Envelope): void | Promise<void>;
   /** The backend's readiness changed (Redis lost or regained). */
   readinessChanged(ready: boolean): void;
+  /**
+   * Redis came back without the cluster's data (restarted without persistence): claims, sessions
+   * and wills are gone, so this node's connections hold epochs Redis no longer knows. They are
+   * closed, and their clients claim again.
+   */
+  stateLost(): void;
   /** Messages were queued for these persistent sessions, served here: fetch them. */
   poke(clientIds: readonly string[]): void;
   /** A delivery to a persistent session was dropped (its queue was full). */

@@ -146,6 +146,7 @@ export class Broker implements ChannelContext {
         if (ready) this.pokeSessions(this.sessions.keys());
       },
       poke: (ids) => this.pokeSessions(ids),
+      stateLost: () => this.reconnectAll(),
       dropped: (reason, clientId) => this.dropped(reason, clientId),
     });
     this.sys.start();
@@ -287,6 +288,15 @@ export class Broker implements ChannelContext {
     return this.cluster?.sessions;
   }
 
+  /**
+   * Redis lost the cluster's data: every connection of this node holds a claim Redis forgot, so
+   * each is closed (MQTT 5: 0x80 with a reason string) and its client claims again on reconnect.
+   */
+  private reconnectAll(): void {
+    for (const channel of [...this.online.values()])
+      channel.disconnect(ReasonCode.UnspecifiedError, 'cluster state lost: reconnect');
+  }
+
   /** Messages were queued for these sessions: those served here fetch them. */
   private pokeSessions(ids: Iterable<string>): void {
     for (const id of ids) {
@@ -394,7 +404,7 @@ export class Broker implements ChannelContext {
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
-  channelClosed(channel: Channel, will: PendingWill | undefined): void {
+  channelClosed(channel: Channel, will: PendingWill | undefined): Promise<void> | undefined {
     const id = channel.clientId;
     if (disconnectChannel.hasSubscribers) disconnectChannel.publish({ clientId: id });
     if (channel.epoch > 0) {
@@ -405,24 +415,23 @@ export class Broker implements ChannelContext {
     if (this.online.get(id) !== channel) {
       // Taken over: the session belongs to the new connection now; only the will remains to send.
       if (will !== undefined && !this.closing) this.scheduleWill(id, will, NEVER);
-      return;
+      return undefined;
     }
     this.online.delete(id);
     const session = channel.session;
-    if (session === null) return;
+    if (session === null) return undefined;
     session.detach();
     if (session.durable !== undefined) {
       // Kept by the cluster: offline in Redis (expiring there), nothing of it stays on this node.
       this.dropLocal(session);
-      this.store
+      if (will !== undefined && !this.closing) this.scheduleWill(id, will, session.expirySeconds);
+      return this.store
         ?.detach(id, channel.epoch, session.expirySeconds)
         .catch((err: Error) =>
           this.logger.warn({ event: 'session.detach_failed', clientId: id, err: err.message }),
         );
-      if (will !== undefined && !this.closing) this.scheduleWill(id, will, session.expirySeconds);
-      return;
     }
-    if (this.closing) return;
+    if (this.closing) return undefined;
     if (will !== undefined) this.scheduleWill(id, will, session.expirySeconds);
     if (session.expirySeconds === 0) this.endSession(session);
     else if (session.expirySeconds !== NEVER) {
@@ -435,6 +444,7 @@ export class Broker implements ChannelContext {
       }, session.expirySeconds * 1000);
       this.expiryTimers.set(id, timer);
     }
+    return undefined;
   }
 
   /** Discards a session: its subscriptions leave the index; a delayed will goes out now [MQTT-3.1.3-9]. */

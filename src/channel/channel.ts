@@ -183,8 +183,22 @@ export class Channel implements SessionLink {
     }
     // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; reason 0x04 asks for it.
     if (packet.reasonCode !== ReasonCode.DisconnectWithWillMessage) this.will = undefined;
-    this.finish(true);
-    this.out.close();
+    const written = this.finish(true);
+    if (written === undefined) {
+      this.out.close();
+      return;
+    }
+    // A session the cluster keeps: its last acknowledgements reach Redis before the socket closes,
+    // so a client reconnecting elsewhere at once is not sent them again (bounded: Redis may be away).
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      timer.cancel();
+      this.out.close();
+    };
+    const timer = this.ctx.clock.setTimeout(close, 2000);
+    written.then(close, close);
   }
 
   /** Server-initiated close, with a DISCONNECT reason for MQTT 5 clients [MQTT-4.13.2-1]. */
@@ -302,12 +316,13 @@ export class Channel implements SessionLink {
    * Leaves the connected state once: detaches the session and hands the will (if still armed) to the
    * broker. `clean` is a client DISCONNECT.
    */
-  private finish(_clean: boolean): void {
-    if (this.state === 'closed') return;
+  private finish(_clean: boolean): Promise<void> | undefined {
+    if (this.state === 'closed') return undefined;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    if (wasConnected) this.ctx.channelClosed(this, this.will);
+    const written = wasConnected ? this.ctx.channelClosed(this, this.will) : undefined;
     this.will = undefined;
+    return written;
   }
 
   // ---- outbound ----------------------------------------------------------------------------------

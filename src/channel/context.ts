@@ -78,9 +78,10 @@ export interface ChannelContext {
   unsubscribe(session: Session, raw: string): boolean;
   /**
    * The connection of `channel` has ended. `will` is the message to publish (after its delay), or
-   * undefined after a normal DISCONNECT.
+   * undefined after a normal DISCONNECT. For a session the cluster keeps, resolves once its last
+   * writes are in Redis.
    */
-  channelClosed(channel: Channel, will: PendingWill | undefined): void;
+  channelClosed(channel: Channel, will: PendingWill | undefined): Promise<void> | undefined;
 }
 
 export interface PendingWill {

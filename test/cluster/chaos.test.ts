@@ -6,7 +6,7 @@
  * the subscriber; QoS 1 duplicates carry DUP; QoS 2 arrives exactly once. Bounded in count and time.
  */
 import type { Redis } from 'ioredis';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient, Store } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectMqtt,
@@ -49,6 +49,8 @@ afterAll(async () => {
 const clients: MqttClient[] = [];
 afterEach(async () => {
   await endAll(...clients.splice(0));
+  // A test that failed half-way leaves its victim down: the next test starts with every node up.
+  for (const n of [...nodes]) if (!n.process.running) await restart(n);
 });
 
 function byId(id: string): ShoalNode {
@@ -72,6 +74,31 @@ async function restart(node: ShoalNode): Promise<void> {
     port: node.port,
   });
   nodes[nodes.indexOf(node)] = fresh;
+}
+
+/** What Redis and the nodes say about a session that is missing messages. */
+async function diagnose(clientId: string, missing: string[]): Promise<string> {
+  const [sess, inflight, queued] = await Promise.all([
+    admin.hgetall(`shoal:sess:{${clientId}}`),
+    admin.hgetall(`shoal:inf:{${clientId}}`),
+    admin.xrange(`shoal:q:{${clientId}}`, '-', '+', 'COUNT', 20),
+  ]);
+  const logs = nodes.map(
+    (n) =>
+      `--- ${n.nodeId}\n${n.process
+        .output()
+        .split('\n')
+        .filter((l) => /"level":[456]0/.test(l))
+        .slice(-15)
+        .join('\n')}`,
+  );
+  return [
+    `missing ${missing.length}: ${missing.slice(0, 10).join(', ')}`,
+    `session ${JSON.stringify(sess)}`,
+    `in flight ${JSON.stringify(inflight)}`,
+    `queued ${queued.length}: ${queued.map(([id]) => id).join(', ')}`,
+    ...logs,
+  ].join('\n');
 }
 
 /**
@@ -133,7 +160,10 @@ describe('kill -9 of the subscriber node', () => {
         const id = uniq('chaos');
         const topic = uniq('k');
         const entry = via === 'directly' ? nodes[0].url : lb!.url;
-        const sub = await connectMqtt(entry, { clientId: id, ...SESSION });
+        // The client keeps its own session state across connections (MQTT 4.1): mqtt.js delivers a
+        // QoS 2 message on PUBREL from the PUBLISH it stored, so the reconnecting client shares it.
+        const incomingStore = new Store();
+        const sub = await connectMqtt(entry, { clientId: id, ...SESSION, incomingStore });
         clients.push(sub.client);
         const victim = await servingNode(id);
         // The publisher is on another node, which survives.
@@ -159,24 +189,27 @@ describe('kill -9 of the subscriber node', () => {
         const again = await connectMqtt(via === 'directly' ? survivor.url : lb!.url, {
           clientId: id,
           ...SESSION,
+          incomingStore,
         });
         clients.push(again.client);
         expect(again.client.connected).toBe(true);
         await publishing;
         const all = () => [...sub.inbox.data, ...again.inbox.data];
-        const want = new Set(acked);
-        await waitFor(
-          () => {
-            const got = new Set(all().map((m) => m.payload));
-            for (const p of want) if (!got.has(p)) return false;
-            return true;
-          },
-          20_000,
-          `all ${acked.length} acknowledged messages delivered`,
-        );
+        const missing = () => {
+          const got = new Set(all().map((m) => m.payload));
+          return acked.filter((p) => !got.has(p));
+        };
+        try {
+          await waitFor(
+            () => missing().length === 0,
+            20_000,
+            `all ${acked.length} acknowledged messages delivered`,
+          );
+        } catch (err) {
+          throw new Error(`${String(err)}\n${await diagnose(id, missing())}`);
+        }
         checkDelivery(acked, all(), qos);
         expect(acked.length).toBe(count);
-        await restart(victim);
       },
       60_000,
     );

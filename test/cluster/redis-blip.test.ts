@@ -213,6 +213,20 @@ describe('Redis blips (guarantee 3)', () => {
     const lsub = await conn(B, { protocolVersion: 5 });
     const lpub = await conn(B, { protocolVersion: 4 });
 
+    // A persistent session, offline with 50 queued messages across the restart (guarantee 2).
+    const offline = uniq('offline');
+    const session = {
+      protocolVersion: 5,
+      clientId: uniq('ps'),
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    } as const;
+    const ps = await conn(B, session);
+    await ps.client.subscribeAsync(offline, { qos: 1 });
+    await untilRouted(pub.client, offline, [ps.inbox]);
+    await endAll(ps.client);
+    for (let i = 0; i < 50; i++) await pub.client.publishAsync(offline, `queued-${i}`, { qos: 1 });
+
     const loop = publishLoop(pub.client, t);
     try {
       await loop.moreAcks(300);
@@ -242,6 +256,13 @@ describe('Redis blips (guarantee 3)', () => {
     } finally {
       loop.halt();
     }
+
+    // The offline session kept its queue through the restart, resumed through the other node.
+    const back = await conn(A, session);
+    await back.inbox.dataCount(50);
+    expect(back.inbox.data.map((m) => m.payload)).toEqual(
+      Array.from({ length: 50 }, (_, i) => `queued-${i}`),
+    );
 
     // And the cluster works as before: a fresh subscription on A, publisher on B.
     const t2 = uniq('after');

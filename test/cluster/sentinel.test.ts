@@ -94,7 +94,14 @@ describe('Shoal on Redis Sentinel', () => {
     let pubClosed = 0;
     pub.client.on('close', () => pubClosed++);
     await sub.client.subscribeAsync(`${base}/#`, { qos: 1 });
-    await untilRouted(pub.client, `${base}/probe`, [sub.inbox]);
+    // And a persistent session (its queue in Redis, guarantee 2): it must get the same messages.
+    const psub = await client(C, {
+      clientId: uniq('fo-psub'),
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    await psub.client.subscribeAsync(`${base}/#`, { qos: 1 });
+    await untilRouted(pub.client, `${base}/probe`, [sub.inbox, psub.inbox]);
 
     const t0 = Date.now();
     const timeline: Record<string, number> = {};
@@ -181,8 +188,8 @@ describe('Shoal on Redis Sentinel', () => {
     const acked = sent.flatMap((s, i) => (s.ackAt !== undefined && s.error === undefined ? [i] : []));
     const refused = sent.flatMap((s, i) => (s.error !== undefined ? [i] : []));
     const expected = new Set(acked.map((i) => `m-${i}`));
-    const arrived = () => {
-      const got = new Set(sub.inbox.payloads);
+    const arrived = (inbox = sub.inbox) => {
+      const got = new Set(inbox.payloads);
       return [...expected].filter((p) => !got.has(p));
     };
     let missing: string[] = [];
@@ -190,6 +197,12 @@ describe('Shoal on Redis Sentinel', () => {
       await sub.inbox.until(() => arrived().length === 0, 20_000, 'every acknowledged message');
     } catch {
       missing = arrived();
+    }
+    let missingPersistent: string[] = [];
+    try {
+      await psub.inbox.until(() => arrived(psub.inbox).length === 0, 20_000, 'every acknowledged message');
+    } catch {
+      missingPersistent = arrived(psub.inbox);
     }
     const received = sub.inbox.payloads.filter((p) => p.startsWith('m-'));
     const duplicates = received.length - new Set(received).size;
@@ -201,6 +214,7 @@ describe('Shoal on Redis Sentinel', () => {
       received: received.length,
       duplicates,
       missing: missing.length,
+      missingPersistent: missingPersistent.length,
       missingDetail: missing.slice(0, 20).map((p) => {
         const i = Number(p.slice(2));
         return { i, ...sent[i] };
@@ -210,7 +224,7 @@ describe('Shoal on Redis Sentinel', () => {
     };
     console.log(`sentinel failover under QoS 1 traffic: ${JSON.stringify(summary)}`);
     // On a loss, what the nodes saw of the failover (Redis lost/back, reaping).
-    for (const n of missing.length > 0 ? [A, B, C] : []) {
+    for (const n of missing.length + missingPersistent.length > 0 ? [A, B, C] : []) {
       const events = n.process
         .output()
         .split('\n')
@@ -219,6 +233,10 @@ describe('Shoal on Redis Sentinel', () => {
       console.log(`--- ${n.nodeId}\n${events.join('\n')}`);
     }
     expect(missing, `acknowledged but never delivered: ${JSON.stringify(summary)}`).toEqual([]);
+    expect(
+      missingPersistent,
+      `acknowledged, never delivered to the persistent session: ${JSON.stringify(summary)}`,
+    ).toEqual([]);
     expect(acked.length).toBeGreaterThanOrEqual(50);
 
     // Still working after the failover, without any restart: a fresh round trip A → B.

@@ -207,7 +207,11 @@ describe('wills survive their node', () => {
         properties: { willDelayInterval: 2 },
       },
     });
-    await waitFor(async () => (await admin.hexists(`shoal:owner:{${id}}`, 'will')) === 1, 5000, 'will stored');
+    await waitFor(
+      async () => (await admin.hexists(`shoal:owner:{${id}}`, 'will')) === 1,
+      5000,
+      'will stored',
+    );
     first.client.stream.destroy(); // abnormal close: the will is due in 2 s
     const again = await connectMqtt(B.url, { clientId: id, ...session });
     clients.push(again.client);
@@ -247,7 +251,11 @@ describe('wills survive their node', () => {
       },
     });
     clients.push(victim.client);
-    await waitFor(async () => (await admin.hexists(`shoal:owner:{${id}}`, 'will')) === 1, 5000, 'will stored');
+    await waitFor(
+      async () => (await admin.hexists(`shoal:owner:{${id}}`, 'will')) === 1,
+      5000,
+      'will stored',
+    );
     const started = Date.now();
     D.kill('SIGKILL');
     await watcher.inbox.payload('offline', 15_000);

@@ -39,6 +39,7 @@ function recorder(): Recorder {
     readinessChanged: () => undefined,
     poke: () => undefined,
     dropped: () => undefined,
+    stateLost: () => undefined,
   };
   return r;
 }

@@ -59,6 +59,7 @@ async function node(nodeId: string): Promise<Node> {
     readinessChanged: () => undefined,
     poke: (ids) => n.pokes.push(...ids),
     dropped: (_reason, id) => n.dropped.push(id),
+    stateLost: () => undefined,
   };
   await n.backend.start(handlers);
   started.push(n.backend);

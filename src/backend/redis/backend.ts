@@ -4,6 +4,7 @@
  * stream and pub/sub) and retained messages. See docs/cluster.md for the key schema and the reasons.
  */
 
+import { randomBytes } from 'node:crypto';
 import type { Message } from '../../broker/message.js';
 import type { Clock, TimerHandle } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
@@ -87,6 +88,8 @@ export class RedisClusterBackend implements ClusterBackend {
   private reapAfter = 0;
   private lastReady = false;
   private routeLogId = '0-0';
+  /** The Redis data set this node joined (Keys.dataSet); another one after a reconnect: data lost. */
+  private dataSet = '';
   private retainedLogId = '0-0';
   private inboxId = '$';
   private generation = 0;
@@ -129,6 +132,7 @@ export class RedisClusterBackend implements ClusterBackend {
       logMaxLen: this.logMaxLen,
       handlers: () => this.handlers,
       sendControl: (node, msg) => this.sendControl(node, msg),
+      replicated: o.replicaAcks === undefined ? undefined : (key, cb) => this.bus.awaitReplicas(key, [cb]),
     });
     this.instruments = o.instruments;
     if (o.instruments !== undefined) {
@@ -169,6 +173,7 @@ export class RedisClusterBackend implements ClusterBackend {
     ]);
     // A previous process with this node id may have left routes behind.
     await this.removeNode(this.nodeId);
+    this.dataSet = await this.markDataSet();
     await this.heartbeat();
     await this.subscribeVolatile();
     await this.subscribeControl();
@@ -581,11 +586,16 @@ export class RedisClusterBackend implements ClusterBackend {
 
   private async subscribeVolatile(): Promise<void> {
     const channel = this.keys.inbox0(this.nodeId);
+    // The connection also carries the control channel (JSON): only this channel's messages are batches.
+    const name = Buffer.from(channel);
+    const onMessage = (ch: Buffer, msg: Buffer) => {
+      if (ch.equals(name)) this.deliverBatch(msg);
+    };
     if (this.target.kind === 'cluster') {
-      this.sub.on('smessageBuffer', (_ch: Buffer, msg: Buffer) => this.deliverBatch(msg));
+      this.sub.on('smessageBuffer', onMessage);
       await this.sub.ssubscribe(channel);
     } else {
-      this.sub.on('messageBuffer', (_ch: Buffer, msg: Buffer) => this.deliverBatch(msg));
+      this.sub.on('messageBuffer', onMessage);
       await this.sub.subscribe(channel);
     }
   }
@@ -642,10 +652,26 @@ export class RedisClusterBackend implements ClusterBackend {
     this.updateReadiness();
   }
 
+  /** The id of the Redis data set, made by the first node that finds none. */
+  private async markDataSet(): Promise<string> {
+    await this.cmd.set(this.keys.dataSet, randomBytes(8).toString('hex'), 'NX');
+    return (await this.cmd.get(this.keys.dataSet)) ?? '';
+  }
+
+  /** After a reconnect: did Redis keep its data? If not, the node's clients must claim again. */
+  private async checkDataSet(): Promise<void> {
+    const now = await this.markDataSet();
+    if (now === this.dataSet) return;
+    this.dataSet = now;
+    this.log.error({ event: 'cluster.redis_data_lost', nodeId: this.nodeId });
+    this.handlers?.stateLost();
+  }
+
   private onRedisReady(): void {
     if (!this.joined || !this.running || this.connected) return;
     this.log.info({ event: 'cluster.redis_back', nodeId: this.nodeId });
-    this.heartbeat()
+    this.checkDataSet()
+      .then(() => this.heartbeat())
       .then(() => this.resync())
       .then(() => {
         this.connected = true;

@@ -120,7 +120,16 @@ export class RedisBus implements ClusterBus {
     }
   }
 
-  private awaitReplicas(key: string, callbacks: ((err?: Error) => void)[]): void {
+  /** Whether acknowledgements wait for Redis replicas (cluster.replicaAcks). */
+  get waitsForReplicas(): boolean {
+    return this.replicaAcks !== undefined;
+  }
+
+  /**
+   * Calls back once Redis replicas hold the writes made so far to `key` (one WAIT per key covers
+   * every write waiting); used for inbox batches and for persistent-session queues.
+   */
+  awaitReplicas(key: string, callbacks: ((err?: Error) => void)[]): void {
     let q = this.unreplicated.get(key);
     if (q === undefined) {
       q = { waiting: false, batches: [] };

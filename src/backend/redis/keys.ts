@@ -34,6 +34,10 @@ export class Keys {
   get retainedLog(): string {
     return `${this.tag}:retained-log`;
   }
+  /** STRING: a random id set once per Redis data set; a node that finds another one knows Redis lost its data. */
+  get dataSet(): string {
+    return `${this.tag}:data-set`;
+  }
   /** HASH node id -> JSON counters, for cluster-wide $SYS totals. */
   get nodeStats(): string {
     return `${this.tag}:node-stats`;

@@ -61,6 +61,8 @@ export interface RedisSessionStoreOptions {
   handlers: () => ClusterHandlers | undefined;
   /** Sends a control message to another node. */
   sendControl: (node: string, msg: Record<string, unknown>) => void;
+  /** cluster.replicaAcks: an append counts as accepted once Redis replicas hold it (RedisBus). */
+  replicated?: (key: string, callback: (err?: Error) => void) => void;
 }
 
 export class RedisSessionStore implements SessionStore {
@@ -123,7 +125,10 @@ export class RedisSessionStore implements SessionStore {
           if (node !== '') this.poke(node, clientId);
         } else if (reply === -1) this.o.handlers()?.dropped('queue_full', clientId);
         // -2: the session ended (its routes are being dropped); -3: QoS 0 to an offline session.
-        accepted?.();
+        if (accepted === undefined) return;
+        if (this.o.replicated !== undefined && Buffer.isBuffer(reply))
+          this.o.replicated(k.queue(clientId), accepted);
+        else accepted();
       },
       (err: Error) => accepted?.(err),
     );

@@ -1,0 +1,79 @@
+/**
+ * The "Redis restart without persistence" row of docs/guarantees.md: Redis comes back empty, so
+ * claims, persistent sessions, queues, wills, routes and retained messages kept there are gone.
+ * What Shoal promises then: nodes recover without a restart (/readyz 200 again), every client of a
+ * node is disconnected so that it claims its id again (its old claim is forgotten), a persistent
+ * session starts over (Session Present 0), and new subscriptions work across nodes.
+ */
+import type { MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  connectMqtt,
+  endAll,
+  type ShoalNode,
+  startCluster,
+  uniq,
+  untilRouted,
+  waitFor,
+} from '../helpers/cluster.js';
+import { killAllTracked } from '../helpers/processes.js';
+import { type ProcessRedisHandle, startRedisProcess } from '../helpers/redis.js';
+
+let redis: ProcessRedisHandle;
+let A: ShoalNode;
+let B: ShoalNode;
+const clients: MqttClient[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisProcess({ persistence: false });
+  [A, B] = await startCluster(2, redis.url, { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } });
+}, 30_000);
+
+afterEach(async () => {
+  await endAll(...clients.splice(0));
+});
+
+afterAll(async () => {
+  await killAllTracked();
+  await redis?.stop();
+});
+
+describe('Redis restarted without persistence', () => {
+  it('clients are disconnected and claim again, sessions start over, the cluster works without a node restart', async () => {
+    const topic = uniq('t');
+    const session = { clientId: uniq('ps'), clean: false, properties: { sessionExpiryInterval: 300 } };
+    const sub = await connectMqtt(B.url, session);
+    clients.push(sub.client);
+    await sub.client.subscribeAsync(topic, { qos: 1 });
+    const pub = await connectMqtt(A.url);
+    clients.push(pub.client);
+    await untilRouted(pub.client, topic, [sub.inbox]);
+    const subClosed = new Promise<void>((resolve) => sub.client.once('close', () => resolve()));
+
+    await redis.process.terminate(5_000);
+    await redis.restart(); // empty: no AOF, no RDB
+    await waitFor(
+      async () => (await Promise.all([A.readyz(), B.readyz()])).every((s) => s === 200),
+      20_000,
+      '/readyz 200 on both',
+    );
+    // Their claims are gone from Redis: the clients are told to reconnect.
+    await subClosed;
+
+    const again = await connectMqtt(A.url, session);
+    clients.push(again.client);
+    expect(again.client.connected).toBe(true);
+    // Session Present 0: what it had was in the lost data set.
+    const present = await new Promise<boolean>((resolve) => {
+      const c = again.client as unknown as { connackPacket?: { sessionPresent?: boolean } };
+      resolve(c.connackPacket?.sessionPresent === true);
+    });
+    expect(present).toBe(false);
+    await again.client.subscribeAsync(topic, { qos: 1 });
+    const pub2 = await connectMqtt(B.url);
+    clients.push(pub2.client);
+    await untilRouted(pub2.client, topic, [again.inbox]);
+    await pub2.client.publishAsync(topic, 'after', { qos: 1 });
+    await again.inbox.payload('after');
+  }, 60_000);
+});
