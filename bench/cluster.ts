@@ -11,7 +11,7 @@
  * commands per delivered message: `INFO commandstats` (sum of calls) at the start and the end of
  * the measured window, divided by the messages the subscriber received in it.
  *
- *   npm run bench:cluster -- [--quick] [--rounds N] [--scenarios xfanin,xqos1,xlatency]
+ *   npm run bench:cluster -- [--quick] [--rounds N] [--scenarios xfanin,xqos1,xpqos1,xlatency]
  *                            [--contenders shoal-cluster,aedes-cluster,shoal-single] [--json FILE]
  *
  * More: --duration S, --warmup S, --drain S, --workers N, --payload BYTES, --latency-tick-ms MS,
@@ -50,11 +50,16 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 // ---- options -------------------------------------------------------------------------------------------
 
-type Scenario = 'xfanin' | 'xqos1' | 'xlatency';
-const SCENARIOS: readonly Scenario[] = ['xfanin', 'xqos1', 'xlatency'];
+type Scenario = 'xfanin' | 'xqos1' | 'xpqos1' | 'xlatency';
+const SCENARIOS: readonly Scenario[] = ['xfanin', 'xqos1', 'xpqos1', 'xlatency'];
 type Contender = 'shoal-cluster' | 'aedes-cluster' | 'shoal-single';
 const CONTENDERS: readonly Contender[] = ['shoal-cluster', 'aedes-cluster', 'shoal-single'];
-const BASE: Record<Scenario, ScenarioName> = { xfanin: 'fanin', xqos1: 'qos1', xlatency: 'latency' };
+const BASE: Record<Scenario, ScenarioName> = {
+  xfanin: 'fanin',
+  xqos1: 'qos1',
+  xpqos1: 'pqos1',
+  xlatency: 'latency',
+};
 const NAMES: Record<Contender, string> = {
   'shoal-cluster': 'Shoal cluster',
   'aedes-cluster': 'Aedes cluster',
@@ -66,7 +71,7 @@ const argv = process.argv.slice(2);
 function usage(message: string): never {
   console.error(`bench:cluster: ${message}`);
   console.error(
-    'usage: npm run bench:cluster -- [--quick] [--rounds N] [--scenarios xfanin,xqos1,xlatency]\n' +
+    'usage: npm run bench:cluster -- [--quick] [--rounds N] [--scenarios xfanin,xqos1,xpqos1,xlatency]\n' +
       '                                [--contenders shoal-cluster,aedes-cluster,shoal-single] [--json FILE]\n' +
       '                                [--duration S] [--warmup S] [--drain S] [--workers N] [--payload BYTES]\n' +
       '                                [--latency-tick-ms MS] [--shoal-impl dist|build|tsx] [--shoal-cli]\n' +
@@ -224,12 +229,16 @@ async function startNode(c: Contender, label: string, port: number, redisUrl?: s
   return { label, server };
 }
 
-/** Shoal: SUBACK may leave before the route is in Redis; wait until node b's routes are there. */
+/**
+ * Shoal: SUBACK may leave before the route is in Redis; wait until node b's routes are there (a
+ * persistent session's subscription is routed to the session itself, in `session-routes`).
+ */
 async function waitRoutes(redis: RunningRedis, node: string, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     const fields = (await redis.call('HKEYS', '{shoal}:routes')) as string[];
     if (fields.some((f) => f.startsWith(`${node}\n`))) return Date.now() - t0;
+    if (Number(await redis.call('HLEN', '{shoal}:session-routes')) > 0) return Date.now() - t0;
     await sleep(20);
   }
   throw new Error(`node ${node}'s route did not reach Redis within ${timeoutMs} ms`);
@@ -385,11 +394,12 @@ async function runTrial(scenario: Scenario, contender: Contender, round: number)
 
     // Loss: after the drain, QoS 1 messages the publishers had acknowledged must all have arrived.
     const lost = ackedTotal - receivedTotal;
-    if (scenario === 'xqos1' && lost > 0)
+    const qos1 = scenario === 'xqos1' || scenario === 'xpqos1';
+    if (qos1 && lost > 0)
       result.warnings.push(
         `QoS 1: ${lost} of ${ackedTotal} acknowledged messages never reached the subscriber (after a ${results.map((r) => r.drainedMs ?? 0).join('/')} ms drain)`,
       );
-    if (scenario === 'xqos1' && sentTotal - ackedTotal > 0)
+    if (qos1 && sentTotal - ackedTotal > 0)
       result.warnings.push(
         `QoS 1: ${sentTotal - ackedTotal} of ${sentTotal} messages sent were never acknowledged`,
       );
@@ -460,7 +470,7 @@ async function runTrial(scenario: Scenario, contender: Contender, round: number)
       sentTotal,
       ackedTotal,
       receivedTotal,
-      lostAfterDrain: scenario === 'xqos1' ? lost : undefined,
+      lostAfterDrain: qos1 ? lost : undefined,
       drainedMs: results.map((r) => r.drainedMs),
       generatorCpuPct: genCpu * 100,
       processes: samples,
@@ -712,6 +722,15 @@ for (const s of scenarios) {
       format: formatRate,
       ratios: true,
     });
+  if (s === 'xpqos1')
+    ROWS.push({
+      scenario: s,
+      key: 'delivered',
+      label: 'xpqos1: QoS 1, 10 pub (window 100) on A → 1 persistent-session QoS 1 sub on B',
+      unit: 'msg/s',
+      format: formatRate,
+      ratios: true,
+    });
   if (s === 'xlatency') {
     ROWS.push({
       scenario: s,
@@ -872,7 +891,7 @@ function detailRows(): string[][] {
       } else {
         extra.push(`sent ${formatRate(median(ok.map((t) => t.details.sentPerSec as number)))} msg/s`);
       }
-      if (s === 'xqos1')
+      if (s === 'xqos1' || s === 'xpqos1')
         extra.push(`lost after drain ${ok.map((t) => String(t.details.lostAfterDrain)).join(' / ')}`);
       const gaps = ok.map((t) => t.details.longestGapMs as number);
       if (gaps.some((g) => g > 0)) extra.push(`longest gap ${gaps.join(' / ')} ms`);

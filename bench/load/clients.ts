@@ -57,8 +57,8 @@ abstract class Client implements FrameSink {
     this.scanner = new FrameScanner(this, publishPrefix);
   }
 
-  /** TCP connect, CONNECT (clean, keepalive 0), wait for CONNACK 0. */
-  connect(host: string, port: number, timeoutMs: number): Promise<void> {
+  /** TCP connect, CONNECT (keepalive 0; Clean Session unless `clean` is false), wait for CONNACK 0. */
+  connect(host: string, port: number, timeoutMs: number, clean = true): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // onread: the kernel copies into one buffer per socket, handed to us without a Buffer or
       // stream push per read (the 'data' event path costs several times more per read).
@@ -97,7 +97,7 @@ abstract class Client implements FrameSink {
         this.closed();
         reject(new Error(`${this.clientId}: closed during setup`));
       });
-      socket.once('connect', () => socket.write(connectPacket(this.clientId)));
+      socket.once('connect', () => socket.write(connectPacket(this.clientId, 0, clean)));
       this.awaiting = {
         type: 2,
         done: (code) => {

@@ -24,6 +24,8 @@ export interface SubscriberSpec {
   qos: 0 | 1;
   /** Read the timestamp in each payload and record latency (same process as the paced publisher). */
   latency: boolean;
+  /** Connect with Clean Session 0: a persistent session. */
+  persistent?: boolean;
 }
 
 export interface IdleSpec {

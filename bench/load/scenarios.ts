@@ -24,7 +24,8 @@ import type {
   ToWorker,
 } from './messages.js';
 
-export type ScenarioName = 'fanin' | 'fanout' | 'qos1' | 'latency' | 'idle';
+export type ScenarioName = 'fanin' | 'fanout' | 'qos1' | 'pqos1' | 'latency' | 'idle';
+/** The single-node benchmark's scenarios (pqos1 is the cluster benchmark's). */
 export const SCENARIOS: readonly ScenarioName[] = ['fanin', 'fanout', 'qos1', 'latency', 'idle'];
 
 export interface MetricDef {
@@ -46,6 +47,14 @@ export const METRICS: Record<ScenarioName, MetricDef[]> = {
     {
       key: 'delivered',
       label: 'QoS 1, 10 pub (window 100) → 1 sub',
+      unit: 'msg/s delivered',
+      better: 'higher',
+    },
+  ],
+  pqos1: [
+    {
+      key: 'delivered',
+      label: 'QoS 1 to a persistent session, 10 pub (window 100) → 1 sub',
       unit: 'msg/s delivered',
       better: 'higher',
     },
@@ -237,17 +246,23 @@ export function loadJobs(
         subs.push({ clientId: `${tag}s${i}`, filter: 'bench/out', qos: 0, latency: false });
       break;
     case 'qos1':
+    case 'pqos1': {
+      // pqos1: to a subscriber with a persistent session (3.1.1 Clean Session 0), whose messages the
+      // broker keeps until acknowledged (a Shoal cluster: in the session's queue in Redis).
+      const persistent = scenario === 'pqos1';
+      const base = persistent ? 'bench/pq1' : 'bench/q1';
       for (let i = 0; i < 10; i++)
         pubs.push({
           clientId: `${tag}p${i}`,
-          topic: `bench/q1/${i}`,
+          topic: `${base}/${i}`,
           qos: 1,
           payloadSize,
           mode: 'window',
           window: 100,
         });
-      subs.push({ clientId: `${tag}s0`, filter: 'bench/q1/+', qos: 1, latency: false });
+      subs.push({ clientId: `${tag}s0`, filter: `${base}/+`, qos: 1, latency: false, persistent });
       break;
+    }
     case 'latency':
       pubs.push({
         clientId: `${tag}p0`,

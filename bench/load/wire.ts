@@ -9,11 +9,8 @@ import { encode, encodePublishHeader, type QoS } from '../../src/protocol/index.
 /** Every load client speaks MQTT 3.1.1: the one level all three brokers implement fully. */
 const V = 4;
 
-export function connectPacket(clientId: string, keepalive = 0): Buffer {
-  return encode(
-    { type: 'connect', protocolName: 'MQTT', protocolVersion: V, clean: true, keepalive, clientId },
-    V,
-  );
+export function connectPacket(clientId: string, keepalive = 0, clean = true): Buffer {
+  return encode({ type: 'connect', protocolName: 'MQTT', protocolVersion: V, clean, keepalive, clientId }, V);
 }
 
 export function subscribePacket(filter: string, qos: QoS, packetId = 1): Buffer {

@@ -78,7 +78,7 @@ async function setup(j: Job): Promise<void> {
   await withTimeout(
     Promise.all(
       subscribers.map(async (s) => {
-        await s.connect(j.host, j.subscriberPort ?? j.port, t);
+        await s.connect(j.host, j.subscriberPort ?? j.port, t, s.spec.persistent !== true);
         await s.subscribe(s.spec.filter, s.spec.qos, t);
       }),
     ),

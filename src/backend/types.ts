@@ -139,9 +139,9 @@ export interface ClusterHandlers {
   /** The backend's readiness changed (Redis lost or regained). */
   readinessChanged(ready: boolean): void;
   /**
-   * Redis came back without the cluster's data (restarted without persistence): claims, sessions
-   * and wills are gone, so this node's connections hold epochs Redis no longer knows. They are
-   * closed, and their clients claim again.
+   * Redis came back without the cluster's data (restarted without persistence), or this node was
+   * away so long that the others reaped it: its connections hold claims Redis no longer honours.
+   * They are closed, and their clients claim again.
    */
   stateLost(): void;
   /** Messages were queued for these persistent sessions, served here: fetch them. */

@@ -102,6 +102,8 @@ export class BrokerInspector implements BrokerAdmin {
     const session = this.d.sessions.get(id);
     const channel = this.d.online.get(id);
     if (session === undefined && channel === undefined) return false;
+    // A session kept by the cluster ends where it is kept: closing with expiry 0 removes it from Redis.
+    if (discardSession && channel?.session?.durable !== undefined) channel.session.expirySeconds = 0;
     // MQTT 5: DISCONNECT 0x98 Administrative action. The will follows the usual rules.
     channel?.disconnect(ReasonCode.AdministrativeAction, 'disconnected by an administrator');
     const left = this.d.sessions.get(id);

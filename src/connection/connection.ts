@@ -66,7 +66,10 @@ export class Connection implements ChannelOutput {
   private gone = false;
   private paused = 0;
   private throttles = 0;
+  /** Packets decoded while input is held or throttled, handled in order once it is neither. */
   private held: Packet[] | null = null;
+  /** holdInput(true): an asynchronous CONNECT step or authorization is running. */
+  private inputHeld = false;
   private keepAliveMs = 0;
   private lastActivity = 0;
   private timer: TimerHandle | undefined;
@@ -161,20 +164,38 @@ export class Connection implements ChannelOutput {
     return () => {
       if (released) return;
       released = true;
-      if (--this.throttles === 0) this.unpause(Pause.Throttled);
+      if (--this.throttles === 0) {
+        this.unpause(Pause.Throttled);
+        this.handleHeld();
+      }
     };
   }
 
   private dispatch(packet: Packet): void {
     if (this.gone || this.ending) return;
-    if (this.held !== null) {
+    // Throttled: the rest of a chunk already read waits too (a burst in one read stays bounded).
+    if (this.held !== null || this.inputHeld || this.throttles > 0) {
+      this.held ??= [];
       this.held.push(packet);
       return;
     }
+    this.handle(packet);
+  }
+
+  private handle(packet: Packet): void {
     try {
       this.channel.handle(packet);
     } catch (err) {
       this.protocolFailure(err);
+    }
+  }
+
+  /** Handles waiting packets, in order, while input is neither held nor throttled. */
+  private handleHeld(): void {
+    while (this.held !== null && !this.inputHeld && this.throttles === 0 && !this.gone && !this.ending) {
+      const packet = this.held.shift()!;
+      if (this.held.length === 0) this.held = null;
+      this.handle(packet);
     }
   }
 
@@ -196,15 +217,14 @@ export class Connection implements ChannelOutput {
 
   holdInput(hold: boolean): void {
     if (hold) {
-      this.held ??= [];
+      this.inputHeld = true;
       // Stop reading while held, so what a client may send meanwhile stays bounded.
       this.pause(Pause.Held);
       return;
     }
+    this.inputHeld = false;
     this.unpause(Pause.Held);
-    const held = this.held ?? [];
-    this.held = null;
-    for (const p of held) this.dispatch(p);
+    this.handleHeld();
   }
 
   // ---- writes ------------------------------------------------------------------------------------

@@ -216,6 +216,46 @@ describe('kill -9 of the subscriber node', () => {
   }
 });
 
+describe('a node cut off past the liveness timeout', () => {
+  it('(partition, simulated by SIGSTOP) the node is reaped, the messages of its persistent client wait in Redis; back, the node drops its clients, which resume elsewhere', async () => {
+    const id = uniq('cut');
+    const topic = uniq('c');
+    const victim = nodes[1];
+    const incomingStore = new Store();
+    const sub = await connectMqtt(victim.url, { clientId: id, ...SESSION, incomingStore });
+    clients.push(sub.client);
+    const pub = await connectMqtt(nodes[0].url);
+    clients.push(pub.client);
+    await sub.client.subscribeAsync(topic, { qos: 1 });
+    await untilRouted(pub.client, topic, [sub.inbox]);
+    const closed = new Promise<void>((resolve) => sub.client.once('close', () => resolve()));
+
+    victim.kill('SIGSTOP');
+    try {
+      await waitFor(
+        async () => (await admin.zscore('{shoal}:nodes', victim.nodeId)) === null,
+        10_000,
+        `${victim.nodeId} reaped`,
+      );
+      // Its session is offline now: publishing goes on, into the session's queue.
+      for (let i = 0; i < 50; i++) await pub.client.publishAsync(topic, `${topic}-${i}`, { qos: 1 });
+      expect(await admin.hget(`shoal:sess:{${id}}`, 'on')).toBe('');
+    } finally {
+      victim.kill('SIGCONT');
+    }
+    // Back, the node finds it was reaped: its claims are void, so it closes its connections.
+    await closed;
+    const again = await connectMqtt(nodes[2].url, { clientId: id, ...SESSION, incomingStore });
+    clients.push(again.client);
+    await again.inbox.dataCount(50);
+    checkDelivery(
+      Array.from({ length: 50 }, (_, i) => `${topic}-${i}`),
+      [...sub.inbox.data, ...again.inbox.data],
+      1,
+    );
+  }, 60_000);
+});
+
 describe.skipIf(haproxyBin === undefined)('rolling restart behind HAProxy', () => {
   it('each node SIGTERMed in turn under QoS 1 load: no message for persistent sessions lost', async () => {
     const topic = uniq('roll');

@@ -24,7 +24,11 @@ import { killAllTracked } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 
-const CONFIG = { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 }, mqtt: { maxQueuedMessages: 200 } };
+// A small queue limit (the queue-limit test), and publishers held to 100 unacknowledged messages (flow control).
+const CONFIG = {
+  cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 },
+  mqtt: { maxQueuedMessages: 200, receiveMaximum: 100 },
+};
 
 let redis: RedisHandle;
 let admin: Redis;
@@ -280,6 +284,52 @@ describe('persistent sessions across nodes', () => {
     await again.client.subscribeAsync(uniq('other'), { qos: 1 });
     expect(again.inbox.messages).toEqual([]);
   });
+
+  it('(flow control) publishers faster than an online persistent subscriber are held back, not dropped', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    // A subscriber that takes 10 messages at a time and acknowledges only when told to.
+    const raw = await rawSession(A, id, 10);
+    raw.send({
+      type: 'subscribe',
+      packetId: 1,
+      subscriptions: [{ topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+    });
+    await raw.next('suback');
+    await waitFor(
+      async () => {
+        await pub.client.publishAsync(topic, 'probe', { qos: 1 });
+        return raw.received.some((p) => p.type === 'publish');
+      },
+      10_000,
+      'the session routed on B',
+    );
+    // Acknowledge the probes that arrived, so only the test's messages are in flight.
+    for (const p of raw.received.splice(0))
+      if (p.type === 'publish') raw.send({ type: 'puback', packetId: p.packetId!, reasonCode: 0 });
+    const before = await B.metric('shoal_messages_dropped_total{reason="queue_full"}');
+
+    // 2,000 at once (MQTT.js does not wait for acknowledgements): ten times the queue limit.
+    let acked = 0;
+    const sent = Array.from({ length: 2000 }, (_, i) =>
+      pub.client.publishAsync(topic, `w${i}`, { qos: 1 }).then(() => acked++),
+    );
+    // The subscriber's window is full and its queue past half the limit: publishers wait.
+    await waitFor(async () => (await admin.xlen(`shoal:q:{${id}}`)) >= 150, 10_000, 'a congested queue');
+    expect(acked).toBeLessThan(1000);
+
+    // Now the subscriber takes everything, acknowledging as it goes.
+    const got: string[] = [];
+    while (got.length < 2000) {
+      const p = await raw.next('publish', 20_000);
+      if (p.payload.toString() !== 'probe') got.push(p.payload.toString());
+      raw.send({ type: 'puback', packetId: p.packetId!, reasonCode: 0 });
+    }
+    await Promise.all(sent);
+    expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => `w${i}`));
+    expect(await B.metric('shoal_messages_dropped_total{reason="queue_full"}')).toBe(before);
+  }, 60_000);
 
   it('a full queue drops further messages for that session, counted (queue_full) and logged', async () => {
     const id = uniq('p');

@@ -217,6 +217,7 @@ export class RedisClusterBackend implements ClusterBackend {
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }
+    this.sessions.close();
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.disconnect();
   }
 
@@ -606,13 +607,25 @@ export class RedisClusterBackend implements ClusterBackend {
 
   // ---- membership --------------------------------------------------------------------------------
 
-  private async heartbeat(): Promise<void> {
-    await this.cmd.zadd(this.keys.nodes, this.clock.now(), this.nodeId);
+  /**
+   * Records this node as alive. Once joined, finding itself gone from the node set means the others
+   * reaped it (it was paused, or cut from Redis, past the liveness timeout): its routes were dropped,
+   * its sessions orphaned (its writes to them are refused), its clients' wills published. Its clients
+   * must claim again, and its routes are announced again. Resolves true in that case.
+   */
+  private async heartbeat(): Promise<boolean> {
+    const added = await this.cmd.zadd(this.keys.nodes, this.clock.now(), this.nodeId);
+    if (Number(added) !== 1 || !this.joined) return false;
+    this.log.warn({ event: 'cluster.was_reaped', nodeId: this.nodeId });
+    this.handlers?.stateLost();
+    return true;
   }
 
   private tick(): void {
     if (!this.connected) return;
-    this.heartbeat().catch(() => undefined);
+    this.heartbeat()
+      .then((reaped) => (reaped ? this.resync() : undefined))
+      .catch((err: Error) => this.log.warn({ event: 'cluster.heartbeat_failed', err: err.message }));
     this.sessions
       .sweep()
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));

@@ -173,18 +173,28 @@ end`;
 
 /**
  * A publisher queues one delivery for a persistent session (any node may: this is a mailbox, not an
- * owner's write). Offline sessions take no QoS 0; a full queue takes nothing. KEYS: session, queue.
- * ARGV: max queued, record, qos. Returns the node serving the session ('' when offline), or -1 (queue
+ * owner's write). Offline sessions take no QoS 0; a full queue takes nothing. With flow control (a
+ * QoS 1/2 publisher waiting for its acknowledgement), an online session's queue may grow to four
+ * times the limit, and a queue past half the limit answers "congested": the publisher's
+ * acknowledgement then waits for it to drain, so publishers slow down instead of overflowing it.
+ * KEYS: session, queue. ARGV: max queued, record, qos, flow control ('1'|'0'). Returns the node
+ * serving the session ('' when offline; inside a one-element array when congested), or -1 (queue
  * full), -2 (no such session: it ended), -3 (QoS 0 to an offline session).
  */
 export const SESSION_APPEND = `
 local on = redis.call('HGET', KEYS[1], 'on')
 if not on then return -2 end
 if on == '' and ARGV[3] == '0' then return -3 end
-if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[1]) then return -1 end
+local max = tonumber(ARGV[1])
+local flow = on ~= '' and ARGV[4] == '1'
+local n = redis.call('XLEN', KEYS[2])
+if n >= (flow and max * 4 or max) then return -1 end
 redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+if on == '' then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+if flow and n + 1 >= math.max(8, math.floor(max / 2)) then return {on} end
 return on`;
 
 /**

@@ -27,6 +27,8 @@ import { decodeMessage, encodeMessage } from './serialize.js';
 
 /** Session Expiry Interval 0xFFFFFFFF: the session never expires. */
 const NEVER = 0xffffffff;
+/** How often congested session queues are looked at (flow control). */
+const DRAIN_POLL_MS = 5;
 
 type Reply = Buffer | number | null | Reply[];
 
@@ -72,6 +74,9 @@ export class RedisSessionStore implements SessionStore {
   private readonly nodeId: string;
   private ops = new Map<string, PendingOps>();
   private pokes = new Map<string, Set<string>>();
+  /** Publishers' acknowledgements waiting for a congested session queue to drain, by client id. */
+  private readonly draining = new Map<string, (() => void)[]>();
+  private closed = false;
   private flushScheduled = false;
   /** Writes not yet answered, awaited before the node leaves (drain). */
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -117,21 +122,64 @@ export class RedisSessionStore implements SessionStore {
       this.o.maxQueued,
       encodeDelivery(delivery),
       delivery.qos,
+      accepted === undefined ? '0' : '1',
     );
     sent.then(
       (reply) => {
-        if (Buffer.isBuffer(reply)) {
-          const node = reply.toString();
-          if (node !== '') this.poke(node, clientId);
-        } else if (reply === -1) this.o.handlers()?.dropped('queue_full', clientId);
+        // A one-element array: appended to a congested queue.
+        const congested = Array.isArray(reply);
+        const node = congested ? reply[0] : reply;
+        if (Buffer.isBuffer(node)) {
+          if (node.length > 0) this.poke(node.toString(), clientId);
+        } else if (node === -1) this.o.handlers()?.dropped('queue_full', clientId);
         // -2: the session ended (its routes are being dropped); -3: QoS 0 to an offline session.
         if (accepted === undefined) return;
-        if (this.o.replicated !== undefined && Buffer.isBuffer(reply))
-          this.o.replicated(k.queue(clientId), accepted);
-        else accepted();
+        const release = congested
+          ? (err?: Error) => this.whenDrained(clientId, () => accepted(err))
+          : accepted;
+        if (this.o.replicated !== undefined && Buffer.isBuffer(node))
+          this.o.replicated(k.queue(clientId), release);
+        else release();
       },
       (err: Error) => accepted?.(err),
     );
+  }
+
+  /**
+   * Flow control: calls `release` once the session's queue is down to a quarter of its limit, or
+   * the session went offline (an offline queue fills and drops instead). Polled every few
+   * milliseconds, two commands per waiting session (the queue may be served by any node).
+   */
+  private whenDrained(clientId: string, release: () => void): void {
+    const waiting = this.draining.get(clientId);
+    if (waiting !== undefined) {
+      waiting.push(release);
+      return;
+    }
+    this.draining.set(clientId, [release]);
+    if (this.draining.size === 1) this.o.clock.setTimeout(() => this.pollDrained(), DRAIN_POLL_MS);
+  }
+
+  private pollDrained(): void {
+    if (this.closed) return;
+    const ids = [...this.draining.keys()];
+    const mark = Math.max(8, this.o.maxQueued >> 1) >> 1;
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.xlen(this.keys.queue(id)).hget(this.keys.session(id), 'on');
+    const again = () => {
+      if (this.draining.size > 0) this.o.clock.setTimeout(() => this.pollDrained(), DRAIN_POLL_MS);
+    };
+    pipe.exec().then((results) => {
+      for (let i = 0; i < ids.length; i++) {
+        const length = Number(results?.[2 * i]?.[1] ?? 0);
+        const on = results?.[2 * i + 1]?.[1];
+        if (length > mark && typeof on === 'string' && on !== '') continue;
+        const waiters = this.draining.get(ids[i]) ?? [];
+        this.draining.delete(ids[i]);
+        for (const release of waiters) release();
+      }
+      again();
+    }, again);
   }
 
   private poke(node: string, clientId: string): void {
@@ -330,6 +378,14 @@ export class RedisSessionStore implements SessionStore {
       await this.redis.zrem(k.sessionExpiry, clientId);
     }
     return n;
+  }
+
+  /** The node leaves: publishers still held by flow control are released (their messages are queued). */
+  close(): void {
+    this.closed = true;
+    const waiting = [...this.draining.values()];
+    this.draining.clear();
+    for (const waiters of waiting) for (const release of waiters) release();
   }
 
   /** Waits (bounded by the caller) for the writes sent so far. */

@@ -182,3 +182,38 @@ describe('RouteReplica', () => {
     );
   });
 });
+
+describe('persistent-session routes (ops s / u)', () => {
+  const options = (qos: number, subscriptionId?: number) =>
+    JSON.stringify({ qos, noLocal: false, retainAsPublished: false, retainHandling: 0, subscriptionId });
+  const sessionsFor = (r: RouteReplica, topic: string) => {
+    const out: string[] = [];
+    r.matchSessions(topic, (id, o) => out.push(`${id}:${o.qos}:${o.subscriptionId ?? '-'}`));
+    return out.sort();
+  };
+
+  it("are kept for every session, this node's own included, once per matching filter", () => {
+    const r = new RouteReplica('self');
+    r.apply('s', 'c1', 'a/+', options(1, 7));
+    r.apply('s', 'c1', 'a/b', options(2));
+    r.apply('s', 'c2', '#', options(0));
+    expect(sessionsFor(r, 'a/b')).toEqual(['c1:1:7', 'c1:2:-', 'c2:0:-']);
+    expect(sessionsFor(r, 'x')).toEqual(['c2:0:-']);
+    expect(r.sessionRoutes).toBe(3);
+    // Replaced options win; an unset route is gone; node routes are untouched.
+    r.apply('s', 'c1', 'a/+', options(0));
+    r.apply('u', 'c2', '#');
+    expect(sessionsFor(r, 'a/b')).toEqual(['c1:0:-', 'c1:2:-']);
+    expect(r.size).toBe(0);
+  });
+
+  it('ignore options that are not readable, and are dropped by clear()', () => {
+    const r = new RouteReplica('self');
+    r.apply('s', 'c1', 'a', '{not json');
+    r.apply('s', 'c1', 'b', undefined);
+    expect(r.sessionRoutes).toBe(0);
+    r.apply('s', 'c1', 'a', options(1));
+    r.clear();
+    expect(sessionsFor(r, 'a')).toEqual([]);
+  });
+});
