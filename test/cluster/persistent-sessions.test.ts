@@ -15,7 +15,6 @@ import {
   type Inbox,
   type ShoalNode,
   startCluster,
-  startNode,
   uniq,
   untilRouted,
   waitFor,
