@@ -353,7 +353,8 @@ export class Broker implements ChannelContext {
       channel.stored = undefined;
       // The cluster keeps this session: whatever this node held for the id is replaced by it.
       const old = this.sessions.get(id);
-      if (old !== undefined) this.dropLocal(old);
+      if (old?.durable !== undefined) this.dropLocal(old);
+      else if (old !== undefined) this.endSession(old);
       const session = this.openStored(channel, stored, store);
       this.sessions.set(id, session);
       session.expirySeconds = expirySeconds;

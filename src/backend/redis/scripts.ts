@@ -172,30 +172,41 @@ if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] or redis.call('HGET', KEYS[1]
 end`;
 
 /**
- * A publisher queues one delivery for a persistent session (any node may: this is a mailbox, not an
- * owner's write). Offline sessions take no QoS 0; a full queue takes nothing. With flow control (a
- * QoS 1/2 publisher waiting for its acknowledgement), an online session's queue may grow to four
- * times the limit, and a queue past half the limit answers "congested": the publisher's
- * acknowledgement then waits for it to drain, so publishers slow down instead of overflowing it.
- * KEYS: session, queue. ARGV: max queued, record, qos, flow control ('1'|'0'). Returns the node
- * serving the session ('' when offline; inside a one-element array when congested), or -1 (queue
- * full), -2 (no such session: it ended), -3 (QoS 0 to an offline session).
+ * Publishers queue deliveries for one persistent session (any node may: this is a mailbox, not an
+ * owner's write), batched per loop turn. Offline sessions take no QoS 0; a full queue takes nothing.
+ * With flow control (a QoS 1/2 publisher waiting for its acknowledgement), an online session's queue
+ * may grow to four times the limit, and an append past half the limit is "congested": its
+ * publisher's acknowledgement waits for the queue to drain, so publishers slow down instead of
+ * overflowing it. KEYS: session, queue. ARGV: max queued, then (record, qos, flow '1'|'0') triples.
+ * Returns {-2} (no such session: it ended) or {node serving it ('' offline), one result per
+ * delivery: 1 queued, 2 queued but congested, -1 queue full, -3 QoS 0 to an offline session}.
  */
 export const SESSION_APPEND = `
 local on = redis.call('HGET', KEYS[1], 'on')
-if not on then return -2 end
-if on == '' and ARGV[3] == '0' then return -3 end
+if not on then return {-2} end
 local max = tonumber(ARGV[1])
-local flow = on ~= '' and ARGV[4] == '1'
+local mark = math.max(8, math.floor(max / 2))
 local n = redis.call('XLEN', KEYS[2])
-if n >= (flow and max * 4 or max) then return -1 end
-redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
-if on == '' then
+local out = {on}
+local added = false
+for i = 2, #ARGV, 3 do
+  local flow = on ~= '' and ARGV[i + 2] == '1'
+  if on == '' and ARGV[i + 1] == '0' then
+    table.insert(out, -3)
+  elseif n >= (flow and max * 4 or max) then
+    table.insert(out, -1)
+  else
+    redis.call('XADD', KEYS[2], '*', 'm', ARGV[i])
+    n = n + 1
+    added = true
+    table.insert(out, (flow and n >= mark) and 2 or 1)
+  end
+end
+if added and on == '' then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
-if flow and n + 1 >= math.max(8, math.floor(max / 2)) then return {on} end
-return on`;
+return out`;
 
 /**
  * The serving node takes up to ARGV[3] queued messages after the last one it took, giving each QoS

@@ -43,6 +43,12 @@ interface Scripts {
   shoalRoutesDrop(...args: (string | number)[]): Promise<number>;
 }
 
+interface PendingAppends {
+  /** (record, qos, flow control) triples, as SESSION_APPEND takes them. */
+  args: (Buffer | string)[];
+  accepted: (((err?: Error) => void) | undefined)[];
+}
+
 interface PendingOps {
   epoch: number;
   args: string[];
@@ -74,6 +80,7 @@ export class RedisSessionStore implements SessionStore {
   private readonly nodeId: string;
   private ops = new Map<string, PendingOps>();
   private pokes = new Map<string, Set<string>>();
+  private appends = new Map<string, PendingAppends>();
   /** Publishers' acknowledgements waiting for a congested session queue to drain, by client id. */
   private readonly draining = new Map<string, (() => void)[]>();
   private closed = false;
@@ -115,34 +122,48 @@ export class RedisSessionStore implements SessionStore {
   // ---- publisher side ----------------------------------------------------------------------------
 
   append(clientId: string, delivery: Delivery, accepted?: (err?: Error) => void): void {
+    let batch = this.appends.get(clientId);
+    if (batch === undefined) {
+      batch = { args: [], accepted: [] };
+      this.appends.set(clientId, batch);
+    }
+    // Encoded now: the payload may be a view of a buffer the connection reuses.
+    batch.args.push(encodeDelivery(delivery), String(delivery.qos), accepted === undefined ? '0' : '1');
+    batch.accepted.push(accepted);
+    this.schedule();
+  }
+
+  /** One script per session and loop turn for the deliveries queued for it. */
+  private flushAppends(clientId: string, batch: PendingAppends): void {
     const k = this.keys;
-    const sent = this.scripts.shoalAppendBuffer(
-      k.session(clientId),
-      k.queue(clientId),
-      this.o.maxQueued,
-      encodeDelivery(delivery),
-      delivery.qos,
-      accepted === undefined ? '0' : '1',
-    );
-    sent.then(
-      (reply) => {
-        // A one-element array: appended to a congested queue.
-        const congested = Array.isArray(reply);
-        const node = congested ? reply[0] : reply;
-        if (Buffer.isBuffer(node)) {
+    const settle = (i: number, err?: Error) => batch.accepted[i]?.(err);
+    this.scripts
+      .shoalAppendBuffer(k.session(clientId), k.queue(clientId), this.o.maxQueued, ...batch.args)
+      .then(
+        (reply) => {
+          const [node, ...results] = Array.isArray(reply) ? reply : [];
+          if (!Buffer.isBuffer(node)) {
+            // The session ended (its routes are being dropped): nothing to queue, nothing lost.
+            for (let i = 0; i < batch.accepted.length; i++) settle(i);
+            return;
+          }
           if (node.length > 0) this.poke(node.toString(), clientId);
-        } else if (node === -1) this.o.handlers()?.dropped('queue_full', clientId);
-        // -2: the session ended (its routes are being dropped); -3: QoS 0 to an offline session.
-        if (accepted === undefined) return;
-        const release = congested
-          ? (err?: Error) => this.whenDrained(clientId, () => accepted(err))
-          : accepted;
-        if (this.o.replicated !== undefined && Buffer.isBuffer(node))
-          this.o.replicated(k.queue(clientId), release);
-        else release();
-      },
-      (err: Error) => accepted?.(err),
-    );
+          const replicated = this.o.replicated;
+          for (let i = 0; i < batch.accepted.length; i++) {
+            const result = Number(results[i]);
+            if (result === -1) this.o.handlers()?.dropped('queue_full', clientId);
+            const accepted = batch.accepted[i];
+            if (accepted === undefined) continue;
+            const release =
+              result === 2 ? (err?: Error) => this.whenDrained(clientId, () => accepted(err)) : accepted;
+            if (replicated !== undefined && result > 0) replicated(k.queue(clientId), release);
+            else release();
+          }
+        },
+        (err: Error) => {
+          for (let i = 0; i < batch.accepted.length; i++) settle(i, err);
+        },
+      );
   }
 
   /**
@@ -314,6 +335,9 @@ export class RedisSessionStore implements SessionStore {
   /** Sends the queued changes (one script per session) and pokes (one message per node). */
   flush(): void {
     this.flushScheduled = false;
+    const appends = this.appends;
+    this.appends = new Map();
+    for (const [clientId, batch] of appends) this.flushAppends(clientId, batch);
     const ops = this.ops;
     this.ops = new Map();
     for (const [clientId, p] of ops) this.flushOps(clientId, p);
