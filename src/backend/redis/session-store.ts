@@ -185,16 +185,17 @@ export class RedisSessionStore implements SessionStore {
     if (this.closed) return;
     const ids = [...this.draining.keys()];
     const mark = Math.max(8, this.o.maxQueued >> 1) >> 1;
-    const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.xlen(this.keys.queue(id)).hget(this.keys.session(id), 'on');
     const again = () => {
       if (this.draining.size > 0) this.o.clock.setTimeout(() => this.pollDrained(), DRAIN_POLL_MS);
     };
-    pipe.exec().then((results) => {
+    // One command pair per session (auto-pipelined): on Redis Cluster each session has its own slot.
+    const looks = ids.map((id) =>
+      Promise.all([this.redis.xlen(this.keys.queue(id)), this.redis.hget(this.keys.session(id), 'on')]),
+    );
+    Promise.all(looks).then((answers) => {
       for (let i = 0; i < ids.length; i++) {
-        const length = Number(results?.[2 * i]?.[1] ?? 0);
-        const on = results?.[2 * i + 1]?.[1];
-        if (length > mark && typeof on === 'string' && on !== '') continue;
+        const [length, on] = answers[i];
+        if (length > mark && on !== null && on !== '') continue;
         const waiters = this.draining.get(ids[i]) ?? [];
         this.draining.delete(ids[i]);
         for (const release of waiters) release();
