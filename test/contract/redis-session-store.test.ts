@@ -1,8 +1,7 @@
 /**
- * The Redis SessionStore on a real Redis, through two cluster backends (nodes A and B): what a claim
- * loads, packet ids recorded at fetch, the queue limit and offline QoS 0, expiry by key TTL, and the
- * fence — a former owner's writes (after a takeover, or after the reaper orphaned its sessions) are
- * refused by Redis.
+ * The Redis SessionStore on a real Redis, through two cluster backends (nodes A and B): the
+ * SessionStore contract (session-store.contract.ts, also run against the memory hub), and what only
+ * Redis does — expiry by key TTL, keys deleted by Clean Start, a reaped session's expiry.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -14,6 +13,7 @@ import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { Delivery } from '../../src/session/session.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { sessionStoreContract } from './session-store.contract.js';
 
 let redis: RedisHandle;
 let client: Redis;
@@ -82,78 +82,53 @@ function append(n: Node, id: string, d: Delivery): Promise<void> {
   );
 }
 
-describe('Redis session store', () => {
-  it('a claim with expiry creates the session; fetch gives packet ids recorded before sending; a new owner loads them in order', async () => {
+sessionStoreContract('redis', async (handlers) => {
+  prefix = `ss-${randomBytes(4).toString('hex')}`;
+  const make = async (nodeId: 'A' | 'B') => {
+    const backend = new RedisClusterBackend({
+      url: redis.url,
+      nodeId,
+      clock: systemClock,
+      logger: createLogger('silent'),
+      prefix,
+      heartbeatMs: 200,
+      livenessTimeoutMs: 2000,
+      maxQueued: 3,
+    });
+    await backend.start(handlers(nodeId));
+    return backend;
+  };
+  const [a, b] = [await make('A'), await make('B')];
+  return {
+    a,
+    b,
+    async reapA() {
+      expect(await b.sessions.reap('A')).toBeGreaterThanOrEqual(1);
+    },
+    async stop() {
+      await Promise.all([a.stop(), b.stop()]);
+    },
+  };
+});
+
+describe('Redis session store: keys and expiry', () => {
+  it('an offline session and its queue expire in Redis; Clean Start deletes them; a reaped session gets its expiry', async () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const [a, b] = [await node('A'), await node('B')];
-    const first = await a.backend.claim('c1', false, 60);
-    expect(first.session?.present).toBe(false);
-    for (const p of ['m0', 'm1', 'm2']) await append(b, 'c1', delivery(p, p === 'm1' ? 2 : 1));
-    const fetched = await a.backend.sessions.fetch('c1', first.epoch, 10);
-    expect(fetched.map((f) => f.delivery.message.payload.toString())).toEqual(['m0', 'm1', 'm2']);
-    expect(fetched.map((f) => f.packetId)).toEqual([1, 2, 3]);
-    expect(fetched[1].delivery.qos).toBe(2);
-    // m0 acknowledged, m1 at PUBREL: what a new owner must finish.
-    a.backend.sessions.acknowledged('c1', first.epoch, 1);
-    await a.backend.sessions.releasing('c1', first.epoch, 2);
-    const second = await b.backend.claim('c1', false, 60);
-    expect(second.session?.present).toBe(true);
-    expect(second.session?.inflight.map((e) => [e.packetId, e.phase])).toEqual([
-      [2, 'pubrel'],
-      [3, 'publish'],
-    ]);
-    // Nothing left to fetch: everything was taken already.
-    expect(await b.backend.sessions.fetch('c1', second.epoch, 10)).toEqual([]);
-  });
-
-  it('(fencing) after a takeover the former owner can neither fetch nor change the session', async () => {
-    prefix = `ss-${randomBytes(4).toString('hex')}`;
-    const [a, b] = [await node('A'), await node('B')];
-    const old = await a.backend.claim('c2', false, 60);
-    await append(a, 'c2', delivery('x'));
-    const taken = await b.backend.claim('c2', false, 60);
-    expect(taken.epoch).toBeGreaterThan(old.epoch);
-    expect(await a.backend.sessions.fetch('c2', old.epoch, 10)).toEqual([]);
-    await expect(a.backend.sessions.awaitRelease('c2', old.epoch, 9, true)).rejects.toThrow(/fenced/);
-    await a.backend.sessions.detach('c2', old.epoch, 0);
-    // Still B's, still holding its message.
-    expect(await client.hget(`${prefix}:sess:{c2}`, 'on')).toBe('B');
-    const got = await b.backend.sessions.fetch('c2', taken.epoch, 10);
-    expect(got.map((f) => f.delivery.message.payload.toString())).toEqual(['x']);
-  });
-
-  it('a full queue drops (reported), an offline session takes no QoS 0, an ended one takes nothing', async () => {
-    prefix = `ss-${randomBytes(4).toString('hex')}`;
-    const a = await node('A');
     const c = await a.backend.claim('c3', false, 60);
+    await append(a, 'c3', delivery('q0'));
+    expect(await client.pttl(`${prefix}:q:{c3}`)).toBe(-1); // online: kept
     await a.backend.sessions.detach('c3', c.epoch, 60);
     expect(await client.hget(`${prefix}:sess:{c3}`, 'on')).toBe('');
-    await append(a, 'c3', delivery('zero', 0));
-    for (const p of ['q0', 'q1', 'q2', 'q3']) await append(a, 'c3', delivery(p));
-    expect(await client.xlen(`${prefix}:q:{c3}`)).toBe(3); // maxQueued 3
-    expect(a.dropped).toEqual(['c3']);
-    // Offline: the queue expires with the session.
     expect(await client.pttl(`${prefix}:q:{c3}`)).toBeGreaterThan(50_000);
-    const ended = await a.backend.claim('c3', true, 0); // Clean Start, no expiry: ended
-    expect(ended.session).toBeUndefined();
-    await append(a, 'c3', delivery('late'));
+    await append(a, 'c3', delivery('q1')); // appended while offline: the same expiry
+    expect(await client.pttl(`${prefix}:q:{c3}`)).toBeGreaterThan(50_000);
+    await a.backend.claim('c3', true, 0);
     expect(await client.exists(`${prefix}:q:{c3}`, `${prefix}:sess:{c3}`)).toBe(0);
-  });
 
-  it('a reaped node: its sessions go offline with their expiry, and its writes are refused afterwards', async () => {
-    prefix = `ss-${randomBytes(4).toString('hex')}`;
-    const [a, b] = [await node('A'), await node('B')];
-    const c = await a.backend.claim('c4', false, 30);
-    await append(b, 'c4', delivery('kept'));
+    await a.backend.claim('c4', false, 30);
     expect(await b.backend.sessions.reap('A')).toBe(1);
     expect(await client.hget(`${prefix}:sess:{c4}`, 'on')).toBe('');
     expect(await client.pttl(`${prefix}:sess:{c4}`)).toBeGreaterThan(20_000);
-    // A was only paused: back, it can no longer take from the queue.
-    expect(await a.backend.sessions.fetch('c4', c.epoch, 10)).toEqual([]);
-    const resumed = await b.backend.claim('c4', false, 30);
-    expect(resumed.previous).toBeNull();
-    expect(resumed.session?.present).toBe(true);
-    const got = await b.backend.sessions.fetch('c4', resumed.epoch, 10);
-    expect(got.map((f) => f.delivery.message.payload.toString())).toEqual(['kept']);
   });
 });

@@ -18,6 +18,7 @@ import type {
   StoredWill,
 } from '../types.js';
 import { MemoryRetainedStore } from './retained-store.js';
+import { HubSessions, MemorySessionStore } from './session-store.js';
 
 interface Owner {
   node: string;
@@ -32,14 +33,21 @@ export class MemoryHub {
   readonly owners = new Map<string, Owner>();
   readonly stats = new Map<string, Record<string, number>>();
   readonly retained: RetainedStore;
+  /** Persistent sessions kept by the cluster (what Redis holds per session). */
+  readonly sessions: HubSessions;
 
   constructor(readonly clock: Clock) {
     this.retained = new MemoryRetainedStore(clock);
+    this.sessions = new HubSessions(
+      clock,
+      (clientId) => this.owners.get(clientId),
+      (node) => this.nodes.get(node)?.clusterHandlers,
+    );
   }
 
-  /** A backend for node `nodeId` of this hub. */
-  node(nodeId: string): MemoryClusterBackend {
-    return new MemoryClusterBackend(this, nodeId);
+  /** A backend for node `nodeId` of this hub; `maxQueued`: a persistent session's queue limit. */
+  node(nodeId: string, maxQueued = 1000): MemoryClusterBackend {
+    return new MemoryClusterBackend(this, nodeId, maxQueued);
   }
 
   /** Applies a route change to every other running node's replica. */
@@ -47,7 +55,10 @@ export class MemoryHub {
     for (const other of this.nodes.values()) other.replica.apply(op, node, fkey);
   }
 
-  /** Removes a node as a reaper would: its routes go, and its clients' wills are published once. */
+  /**
+   * Removes a node as a reaper would: its routes go, its clients' wills are published once, and the
+   * sessions it served go offline (their expiry starts; it no longer owns them).
+   */
   kill(nodeId: string): void {
     const node = this.nodes.get(nodeId);
     if (node === undefined) return;
@@ -62,6 +73,7 @@ export class MemoryHub {
       const epoch = owner.epoch;
       survivor?.reapWill(clientId, epoch, will);
     }
+    this.sessions.reap(nodeId);
   }
 }
 
@@ -70,14 +82,17 @@ export class MemoryClusterBackend implements ClusterBackend {
   readonly routes: RouteTable;
   readonly bus: ClusterBus;
   readonly busStats = { envelopes: 0, batches: 0 };
+  readonly sessions: MemorySessionStore;
   private handlers: ClusterHandlers | undefined;
   private running = false;
 
   constructor(
     private readonly hub: MemoryHub,
     readonly nodeId: string,
+    maxQueued: number,
   ) {
     this.replica = new RouteReplica(nodeId);
+    this.sessions = new MemorySessionStore(hub.sessions, nodeId, maxQueued);
     const own = (): Set<string> => {
       let set = hub.routes.get(nodeId);
       if (set === undefined) {
@@ -121,6 +136,11 @@ export class MemoryClusterBackend implements ClusterBackend {
     return this.running;
   }
 
+  /** The broker's callbacks, while the node runs. */
+  get clusterHandlers(): ClusterHandlers | undefined {
+    return this.running ? this.handlers : undefined;
+  }
+
   async start(handlers: ClusterHandlers): Promise<void> {
     this.handlers = handlers;
     this.running = true;
@@ -140,13 +160,16 @@ export class MemoryClusterBackend implements ClusterBackend {
     void this.handlers?.deliver(envelope);
   }
 
-  async claim(clientId: string, clean: boolean): Promise<Claim> {
+  async claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
     const owner = this.hub.owners.get(clientId);
     const epoch = (owner?.epoch ?? 0) + 1;
     let will: StoredWill | null = null;
     if (owner?.will !== undefined && (clean || owner.will.delaySeconds === 0)) will = owner.will;
     this.hub.owners.set(clientId, { node: this.nodeId, epoch });
-    return { epoch, previous: owner?.node ?? null, will };
+    const claim: Claim = { epoch, previous: owner?.node || null, will };
+    const session = this.hub.sessions.claim(clientId, this.nodeId, clean, expirySeconds);
+    if (session !== undefined) claim.session = session;
+    return claim;
   }
 
   async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {

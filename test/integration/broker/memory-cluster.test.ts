@@ -97,4 +97,30 @@ describe('two brokers on a memory hub', () => {
     expect(wills).toEqual(['gone']);
     await C.close();
   });
+
+  it('[MQTT-3.1.2-5] a persistent session resumes on the other broker: Session Present, its subscription and queue', async () => {
+    const session = { clientId: 'mc-persistent', clean: false, properties: { sessionExpiryInterval: 60 } };
+    const first = await client(A, session);
+    await first.subscribeAsync('ps/+', { qos: 1 });
+    await first.endAsync();
+    const pub = await client(B);
+    for (let i = 0; i < 5; i++) await pub.publishAsync('ps/x', `q${i}`, { qos: 1 });
+    const again = mqtt.connect(B.url, {
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      ...session,
+      manualConnect: true,
+    });
+    again.on('error', () => undefined);
+    clients.push(again);
+    const got: { payload: string; dup: boolean }[] = [];
+    again.on('message', (_t, p, packet) => got.push({ payload: p.toString(), dup: packet.dup }));
+    const connack = new Promise<boolean>((resolve) =>
+      again.once('connect', (p) => resolve(p.sessionPresent)),
+    );
+    again.connect();
+    expect(await connack).toBe(true);
+    await until(() => got.length === 5);
+    expect(got.map((m) => m.payload)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
+  });
 });
