@@ -146,6 +146,8 @@ export interface ClusterHandlers {
   stateLost(): void;
   /** Messages were queued for these persistent sessions, served here: fetch them. */
   poke(clientIds: readonly string[]): void;
+  /** Whether a connection (or a CONNECT still claiming) of `clientId` is on this node. */
+  serves(clientId: string): boolean;
   /** A delivery to a persistent session was dropped (its queue was full). */
   dropped(reason: 'queue_full', clientId: string): void;
 }

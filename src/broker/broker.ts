@@ -147,6 +147,7 @@ export class Broker implements ChannelContext {
       },
       poke: (ids) => this.pokeSessions(ids),
       stateLost: () => this.reconnectAll(),
+      serves: (id) => this.online.has(id) || this.claiming.has(id),
       dropped: (reason, clientId) => this.dropped(reason, clientId),
     });
     this.sys.start();
@@ -258,6 +259,9 @@ export class Broker implements ChannelContext {
             ms: this.clock.now() - started,
           });
         }
+        // The client left while its claim ran: the session it claimed goes offline again.
+        if (channel.state === 'closed' && claim.session !== undefined)
+          this.store?.detach(id, claim.epoch, expirySeconds).catch(() => undefined);
         return channel.supersededBy <= claim.epoch;
       } finally {
         if (this.claiming.get(id) === channel) this.claiming.delete(id);
@@ -317,7 +321,7 @@ export class Broker implements ChannelContext {
       () => this.clock.now(),
       this.sessionEvents,
     );
-    session.durable = new StoredQueue(store, session, channel.epoch, this.logger);
+    session.durable = new StoredQueue(store, session, channel.epoch, this.logger, this.clock);
     for (const [raw, options] of stored.subscriptions) {
       session.setSubscription(raw, options);
       const parsed = parseSubscription(raw);

@@ -233,9 +233,24 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
 }
 
 export function handlePubrel(ch: Channel, p: PubrelPacket): void {
-  const released = ch.session!.release(p.packetId);
+  const session = ch.session!;
+  const id = p.packetId;
+  const released = session.awaitingRelease.delete(id);
   // [MQTT-4.3.3-11] PUBCOMP with the same id; 0x92 when we hold no state for it (v5).
-  ch.sendAck('pubcomp', p.packetId, released || ch.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound);
+  const code = released || ch.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
+  const stored = released ? session.durable?.awaitRelease(id, false) : undefined;
+  if (stored === undefined) {
+    ch.sendAck('pubcomp', id, code);
+    return;
+  }
+  // A session the cluster keeps: PUBCOMP once the id is released there too. Else the next node
+  // would take the client's next QoS 2 PUBLISH with this id for a re-send and not route it.
+  stored.then(
+    () => {
+      if (ch.state === 'connected') ch.sendAck('pubcomp', id, code);
+    },
+    () => undefined,
+  );
 }
 
 export function handlePubcomp(ch: Channel, p: PubcompPacket): void {

@@ -121,7 +121,8 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
     return;
   }
   const writes = stored;
-  ch.out.holdInput(true);
+  // Later packets wait for the SUBACK (a throttle: it nests with a hold of the authorization step).
+  const resume = ch.out.throttle();
   void Promise.all(
     writes.map((w) =>
       w.write.then(
@@ -130,7 +131,10 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
       ),
     ),
   ).then((oks) => {
-    if (ch.state !== 'connected') return;
+    if (ch.state !== 'connected') {
+      resume();
+      return;
+    }
     for (let i = 0; i < writes.length; i++) {
       if (oks[i]) continue;
       // Not stored (Redis away, or the connection lost ownership): refused rather than kept by nobody.
@@ -140,7 +144,7 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
       if (g !== undefined) granted.splice(granted.indexOf(g), 1);
     }
     suback(ch, p, codes, granted);
-    ch.out.holdInput(false);
+    resume();
   });
 }
 

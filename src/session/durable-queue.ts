@@ -4,8 +4,12 @@
  * and writes acknowledgements and QoS 2 state back under the connection's fencing epoch.
  */
 import type { SessionStore } from '../backend/types.js';
+import type { Clock } from '../clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { Delivery, DurableQueue, Session } from './session.js';
+
+/** Wait before fetching again after a failed fetch. */
+const RETRY_MS = 250;
 
 export class StoredQueue implements DurableQueue {
   private fetching = false;
@@ -17,6 +21,7 @@ export class StoredQueue implements DurableQueue {
     private readonly session: Session,
     readonly epoch: number,
     private readonly logger: Logger,
+    private readonly clock: Clock,
   ) {}
 
   append(delivery: Delivery, accepted?: (err?: Error) => void): void {
@@ -47,8 +52,10 @@ export class StoredQueue implements DurableQueue {
       },
       (err: Error) => {
         this.fetching = false;
-        this.more = true; // tried again on the next acknowledgement, poke or Redis' return
+        this.more = true;
         this.logger.warn({ event: 'session.fetch_failed', clientId: id, err: err.message });
+        // Tried again shortly (also on the next acknowledgement, poke or Redis' return).
+        this.clock.setTimeout(() => this.fetch(), RETRY_MS);
       },
     );
   }

@@ -230,6 +230,61 @@ describe('persistent sessions across nodes', () => {
     expect(data(watcher.inbox).filter((p) => p === 'once')).toHaveLength(1);
   });
 
+  it('[MQTT-4.3.3-11] after PUBCOMP the packet id is free on every node: the next QoS 2 PUBLISH with it is routed', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const watcher = await connectMqtt(C.url);
+    clients.push(watcher.client);
+    const pub = await publisher(A);
+    await subscribeRouted(watcher, pub.client, topic, 2);
+    const raw = await rawSession(A, id);
+    const publish = (payload: string) =>
+      raw.send({
+        type: 'publish',
+        topic,
+        payload: Buffer.from(payload),
+        qos: 2,
+        packetId: 9,
+        retain: false,
+        dup: false,
+      });
+    publish('first');
+    expect((await raw.next('pubrec')).packetId).toBe(9);
+    raw.send({ type: 'pubrel', packetId: 9, reasonCode: 0 });
+    expect((await raw.next('pubcomp')).packetId).toBe(9);
+    raw.destroy();
+    await raw.closed;
+    const next = await rawSession(B, id);
+    next.send({
+      type: 'publish',
+      topic,
+      payload: Buffer.from('second'),
+      qos: 2,
+      packetId: 9,
+      retain: false,
+      dup: false,
+    });
+    expect((await next.next('pubrec')).packetId).toBe(9);
+    next.send({ type: 'pubrel', packetId: 9, reasonCode: 0 });
+    await next.next('pubcomp');
+    await watcher.inbox.payload('second');
+    expect(data(watcher.inbox).filter((p) => p === 'first' || p === 'second')).toEqual(['first', 'second']);
+  });
+
+  it('a session marked as served by a node with no connection for it there goes offline (the node checks its index)', async () => {
+    const id = uniq('p');
+    const sub = await persistent(A, id);
+    await endAll(sub.client);
+    await waitFor(async () => (await admin.hget(`shoal:sess:{${id}}`, 'on')) === '', 5_000, 'offline');
+    // As if a claim had run for a client that left before CONNACK (or a detach had failed).
+    await admin.hset(`shoal:sess:{${id}}`, 'on', 'A');
+    await admin.persist(`shoal:sess:{${id}}`);
+    await admin.sadd('{shoal}:node-sessions:A', id);
+    await waitFor(async () => (await admin.hget(`shoal:sess:{${id}}`, 'on')) === '', 10_000, 'offline again');
+    expect(await admin.pttl(`shoal:sess:{${id}}`)).toBeGreaterThan(0);
+    expect(await admin.sismember('{shoal}:node-sessions:A', id)).toBe(0);
+  });
+
   it('[MQTT-3.1.2-4] Clean Start on any node discards the stored session and its queue', async () => {
     const id = uniq('p');
     const topic = uniq('t');

@@ -228,6 +228,19 @@ describe('Shoal on Redis Cluster', () => {
     await pub.publishAsync(`${base}/t`, 'live', { qos: 1 });
     await again.inbox.payload('live');
   });
+
+  it('a client id starting with } keeps all its keys in one slot', { timeout: 30_000 }, async () => {
+    const session = {
+      clientId: `}${uniq('brace')}`,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    };
+    const first = await client(A, session);
+    expect(first.client.connected).toBe(true);
+    await first.client.endAsync();
+    const again = await client(B, session);
+    expect(again.client.connected).toBe(true);
+  });
 });
 
 function realCount(messages: { payload: string }[]): number {

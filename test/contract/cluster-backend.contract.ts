@@ -40,6 +40,7 @@ function recorder(): Recorder {
     poke: () => undefined,
     dropped: () => undefined,
     stateLost: () => undefined,
+    serves: () => true, // the test drives claims itself: none is abandoned
   };
   return r;
 }

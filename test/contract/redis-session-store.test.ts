@@ -60,6 +60,7 @@ async function node(nodeId: string): Promise<Node> {
     poke: (ids) => n.pokes.push(...ids),
     dropped: (_reason, id) => n.dropped.push(id),
     stateLost: () => undefined,
+    serves: () => true, // the test drives claims itself: none is abandoned
   };
   await n.backend.start(handlers);
   started.push(n.backend);

@@ -207,6 +207,9 @@ export class RedisClusterBackend implements ClusterBackend {
     try {
       // The last session writes (drained clients going offline) before this node leaves.
       await withTimeout(this.sessions.settle(), 1000);
+      // Sessions still marked as served here (a client whose detach failed) go offline now: no
+      // reaper looks at a node that left.
+      await withTimeout(this.sessions.reap(this.nodeId), 1000);
       // Bounded: with Redis away, commands would wait for it forever.
       await withTimeout(this.removeNode(this.nodeId), 1000);
       // Leave nothing behind that no reaper would remove (a stopped node is no longer in the node set).
@@ -245,8 +248,9 @@ export class RedisClusterBackend implements ClusterBackend {
       ),
       this.livenessMs,
     )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
-    // Clean Start ended a stored session: its routes go before CONNACK, so none outlives it.
-    if (discarded === 1) await this.sessions.dropRoutes(clientId);
+    // Clean Start ended a stored session, or a new one starts where an expired one may have left
+    // routes the sweep has not dropped yet: they go before CONNACK, so none outlives its session.
+    if (discarded === 1 || (present === 0 && expirySeconds > 0)) await this.sessions.dropRoutes(clientId);
     const claim: Claim = {
       epoch: Number(epoch),
       previous: previous ? previous.toString() : null,
@@ -254,6 +258,7 @@ export class RedisClusterBackend implements ClusterBackend {
     };
     if (present === 1 || expirySeconds > 0)
       claim.session = decodeStoredSession(present, fields, inflight, rel);
+    else if (persistent) this.sessions.notServing(clientId);
     return claim;
   }
 
@@ -628,6 +633,7 @@ export class RedisClusterBackend implements ClusterBackend {
       .catch((err: Error) => this.log.warn({ event: 'cluster.heartbeat_failed', err: err.message }));
     this.sessions
       .sweep()
+      .then(() => this.sessions.checkServed((id) => this.handlers?.serves(id) ?? false))
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));
     this.reapDead().catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
   }

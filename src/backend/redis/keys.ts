@@ -3,6 +3,15 @@
  * change together share the `{prefix}` hash tag, so on Redis Cluster they live in one slot; each
  * node's inbox has its own tag so inboxes spread over the cluster.
  */
+/**
+ * The hash tag of a client's keys. Redis hashes the text between the first `{` and the next `}`: an
+ * id starting with `}` would make that empty (the whole key hashed, its keys in different slots),
+ * so such ids get a `~` in front.
+ */
+function clientTag(clientId: string): string {
+  return clientId.startsWith('}') ? `~${clientId}` : clientId;
+}
+
 export class Keys {
   constructor(readonly prefix = 'shoal') {}
 
@@ -48,7 +57,7 @@ export class Keys {
   }
   /** HASH per client id: owning node, fencing epoch, pending will (and its delay). */
   owner(clientId: string): string {
-    return `${this.prefix}:owner:{${clientId}}`;
+    return `${this.prefix}:owner:{${clientTag(clientId)}}`;
   }
   /** SET of client ids with a will stored by a node, for the reaper of that node. */
   nodeWills(node: string): string {
@@ -79,19 +88,19 @@ export class Keys {
 
   /** HASH: a persistent session: on (node serving it, '' offline), exp (expiry s), rd (last stream id fetched), np (next packet id), s:<filter> (subscription options). */
   session(clientId: string): string {
-    return `${this.prefix}:sess:{${clientId}}`;
+    return `${this.prefix}:sess:{${clientTag(clientId)}}`;
   }
   /** STREAM: the session's queue; publishers append, the serving node fetches and deletes on acknowledgement. */
   queue(clientId: string): string {
-    return `${this.prefix}:q:{${clientId}}`;
+    return `${this.prefix}:q:{${clientTag(clientId)}}`;
   }
   /** HASH packet id -> `<stream id> <phase>`: messages sent to the client and not yet acknowledged. */
   inflight(clientId: string): string {
-    return `${this.prefix}:inf:{${clientId}}`;
+    return `${this.prefix}:inf:{${clientTag(clientId)}}`;
   }
   /** SET of inbound QoS 2 packet ids between PUBREC and PUBREL. */
   awaitingRelease(clientId: string): string {
-    return `${this.prefix}:rel:{${clientId}}`;
+    return `${this.prefix}:rel:{${clientTag(clientId)}}`;
   }
   /** HASH `clientId\nfilter` -> subscription options: plain subscriptions of persistent sessions. */
   get sessionRoutes(): string {

@@ -84,6 +84,8 @@ export class RedisSessionStore implements SessionStore {
   /** Publishers' acknowledgements waiting for a congested session queue to drain, by client id. */
   private readonly draining = new Map<string, (() => void)[]>();
   private closed = false;
+  /** Where checkServed goes on in this node's index. */
+  private servedCursor = '0';
   private flushScheduled = false;
   /** Writes not yet answered, awaited before the node leaves (drain). */
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -222,6 +224,10 @@ export class RedisSessionStore implements SessionStore {
       this.scripts.shoalFetchBuffer(owner, session, queue, inflight, epoch, this.nodeId, max),
     );
     if (!Array.isArray(reply)) return [];
+    // cluster.replicaAcks: nothing is sent before a replica holds its packet id (else, after a
+    // failover, the same entries could be taken again under other ids and sent twice). Without a
+    // replica answering (a failover under way) they are sent anyway: a duplicate beats a stall.
+    if (reply.length > 0) await this.replicatedAt(session).catch(() => undefined);
     const out: FetchedDelivery[] = [];
     for (let i = 0; i + 2 < reply.length; i += 3) {
       out.push({ packetId: Number(reply[i]), delivery: decodeDelivery(reply[i + 1] as Buffer) });
@@ -267,13 +273,41 @@ export class RedisSessionStore implements SessionStore {
     else if (kept === 1) await this.offline(clientId, expirySeconds);
   }
 
-  /** Redis forgets an offline session at its expiry; this hint lets a sweep drop its routes then. */
+  /**
+   * Redis forgets an offline session at its expiry; this hint lets a sweep drop its routes then.
+   * (The node's index entry stays: a connection of the same id on this node may have re-added it
+   * meanwhile; checkServed removes entries this node no longer serves.)
+   */
   private async offline(clientId: string, expirySeconds: number): Promise<void> {
-    const k = this.keys;
-    const pipe = this.redis.pipeline().srem(k.nodeSessions(this.nodeId), clientId);
-    if (expirySeconds !== NEVER)
-      pipe.zadd(k.sessionExpiry, this.o.clock.now() + expirySeconds * 1000, clientId);
-    await this.track(pipe.exec());
+    if (expirySeconds === NEVER) return;
+    await this.track(
+      this.redis.zadd(this.keys.sessionExpiry, this.o.clock.now() + expirySeconds * 1000, clientId),
+    );
+  }
+
+  /** A claim that made no session after all (expiry 0, nothing stored): nothing for the reaper. */
+  notServing(clientId: string): void {
+    this.redis.srem(this.keys.nodeSessions(this.nodeId), clientId).catch(() => undefined);
+  }
+
+  /**
+   * Looks through this node's index of served sessions, a slice per call: a session marked as served
+   * here with no connection or claim behind it (its client left during the claim, or its detach
+   * failed) goes offline, so it expires and publishers are not held for it; the entry is removed.
+   */
+  async checkServed(serves: (clientId: string) => boolean): Promise<void> {
+    const key = this.keys.nodeSessions(this.nodeId);
+    const [next, ids] = await this.redis.sscan(key, this.servedCursor, 'COUNT', 200);
+    this.servedCursor = next;
+    for (const clientId of ids) {
+      if (serves(clientId)) continue;
+      const exp = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId);
+      // Served by no connection here: not this node's to reap any more.
+      if (!serves(clientId)) await this.redis.srem(key, clientId);
+      if (exp === 0) await this.dropRoutes(clientId);
+      else if (exp !== null && exp !== NEVER)
+        await this.redis.zadd(this.keys.sessionExpiry, this.o.clock.now() + exp * 1000, clientId);
+    }
   }
 
   /** Before a claim: index the client for the reaper of this node (a stray entry is skipped). */
@@ -354,8 +388,18 @@ export class RedisSessionStore implements SessionStore {
     if (this.ops.get(clientId) === p) this.ops.delete(clientId);
     this.track(this.scripts.shoalOps(...this.sessionKeys(clientId), p.epoch, this.nodeId, ...p.args)).then(
       (ok) => {
-        if (ok === 1) for (const w of p.waiters) w.resolve();
-        else {
+        if (ok === 1) {
+          // cluster.replicaAcks: what a client's next step relies on (QoS 2 ids and phases,
+          // subscriptions) is confirmed only once a replica holds it.
+          const resolve = () => {
+            for (const w of p.waiters) w.resolve();
+          };
+          if (this.o.replicated === undefined || p.waiters.length === 0) resolve();
+          else
+            this.replicatedAt(this.keys.session(clientId)).then(resolve, (err: Error) => {
+              for (const w of p.waiters) w.reject(err);
+            });
+        } else {
           const err = new Error('session fenced: another connection owns this client id');
           for (const w of p.waiters) w.reject(err);
         }
@@ -365,6 +409,13 @@ export class RedisSessionStore implements SessionStore {
         for (const w of p.waiters) w.reject(err);
       },
     );
+  }
+
+  /** Resolves once Redis replicas hold the writes made so far to `key`'s slot (at once without replicaAcks). */
+  private replicatedAt(key: string): Promise<void> {
+    const replicated = this.o.replicated;
+    if (replicated === undefined) return Promise.resolve();
+    return new Promise((resolve, reject) => replicated(key, (err) => (err ? reject(err) : resolve())));
   }
 
   // ---- cluster housekeeping ----------------------------------------------------------------------
