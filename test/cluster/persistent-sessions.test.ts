@@ -302,7 +302,7 @@ describe('persistent sessions across nodes', () => {
     clients.push(fresh.client);
     await waitFor(async () => (await admin.exists(`shoal:q:{${id}}`)) === 0, 5_000, 'queue deleted');
     expect(await admin.hlen('{shoal}:session-routes')).toBeGreaterThanOrEqual(0);
-    expect(await admin.hexists('{shoal}:session-routes', `${id}\n${topic}`)).toBe(0);
+    expect(await admin.hexists('{shoal}:session-routes', `${id}\0${topic}`)).toBe(0);
     await pub.client.publishAsync(topic, 'new', { qos: 1 });
     await endAll(fresh.client);
     const back = await connectMqtt(A.url, {
@@ -325,7 +325,7 @@ describe('persistent sessions across nodes', () => {
     await waitFor(
       async () =>
         (await admin.exists(`shoal:sess:{${id}}`, `shoal:q:{${id}}`)) === 0 &&
-        (await admin.hexists('{shoal}:session-routes', `${id}\n${topic}`)) === 0,
+        (await admin.hexists('{shoal}:session-routes', `${id}\0${topic}`)) === 0,
       10_000,
       'session keys and routes removed',
     );

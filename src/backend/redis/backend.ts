@@ -468,9 +468,10 @@ export class RedisClusterBackend implements ClusterBackend {
       if (nl > 0) this.replica.apply('a', field.slice(0, nl), field.slice(nl + 1));
     }
     for (let i = 0; i + 1 < sessionRoutes.length; i += 2) {
+      // `clientId\0filter`: NUL is the one character no MQTT string may hold [MQTT-1.5.4-2].
       const field = sessionRoutes[i];
-      const nl = field.indexOf('\n');
-      if (nl > 0) this.replica.apply('s', field.slice(0, nl), field.slice(nl + 1), sessionRoutes[i + 1]);
+      const nul = field.indexOf('\0');
+      if (nul > 0) this.replica.apply('s', field.slice(0, nul), field.slice(nul + 1), sessionRoutes[i + 1]);
     }
     this.routeLogId = routeTail[0]?.[0] ?? '0-0';
     this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';

@@ -102,7 +102,7 @@ export class Keys {
   awaitingRelease(clientId: string): string {
     return `${this.prefix}:rel:{${clientTag(clientId)}}`;
   }
-  /** HASH `clientId\nfilter` -> subscription options: plain subscriptions of persistent sessions. */
+  /** HASH `clientId\0filter` -> subscription options: plain subscriptions of persistent sessions. */
   get sessionRoutes(): string {
     return `${this.tag}:session-routes`;
   }

@@ -313,7 +313,7 @@ return tonumber(exp)`;
  * filter, options, maxlen.
  */
 export const SESSION_ROUTE = `
-local field = ARGV[1] .. '\\n' .. ARGV[2]
+local field = ARGV[1] .. '\\0' .. ARGV[2]
 if ARGV[3] == '' then
   redis.call('SREM', KEYS[2], ARGV[2])
   if redis.call('HDEL', KEYS[1], field) == 0 then return 0 end
@@ -329,7 +329,7 @@ return 1`;
 export const SESSION_ROUTES_DROP = `
 local filters = redis.call('SMEMBERS', KEYS[2])
 for _, f in ipairs(filters) do
-  if redis.call('HDEL', KEYS[1], ARGV[1] .. '\\n' .. f) == 1 then
+  if redis.call('HDEL', KEYS[1], ARGV[1] .. '\\0' .. f) == 1 then
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'op', 'u', 'n', ARGV[1], 'f', f)
   end
 end
