@@ -81,12 +81,16 @@ export interface StoredSession {
   inflight: { packetId: number; phase: 'publish' | 'pubrel'; delivery: Delivery }[];
   /** Inbound QoS 2 packet ids between PUBREC and PUBREL. */
   awaitingRelease: number[];
+  /** How far the queue was taken (the position the next fetch starts after). */
+  position: string;
 }
 
 /** A queued message taken by the serving node: QoS 1/2 ones carry the packet id they are sent with. */
 export interface FetchedDelivery {
   packetId: number;
   delivery: Delivery;
+  /** Its place in the queue: the next fetch passes the last one it got. */
+  position: string;
 }
 
 /**
@@ -104,8 +108,12 @@ export interface SessionStore {
    * Redis holds it; a full queue drops it (ClusterHandlers.dropped) and still accepts.
    */
   append(clientId: string, delivery: Delivery, accepted?: (err?: Error) => void): void;
-  /** Takes up to `max` queued messages after the last one taken, with packet ids; [] when fenced out. */
-  fetch(clientId: string, epoch: number, max: number): Promise<FetchedDelivery[]>;
+  /**
+   * Takes up to `max` queued messages after the last one taken, with packet ids; [] when fenced out.
+   * `after`: the last position the caller received. If the store is further (a fetch ran whose
+   * answer was lost), the messages taken since are handed over again first, with their ids.
+   */
+  fetch(clientId: string, epoch: number, max: number, after: string): Promise<FetchedDelivery[]>;
   /** The client acknowledged `packetId` (PUBACK, PUBCOMP, or PUBREC with a failure code). */
   acknowledged(clientId: string, epoch: number, packetId: number): void;
   /**

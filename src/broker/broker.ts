@@ -321,7 +321,14 @@ export class Broker implements ChannelContext {
       () => this.clock.now(),
       this.sessionEvents,
     );
-    session.durable = new StoredQueue(store, session, channel.epoch, this.logger, this.clock);
+    session.durable = new StoredQueue(
+      store,
+      session,
+      channel.epoch,
+      this.logger,
+      this.clock,
+      stored.position,
+    );
     for (const [raw, options] of stored.subscriptions) {
       session.setSubscription(raw, options);
       const parsed = parseSubscription(raw);

@@ -22,6 +22,8 @@ export class StoredQueue implements DurableQueue {
     readonly epoch: number,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    /** The last queue position received (the store hands over again what it gave since). */
+    private position: string,
   ) {}
 
   append(delivery: Delivery, accepted?: (err?: Error) => void): void {
@@ -43,9 +45,10 @@ export class StoredQueue implements DurableQueue {
     this.fetching = true;
     this.more = false;
     const id = this.session.clientId;
-    this.store.fetch(id, this.epoch, room).then(
+    this.store.fetch(id, this.epoch, room, this.position).then(
       (fetched) => {
         this.fetching = false;
+        if (fetched.length > 0) this.position = fetched[fetched.length - 1].position;
         if (fetched.length === room) this.more = true;
         this.session.fill(fetched);
         this.fetch();

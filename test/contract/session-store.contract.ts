@@ -65,7 +65,7 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       const first = await a.claim('c1', false, 60);
       expect(first.session?.present).toBe(false);
       for (const p of ['m0', 'm1', 'm2']) await append(b.sessions, 'c1', delivery(p, p === 'm1' ? 2 : 1));
-      const fetched = await a.sessions.fetch('c1', first.epoch, 10);
+      const fetched = await a.sessions.fetch('c1', first.epoch, 10, first.session!.position);
       expect(payloads(fetched)).toEqual(['m0', 'm1', 'm2']);
       expect(fetched.map((f) => f.packetId)).toEqual([1, 2, 3]);
       expect(fetched[1].delivery.qos).toBe(2);
@@ -81,7 +81,7 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       ]);
       expect(second.session?.awaitingRelease).toEqual([42]);
       // Everything was taken already: nothing more to fetch.
-      expect(await b.sessions.fetch('c1', second.epoch, 10)).toEqual([]);
+      expect(await b.sessions.fetch('c1', second.epoch, 10, second.session!.position)).toEqual([]);
     });
 
     it('[MQTT-3.1.2-4] Clean Start discards the stored session; expiry 0 and nothing stored makes none', async () => {
@@ -115,17 +115,31 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       expect(again.session).toBeUndefined();
     });
 
+    it('a fetch whose answer was lost is handed over again, with the same packet ids, before anything new', async () => {
+      const { a, b } = await start();
+      const c = await a.claim('c6', false, 60);
+      for (const p of ['m0', 'm1']) await append(b.sessions, 'c6', delivery(p));
+      const start0 = c.session!.position;
+      const first = await a.sessions.fetch('c6', c.epoch, 10, start0);
+      await append(b.sessions, 'c6', delivery('m2'));
+      // As if the answer to `first` never arrived: asked again from the old position.
+      const again = await a.sessions.fetch('c6', c.epoch, 10, start0);
+      expect(payloads(again)).toEqual(['m0', 'm1', 'm2']);
+      expect(again.slice(0, 2).map((f) => f.packetId)).toEqual(first.map((f) => f.packetId));
+      expect(await a.sessions.fetch('c6', c.epoch, 10, again[2].position)).toEqual([]);
+    });
+
     it('(fencing) after a takeover the former owner can neither fetch nor change the session', async () => {
       const { a, b } = await start();
       const old = await a.claim('c2', false, 60);
       await append(a.sessions, 'c2', delivery('x'));
       const taken = await b.claim('c2', false, 60);
       expect(taken.epoch).toBeGreaterThan(old.epoch);
-      expect(await a.sessions.fetch('c2', old.epoch, 10)).toEqual([]);
+      expect(await a.sessions.fetch('c2', old.epoch, 10, old.session!.position)).toEqual([]);
       await expect(a.sessions.awaitRelease('c2', old.epoch, 9, true)).rejects.toThrow(/fenced/);
       await a.sessions.detach('c2', old.epoch, 0);
       // Still B's, still holding its message.
-      expect(payloads(await b.sessions.fetch('c2', taken.epoch, 10))).toEqual(['x']);
+      expect(payloads(await b.sessions.fetch('c2', taken.epoch, 10, taken.session!.position))).toEqual(['x']);
     });
 
     it('a full queue drops (reported by the appending node), an offline session takes no QoS 0, an ended one nothing', async () => {
@@ -137,13 +151,17 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       expect(dropped.B).toEqual(['c3']);
       const back = await a.claim('c3', false, 60);
       expect(back.session?.present).toBe(true);
-      expect(payloads(await a.sessions.fetch('c3', back.epoch, 10))).toEqual(['q0', 'q1', 'q2']);
+      expect(payloads(await a.sessions.fetch('c3', back.epoch, 10, back.session!.position))).toEqual([
+        'q0',
+        'q1',
+        'q2',
+      ]);
       const ended = await b.claim('c3', true, 0);
       expect(ended.session).toBeUndefined();
       await append(a.sessions, 'c3', delivery('late'));
       const fresh = await a.claim('c3', false, 60);
       expect(fresh.session?.present).toBe(false);
-      expect(await a.sessions.fetch('c3', fresh.epoch, 10)).toEqual([]);
+      expect(await a.sessions.fetch('c3', fresh.epoch, 10, fresh.session!.position)).toEqual([]);
     });
 
     it('a reaped node: its sessions go offline and keep their queue; its writes are refused afterwards', async () => {
@@ -153,11 +171,13 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       await append(b.sessions, 'c4', delivery('kept'));
       await pair.reapA();
       // A was only paused: back, it can no longer take from the queue.
-      expect(await a.sessions.fetch('c4', c.epoch, 10)).toEqual([]);
+      expect(await a.sessions.fetch('c4', c.epoch, 10, c.session!.position)).toEqual([]);
       const resumed = await b.claim('c4', false, 30);
       expect(resumed.previous).toBeNull();
       expect(resumed.session?.present).toBe(true);
-      expect(payloads(await b.sessions.fetch('c4', resumed.epoch, 10))).toEqual(['kept']);
+      expect(payloads(await b.sessions.fetch('c4', resumed.epoch, 10, resumed.session!.position))).toEqual([
+        'kept',
+      ]);
     });
   });
 }

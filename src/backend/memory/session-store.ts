@@ -83,6 +83,7 @@ export class HubSessions {
       subscriptions: new Map(s.subscriptions),
       inflight,
       awaitingRelease: [...s.awaitingRelease],
+      position: String(s.taken),
     };
   }
 
@@ -185,24 +186,35 @@ export class MemorySessionStore implements SessionStore {
     return this.hub.sessions.get(clientId);
   }
 
-  async fetch(clientId: string, epoch: number, max: number): Promise<FetchedDelivery[]> {
+  async fetch(clientId: string, epoch: number, max: number, after: string): Promise<FetchedDelivery[]> {
     const s = this.fenced(clientId, epoch);
     if (s === undefined) return [];
     const out: FetchedDelivery[] = [];
+    const known = Number(after);
+    if (s.taken > known) {
+      // Taken by a fetch whose answer the caller did not get: handed over again, with their ids.
+      const bySeq = new Map(s.queue.map((e) => [e.seq, e.delivery]));
+      for (const [packetId, { seq }] of [...s.inflight].sort((a, b) => a[1].seq - b[1].seq)) {
+        const delivery = bySeq.get(seq);
+        if (seq > known && delivery !== undefined)
+          out.push({ packetId, delivery: { ...delivery }, position: String(seq) });
+      }
+    }
+    const again = out.length;
     for (const entry of [...s.queue]) {
-      if (out.length >= max) break;
+      if (out.length - again >= max) break;
       if (entry.seq <= s.taken) continue;
       s.taken = entry.seq;
       if (entry.delivery.qos === 0) {
         s.queue.splice(s.queue.indexOf(entry), 1);
-        out.push({ packetId: 0, delivery: { ...entry.delivery } });
+        out.push({ packetId: 0, delivery: { ...entry.delivery }, position: String(entry.seq) });
         continue;
       }
       while (s.inflight.has(s.nextPacketId)) s.nextPacketId = (s.nextPacketId % 0xffff) + 1;
       const packetId = s.nextPacketId;
       s.nextPacketId = (packetId % 0xffff) + 1;
       s.inflight.set(packetId, { seq: entry.seq, phase: 'publish' });
-      out.push({ packetId, delivery: { ...entry.delivery } });
+      out.push({ packetId, delivery: { ...entry.delivery }, position: String(entry.seq) });
     }
     this.hub.releaseDrained(s);
     return out;

@@ -211,15 +211,40 @@ return out`;
 /**
  * The serving node takes up to ARGV[3] queued messages after the last one it took, giving each QoS
  * 1/2 message a free packet id recorded in the in-flight hash before it is sent (a new owner re-sends
- * them with the same ids); QoS 0 messages leave the queue as they are taken.
- * KEYS: owner, session, queue, inflight. ARGV: epoch, node, count. Returns false (fenced out) or a
- * flat list of (packet id, record, stream id).
+ * them with the same ids); QoS 0 messages leave the queue as they are taken. ARGV[4] is the position
+ * the node knows (the last entry it received): when Redis is further, a fetch ran whose answer was
+ * lost (ioredis re-sends a command cut off by a reconnect), and its entries are handed over again
+ * first, with the ids they were given. KEYS: owner, session, queue, inflight. ARGV: epoch, node,
+ * count, known position. Returns false (fenced out) or a flat list of (packet id, record, stream id).
  */
 export const SESSION_FETCH = `${FENCE}
 local rd = redis.call('HGET', KEYS[2], 'rd') or '0-0'
 local np = tonumber(redis.call('HGET', KEYS[2], 'np') or '1')
-local entries = redis.call('XRANGE', KEYS[3], '(' .. rd, '+', 'COUNT', ARGV[3])
 local out = {}
+local function after(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
+if rd ~= ARGV[4] then
+  local again = {}
+  local inflight = redis.call('HGETALL', KEYS[4])
+  for i = 1, #inflight, 2 do
+    local sid = string.match(inflight[i + 1], '^(%S+)')
+    if after(sid, ARGV[4]) then table.insert(again, {sid, inflight[i]}) end
+  end
+  table.sort(again, function(x, y) return after(y[1], x[1]) end)
+  for _, a in ipairs(again) do
+    local e = redis.call('XRANGE', KEYS[3], a[1], a[1])
+    if #e > 0 then
+      table.insert(out, tonumber(a[2]))
+      table.insert(out, e[1][2][2])
+      table.insert(out, a[1])
+    end
+  end
+end
+local entries = redis.call('XRANGE', KEYS[3], '(' .. rd, '+', 'COUNT', ARGV[3])
 for _, e in ipairs(entries) do
   local sid, rec = e[1], e[2][2]
   local pid = 0

@@ -218,10 +218,10 @@ export class RedisSessionStore implements SessionStore {
 
   // ---- serving node ------------------------------------------------------------------------------
 
-  async fetch(clientId: string, epoch: number, max: number): Promise<FetchedDelivery[]> {
+  async fetch(clientId: string, epoch: number, max: number, after: string): Promise<FetchedDelivery[]> {
     const [owner, session, queue, inflight] = this.sessionKeys(clientId);
     const reply = await this.track(
-      this.scripts.shoalFetchBuffer(owner, session, queue, inflight, epoch, this.nodeId, max),
+      this.scripts.shoalFetchBuffer(owner, session, queue, inflight, epoch, this.nodeId, max, after),
     );
     if (!Array.isArray(reply)) return [];
     // cluster.replicaAcks: nothing is sent before a replica holds its packet id (else, after a
@@ -230,7 +230,11 @@ export class RedisSessionStore implements SessionStore {
     if (reply.length > 0) await this.replicatedAt(session).catch(() => undefined);
     const out: FetchedDelivery[] = [];
     for (let i = 0; i + 2 < reply.length; i += 3) {
-      out.push({ packetId: Number(reply[i]), delivery: decodeDelivery(reply[i + 1] as Buffer) });
+      out.push({
+        packetId: Number(reply[i]),
+        delivery: decodeDelivery(reply[i + 1] as Buffer),
+        position: (reply[i + 2] as Buffer).toString(),
+      });
     }
     return out;
   }
@@ -486,8 +490,10 @@ export function decodeStoredSession(
   rel: Buffer[],
 ): StoredSession {
   const subscriptions = new Map<string, SubscriptionOptions>();
+  let position = '0-0';
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i].toString();
+    if (name === 'rd') position = fields[i + 1].toString();
     if (!name.startsWith('s:')) continue;
     try {
       subscriptions.set(name.slice(2), JSON.parse(fields[i + 1].toString()) as SubscriptionOptions);
@@ -513,6 +519,7 @@ export function decodeStoredSession(
     subscriptions,
     inflight: entries.map((e) => e.entry),
     awaitingRelease: rel.map((b) => Number(b.toString())),
+    position,
   };
 }
 
