@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
+import { SESSION_APPEND } from '../../src/backend/redis/scripts.js';
 import type { ClusterHandlers } from '../../src/backend/types.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
@@ -131,5 +132,22 @@ describe('Redis session store: keys and expiry', () => {
     expect(await b.backend.sessions.reap('A')).toBe(1);
     expect(await client.hget(`${prefix}:sess:{c4}`, 'on')).toBe('');
     expect(await client.pttl(`${prefix}:sess:{c4}`)).toBeGreaterThan(20_000);
+  });
+
+  it('an append batch re-sent after a reconnect (same node run and batch number) is queued once', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const a = await node('A');
+    await a.backend.claim('c7', false, 60);
+    const keys = [`${prefix}:sess:{c7}`, `${prefix}:q:{c7}`];
+    const append = (run: string, batch: number) =>
+      client.eval(SESSION_APPEND, 2, ...keys, 10, 'X', run, batch, 'record', '1', '0');
+    await append('r1', 5);
+    await append('r1', 5); // the re-send
+    expect(await client.xlen(keys[1])).toBe(1);
+    await append('r1', 6);
+    await append('r1', 5); // an older one, late
+    expect(await client.xlen(keys[1])).toBe(2);
+    await append('r2', 1); // the node restarted: a new run counts from 1
+    expect(await client.xlen(keys[1])).toBe(3);
   });
 });

@@ -95,6 +95,8 @@ export class RedisClusterBackend implements ClusterBackend {
   private generation = 0;
   /** Takeover requests this node sent and waits an answer for: `clientId\nepoch` -> resolve. */
   private readonly releaseWaiters = new Map<string, () => void>();
+  /** The last batch number read from each sender (node and run) into this node's inbox. */
+  private readonly lastBatch = new Map<string, number>();
   /** Wills of dead nodes this node is waiting to publish (after their delay). */
   private readonly reapedWills = new Set<TimerHandle>();
 
@@ -120,6 +122,7 @@ export class RedisClusterBackend implements ClusterBackend {
       this.target.kind === 'cluster',
       this.inboxMaxLen,
       o.replicaAcks,
+      this.nodeId,
     );
     this.sessions = new RedisSessionStore({
       redis: this.cmd,
@@ -554,9 +557,12 @@ export class RedisClusterBackend implements ClusterBackend {
           this.inboxId = id.toString();
           // The entry id starts with Redis' clock (ms) at XADD: its age is the inbox lag.
           this.instruments?.inboxLag((this.clock.now() - Number.parseInt(this.inboxId, 10)) / 1000);
-          const batch = fieldsOf(fields).b;
+          const f = fieldsOf(fields);
+          const batch = f.b;
+          // A batch its sender re-sent (its first XADD went through, the answer was lost): skipped.
+          if (batch === undefined || this.resent(f.f, f.s)) continue;
           // A congested local subscriber: read no further until it drained (flow control).
-          const congested = batch === undefined ? undefined : this.deliverBatch(batch);
+          const congested = this.deliverBatch(batch);
           if (congested !== undefined) await congested;
         }
       }
@@ -568,6 +574,20 @@ export class RedisClusterBackend implements ClusterBackend {
         this.cmd.xtrim(key, 'MINID', '~', this.inboxId).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * True for a batch already delivered: each sender (node and run) numbers its batches, and a
+   * number not above the last one seen from it is a re-send.
+   */
+  private resent(sender: Buffer | undefined, seq: Buffer | undefined): boolean {
+    if (sender === undefined || seq === undefined) return false;
+    const key = sender.toString();
+    const n = Number(seq.toString());
+    const last = this.lastBatch.get(key) ?? 0;
+    if (n <= last) return true;
+    this.lastBatch.set(key, n);
+    return false;
   }
 
   /** Delivers a batch; resolves later when a local subscriber was congested by it. */

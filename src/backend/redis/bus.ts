@@ -3,6 +3,7 @@
  * into the node's inbox stream (one XADD per batch; callers hear back once Redis accepted it), QoS 0
  * into its pub/sub channel (sharded pub/sub on Redis Cluster).
  */
+import { randomBytes } from 'node:crypto';
 import type { ClusterBus, Envelope } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
@@ -49,6 +50,9 @@ export class RedisBus implements ClusterBus {
   private readonly unreplicated = new Map<string, { waiting: boolean; batches: Unreplicated[] }>();
   /** Grows when the connection closes: WAIT only covers the writes made on its own connection. */
   private connection = 0;
+  /** This node and process run, and the durable batches it sent: how receivers spot a re-send. */
+  private readonly sender: string;
+  private sent = 0;
 
   constructor(
     private readonly redis: RedisClient,
@@ -56,7 +60,9 @@ export class RedisBus implements ClusterBus {
     private readonly sharded: boolean,
     private readonly inboxMaxLen: number,
     private readonly replicaAcks?: ReplicaAcks,
+    nodeId = '',
   ) {
+    this.sender = `${nodeId}/${randomBytes(6).toString('hex')}`;
     if (replicaAcks !== undefined) redis.on('close', () => this.connection++);
   }
 
@@ -97,15 +103,19 @@ export class RedisBus implements ClusterBus {
       p.durable = [];
       p.callbacks = [];
       const key = this.keys.inbox(node);
-      this.redis.xaddBuffer(key, 'MAXLEN', '~', this.inboxMaxLen, '*', 'b', batch).then(
-        () => {
-          if (this.replicaAcks !== undefined) this.awaitReplicas(key, callbacks);
-          else for (const cb of callbacks) cb();
-        },
-        (err: Error) => {
-          for (const cb of callbacks) cb(err);
-        },
-      );
+      // `f`: sender and run, `s`: batch number — the receiver skips a batch ioredis re-sent after a
+      // reconnect cut off its answer (it would otherwise be delivered twice).
+      this.redis
+        .xaddBuffer(key, 'MAXLEN', '~', this.inboxMaxLen, '*', 'b', batch, 'f', this.sender, 's', ++this.sent)
+        .then(
+          () => {
+            if (this.replicaAcks !== undefined) this.awaitReplicas(key, callbacks);
+            else for (const cb of callbacks) cb();
+          },
+          (err: Error) => {
+            for (const cb of callbacks) cb(err);
+          },
+        );
     }
     if (p.volatile.length > 0) {
       const batch = encodeBatch(p.volatile);

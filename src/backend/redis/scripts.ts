@@ -177,19 +177,33 @@ end`;
  * With flow control (a QoS 1/2 publisher waiting for its acknowledgement), an online session's queue
  * may grow to four times the limit, and an append past half the limit is "congested": its
  * publisher's acknowledgement waits for the queue to drain, so publishers slow down instead of
- * overflowing it. KEYS: session, queue. ARGV: max queued, then (record, qos, flow '1'|'0') triples.
- * Returns {-2} (no such session: it ended) or {node serving it ('' offline), one result per
+ * overflowing it. A batch is applied once: the session hash keeps, per sending node, its run and the
+ * number of its last batch (numbers grow within a run), so a batch ioredis re-sends after a
+ * reconnect cut off its answer is recognised and not queued twice.
+ * KEYS: session, queue. ARGV: max queued, node, run, batch number, then (record, qos, flow '1'|'0')
+ * triples. Returns {-2} (no such session: it ended) or {node serving it ('' offline), one result per
  * delivery: 1 queued, 2 queued but congested, -1 queue full, -3 QoS 0 to an offline session}.
  */
 export const SESSION_APPEND = `
 local on = redis.call('HGET', KEYS[1], 'on')
 if not on then return {-2} end
+local field = 'ab:' .. ARGV[2]
+local seen = redis.call('HGET', KEYS[1], field)
+if seen then
+  local run, batch = string.match(seen, '^(.*)/(%d+)$')
+  if run == ARGV[3] and tonumber(batch) >= tonumber(ARGV[4]) then
+    local out = {on}
+    for i = 5, #ARGV, 3 do table.insert(out, 1) end
+    return out
+  end
+end
+redis.call('HSET', KEYS[1], field, ARGV[3] .. '/' .. ARGV[4])
 local max = tonumber(ARGV[1])
 local mark = math.max(8, math.floor(max / 2))
 local n = redis.call('XLEN', KEYS[2])
 local out = {on}
 local added = false
-for i = 2, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local flow = on ~= '' and ARGV[i + 2] == '1'
   if on == '' and ARGV[i + 1] == '0' then
     table.insert(out, -3)

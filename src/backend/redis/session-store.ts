@@ -6,6 +6,7 @@
  * allows. Writes of the serving node are fenced by its epoch (scripts.ts), batched per session and
  * loop turn; Redis key expiry ends offline sessions, and a sweep drops the routes of ended ones.
  */
+import { randomBytes } from 'node:crypto';
 import type { Message } from '../../broker/message.js';
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../observability/logger.js';
@@ -84,6 +85,9 @@ export class RedisSessionStore implements SessionStore {
   /** Publishers' acknowledgements waiting for a congested session queue to drain, by client id. */
   private readonly draining = new Map<string, (() => void)[]>();
   private closed = false;
+  /** This process's run and its append batches so far: a re-sent batch is recognised by them. */
+  private readonly run = randomBytes(6).toString('hex');
+  private batches = 0;
   /** Where checkServed goes on in this node's index. */
   private servedCursor = '0';
   private flushScheduled = false;
@@ -140,7 +144,15 @@ export class RedisSessionStore implements SessionStore {
     const k = this.keys;
     const settle = (i: number, err?: Error) => batch.accepted[i]?.(err);
     this.scripts
-      .shoalAppendBuffer(k.session(clientId), k.queue(clientId), this.o.maxQueued, ...batch.args)
+      .shoalAppendBuffer(
+        k.session(clientId),
+        k.queue(clientId),
+        this.o.maxQueued,
+        this.nodeId,
+        this.run,
+        ++this.batches,
+        ...batch.args,
+      )
       .then(
         (reply) => {
           const [node, ...results] = Array.isArray(reply) ? reply : [];
