@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
-import { SESSION_APPEND } from '../../src/backend/redis/scripts.js';
+import { OWNER_CLAIM, SESSION_APPEND } from '../../src/backend/redis/scripts.js';
 import type { ClusterHandlers } from '../../src/backend/types.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
@@ -149,5 +149,28 @@ describe('Redis session store: keys and expiry', () => {
     expect(await client.xlen(keys[1])).toBe(2);
     await append('r2', 1); // the node restarted: a new run counts from 1
     expect(await client.xlen(keys[1])).toBe(3);
+  });
+
+  it('a claim re-sent after a reconnect (same name) answers what the first run did and claims nothing more', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const a = await node('A');
+    const first = await a.backend.claim('c8', false, 60);
+    await a.backend.storeWill('c8', first.epoch, {
+      message: { topic: 'w', payload: Buffer.from('bye'), qos: 0, retain: false },
+      delaySeconds: 0,
+    });
+    const keys = ['owner', 'sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c8}`);
+    // ioredis types no evalBuffer (it has it at run time): the reply's will is binary.
+    const raw = client as unknown as { evalBuffer(...args: unknown[]): Promise<unknown[]> };
+    const claim = () => raw.evalBuffer(OWNER_CLAIM, 5, ...keys, 'B', '0', '60', 'B/run/1');
+    const once = await claim();
+    const twice = await claim(); // the re-send
+    expect(String(once[0])).toBe('A');
+    expect(String(twice[0])).toBe('A'); // not 'B': still the node the claim took over from
+    expect(twice[1]).toBe(once[1]); // one epoch raised, not two
+    expect(String(twice[2])).toBe(String(once[2])); // the will the first run took
+    expect(Number(once[4])).toBe(1);
+    expect(Number(twice[4])).toBe(1); // Session Present as the first run said it
+    expect(await client.hget(keys[0], 'epoch')).toBe(String(first.epoch + 1));
   });
 });

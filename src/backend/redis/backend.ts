@@ -95,6 +95,9 @@ export class RedisClusterBackend implements ClusterBackend {
   private generation = 0;
   /** Takeover requests this node sent and waits an answer for: `clientId\nepoch` -> resolve. */
   private readonly releaseWaiters = new Map<string, () => void>();
+  /** This process's run and the claims it made: a claim ioredis re-sends is recognised by them. */
+  private readonly run = randomBytes(6).toString('hex');
+  private claims = 0;
   /** The last batch number read from each sender (node and run) into this node's inbox. */
   private readonly lastBatch = new Map<string, number>();
   /** Wills of dead nodes this node is waiting to publish (after their delay). */
@@ -248,6 +251,7 @@ export class RedisClusterBackend implements ClusterBackend {
         this.nodeId,
         clean ? '1' : '0',
         String(expirySeconds),
+        `${this.nodeId}/${this.run}/${++this.claims}`,
       ),
       this.livenessMs,
     )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];

@@ -67,29 +67,44 @@ return 0`;
  * [MQTT-3.1.3-9]. Clean Start discards a stored session [MQTT-3.1.2-4]; otherwise a stored session is
  * resumed [MQTT-3.1.2-5] and loaded: its fields, its in-flight messages (packet id, phase, record)
  * and its inbound QoS 2 ids. A session is created when the connection asks for an expiry > 0.
+ * ARGV[4] names the claim (node, run, number): a claim ioredis re-sends after a reconnect cut off its
+ * answer finds its name stored and answers what the first run did, without claiming again (it would
+ * raise the epoch twice, name this node as the previous owner and lose the will the first run took).
  * KEYS: owner, session, queue, inflight, awaitingRelease.
- * ARGV: node, clean ('1'|'0'), session expiry seconds (0: none wanted).
+ * ARGV: node, clean ('1'|'0'), session expiry seconds (0: none wanted), claim name.
  * Returns { previous node | false, epoch, will | false, discarded 0|1, present 0|1, session fields,
- * in-flight triples, awaiting-release ids }.
+ * in-flight quadruples, awaiting-release ids }.
  */
 export const OWNER_CLAIM = `
-local prev = redis.call('HGET', KEYS[1], 'node')
-if prev == '' then prev = false end
-local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
-local will = redis.call('HGET', KEYS[1], 'will')
-local out = false
-if will then
-  local delay = tonumber(redis.call('HGET', KEYS[1], 'wdelay') or '0')
-  redis.call('HDEL', KEYS[1], 'will', 'wdelay')
-  if ARGV[2] == '1' or delay == 0 then out = will end
+local prev, epoch, out, discarded, present
+if redis.call('HGET', KEYS[1], 'cn') == ARGV[4] then
+  prev = redis.call('HGET', KEYS[1], 'cp')
+  epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
+  out = redis.call('HGET', KEYS[1], 'cw') or false
+  discarded = tonumber(redis.call('HGET', KEYS[1], 'cd'))
+  present = tonumber(redis.call('HGET', KEYS[1], 'cs'))
+else
+  prev = redis.call('HGET', KEYS[1], 'node') or ''
+  epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+  local will = redis.call('HGET', KEYS[1], 'will')
+  out = false
+  if will then
+    local delay = tonumber(redis.call('HGET', KEYS[1], 'wdelay') or '0')
+    redis.call('HDEL', KEYS[1], 'will', 'wdelay')
+    if ARGV[2] == '1' or delay == 0 then out = will end
+  end
+  discarded, present = 0, 0
+  if ARGV[2] == '1' then
+    discarded = redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5]) > 0 and 1 or 0
+  elseif redis.call('EXISTS', KEYS[2]) == 1 then
+    present = 1
+  end
+  redis.call('HSET', KEYS[1], 'node', ARGV[1], 'cn', ARGV[4], 'cp', prev, 'cd', discarded, 'cs', present)
+  if out then redis.call('HSET', KEYS[1], 'cw', out) else redis.call('HDEL', KEYS[1], 'cw') end
 end
-redis.call('HSET', KEYS[1], 'node', ARGV[1])
-local discarded, present = 0, 0
+if prev == '' then prev = false end
 local fields, inflight, rel = {}, {}, {}
-if ARGV[2] == '1' then
-  discarded = redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5]) > 0 and 1 or 0
-elseif redis.call('EXISTS', KEYS[2]) == 1 then
-  present = 1
+if present == 1 then
   fields = redis.call('HGETALL', KEYS[2])
   local raw = redis.call('HGETALL', KEYS[4])
   for i = 1, #raw, 2 do
