@@ -173,4 +173,27 @@ describe('Redis session store: keys and expiry', () => {
     expect(Number(twice[4])).toBe(1); // Session Present as the first run said it
     expect(await client.hget(keys[0], 'epoch')).toBe(String(first.epoch + 1));
   });
+
+  it('(fencing) a route write of a connection older than the last claim that dropped the routes is refused', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const [a, b] = [await node('A'), await node('B')];
+    const options = { qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const };
+    const old = await a.backend.claim('c9', false, 60);
+    await a.backend.sessions.subscribe('c9', old.epoch, 'keep/+', options, true);
+    // B takes over with Clean Start: the session and its routes are dropped, the floor raised.
+    const fresh = await b.backend.claim('c9', true, 60);
+    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0keep/+')).toBe(0);
+    // A, paused until now, routes a subscription it had stored before: refused.
+    const route = (a.backend.sessions as unknown as { route(...args: unknown[]): Promise<void> }).route.bind(
+      a.backend.sessions,
+    );
+    await expect(route('c9', 'stale/+', JSON.stringify(options), old.epoch)).rejects.toThrow(/fenced/);
+    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0stale/+')).toBe(0);
+    // The new connection routes its own.
+    await b.backend.sessions.subscribe('c9', fresh.epoch, 'new/+', options, true);
+    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0new/+')).toBe(1);
+    // A drop at the old epoch (a late sweep) leaves the new session's route alone.
+    await a.backend.sessions.dropRoutes('c9', old.epoch);
+    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0new/+')).toBe(1);
+  });
 });

@@ -257,7 +257,8 @@ export class RedisClusterBackend implements ClusterBackend {
     )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
     // Clean Start ended a stored session, or a new one starts where an expired one may have left
     // routes the sweep has not dropped yet: they go before CONNACK, so none outlives its session.
-    if (discarded === 1 || (present === 0 && expirySeconds > 0)) await this.sessions.dropRoutes(clientId);
+    if (discarded === 1 || (present === 0 && expirySeconds > 0))
+      await this.sessions.dropRoutes(clientId, Number(epoch));
     const claim: Claim = {
       epoch: Number(epoch),
       previous: previous ? previous.toString() : null,

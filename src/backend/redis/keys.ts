@@ -106,7 +106,10 @@ export class Keys {
   get sessionRoutes(): string {
     return `${this.tag}:session-routes`;
   }
-  /** SET of one session's filters in sessionRoutes, to drop them when the session ends. */
+  /**
+   * HASH of one session's filters in sessionRoutes -> the epoch that routed them, and '' -> the
+   * floor below which no connection may route (the fence of route writes); kept a day after a drop.
+   */
   clientRoutes(clientId: string): string {
     return `${this.tag}:client-routes:${clientId}`;
   }

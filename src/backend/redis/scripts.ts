@@ -345,47 +345,73 @@ return 1`;
 /**
  * The reaper of a dead node: a session it served goes offline (its expiry starts now) and the dead
  * node's connection loses ownership, so it cannot write if it was only paused. KEYS: owner, session,
- * queue, inflight, awaitingRelease. ARGV: node. Returns the expiry seconds, or false (not served there).
+ * queue, inflight, awaitingRelease. ARGV: node. Returns {expiry seconds, epoch}, or false (not
+ * served there).
  */
 export const SESSION_ORPHAN = `
 if redis.call('HGET', KEYS[2], 'on') ~= ARGV[1] then return false end
 if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then redis.call('HSET', KEYS[1], 'node', '') end
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 local exp = redis.call('HGET', KEYS[2], 'exp') or '0'
 if exp == '0' then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-  return 0
+  return {0, epoch}
 end
 redis.call('HSET', KEYS[2], 'on', '')
 if exp ~= '4294967295' then
   for i = 2, 5 do redis.call('PEXPIRE', KEYS[i], tonumber(exp) * 1000) end
 end
-return tonumber(exp)`;
+return {tonumber(exp), epoch}`;
 
 /**
  * Sets (options given) or deletes (ARGV[3] '') the route of one plain subscription of a persistent
- * session, logged for the replicas. KEYS: sessionRoutes, clientRoutes, routeLog. ARGV: clientId,
- * filter, options, maxlen.
+ * session, logged for the replicas. The routes live in the `{p}` slot, apart from the session, so
+ * they carry their own fence: the client's route hash keeps, per filter, the epoch of the connection
+ * that routed it, and under the field '' (no filter is empty) the floor: the epoch of the claim that
+ * last dropped the client's routes. A write below the floor — from a former owner that was paused
+ * between storing a subscription and routing it — is refused.
+ * KEYS: sessionRoutes, clientRoutes, routeLog. ARGV: clientId, filter, options, maxlen, epoch.
+ * Returns 1 (done), 0 (nothing to delete) or -1 (fenced out).
  */
 export const SESSION_ROUTE = `
+if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[2], '') or '0') then return -1 end
 local field = ARGV[1] .. '\\0' .. ARGV[2]
 if ARGV[3] == '' then
-  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[2])
   if redis.call('HDEL', KEYS[1], field) == 0 then return 0 end
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 'u', 'n', ARGV[1], 'f', ARGV[2])
   return 1
 end
-redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
+redis.call('PERSIST', KEYS[2])
 redis.call('HSET', KEYS[1], field, ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 's', 'n', ARGV[1], 'f', ARGV[2], 'o', ARGV[3])
 return 1`;
 
-/** Drops every route of a session that ended. KEYS: sessionRoutes, clientRoutes, routeLog. ARGV: clientId, maxlen. */
+/**
+ * Drops the routes of a session that ended, those routed at epoch ARGV[3] or before (a newer session
+ * of the same id may have routed its own meanwhile), and raises the client's floor to ARGV[3] so no
+ * older connection can route again. The floor outlives the routes for a day.
+ * KEYS: sessionRoutes, clientRoutes, routeLog. ARGV: clientId, maxlen, epoch. Returns routes dropped.
+ */
 export const SESSION_ROUTES_DROP = `
-local filters = redis.call('SMEMBERS', KEYS[2])
-for _, f in ipairs(filters) do
-  if redis.call('HDEL', KEYS[1], ARGV[1] .. '\\0' .. f) == 1 then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'op', 'u', 'n', ARGV[1], 'f', f)
+local epoch = tonumber(ARGV[3])
+local routes = redis.call('HGETALL', KEYS[2])
+local n, kept = 0, 0
+for i = 1, #routes, 2 do
+  local f, e = routes[i], tonumber(routes[i + 1])
+  if f ~= '' then
+    if e <= epoch then
+      redis.call('HDEL', KEYS[2], f)
+      if redis.call('HDEL', KEYS[1], ARGV[1] .. '\\0' .. f) == 1 then
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'op', 'u', 'n', ARGV[1], 'f', f)
+      end
+      n = n + 1
+    else
+      kept = kept + 1
+    end
   end
 end
-redis.call('DEL', KEYS[2])
-return #filters`;
+if epoch > tonumber(redis.call('HGET', KEYS[2], '') or '0') then redis.call('HSET', KEYS[2], '', epoch) end
+if kept == 0 then redis.call('PEXPIRE', KEYS[2], 86400000) end
+return n`;

@@ -39,7 +39,7 @@ interface Scripts {
   shoalFetchBuffer(...args: (string | number)[]): Promise<Reply>;
   shoalOps(...args: (string | number)[]): Promise<number | null>;
   shoalDetach(...args: (string | number)[]): Promise<number | null>;
-  shoalOrphan(...args: (string | number)[]): Promise<number | null>;
+  shoalOrphan(...args: (string | number)[]): Promise<[expiry: number, epoch: number] | null>;
   shoalRoute(...args: (string | number)[]): Promise<number>;
   shoalRoutesDrop(...args: (string | number)[]): Promise<number>;
 }
@@ -272,12 +272,12 @@ export class RedisSessionStore implements SessionStore {
   ): Promise<void> {
     const json = JSON.stringify(options);
     await this.op(clientId, epoch, 'S', raw, json);
-    if (plain) await this.route(clientId, raw, json);
+    if (plain) await this.route(clientId, raw, json, epoch);
   }
 
   async unsubscribe(clientId: string, epoch: number, raw: string, plain: boolean): Promise<void> {
     await this.op(clientId, epoch, 'U', raw);
-    if (plain) await this.route(clientId, raw, '');
+    if (plain) await this.route(clientId, raw, '', epoch);
   }
 
   async detach(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
@@ -285,7 +285,7 @@ export class RedisSessionStore implements SessionStore {
     const kept = await this.track(
       this.scripts.shoalDetach(...this.sessionKeys(clientId), epoch, this.nodeId, expirySeconds),
     );
-    if (kept === 0) await this.dropRoutes(clientId);
+    if (kept === 0) await this.dropRoutes(clientId, epoch);
     else if (kept === 1) await this.offline(clientId, expirySeconds);
   }
 
@@ -317,12 +317,10 @@ export class RedisSessionStore implements SessionStore {
     this.servedCursor = next;
     for (const clientId of ids) {
       if (serves(clientId)) continue;
-      const exp = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId);
+      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId);
       // Served by no connection here: not this node's to reap any more.
       if (!serves(clientId)) await this.redis.srem(key, clientId);
-      if (exp === 0) await this.dropRoutes(clientId);
-      else if (exp !== null && exp !== NEVER)
-        await this.redis.zadd(this.keys.sessionExpiry, this.o.clock.now() + exp * 1000, clientId);
+      if (orphaned !== null) await this.afterOrphan(clientId, orphaned);
     }
   }
 
@@ -331,8 +329,18 @@ export class RedisSessionStore implements SessionStore {
     await this.redis.sadd(this.keys.nodeSessions(this.nodeId), clientId);
   }
 
-  /** After a claim with Clean Start discarded a stored session: its routes go too. */
-  async dropRoutes(clientId: string): Promise<void> {
+  /** An orphaned session ended at once (expiry 0), or expires from now (the sweep's hint). */
+  private async afterOrphan(clientId: string, [exp, epoch]: [number, number]): Promise<void> {
+    if (exp === 0) await this.dropRoutes(clientId, epoch);
+    else if (exp !== NEVER)
+      await this.redis.zadd(this.keys.sessionExpiry, this.o.clock.now() + exp * 1000, clientId);
+  }
+
+  /**
+   * A session ended (Clean Start, expiry, expiry 0) or a new one starts: the routes made by
+   * connections up to `epoch` go, and no connection up to it can route again (SESSION_ROUTES_DROP).
+   */
+  async dropRoutes(clientId: string, epoch: number): Promise<void> {
     const k = this.keys;
     await this.track(
       this.scripts.shoalRoutesDrop(
@@ -341,13 +349,15 @@ export class RedisSessionStore implements SessionStore {
         k.routeLog,
         clientId,
         this.o.logMaxLen,
+        epoch,
       ),
     );
   }
 
-  private route(clientId: string, raw: string, json: string): Promise<number> {
+  /** Routes (or unroutes, with '') a plain subscription; refused below the client's route floor. */
+  private async route(clientId: string, raw: string, json: string, epoch: number): Promise<void> {
     const k = this.keys;
-    return this.track(
+    const done = await this.track(
       this.scripts.shoalRoute(
         k.sessionRoutes,
         k.clientRoutes(clientId),
@@ -356,8 +366,10 @@ export class RedisSessionStore implements SessionStore {
         raw,
         json,
         this.o.logMaxLen,
+        epoch,
       ),
     );
+    if (done === -1) throw new Error('session fenced: another connection owns this client id');
   }
 
   /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
@@ -445,12 +457,10 @@ export class RedisSessionStore implements SessionStore {
     const ids = await this.redis.smembers(k.nodeSessions(node));
     let n = 0;
     for (const clientId of ids) {
-      const exp = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node);
-      if (exp === null) continue;
+      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node);
+      if (orphaned === null) continue;
       n++;
-      if (exp === 0) await this.dropRoutes(clientId);
-      else if (exp !== NEVER)
-        await this.redis.zadd(k.sessionExpiry, this.o.clock.now() + exp * 1000, clientId);
+      await this.afterOrphan(clientId, orphaned);
     }
     await this.redis.del(k.nodeSessions(node));
     return n;
@@ -462,9 +472,11 @@ export class RedisSessionStore implements SessionStore {
     const due = await this.redis.zrangebyscore(k.sessionExpiry, '-inf', this.o.clock.now(), 'LIMIT', 0, 100);
     let n = 0;
     for (const clientId of due) {
+      // The epoch first: a session made after this read has a higher one, and its routes are kept.
+      const epoch = Number((await this.redis.hget(k.owner(clientId), 'epoch')) ?? 0);
       const on = await this.redis.hget(k.session(clientId), 'on');
       if (on === null) {
-        await this.dropRoutes(clientId);
+        await this.dropRoutes(clientId, epoch);
         n++;
       } else if (on === '') continue; // not expired yet by Redis' clock: next time
       await this.redis.zrem(k.sessionExpiry, clientId);
