@@ -264,7 +264,11 @@ export class Broker implements ChannelContext {
           this.store?.detach(id, claim.epoch, expirySeconds).catch(() => undefined);
         return channel.supersededBy <= claim.epoch;
       } finally {
-        if (this.claiming.get(id) === channel) this.claiming.delete(id);
+        // A turn later: the channel goes online (connect.ts) in the promise callbacks of this one,
+        // and until then it must still count as served here (Redis' checkServed).
+        setImmediate(() => {
+          if (this.claiming.get(id) === channel) this.claiming.delete(id);
+        });
       }
     })();
   }

@@ -196,4 +196,27 @@ describe('Redis session store: keys and expiry', () => {
     await a.backend.sessions.dropRoutes('c9', old.epoch);
     expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0new/+')).toBe(1);
   });
+
+  it('(fencing) a route write older than the epoch that last routed the filter is refused; a re-sent claim after a takeover fails', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const [a, b] = [await node('A'), await node('B')];
+    const options = { qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const };
+    const route = (store: unknown) =>
+      (store as { route(...args: unknown[]): Promise<void> }).route.bind(store) as (
+        ...args: unknown[]
+      ) => Promise<void>;
+    const old = await a.backend.claim('c10', false, 60);
+    const resumed = await b.backend.claim('c10', false, 60); // resumed elsewhere: no drop, no floor
+    await b.backend.sessions.subscribe('c10', resumed.epoch, 'f/+', options, true);
+    // The old connection, paused until now, unroutes the filter the new one routed: refused.
+    await expect(route(a.backend.sessions)('c10', 'f/+', '', old.epoch)).rejects.toThrow(/fenced/);
+    expect(await client.hexists(`{${prefix}}:session-routes`, 'c10\0f/+')).toBe(1);
+    // A's claim, re-sent by ioredis after B took the id: refused instead of answered.
+    const keys = ['owner', 'sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c10}`);
+    const name = (await client.hget(keys[0], 'cn')) ?? '';
+    await client.hset(keys[0], 'cn', name.replace(/^B/, 'A'));
+    await expect(
+      client.eval(OWNER_CLAIM, 5, ...keys, 'A', '0', '60', name.replace(/^B/, 'A')),
+    ).rejects.toThrow(/claim superseded/);
+  });
 });

@@ -200,9 +200,9 @@ export class MemorySessionStore implements SessionStore {
           out.push({ packetId, delivery: { ...delivery }, position: String(seq) });
       }
     }
-    const again = out.length;
     for (const entry of [...s.queue]) {
-      if (out.length - again >= max) break;
+      // Handed-over entries count against the client's window too.
+      if (out.length >= max) break;
       if (entry.seq <= s.taken) continue;
       s.taken = entry.seq;
       if (entry.delivery.qos === 0) {

@@ -583,7 +583,8 @@ export class RedisClusterBackend implements ClusterBackend {
 
   /**
    * True for a batch already delivered: each sender (node and run) numbers its batches, and a
-   * number not above the last one seen from it is a re-send.
+   * number not above the last one seen from it is a re-send. (A sender's batches reach the inbox in
+   * the order they were numbered: one connection, and ioredis re-sends in order.)
    */
   private resent(sender: Buffer | undefined, seq: Buffer | undefined): boolean {
     if (sender === undefined || seq === undefined) return false;
@@ -659,8 +660,10 @@ export class RedisClusterBackend implements ClusterBackend {
       .catch((err: Error) => this.log.warn({ event: 'cluster.heartbeat_failed', err: err.message }));
     this.sessions
       .sweep()
-      .then(() => this.sessions.checkServed((id) => this.handlers?.serves(id) ?? false))
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));
+    this.sessions
+      .checkServed((id) => this.handlers?.serves(id) ?? false)
+      .catch((err: Error) => this.log.warn({ event: 'cluster.session_check_failed', err: err.message }));
     this.reapDead().catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
   }
 

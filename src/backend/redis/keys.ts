@@ -6,10 +6,10 @@
 /**
  * The hash tag of a client's keys. Redis hashes the text between the first `{` and the next `}`: an
  * id starting with `}` would make that empty (the whole key hashed, its keys in different slots),
- * so such ids get a `~` in front.
+ * so such ids get a `~` in front — and so do ids starting with `~`, so that no two ids share keys.
  */
 function clientTag(clientId: string): string {
-  return clientId.startsWith('}') ? `~${clientId}` : clientId;
+  return clientId.startsWith('}') || clientId.startsWith('~') ? `~${clientId}` : clientId;
 }
 
 export class Keys {

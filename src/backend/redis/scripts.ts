@@ -78,6 +78,8 @@ return 0`;
 export const OWNER_CLAIM = `
 local prev, epoch, out, discarded, present
 if redis.call('HGET', KEYS[1], 'cn') == ARGV[4] then
+  -- Re-sent, but another claim (or the reaper of this node) took the id since: too late.
+  if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return redis.error_reply('claim superseded') end
   prev = redis.call('HGET', KEYS[1], 'cp')
   epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
   out = redis.call('HGET', KEYS[1], 'cw') or false
@@ -105,7 +107,16 @@ end
 if prev == '' then prev = false end
 local fields, inflight, rel = {}, {}, {}
 if present == 1 then
-  fields = redis.call('HGETALL', KEYS[2])
+  -- Re-sent appends are recognised by the fields ab:<node> for a moment only: a claim clears them,
+  -- so they do not pile up over the nodes' runs.
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 3) == 'ab:' then redis.call('HDEL', KEYS[2], all[i])
+    else
+      table.insert(fields, all[i])
+      table.insert(fields, all[i + 1])
+    end
+  end
   local raw = redis.call('HGETALL', KEYS[4])
   for i = 1, #raw, 2 do
     local sid, phase = string.match(raw[i + 1], '^(%S+) (%S+)$')
@@ -194,7 +205,9 @@ end`;
  * publisher's acknowledgement waits for the queue to drain, so publishers slow down instead of
  * overflowing it. A batch is applied once: the session hash keeps, per sending node, its run and the
  * number of its last batch (numbers grow within a run), so a batch ioredis re-sends after a
- * reconnect cut off its answer is recognised and not queued twice.
+ * reconnect cut off its answer is recognised and not queued twice. (This relies on a node's batches
+ * for one session reaching Redis in the order they were numbered: they go out in order on one
+ * connection, and ioredis re-sends in order.)
  * KEYS: session, queue. ARGV: max queued, node, run, batch number, then (record, qos, flow '1'|'0')
  * triples. Returns {-2} (no such session: it ended) or {node serving it ('' offline), one result per
  * delivery: 1 queued, 2 queued but congested, -1 queue full, -3 QoS 0 to an offline session}.
@@ -256,6 +269,7 @@ local function after(a, b)
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am > bm or (am == bm and as > bs)
 end
+local room = tonumber(ARGV[3])
 if rd ~= ARGV[4] then
   local again = {}
   local inflight = redis.call('HGETALL', KEYS[4])
@@ -270,10 +284,13 @@ if rd ~= ARGV[4] then
       table.insert(out, tonumber(a[2]))
       table.insert(out, e[1][2][2])
       table.insert(out, a[1])
+      room = room - 1
     end
   end
 end
-local entries = redis.call('XRANGE', KEYS[3], '(' .. rd, '+', 'COUNT', ARGV[3])
+-- Handed-over entries count against the client's window: no more than it has room for.
+local entries = {}
+if room > 0 then entries = redis.call('XRANGE', KEYS[3], '(' .. rd, '+', 'COUNT', room) end
 for _, e in ipairs(entries) do
   local sid, rec = e[1], e[2][2]
   local pid = 0
@@ -331,7 +348,12 @@ return 1`;
  * expiry seconds. Returns 1 (kept), 0 (ended: drop its routes) or false (fenced out).
  */
 export const SESSION_DETACH = `${FENCE}
-if redis.call('EXISTS', KEYS[2]) == 0 then return false end
+-- Gone already: ended by this very detach, re-sent after a reconnect lost its answer (0: the
+-- routes are dropped again, which is safe), or by a Clean Start elsewhere (fenced above).
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if ARGV[3] == '0' then return 0 end
+  return false
+end
 if ARGV[3] == '0' then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
   return 0
@@ -375,6 +397,8 @@ return {tonumber(exp), epoch}`;
  */
 export const SESSION_ROUTE = `
 if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[2], '') or '0') then return -1 end
+-- Nor below the epoch that routed this filter last (a paused former owner after a resume elsewhere).
+if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') then return -1 end
 local field = ARGV[1] .. '\\0' .. ARGV[2]
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[2], ARGV[2])

@@ -320,7 +320,7 @@ export class RedisSessionStore implements SessionStore {
       const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId);
       // Served by no connection here: not this node's to reap any more.
       if (!serves(clientId)) await this.redis.srem(key, clientId);
-      if (orphaned !== null) await this.afterOrphan(clientId, orphaned);
+      await this.afterOrphan(clientId, orphaned);
     }
   }
 
@@ -329,11 +329,20 @@ export class RedisSessionStore implements SessionStore {
     await this.redis.sadd(this.keys.nodeSessions(this.nodeId), clientId);
   }
 
-  /** An orphaned session ended at once (expiry 0), or expires from now (the sweep's hint). */
-  private async afterOrphan(clientId: string, [exp, epoch]: [number, number]): Promise<void> {
+  /**
+   * An orphaned session ended at once (expiry 0), or expires from now (the sweep's hint). Not
+   * orphaned (null) and gone: it ended some other way (maybe by a re-sent orphan whose first run's
+   * answer was lost), and the sweep is asked to drop any routes it left.
+   */
+  private async afterOrphan(clientId: string, orphaned: [number, number] | null): Promise<void> {
+    const hint = (at: number) => this.redis.zadd(this.keys.sessionExpiry, at, clientId);
+    if (orphaned === null) {
+      if ((await this.redis.exists(this.keys.session(clientId))) === 0) await hint(this.o.clock.now());
+      return;
+    }
+    const [exp, epoch] = orphaned;
     if (exp === 0) await this.dropRoutes(clientId, epoch);
-    else if (exp !== NEVER)
-      await this.redis.zadd(this.keys.sessionExpiry, this.o.clock.now() + exp * 1000, clientId);
+    else if (exp !== NEVER) await hint(this.o.clock.now() + exp * 1000);
   }
 
   /**
@@ -422,11 +431,10 @@ export class RedisSessionStore implements SessionStore {
           const resolve = () => {
             for (const w of p.waiters) w.resolve();
           };
+          // Without a replica answering (a failover under way), it goes on as without replicaAcks:
+          // a possible duplicate later beats a stalled exchange now.
           if (this.o.replicated === undefined || p.waiters.length === 0) resolve();
-          else
-            this.replicatedAt(this.keys.session(clientId)).then(resolve, (err: Error) => {
-              for (const w of p.waiters) w.reject(err);
-            });
+          else this.replicatedAt(this.keys.session(clientId)).then(resolve, resolve);
         } else {
           const err = new Error('session fenced: another connection owns this client id');
           for (const w of p.waiters) w.reject(err);
@@ -458,8 +466,7 @@ export class RedisSessionStore implements SessionStore {
     let n = 0;
     for (const clientId of ids) {
       const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node);
-      if (orphaned === null) continue;
-      n++;
+      if (orphaned !== null) n++;
       await this.afterOrphan(clientId, orphaned);
     }
     await this.redis.del(k.nodeSessions(node));
@@ -472,14 +479,19 @@ export class RedisSessionStore implements SessionStore {
     const due = await this.redis.zrangebyscore(k.sessionExpiry, '-inf', this.o.clock.now(), 'LIMIT', 0, 100);
     let n = 0;
     for (const clientId of due) {
-      // The epoch first: a session made after this read has a higher one, and its routes are kept.
-      const epoch = Number((await this.redis.hget(k.owner(clientId), 'epoch')) ?? 0);
-      const on = await this.redis.hget(k.session(clientId), 'on');
-      if (on === null) {
-        await this.dropRoutes(clientId, epoch);
-        n++;
-      } else if (on === '') continue; // not expired yet by Redis' clock: next time
-      await this.redis.zrem(k.sessionExpiry, clientId);
+      try {
+        // The epoch first: a session made after this read has a higher one, and its routes are kept.
+        const epoch = Number((await this.redis.hget(k.owner(clientId), 'epoch')) ?? 0);
+        const on = await this.redis.hget(k.session(clientId), 'on');
+        if (on === null) {
+          await this.dropRoutes(clientId, epoch);
+          n++;
+        } else if (on === '') continue; // not expired yet by Redis' clock: next time
+        await this.redis.zrem(k.sessionExpiry, clientId);
+      } catch (err) {
+        // One bad entry must not stop the sweep of the others: it is tried again next time.
+        this.o.logger.warn({ event: 'cluster.session_sweep_failed', clientId, err: String(err) });
+      }
     }
     return n;
   }
