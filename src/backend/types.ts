@@ -152,6 +152,8 @@ export interface ClusterHandlers {
    * They are closed, and their clients claim again.
    */
   stateLost(): void;
+  /** Pokes may have been lost (the pub/sub connection came back): every session served here fetches. */
+  refetch(): void;
   /** Messages were queued for these persistent sessions, served here: fetch them. */
   poke(clientIds: readonly string[]): void;
   /** Whether a connection (or a CONNECT still claiming) of `clientId` is on this node. */

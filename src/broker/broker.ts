@@ -146,6 +146,7 @@ export class Broker implements ChannelContext {
         if (ready) this.pokeSessions(this.sessions.keys());
       },
       poke: (ids) => this.pokeSessions(ids),
+      refetch: () => this.pokeSessions(this.sessions.keys()),
       stateLost: () => this.reconnectAll(),
       serves: (id) => this.online.has(id) || this.claiming.has(id),
       dropped: (reason, clientId) => this.dropped(reason, clientId),
@@ -275,6 +276,10 @@ export class Broker implements ChannelContext {
 
   /** Another node claimed `clientId` with `epoch`: an older local connection closes (0x8E). */
   private releaseClient(clientId: string, epoch: number): void {
+    // The client's session resumed elsewhere: a will this node delays for an older connection of it
+    // is not sent (the take would fail anyway), and its timer need not wait out the delay.
+    const pending = this.delayedWills.get(clientId);
+    if (pending !== undefined && (pending.will.epoch ?? 0) < epoch) this.cancelDelayedWill(clientId);
     const connecting = this.claiming.get(clientId);
     if (connecting !== undefined && connecting.epoch < epoch) {
       connecting.supersededBy = Math.max(connecting.supersededBy, epoch);
@@ -615,22 +620,14 @@ export class Broker implements ChannelContext {
     return this.store?.subscribe(session.clientId, durable.epoch, raw, options, group === null);
   }
 
-  unsubscribe(session: Session, raw: string): boolean {
-    if (!session.subscriptions.has(raw)) return false;
+  unsubscribe(session: Session, raw: string): { existed: boolean; stored?: Promise<void> } {
+    if (!session.subscriptions.has(raw)) return { existed: false };
     this.unsubscribeIndex(session, raw);
     session.subscriptions.delete(raw);
     const durable = session.durable instanceof StoredQueue ? session.durable : undefined;
-    if (durable !== undefined)
-      this.store
-        ?.unsubscribe(session.clientId, durable.epoch, raw, !raw.startsWith('$share/'))
-        .catch((err: Error) =>
-          this.logger.warn({
-            event: 'session.unsubscribe_failed',
-            clientId: session.clientId,
-            err: err.message,
-          }),
-        );
-    return true;
+    if (durable === undefined || this.store === undefined) return { existed: true };
+    const stored = this.store.unsubscribe(session.clientId, durable.epoch, raw, !raw.startsWith('$share/'));
+    return { existed: true, stored };
   }
 
   private unsubscribeIndex(session: Session, raw: string): void {

@@ -352,6 +352,8 @@ export class Channel implements SessionLink {
       if (d.qos > 0 && this.session !== null) {
         const session = this.session;
         session.inflight.delete(packetId);
+        // A session the cluster keeps forgets it too (else it would stay queued and be re-sent).
+        session.durable?.acknowledged(packetId);
         // The window slot is free again: send what waits once this send (maybe inside pump) returns.
         queueMicrotask(() => session.pump());
       }

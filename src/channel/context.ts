@@ -75,7 +75,11 @@ export interface ChannelContext {
     group: string | null,
     options: SubscriptionOptions,
   ): Promise<void> | undefined;
-  unsubscribe(session: Session, raw: string): boolean;
+  /**
+   * Removes a subscription. `existed`: it was there. `stored`: for a session the cluster keeps,
+   * settles once Redis has dropped it too (UNSUBACK waits).
+   */
+  unsubscribe(session: Session, raw: string): { existed: boolean; stored?: Promise<void> };
   /**
    * The connection of `channel` has ended. `will` is the message to publish (after its delay), or
    * undefined after a normal DISCONNECT. For a session the cluster keeps, resolves once its last

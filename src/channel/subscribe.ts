@@ -76,7 +76,9 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
   const codes: number[] = [];
   const granted: Granted[] = [];
   /** Subscriptions of a session the cluster keeps: SUBACK waits until Redis holds them. */
-  let stored: { index: number; granted: Granted | undefined; write: Promise<void> }[] | undefined;
+  let stored:
+    | { index: number; granted: Granted | undefined; write: Promise<void>; previous?: SubscriptionOptions }[]
+    | undefined;
   for (let i = 0; i < p.subscriptions.length; i++) {
     const s = p.subscriptions[i];
     const verdict = verdicts[i];
@@ -102,7 +104,8 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
         retainHandling: s.retainHandling,
       };
       if (subscriptionId !== undefined) options.subscriptionId = subscriptionId;
-      const existed = session.subscriptions.has(s.topic);
+      const previous = session.subscriptions.get(s.topic);
+      const existed = previous !== undefined;
       // [MQTT-3.8.4-3] replaces
       const write = ch.ctx.subscribe(session, s.topic, parsed.filter, parsed.group, options);
       if (!existed && ch.wildcardSubscriptions >= 0 && isWildcard(s.topic)) ch.wildcardSubscriptions++;
@@ -110,7 +113,7 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
       if (g !== undefined) granted.push(g);
       if (write !== undefined) {
         stored ??= [];
-        stored.push({ index: codes.length, granted: g, write });
+        stored.push({ index: codes.length, granted: g, write, previous });
       }
       code = qos;
     }
@@ -139,7 +142,16 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
       if (oks[i]) continue;
       // Not stored (Redis away, or the connection lost ownership): refused rather than kept by nobody.
       codes[writes[i].index] = v5 ? ReasonCode.UnspecifiedError : SubackFailure;
-      ch.ctx.unsubscribe(ch.session!, p.subscriptions[writes[i].index].topic);
+      const w = writes[i];
+      const raw = p.subscriptions[w.index].topic;
+      if (w.previous !== undefined) {
+        // It replaced a subscription: the previous one stays, as the client still believes.
+        const parsed = parseSubscription(raw)!;
+        ch.ctx.subscribe(ch.session!, raw, parsed.filter, parsed.group, w.previous)?.catch(() => undefined);
+      } else {
+        ch.ctx.unsubscribe(ch.session!, raw).stored?.catch(() => undefined);
+        if (ch.wildcardSubscriptions > 0 && isWildcard(raw)) ch.wildcardSubscriptions--;
+      }
       const g = writes[i].granted;
       if (g !== undefined) granted.splice(granted.indexOf(g), 1);
     }
@@ -206,21 +218,44 @@ function sendRetained(ch: Channel, g: Granted): void {
 export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
   const session = ch.session!;
   const codes: number[] = [];
+  const stored: Promise<void>[] = [];
   for (const raw of p.topics) {
     const parsed = parseSubscription(raw);
     if (parsed === null) {
       codes.push(ReasonCode.TopicFilterInvalid);
       continue;
     }
-    const existed = ch.ctx.unsubscribe(session, raw);
+    const { existed, stored: write } = ch.ctx.unsubscribe(session, raw);
     if (existed && ch.wildcardSubscriptions > 0 && isWildcard(raw)) ch.wildcardSubscriptions--;
+    if (write !== undefined) stored.push(write);
     codes.push(existed ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
   }
-  // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
-  ch.out.write(
-    encode(
-      { type: 'unsuback', packetId: p.packetId, reasonCodes: ch.version === 5 ? codes : undefined },
-      ch.version,
-    ),
+  const unsuback = () =>
+    // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
+    ch.out.write(
+      encode(
+        { type: 'unsuback', packetId: p.packetId, reasonCodes: ch.version === 5 ? codes : undefined },
+        ch.version,
+      ),
+    );
+  if (stored.length === 0) {
+    unsuback();
+    return;
+  }
+  // A session the cluster keeps: UNSUBACK once Redis dropped the subscriptions too; if it could not,
+  // the connection closes (the client resumes and unsubscribes again) rather than be told a lie.
+  const resume = ch.out.throttle();
+  Promise.all(stored).then(
+    () => {
+      if (ch.state === 'connected') unsuback();
+      resume();
+    },
+    (err: Error) => {
+      if (ch.state === 'connected' && !/fenced/.test(err.message)) {
+        ch.ctx.logger.warn({ event: 'session.write_failed', clientId: ch.clientId, err: err.message });
+        ch.disconnect(ReasonCode.UnspecifiedError, 'session state could not be stored');
+      }
+      resume();
+    },
   );
 }

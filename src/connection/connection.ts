@@ -190,6 +190,19 @@ export class Connection implements ChannelOutput {
     }
   }
 
+  /**
+   * The socket closed while packets waited (throttled): a DISCONNECT among them still counts, so a
+   * client that said goodbye does not get its will published. What came before it is handled first.
+   */
+  private handleHeldDisconnect(): void {
+    const held = this.held;
+    if (held === null || this.inputHeld || this.ending) return;
+    const at = held.findIndex((p) => p.type === 'disconnect');
+    if (at < 0) return;
+    this.held = null;
+    for (const packet of held.slice(0, at + 1)) this.handle(packet);
+  }
+
   /** Handles waiting packets, in order, while input is neither held nor throttled. */
   private handleHeld(): void {
     while (this.held !== null && !this.inputHeld && this.throttles === 0 && !this.gone && !this.ending) {
@@ -337,6 +350,7 @@ export class Connection implements ChannelOutput {
 
   private onTransportClose(): void {
     if (this.gone) return;
+    this.handleHeldDisconnect();
     this.gone = true;
     this.timer?.cancel();
     this.pending = NONE;

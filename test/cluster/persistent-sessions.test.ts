@@ -271,6 +271,44 @@ describe('persistent sessions across nodes', () => {
     expect(data(watcher.inbox).filter((p) => p === 'first' || p === 'second')).toEqual(['first', 'second']);
   });
 
+  it("[MQTT-3.1.2-25] a message over the client's Maximum Packet Size is discarded from the stored queue too", async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const pub = await publisher(B);
+    const raw = await RawClient.connect(A.port, 5);
+    raws.push(raw);
+    await raw.handshake({
+      protocolVersion: 5,
+      clientId: id,
+      clean: false,
+      properties: { sessionExpiryInterval: 300, maximumPacketSize: 200 },
+    });
+    raw.send({
+      type: 'subscribe',
+      packetId: 1,
+      subscriptions: [{ topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+    });
+    await raw.next('suback');
+    await waitFor(
+      async () => {
+        await pub.client.publishAsync(topic, 'probe', { qos: 0 });
+        return raw.received.some((p) => p.type === 'publish');
+      },
+      10_000,
+      'routed',
+    );
+    await pub.client.publishAsync(topic, 'x'.repeat(500), { qos: 1 }); // too large for this client
+    await pub.client.publishAsync(topic, 'small', { qos: 1 });
+    for (;;) {
+      const p = await raw.next('publish');
+      if (p.qos === 1) raw.send({ type: 'puback', packetId: p.packetId!, reasonCode: 0 });
+      if (p.payload.toString() === 'small') break;
+    }
+    // Nothing stays queued or in flight for it: the large one went with it.
+    await waitFor(async () => (await admin.xlen(`shoal:q:{${id}}`)) === 0, 5_000, 'an empty queue');
+    expect(await admin.hlen(`shoal:inf:{${id}}`)).toBe(0);
+  });
+
   it('a session marked as served by a node with no connection for it there goes offline (the node checks its index)', async () => {
     const id = uniq('p');
     const sub = await persistent(A, id);

@@ -38,6 +38,7 @@ function recorder(): Recorder {
     },
     readinessChanged: () => undefined,
     poke: () => undefined,
+    refetch: () => undefined,
     dropped: () => undefined,
     stateLost: () => undefined,
     serves: () => true, // the test drives claims itself: none is abandoned

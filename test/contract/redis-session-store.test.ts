@@ -59,6 +59,7 @@ async function node(nodeId: string): Promise<Node> {
     publishWill: () => undefined,
     readinessChanged: () => undefined,
     poke: (ids) => n.pokes.push(...ids),
+    refetch: () => undefined,
     dropped: (_reason, id) => n.dropped.push(id),
     stateLost: () => undefined,
     serves: () => true, // the test drives claims itself: none is abandoned

@@ -220,6 +220,7 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
       publishWill: () => undefined,
       readinessChanged: () => undefined,
       poke: () => undefined,
+      refetch: () => undefined,
       dropped: () => undefined,
       stateLost: () => undefined,
       serves: () => true,

@@ -39,6 +39,7 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       publishWill: () => undefined,
       readinessChanged: () => undefined,
       poke: () => undefined,
+      refetch: () => undefined,
       dropped: (_reason, clientId) => dropped[node].push(clientId),
       stateLost: () => undefined,
       serves: () => true, // the test drives claims itself: none is abandoned

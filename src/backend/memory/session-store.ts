@@ -173,7 +173,8 @@ export class MemorySessionStore implements SessionStore {
     const serving = s.on;
     if (serving !== '') setImmediate(() => this.hub.handlersOf(serving)?.poke([clientId]));
     if (flow && s.queue.length >= this.hub.mark) {
-      answer(() => s.drainWaiters.push(() => accepted?.()));
+      // Held now (so an end or offline of the session releases it), answered once it drains.
+      s.drainWaiters.push(() => setImmediate(() => accepted?.()));
       return;
     }
     answer();

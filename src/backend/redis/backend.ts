@@ -170,6 +170,10 @@ export class RedisClusterBackend implements ClusterBackend {
     this.handlers = handlers;
     this.running = true;
     this.cmd.on('ready', () => this.onRedisReady());
+    // Pokes come over pub/sub, which loses what is sent while its connection is down.
+    this.sub.on('ready', () => {
+      if (this.joined && this.running) this.handlers?.refetch();
+    });
     this.cmd.on('close', () => this.onRedisLost());
     await Promise.all([
       this.cmd.connect(),
