@@ -85,6 +85,17 @@ export interface StoredSession {
   position: string;
 }
 
+/**
+ * A session write refused by the fence: another connection owns the client id now (a takeover, or
+ * the reaper orphaned the session). The connection that tried is being closed by the takeover.
+ */
+export class FencedError extends Error {
+  constructor() {
+    super('session fenced: another connection owns this client id');
+    this.name = 'FencedError';
+  }
+}
+
 /** A queued message taken by the serving node: QoS 1/2 ones carry the packet id they are sent with. */
 export interface FetchedDelivery {
   packetId: number;

@@ -312,10 +312,7 @@ export class Broker implements ChannelContext {
 
   /** Messages were queued for these sessions: those served here fetch them. */
   private pokeSessions(ids: Iterable<string>): void {
-    for (const id of ids) {
-      const durable = this.sessions.get(id)?.durable;
-      if (durable instanceof StoredQueue) durable.poke();
-    }
+    for (const id of ids) this.sessions.get(id)?.durable?.poke();
   }
 
   /**
@@ -611,7 +608,7 @@ export class Broker implements ChannelContext {
     options: SubscriptionOptions,
   ): Promise<void> | undefined {
     session.setSubscription(raw, options);
-    const durable = session.durable instanceof StoredQueue ? session.durable : undefined;
+    const durable = session.durable;
     // A plain subscription of a session the cluster keeps is routed cluster-wide to its queue.
     if (durable === undefined || group !== null) {
       if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
@@ -624,7 +621,7 @@ export class Broker implements ChannelContext {
     if (!session.subscriptions.has(raw)) return { existed: false };
     this.unsubscribeIndex(session, raw);
     session.subscriptions.delete(raw);
-    const durable = session.durable instanceof StoredQueue ? session.durable : undefined;
+    const durable = session.durable;
     if (durable === undefined || this.store === undefined) return { existed: true };
     const stored = this.store.unsubscribe(session.clientId, durable.epoch, raw, !raw.startsWith('$share/'));
     return { existed: true, stored };

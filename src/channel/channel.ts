@@ -6,7 +6,7 @@
  */
 import type { PeerCertificate } from 'node:tls';
 import type { TopicPermissions } from '../auth/types.js';
-import type { StoredSession } from '../backend/types.js';
+import { FencedError, type StoredSession } from '../backend/types.js';
 import type { Message } from '../broker/message.js';
 import { remainingExpirySeconds } from '../broker/message.js';
 import { ClientLimiter } from '../limits/client.js';
@@ -199,6 +199,17 @@ export class Channel implements SessionLink {
     };
     const timer = this.ctx.clock.setTimeout(close, 2000);
     written.then(close, close);
+  }
+
+  /**
+   * A session write the next packet depends on failed (PUBREL, PUBCOMP, UNSUBACK wait for it).
+   * Fenced out: this connection is being taken over and closes on its own. Otherwise (Redis away)
+   * it closes now, so the client resumes from what Redis holds instead of hanging here.
+   */
+  storeFailed(err: Error): void {
+    if (this.state !== 'connected' || err instanceof FencedError) return;
+    this.ctx.logger.warn({ event: 'session.write_failed', clientId: this.clientId, err: err.message });
+    this.disconnect(ReasonCode.UnspecifiedError, 'session state could not be stored');
   }
 
   /** Server-initiated close, with a DISCONNECT reason for MQTT 5 clients [MQTT-4.13.2-1]. */

@@ -228,7 +228,7 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
     () => {
       if (ch.state === 'connected') ch.sendPubrel(id);
     },
-    (err: Error) => notStored(ch, err),
+    (err: Error) => ch.storeFailed(err),
   );
 }
 
@@ -249,19 +249,8 @@ export function handlePubrel(ch: Channel, p: PubrelPacket): void {
     () => {
       if (ch.state === 'connected') ch.sendAck('pubcomp', id, code);
     },
-    (err: Error) => notStored(ch, err),
+    (err: Error) => ch.storeFailed(err),
   );
-}
-
-/**
- * A session write the next packet depends on failed. Fenced out: this connection is being taken
- * over, and closes on its own. Otherwise (Redis away) it closes now, so the client resumes and the
- * exchange completes from what Redis holds instead of hanging on this connection.
- */
-function notStored(ch: Channel, err: Error): void {
-  if (ch.state !== 'connected' || /fenced/.test(err.message)) return;
-  ch.ctx.logger.warn({ event: 'session.write_failed', clientId: ch.clientId, err: err.message });
-  ch.disconnect(ReasonCode.UnspecifiedError, 'session state could not be stored');
 }
 
 export function handlePubcomp(ch: Channel, p: PubcompPacket): void {

@@ -251,10 +251,7 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
       resume();
     },
     (err: Error) => {
-      if (ch.state === 'connected' && !/fenced/.test(err.message)) {
-        ch.ctx.logger.warn({ event: 'session.write_failed', clientId: ch.clientId, err: err.message });
-        ch.disconnect(ReasonCode.UnspecifiedError, 'session state could not be stored');
-      }
+      ch.storeFailed(err);
       resume();
     },
   );

@@ -48,6 +48,10 @@ export interface SessionLink {
  * messages wait in Redis, not in this object, and arrive through `fill` with their packet ids.
  */
 export interface DurableQueue {
+  /** The fencing epoch of the connection serving the session (its writes carry it). */
+  readonly epoch: number;
+  /** Messages were queued for the session elsewhere: take them. */
+  poke(): void;
   /** Queues a delivery made on this node (retained on subscribe, a shared subscription's share). */
   append(delivery: Delivery, accepted?: (err?: Error) => void): void;
   /** The client's window has room: take more queued messages. */

@@ -82,17 +82,50 @@ async function subscribeRouted(
   await untilRouted(pub, topic, [sub.inbox]);
 }
 
-async function rawSession(node: ShoalNode, clientId: string, receiveMaximum?: number): Promise<RawClient> {
+/** A byte-level MQTT 5 peer with a persistent session (expiry 300 s, more CONNECT properties given). */
+async function rawSession(
+  node: ShoalNode,
+  clientId: string,
+  properties: { receiveMaximum?: number; maximumPacketSize?: number } = {},
+): Promise<RawClient> {
   const raw = await RawClient.connect(node.port, 5);
   raws.push(raw);
   const connack = await raw.handshake({
     protocolVersion: 5,
     clientId,
     clean: false,
-    properties: { sessionExpiryInterval: 300, ...(receiveMaximum ? { receiveMaximum } : {}) },
+    properties: { sessionExpiryInterval: 300, ...properties },
   });
   expect(connack.reasonCode).toBe(0);
   return raw;
+}
+
+/** Subscribes a raw peer at QoS 1 and waits until probes (QoS `probeQos`) from `pub` reach it. */
+async function rawSubscribeRouted(
+  raw: RawClient,
+  pub: MqttClient,
+  topic: string,
+  probeQos: 0 | 1,
+): Promise<void> {
+  raw.send({
+    type: 'subscribe',
+    packetId: 1,
+    subscriptions: [{ topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+  });
+  await raw.next('suback');
+  await waitFor(
+    async () => {
+      await pub.publishAsync(topic, 'probe', { qos: probeQos });
+      return raw.received.some((p) => p.type === 'publish');
+    },
+    10_000,
+    'the session routed',
+  );
+}
+
+/** A QoS 2 PUBLISH from a raw peer. */
+function publishQos2(raw: RawClient, topic: string, payload: string, packetId: number, dup = false): void {
+  raw.send({ type: 'publish', topic, payload: Buffer.from(payload), qos: 2, packetId, retain: false, dup });
 }
 
 const data = (inbox: Inbox) => inbox.data.map((m) => m.payload);
@@ -199,28 +232,12 @@ describe('persistent sessions across nodes', () => {
     await subscribeRouted(watcher, pub.client, topic, 2);
 
     const raw = await rawSession(A, id);
-    raw.send({
-      type: 'publish',
-      topic,
-      payload: Buffer.from('once'),
-      qos: 2,
-      packetId: 7,
-      retain: false,
-      dup: false,
-    });
+    publishQos2(raw, topic, 'once', 7);
     expect((await raw.next('pubrec')).packetId).toBe(7);
     raw.destroy(); // no PUBREL sent
     await raw.closed;
     const resumed = await rawSession(B, id);
-    resumed.send({
-      type: 'publish',
-      topic,
-      payload: Buffer.from('once'),
-      qos: 2,
-      packetId: 7,
-      retain: false,
-      dup: true,
-    });
+    publishQos2(resumed, topic, 'once', 7, true);
     expect((await resumed.next('pubrec')).packetId).toBe(7);
     resumed.send({ type: 'pubrel', packetId: 7, reasonCode: 0 });
     const comp = await resumed.next('pubcomp');
@@ -238,32 +255,14 @@ describe('persistent sessions across nodes', () => {
     const pub = await publisher(A);
     await subscribeRouted(watcher, pub.client, topic, 2);
     const raw = await rawSession(A, id);
-    const publish = (payload: string) =>
-      raw.send({
-        type: 'publish',
-        topic,
-        payload: Buffer.from(payload),
-        qos: 2,
-        packetId: 9,
-        retain: false,
-        dup: false,
-      });
-    publish('first');
+    publishQos2(raw, topic, 'first', 9);
     expect((await raw.next('pubrec')).packetId).toBe(9);
     raw.send({ type: 'pubrel', packetId: 9, reasonCode: 0 });
     expect((await raw.next('pubcomp')).packetId).toBe(9);
     raw.destroy();
     await raw.closed;
     const next = await rawSession(B, id);
-    next.send({
-      type: 'publish',
-      topic,
-      payload: Buffer.from('second'),
-      qos: 2,
-      packetId: 9,
-      retain: false,
-      dup: false,
-    });
+    publishQos2(next, topic, 'second', 9);
     expect((await next.next('pubrec')).packetId).toBe(9);
     next.send({ type: 'pubrel', packetId: 9, reasonCode: 0 });
     await next.next('pubcomp');
@@ -275,28 +274,8 @@ describe('persistent sessions across nodes', () => {
     const id = uniq('p');
     const topic = uniq('t');
     const pub = await publisher(B);
-    const raw = await RawClient.connect(A.port, 5);
-    raws.push(raw);
-    await raw.handshake({
-      protocolVersion: 5,
-      clientId: id,
-      clean: false,
-      properties: { sessionExpiryInterval: 300, maximumPacketSize: 200 },
-    });
-    raw.send({
-      type: 'subscribe',
-      packetId: 1,
-      subscriptions: [{ topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
-    });
-    await raw.next('suback');
-    await waitFor(
-      async () => {
-        await pub.client.publishAsync(topic, 'probe', { qos: 0 });
-        return raw.received.some((p) => p.type === 'publish');
-      },
-      10_000,
-      'routed',
-    );
+    const raw = await rawSession(A, id, { maximumPacketSize: 200 });
+    await rawSubscribeRouted(raw, pub.client, topic, 0);
     await pub.client.publishAsync(topic, 'x'.repeat(500), { qos: 1 }); // too large for this client
     await pub.client.publishAsync(topic, 'small', { qos: 1 });
     for (;;) {
@@ -382,21 +361,8 @@ describe('persistent sessions across nodes', () => {
     const topic = uniq('t');
     const pub = await publisher(B);
     // A subscriber that takes 10 messages at a time and acknowledges only when told to.
-    const raw = await rawSession(A, id, 10);
-    raw.send({
-      type: 'subscribe',
-      packetId: 1,
-      subscriptions: [{ topic, qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
-    });
-    await raw.next('suback');
-    await waitFor(
-      async () => {
-        await pub.client.publishAsync(topic, 'probe', { qos: 1 });
-        return raw.received.some((p) => p.type === 'publish');
-      },
-      10_000,
-      'the session routed on B',
-    );
+    const raw = await rawSession(A, id, { receiveMaximum: 10 });
+    await rawSubscribeRouted(raw, pub.client, topic, 1);
     // Acknowledge the probes that arrived, so only the test's messages are in flight.
     for (const p of raw.received.splice(0))
       if (p.type === 'publish') raw.send({ type: 'puback', packetId: p.packetId!, reasonCode: 0 });

@@ -7,7 +7,13 @@ import { ownPayload } from '../../broker/message.js';
 import type { Clock, TimerHandle } from '../../clock.js';
 import type { Delivery, SubscriptionOptions } from '../../session/session.js';
 import { parseSubscription, TopicTrie } from '../../topics/index.js';
-import type { ClusterHandlers, FetchedDelivery, SessionStore, StoredSession } from '../types.js';
+import {
+  type ClusterHandlers,
+  FencedError,
+  type FetchedDelivery,
+  type SessionStore,
+  type StoredSession,
+} from '../types.js';
 
 /** Session Expiry Interval 0xFFFFFFFF: the session never expires. */
 const NEVER = 0xffffffff;
@@ -187,6 +193,13 @@ export class MemorySessionStore implements SessionStore {
     return this.hub.sessions.get(clientId);
   }
 
+  /** As fenced(), for writes that report a refusal: throws FencedError. */
+  private owned(clientId: string, epoch: number): HubSession {
+    const s = this.fenced(clientId, epoch);
+    if (s === undefined) throw new FencedError();
+    return s;
+  }
+
   async fetch(clientId: string, epoch: number, max: number, after: string): Promise<FetchedDelivery[]> {
     const s = this.fenced(clientId, epoch);
     if (s === undefined) return [];
@@ -232,15 +245,13 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async releasing(clientId: string, epoch: number, packetId: number): Promise<void> {
-    const s = this.fenced(clientId, epoch);
-    if (s === undefined) throw fencedOut();
+    const s = this.owned(clientId, epoch);
     const entry = s.inflight.get(packetId);
     if (entry !== undefined) entry.phase = 'pubrel';
   }
 
   async awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void> {
-    const s = this.fenced(clientId, epoch);
-    if (s === undefined) throw fencedOut();
+    const s = this.owned(clientId, epoch);
     if (waiting) s.awaitingRelease.add(packetId);
     else s.awaitingRelease.delete(packetId);
   }
@@ -252,15 +263,13 @@ export class MemorySessionStore implements SessionStore {
     options: SubscriptionOptions,
     plain: boolean,
   ): Promise<void> {
-    const s = this.fenced(clientId, epoch);
-    if (s === undefined) throw fencedOut();
+    const s = this.owned(clientId, epoch);
     s.subscriptions.set(raw, { ...options });
     if (plain && parseSubscription(raw)?.group === null) this.hub.routes.add(raw, clientId, { ...options });
   }
 
   async unsubscribe(clientId: string, epoch: number, raw: string, plain: boolean): Promise<void> {
-    const s = this.fenced(clientId, epoch);
-    if (s === undefined) throw fencedOut();
+    const s = this.owned(clientId, epoch);
     s.subscriptions.delete(raw);
     if (plain) this.hub.routes.remove(raw, clientId);
   }
@@ -269,8 +278,4 @@ export class MemorySessionStore implements SessionStore {
     const s = this.fenced(clientId, epoch);
     if (s !== undefined) this.hub.offline(clientId, s, expirySeconds);
   }
-}
-
-function fencedOut(): Error {
-  return new Error('session fenced: another connection owns this client id');
 }

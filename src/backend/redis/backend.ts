@@ -98,6 +98,8 @@ export class RedisClusterBackend implements ClusterBackend {
   /** This process's run and the claims it made: a claim ioredis re-sends is recognised by them. */
   private readonly run = randomBytes(6).toString('hex');
   private claims = 0;
+  /** Pub/sub channels this node listens to, and their handlers (listen()). */
+  private readonly channels = new Map<string, (msg: Buffer) => void>();
   /** The last batch number read from each sender (node and run) into this node's inbox. */
   private readonly lastBatch = new Map<string, number>();
   /** Wills of dead nodes this node is waiting to publish (after their delay). */
@@ -185,8 +187,8 @@ export class RedisClusterBackend implements ClusterBackend {
     await this.removeNode(this.nodeId);
     this.dataSet = await this.markDataSet();
     await this.heartbeat();
-    await this.subscribeVolatile();
-    await this.subscribeControl();
+    await this.listen(this.keys.inbox0(this.nodeId), (batch) => this.deliverBatch(batch));
+    await this.listen(this.keys.control(this.nodeId), (msg) => this.onControl(msg));
     await this.resync();
     this.connected = true;
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
@@ -330,37 +332,41 @@ export class RedisClusterBackend implements ClusterBackend {
     sent.catch(() => undefined);
   }
 
-  private async subscribeControl(): Promise<void> {
-    const channel = this.keys.control(this.nodeId);
-    const onMessage = (ch: Buffer, raw: Buffer) => {
-      if (ch.toString() !== channel) return;
-      let msg: { t?: string; c?: unknown; e?: number; f?: string };
-      try {
-        msg = JSON.parse(raw.toString());
-      } catch {
-        return;
-      }
-      if (
-        msg.t === 'kick' &&
-        typeof msg.c === 'string' &&
-        typeof msg.e === 'number' &&
-        typeof msg.f === 'string'
-      ) {
-        this.handlers?.release(msg.c, msg.e);
-        this.sendControl(msg.f, { t: 'released', c: msg.c, e: msg.e });
-      } else if (msg.t === 'poke' && Array.isArray(msg.c)) {
-        this.handlers?.poke(msg.c.filter((c): c is string => typeof c === 'string'));
-      } else if (msg.t === 'released') {
-        this.releaseWaiters.get(`${msg.c}\n${msg.e}`)?.();
-      }
-    };
-    if (this.target.kind === 'cluster') {
-      this.sub.on('smessageBuffer', onMessage);
-      await this.sub.ssubscribe(channel);
-    } else {
-      this.sub.on('messageBuffer', onMessage);
-      await this.sub.subscribe(channel);
+  /** The control channel: takeover requests and answers, pokes for the sessions served here. */
+  private onControl(raw: Buffer): void {
+    let msg: { t?: string; c?: unknown; e?: number; f?: string };
+    try {
+      msg = JSON.parse(raw.toString());
+    } catch {
+      return;
     }
+    if (
+      msg.t === 'kick' &&
+      typeof msg.c === 'string' &&
+      typeof msg.e === 'number' &&
+      typeof msg.f === 'string'
+    ) {
+      this.handlers?.release(msg.c, msg.e);
+      this.sendControl(msg.f, { t: 'released', c: msg.c, e: msg.e });
+    } else if (msg.t === 'poke' && Array.isArray(msg.c)) {
+      this.handlers?.poke(msg.c.filter((c): c is string => typeof c === 'string'));
+    } else if (msg.t === 'released') {
+      this.releaseWaiters.get(`${msg.c}\n${msg.e}`)?.();
+    }
+  }
+
+  /**
+   * Subscribes the pub/sub connection to `channel` (sharded on Redis Cluster). One listener on the
+   * connection hands each message to its channel's handler, so channels never see each other's.
+   */
+  private async listen(channel: string, handler: (msg: Buffer) => void): Promise<void> {
+    if (this.channels.size === 0) {
+      const dispatch = (ch: Buffer, msg: Buffer) => this.channels.get(ch.toString())?.(msg);
+      this.sub.on(this.target.kind === 'cluster' ? 'smessageBuffer' : 'messageBuffer', dispatch);
+    }
+    this.channels.set(channel, handler);
+    if (this.target.kind === 'cluster') await this.sub.ssubscribe(channel);
+    else await this.sub.subscribe(channel);
   }
 
   /** Schedules the wills a dead node left: each published after its delay, if still there then. */
@@ -619,22 +625,6 @@ export class RedisClusterBackend implements ClusterBackend {
       if (wait !== undefined) return wait.then(() => this.deliverFrom(envelopes, i + 1));
     }
     return undefined;
-  }
-
-  private async subscribeVolatile(): Promise<void> {
-    const channel = this.keys.inbox0(this.nodeId);
-    // The connection also carries the control channel (JSON): only this channel's messages are batches.
-    const name = Buffer.from(channel);
-    const onMessage = (ch: Buffer, msg: Buffer) => {
-      if (ch.equals(name)) this.deliverBatch(msg);
-    };
-    if (this.target.kind === 'cluster') {
-      this.sub.on('smessageBuffer', onMessage);
-      await this.sub.ssubscribe(channel);
-    } else {
-      this.sub.on('messageBuffer', onMessage);
-      await this.sub.subscribe(channel);
-    }
   }
 
   private pause(): Promise<void> {

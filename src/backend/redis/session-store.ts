@@ -12,7 +12,13 @@ import type { Clock } from '../../clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Delivery, SubscriptionOptions } from '../../session/session.js';
 import type { RouteReplica } from '../route-replica.js';
-import type { ClusterHandlers, FetchedDelivery, SessionStore, StoredSession } from '../types.js';
+import {
+  type ClusterHandlers,
+  FencedError,
+  type FetchedDelivery,
+  type SessionStore,
+  type StoredSession,
+} from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import {
@@ -378,7 +384,7 @@ export class RedisSessionStore implements SessionStore {
         epoch,
       ),
     );
-    if (done === -1) throw new Error('session fenced: another connection owns this client id');
+    if (done === -1) throw new FencedError();
   }
 
   /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
@@ -436,7 +442,7 @@ export class RedisSessionStore implements SessionStore {
           if (this.o.replicated === undefined || p.waiters.length === 0) resolve();
           else this.replicatedAt(this.keys.session(clientId)).then(resolve, resolve);
         } else {
-          const err = new Error('session fenced: another connection owns this client id');
+          const err = new FencedError();
           for (const w of p.waiters) w.reject(err);
         }
       },
