@@ -81,6 +81,8 @@ export interface StoredSession {
   inflight: { packetId: number; phase: 'publish' | 'pubrel'; delivery: Delivery }[];
   /** Inbound QoS 2 packet ids between PUBREC and PUBREL. */
   awaitingRelease: number[];
+  /** The dedupe ids of those messages (Message.dedupe), by packet id: a re-send is routed under it. */
+  dedupeIds: Map<number, string>;
   /** How far the queue was taken (the position the next fetch starts after). */
   position: string;
 }
@@ -132,8 +134,17 @@ export interface SessionStore {
    * so a client that delivers on PUBREL never gets the PUBLISH again from the next node.
    */
   releasing(clientId: string, epoch: number, packetId: number): Promise<void>;
-  /** An inbound QoS 2 id received (true) or released (false); resolves once stored. */
-  awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void>;
+  /**
+   * An inbound QoS 2 id received (true, with the message's dedupe id) or released (false); resolves
+   * once stored.
+   */
+  awaitRelease(
+    clientId: string,
+    epoch: number,
+    packetId: number,
+    waiting: boolean,
+    dedupe?: string,
+  ): Promise<void>;
   /** Stores a subscription (and routes it, when plain); resolves once both are in Redis. */
   subscribe(
     clientId: string,

@@ -41,6 +41,7 @@ import { BrokerInspector } from './inspect.js';
 import { type Hold, Latch } from './latch.js';
 import { isExpired, type Message } from './message.js';
 import type { BrokerOptions } from './options.js';
+import { RecentIds } from './recent-ids.js';
 import { type RouteVisitor, SubscriptionIndex } from './subscriptions.js';
 import { SysTopics } from './sys.js';
 
@@ -102,6 +103,8 @@ export class Broker implements ChannelContext {
   private readonly instruments: Pick<Instruments, 'takeover'> | undefined;
   private clusterReceived = 0;
   private closing = false;
+  /** Messages routed again under their dedupe id reach this node's subscribers once. */
+  private readonly recent: RecentIds;
   private readonly sessionEvents = {
     dropped: (reason: DropReason, session: Session) => this.dropped(reason, session.clientId),
   };
@@ -119,6 +122,7 @@ export class Broker implements ChannelContext {
     this.counters.rateLimited = this.limits.hits;
     this.router = deps.cluster ? new ClusterRouter(deps.cluster, this.index) : undefined;
     this.startedAt = deps.clock.now();
+    this.recent = new RecentIds(() => this.clock.now());
     this.sys = new SysTopics(this, deps.version);
     this.instruments = deps.instruments;
     this.inspector = new BrokerInspector({
@@ -346,6 +350,7 @@ export class Broker implements ChannelContext {
       if (session.awaitingRelease.size === 0) session.awaitingRelease = new Set();
       session.awaitingRelease.add(packetId);
     }
+    if (stored.dedupeIds.size > 0) session.dedupeIds = new Map(stored.dedupeIds);
     return session;
   }
 
@@ -563,7 +568,10 @@ export class Broker implements ChannelContext {
     }
     let delivered = 0;
     if (!isExpired(message, this.clock.now())) {
-      const visit = deliverTo(message, hold);
+      // Routed again under its dedupe id: this node's subscribers had it if it was seen here before;
+      // other nodes and persistent sessions skip it on their side.
+      const visit =
+        message.dedupe === undefined || this.recent.add(message.dedupe) ? deliverTo(message, hold) : skip;
       if (this.router === undefined) delivered = this.index.route(message, visit);
       else delivered = this.index.routeDirect(message, visit) + this.router.route(message, visit, hold);
     }
@@ -586,6 +594,7 @@ export class Broker implements ChannelContext {
     const message = envelope.message;
     this.clusterReceived++;
     if (isExpired(message, this.clock.now())) return undefined;
+    if (message.dedupe !== undefined && !this.recent.add(message.dedupe)) return undefined;
     let drained: (() => void) | undefined;
     const latch = message.qos === 0 ? undefined : new Latch(() => drained?.());
     const visit = deliverTo(message, latch?.hold);
@@ -660,6 +669,9 @@ function deliverTo(message: Message, hold?: Hold): RouteVisitor {
     if (hold !== undefined && qos > 0 && session.congested) session.whenDrained(hold());
   };
 }
+
+/** Delivers nothing: the subscribers of this node already had the message. */
+const skip: RouteVisitor = () => undefined;
 
 /** A retained message keeps its own payload bytes and no per-connection state. */
 function retainedCopy(m: Message): Message {

@@ -48,7 +48,7 @@ export class ClusterRouter {
     this.index.matchShared(topic, (key) => {
       const remote = remoteShared?.get(key);
       remoteShared?.delete(key);
-      const node = this.choose(key, remote, true);
+      const node = this.choose(key, remote, true, message.dedupe);
       if (node === null) {
         if (this.index.deliverShared(key, visit)) delivered++;
       } else if (node !== undefined) {
@@ -59,7 +59,7 @@ export class ClusterRouter {
     });
     if (remoteShared !== undefined) {
       for (const [key, nodes] of remoteShared) {
-        const node = this.choose(key, nodes, false);
+        const node = this.choose(key, nodes, false, message.dedupe);
         if (node) {
           const e = to(node);
           e.shared ??= [];
@@ -111,16 +111,24 @@ export class ClusterRouter {
     return merged.size;
   }
 
-  /** Picks in turn among this node (null) and the remote nodes holding members of `key`. */
+  /**
+   * Picks in turn among this node (null) and the remote nodes holding members of `key`. A message
+   * with a dedupe id is routed again to the node it went to the first time (the group's nodes
+   * unchanged), whose dedupe then skips it: picked by the id, not in turn.
+   */
   private choose(
     key: string,
     remote: ReadonlySet<string> | undefined,
     local: boolean,
+    dedupe: string | undefined,
   ): string | null | undefined {
     const n = (remote?.size ?? 0) + (local ? 1 : 0);
     if (n === 0) return undefined;
-    const t = this.turn.get(key) ?? 0;
-    this.turn.set(key, t + 1);
+    let t: number;
+    if (dedupe === undefined) {
+      t = this.turn.get(key) ?? 0;
+      this.turn.set(key, t + 1);
+    } else t = hash(dedupe);
     let i = t % n;
     if (local) {
       if (i === 0) return null;
@@ -129,4 +137,11 @@ export class ClusterRouter {
     for (const node of remote ?? []) if (i-- === 0) return node;
     return undefined;
   }
+}
+
+/** FNV-1a of a string, as an unsigned 32-bit number. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }

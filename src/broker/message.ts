@@ -4,6 +4,14 @@
  */
 import type { EncodedPublish, Properties, QoS } from '../protocol/index.js';
 
+/**
+ * How long, and for how many messages, a target (a persistent session's queue, a node's local
+ * delivery) remembers the dedupe ids it took: a publisher's re-send within this window is not
+ * delivered twice; a later one may be.
+ */
+export const DEDUPE_WINDOW_MS = 600_000;
+export const DEDUPE_MAX = 50_000;
+
 export interface Message {
   topic: string;
   /** Owned bytes (copied out of the socket buffer when the message is kept). */
@@ -16,6 +24,12 @@ export interface Message {
   expiresAt?: number;
   /** Client id of the publisher, for No Local; undefined for broker-originated messages. */
   origin?: string;
+  /**
+   * A QoS 2 message of a persistent publisher session: an id it keeps when routed again after its
+   * publisher re-sent it (a partial fan-out failure, or its node died before PUBREC). Every target
+   * that already took it skips it, so the re-send reaches only those that missed it (exactly once).
+   */
+  dedupe?: string;
   /**
    * Encode-once cache for fan-out: PUBLISH headers without a packet id, by (version class, QoS,
    * retain). Filled by channels; the payload stays shared.

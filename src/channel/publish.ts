@@ -4,6 +4,7 @@
  * retain availability, payload format and publish authorization.
  */
 import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { isThenable } from '../auth/types.js';
 import { forwardedProperties, type Message } from '../broker/message.js';
 import {
@@ -27,7 +28,9 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   if (!ch.withinRate(p.payload.length)) return;
   const topic = resolveTopic(ch, p);
   const session = ch.session!;
-  if (p.qos === 2 && session.awaitingRelease.has(p.packetId!)) {
+  // A persistent session's re-send keeps its dedupe id and is routed again (publishAcknowledged).
+  const resent = p.qos === 2 && session.awaitingRelease.has(p.packetId!);
+  if (resent && session.dedupeOf(p.packetId!) === undefined) {
     // A re-sent QoS 2 PUBLISH already received: acknowledge again, deliver once [MQTT-4.3.3-9].
     ch.sendAck('pubrec', p.packetId!);
     return;
@@ -37,7 +40,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   counters.bytesReceived += p.payload.length;
   counters.receivedByQos[p.qos]++;
   counters.receivedBytesByQos[p.qos] += p.payload.length;
-  if (p.qos === 2 && session.awaitingRelease.size >= o.receiveMaximum) {
+  if (p.qos === 2 && !resent && session.awaitingRelease.size >= o.receiveMaximum) {
     // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISH than our Receive Maximum. (Acknowledgements the
     // broker itself holds back are not the client's fault: queueAck stops reading instead.)
     throw new ProtocolError('RECEIVE_MAXIMUM_EXCEEDED', 'Receive Maximum exceeded');
@@ -133,19 +136,34 @@ function completePublish(ch: Channel, p: PublishPacket, topic: string, reason: n
 /**
  * QoS 1/2: PUBACK / PUBREC go out once the broker says the message is safe (at once on a single
  * node; after Redis accepted it in a cluster), in the order the PUBLISH packets came in.
+ *
+ * A QoS 2 message of a persistent session gets a dedupe id, stored with its packet id before it is
+ * routed. If its routing fails part way, or this node dies before PUBREC, the client's re-send (on
+ * any node) is routed again under the same id: the targets that took it skip it, the others get it
+ * once. (Routing first and storing the id beside it, a re-send after a death in between went to
+ * every target again.)
  */
 function publishAcknowledged(ch: Channel, message: Message, packetId: number): void {
   const session = ch.session!;
   const qos2 = message.qos === 2;
-  // [MQTT-4.3.3-8] from now on a re-send is a duplicate (a durable session stores the id before PUBREC).
-  const stored = qos2 ? session.awaitRelease(packetId) : undefined;
+  let stored: Promise<void> | undefined;
+  if (qos2) {
+    const again = session.dedupeOf(packetId);
+    if (again !== undefined) message.dedupe = again;
+    else {
+      if (session.durable !== undefined) message.dedupe = mintDedupe();
+      // [MQTT-4.3.3-8] from now on a re-send is a duplicate (a durable session stores the id before PUBREC).
+      stored = session.awaitRelease(packetId, message.dedupe);
+    }
+  }
   const ack = ch.queueAck(qos2 ? 'pubrec' : 'puback', packetId); // [MQTT-4.3.2-4] [MQTT-4.3.3-8]
   let reached = -1;
   let early: { err: Error | undefined } | undefined;
   const settle = (err: Error | undefined) => {
     if (err !== undefined) {
       ch.ctx.logger.warn({ event: 'publish.not_stored', clientId: ch.clientId, err: err.message });
-      if (qos2) session.release(packetId);
+      // 3.x re-sends a message with a dedupe id under the same packet id: keep it for that.
+      if (qos2 && (ch.version === 5 || message.dedupe === undefined)) session.release(packetId);
       if (ch.version < 5) {
         // No way to say "not stored" in 3.x: close without acknowledging, the client re-sends.
         ch.disconnect(ReasonCode.UnspecifiedError, 'message could not be stored');
@@ -157,19 +175,34 @@ function publishAcknowledged(ch: Channel, message: Message, packetId: number): v
     }
     ch.ackReady(ack);
   };
-  // PUBACK / PUBREC once the message is safe and, for a durable session, the QoS 2 id is stored.
-  let waiting = stored === undefined ? 1 : 2;
-  let failure: Error | undefined;
+  let settled = false;
   const done = (err?: Error) => {
-    if (err !== undefined) failure ??= err;
-    if (--waiting === 0) settle(failure);
+    if (settled) return;
+    settled = true;
+    settle(err);
   };
-  stored?.then(() => done(), done);
-  reached = ch.ctx.publish(message, (err) => {
-    if (reached < 0) early = { err };
-    else done(err);
-  });
-  if (early !== undefined) done(early.err);
+  const route = () => {
+    reached = ch.ctx.publish(message, (err) => {
+      if (reached < 0) early = { err };
+      else done(err);
+    });
+    if (early !== undefined) done(early.err);
+  };
+  if (stored === undefined) {
+    route();
+    return;
+  }
+  // Stored first (a durable session), routed then: the payload may be a view of a socket buffer
+  // reused meanwhile.
+  message.payload = Buffer.from(message.payload);
+  stored.then(route, done);
+}
+
+/** Dedupe ids: this process's run and a count, unique in the cluster. */
+const RUN = randomBytes(6).toString('base64url');
+let minted = 0;
+function mintDedupe(): string {
+  return `${RUN}.${(++minted).toString(36)}`;
 }
 
 /** Topic Alias (MQTT 5 3.3.2.3.4): a non-empty topic sets the alias, an empty one uses it. */
@@ -236,6 +269,7 @@ export function handlePubrel(ch: Channel, p: PubrelPacket): void {
   const session = ch.session!;
   const id = p.packetId;
   const released = session.awaitingRelease.delete(id);
+  session.dedupeIds?.delete(id);
   // [MQTT-4.3.3-11] PUBCOMP with the same id; 0x92 when we hold no state for it (v5).
   const code = released || ch.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
   const stored = released ? session.durable?.awaitRelease(id, false) : undefined;

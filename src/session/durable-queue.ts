@@ -71,7 +71,7 @@ export class StoredQueue implements DurableQueue {
     return this.store.releasing(this.session.clientId, this.epoch, packetId);
   }
 
-  awaitRelease(packetId: number, waiting: boolean): Promise<void> {
-    return this.store.awaitRelease(this.session.clientId, this.epoch, packetId, waiting);
+  awaitRelease(packetId: number, waiting: boolean, dedupe?: string): Promise<void> {
+    return this.store.awaitRelease(this.session.clientId, this.epoch, packetId, waiting, dedupe);
   }
 }

@@ -59,8 +59,8 @@ export interface DurableQueue {
   acknowledged(packetId: number): void;
   /** PUBREC received: PUBCOMP awaited; resolves once stored (PUBREL is sent then). */
   releasing(packetId: number): Promise<void>;
-  /** An inbound QoS 2 id received (true) or released (false); resolves once stored. */
-  awaitRelease(packetId: number, waiting: boolean): Promise<void>;
+  /** An inbound QoS 2 id received (true, with its message's dedupe id) or released (false); resolves once stored. */
+  awaitRelease(packetId: number, waiting: boolean, dedupe?: string): Promise<void>;
 }
 
 export type DropReason = 'queue_full' | 'expired' | 'slow_consumer' | 'offline_qos0';
@@ -83,6 +83,8 @@ export class Session {
   inflight: Map<number, InflightEntry> = EMPTY_INFLIGHT;
   /** Inbound QoS 2 ids for which PUBREC was sent and PUBREL not yet received [MQTT-4.3.3-*]. */
   awaitingRelease: Set<number> = EMPTY_IDS;
+  /** Durable sessions: the dedupe ids (Message.dedupe) of those messages, by packet id. */
+  dedupeIds: Map<number, string> | undefined;
   link: SessionLink | null = null;
   /** Cluster mode, persistent session: where its messages are kept (undefined: in this object). */
   durable: DurableQueue | undefined;
@@ -118,17 +120,28 @@ export class Session {
 
   /**
    * Records an inbound QoS 2 packet id between PUBREC and PUBREL; a durable session returns the
-   * promise of its store write (PUBREC waits for it, so a new owner knows the id).
+   * promise of its store write (PUBREC waits for it, so a new owner knows the id), which keeps the
+   * message's `dedupe` id beside it.
    */
-  awaitRelease(packetId: number): Promise<void> | undefined {
+  awaitRelease(packetId: number, dedupe?: string): Promise<void> | undefined {
     if (this.awaitingRelease === EMPTY_IDS) this.awaitingRelease = new Set();
     this.awaitingRelease.add(packetId);
-    return this.durable?.awaitRelease(packetId, true);
+    if (dedupe !== undefined) {
+      this.dedupeIds ??= new Map();
+      this.dedupeIds.set(packetId, dedupe);
+    }
+    return this.durable?.awaitRelease(packetId, true, dedupe);
   }
 
-  /** PUBREL received: the inbound QoS 2 exchange ends. False when the id was not held. */
+  /** The id a re-sent QoS 2 PUBLISH is routed again under; undefined: not routed again. */
+  dedupeOf(packetId: number): string | undefined {
+    return this.dedupeIds?.get(packetId);
+  }
+
+  /** PUBREL received (or the exchange failed): the inbound QoS 2 exchange ends. False when the id was not held. */
   release(packetId: number): boolean {
     if (!this.awaitingRelease.delete(packetId)) return false;
+    this.dedupeIds?.delete(packetId);
     this.durable?.awaitRelease(packetId, false).catch(() => undefined);
     return true;
   }
@@ -369,6 +382,7 @@ export class Session {
     this.inflight = EMPTY_INFLIGHT;
     this.held = 0;
     this.awaitingRelease = EMPTY_IDS;
+    this.dedupeIds = undefined;
     this.queue = [];
     this.queueHead = 0;
     this.notifyDrained();

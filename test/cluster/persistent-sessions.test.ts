@@ -247,6 +247,73 @@ describe('persistent sessions across nodes', () => {
     expect(data(watcher.inbox).filter((p) => p === 'once')).toHaveLength(1);
   });
 
+  it('(#11.9) [MQTT-4.3.3-9] a QoS 2 PUBLISH whose packet id could not be stored (taken over in the gap) is delivered once when re-sent through another node', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const durableId = uniq('s');
+    const durable = await persistent(B, durableId);
+    await durable.client.subscribeAsync(topic, { qos: 2 });
+    const watcher = await connectMqtt(C.url);
+    clients.push(watcher.client);
+    await watcher.client.subscribeAsync(topic, { qos: 2 });
+    const pub = await publisher(A);
+    await untilRouted(pub.client, topic, [durable.inbox, watcher.inbox]);
+
+    const raw = await RawClient.connect(A.port, 4);
+    raws.push(raw);
+    expect((await raw.handshake({ protocolVersion: 4, clientId: id, clean: false })).reasonCode).toBe(0);
+    // A claim elsewhere raises the epoch between the PUBLISH and the store of its packet id: the
+    // store is fenced out. (Routing the message beside that store delivered it here already.)
+    await admin.hincrby(`shoal:owner:{${id}}`, 'epoch', 1);
+    publishQos2(raw, topic, 'once', 7);
+    await raw.closed; // 3.x: not stored, so closed without PUBREC; the client re-sends
+    const resumed = await RawClient.connect(B.port, 4);
+    raws.push(resumed);
+    expect((await resumed.handshake({ protocolVersion: 4, clientId: id, clean: false })).reasonCode).toBe(0);
+    publishQos2(resumed, topic, 'once', 7, true);
+    expect((await resumed.next('pubrec')).packetId).toBe(7);
+    resumed.send({ type: 'pubrel', packetId: 7 });
+    await resumed.next('pubcomp');
+    publishQos2(resumed, topic, 'after', 8);
+    await resumed.next('pubrec');
+    resumed.send({ type: 'pubrel', packetId: 8 });
+    await Promise.all([durable.inbox.payload('after'), watcher.inbox.payload('after')]);
+    expect(data(durable.inbox)).toEqual(['once', 'after']);
+    expect(data(watcher.inbox)).toEqual(['once', 'after']);
+  });
+
+  it('(#11.9) [MQTT-4.3.3-9] a re-sent QoS 2 PUBLISH of a persistent session is routed again under its dedupe id: every target has it once', async () => {
+    const id = uniq('p');
+    const topic = uniq('t');
+    const durableId = uniq('s');
+    const durable = await persistent(B, durableId);
+    await durable.client.subscribeAsync(topic, { qos: 2 });
+    const remote = await connectMqtt(C.url);
+    const local = await connectMqtt(A.url);
+    clients.push(remote.client, local.client);
+    await remote.client.subscribeAsync(topic, { qos: 1 });
+    await local.client.subscribeAsync(topic, { qos: 2 });
+    const pub = await publisher(A);
+    await untilRouted(pub.client, topic, [durable.inbox, remote.inbox, local.inbox]);
+
+    const raw = await rawSession(A, id);
+    publishQos2(raw, topic, 'once', 9);
+    await raw.next('pubrec');
+    publishQos2(raw, topic, 'once', 9, true); // the PUBREC was "lost": re-sent on the same node
+    await raw.next('pubrec');
+    raw.destroy();
+    await raw.closed;
+    const resumed = await rawSession(C, id); // and once more through another node
+    publishQos2(resumed, topic, 'once', 9, true);
+    await resumed.next('pubrec');
+    resumed.send({ type: 'pubrel', packetId: 9, reasonCode: 0 });
+    await resumed.next('pubcomp');
+    await pub.client.publishAsync(topic, 'after', { qos: 2 });
+    const all = [durable.inbox, remote.inbox, local.inbox];
+    await Promise.all(all.map((inbox) => inbox.payload('after')));
+    for (const inbox of all) expect(data(inbox).filter((p) => p === 'once')).toHaveLength(1);
+  });
+
   it('[MQTT-4.3.3-11] after PUBCOMP the packet id is free on every node: the next QoS 2 PUBLISH with it is routed', async () => {
     const id = uniq('p');
     const topic = uniq('t');

@@ -139,9 +139,9 @@ describe('Redis session store: keys and expiry', () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const a = await node('A');
     await a.backend.claim('c7', false, 60);
-    const keys = [`${prefix}:sess:{c7}`, `${prefix}:q:{c7}`];
+    const keys = [`${prefix}:sess:{c7}`, `${prefix}:q:{c7}`, `${prefix}:dd:{c7}`];
     const append = (run: string, batch: number) =>
-      client.eval(SESSION_APPEND, 2, ...keys, 10, 'X', run, batch, 'record', '1', '0');
+      client.eval(SESSION_APPEND, 3, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
     await append('r1', 5);
     await append('r1', 5); // the re-send
     expect(await client.xlen(keys[1])).toBe(1);
@@ -150,6 +150,35 @@ describe('Redis session store: keys and expiry', () => {
     expect(await client.xlen(keys[1])).toBe(2);
     await append('r2', 1); // the node restarted: a new run counts from 1
     expect(await client.xlen(keys[1])).toBe(3);
+  });
+
+  it('(#11.9) an append batch re-sent after a takeover claimed the session is still queued once', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const a = await node('A');
+    const b = await node('B');
+    await a.backend.claim('c9', false, 60);
+    const keys = [`${prefix}:sess:{c9}`, `${prefix}:q:{c9}`, `${prefix}:dd:{c9}`];
+    const append = (run: string, batch: number) =>
+      client.eval(SESSION_APPEND, 3, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
+    await append('r1', 5);
+    // The client moves to B while X's answer is lost; ioredis then re-sends X's batch.
+    await b.backend.claim('c9', false, 60);
+    await append('r1', 5);
+    expect(await client.xlen(keys[1])).toBe(1);
+  });
+
+  it('(#11.9) a QoS 2 delivery appended again under the same dedupe id (its publisher re-sent it) is queued once', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const a = await node('A');
+    await a.backend.claim('c10', false, 60);
+    const keys = [`${prefix}:sess:{c10}`, `${prefix}:q:{c10}`, `${prefix}:dd:{c10}`];
+    const append = (batch: number, token: string) =>
+      client.eval(SESSION_APPEND, 3, ...keys, 10, 'X', 'r1', batch, 'record', '2', '0', token);
+    await append(1, 'p/1');
+    await append(2, 'p/1'); // routed again after a partial failure, another batch
+    await append(3, 'p/2');
+    expect(await client.xlen(keys[1])).toBe(2);
+    expect(await client.pttl(keys[2])).toBeGreaterThan(0);
   });
 
   it('a claim re-sent after a reconnect (same name) answers what the first run did and claims nothing more', async () => {

@@ -85,6 +85,26 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       expect(await b.sessions.fetch('c1', second.epoch, 10, second.session!.position)).toEqual([]);
     });
 
+    it('(#11.9) a delivery appended again under the same dedupe id is queued once; the ids of inbound QoS 2 messages are loaded with the session', async () => {
+      const { a, b } = await start();
+      const first = await a.claim('c11', false, 60);
+      const twice = delivery('x', 2);
+      twice.message.dedupe = 'run.1';
+      await append(b.sessions, 'c11', twice);
+      await append(a.sessions, 'c11', { ...twice }); // routed again from another node
+      await append(b.sessions, 'c11', delivery('y', 2));
+      const fetched = await a.sessions.fetch('c11', first.epoch, 10, first.session!.position);
+      expect(payloads(fetched)).toEqual(['x', 'y']);
+      await a.sessions.awaitRelease('c11', first.epoch, 5, true, 'run.7');
+      await a.sessions.awaitRelease('c11', first.epoch, 6, true);
+      const second = await b.claim('c11', false, 60);
+      expect(second.session?.awaitingRelease.sort()).toEqual([5, 6]);
+      expect([...(second.session?.dedupeIds ?? [])]).toEqual([[5, 'run.7']]);
+      await b.sessions.awaitRelease('c11', second.epoch, 5, false);
+      const third = await a.claim('c11', false, 60);
+      expect(third.session?.dedupeIds.size).toBe(0);
+    });
+
     it('[MQTT-3.1.2-4] Clean Start discards the stored session; expiry 0 and nothing stored makes none', async () => {
       const { a, b } = await start();
       const c = await a.claim('c5', false, 60);

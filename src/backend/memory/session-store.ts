@@ -3,7 +3,7 @@
  * (test/contract/session-store.contract.ts runs both) — queues publishers append to, packet ids
  * given at fetch, fenced writes, expiry, orphaning by the reaper — kept in the hub's maps.
  */
-import { ownPayload } from '../../broker/message.js';
+import { DEDUPE_MAX, DEDUPE_WINDOW_MS, ownPayload } from '../../broker/message.js';
 import type { Clock, TimerHandle } from '../../clock.js';
 import type { Delivery, SubscriptionOptions } from '../../session/session.js';
 import { parseSubscription, TopicTrie } from '../../topics/index.js';
@@ -30,7 +30,10 @@ export interface HubSession {
   appended: number;
   nextPacketId: number;
   inflight: Map<number, { seq: number; phase: 'publish' | 'pubrel' }>;
-  awaitingRelease: Set<number>;
+  /** Inbound QoS 2 ids between PUBREC and PUBREL, with their messages' dedupe ids ('' none). */
+  awaitingRelease: Map<number, string>;
+  /** Dedupe ids of the messages queued lately, with when (as Redis' `dd` sorted set). */
+  dedupe: Map<string, number>;
   expiry?: TimerHandle;
   /** Publishers' acknowledgements held while the queue is congested (flow control). */
   drainWaiters: (() => void)[];
@@ -68,7 +71,8 @@ export class HubSessions {
         appended: 0,
         nextPacketId: 1,
         inflight: new Map(),
-        awaitingRelease: new Set(),
+        awaitingRelease: new Map(),
+        dedupe: new Map(),
         drainWaiters: [],
       };
       this.sessions.set(clientId, s);
@@ -88,7 +92,8 @@ export class HubSessions {
       present,
       subscriptions: new Map(s.subscriptions),
       inflight,
-      awaitingRelease: [...s.awaitingRelease],
+      awaitingRelease: [...s.awaitingRelease.keys()],
+      dedupeIds: new Map([...s.awaitingRelease].filter(([, d]) => d !== '')),
       position: String(s.taken),
     };
   }
@@ -168,6 +173,11 @@ export class MemorySessionStore implements SessionStore {
       answer();
       return;
     }
+    const id = delivery.message.dedupe;
+    if (id !== undefined && this.seen(s, id)) {
+      answer();
+      return;
+    }
     const flow = s.on !== '' && accepted !== undefined;
     if (s.queue.length >= (flow ? this.maxQueued * 4 : this.maxQueued)) {
       this.hub.handlersOf(this.nodeId)?.dropped('queue_full', clientId);
@@ -175,6 +185,7 @@ export class MemorySessionStore implements SessionStore {
       return;
     }
     ownPayload(delivery.message);
+    if (id !== undefined) s.dedupe.set(id, this.hub.clock.now());
     s.queue.push({ seq: ++s.appended, delivery: { ...delivery } });
     const serving = s.on;
     if (serving !== '') setImmediate(() => this.hub.handlersOf(serving)?.poke([clientId]));
@@ -184,6 +195,16 @@ export class MemorySessionStore implements SessionStore {
       return;
     }
     answer();
+  }
+
+  /** Whether a delivery with dedupe id `id` was queued within the window (older ones are forgotten). */
+  private seen(s: HubSession, id: string): boolean {
+    const since = this.hub.clock.now() - DEDUPE_WINDOW_MS;
+    for (const [old, at] of s.dedupe) {
+      if (at >= since && s.dedupe.size <= DEDUPE_MAX) break;
+      s.dedupe.delete(old);
+    }
+    return s.dedupe.has(id);
   }
 
   /** The session, if `epoch` on this node still owns the client id (the fence). */
@@ -250,9 +271,15 @@ export class MemorySessionStore implements SessionStore {
     if (entry !== undefined) entry.phase = 'pubrel';
   }
 
-  async awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void> {
+  async awaitRelease(
+    clientId: string,
+    epoch: number,
+    packetId: number,
+    waiting: boolean,
+    dedupe = '',
+  ): Promise<void> {
     const s = this.owned(clientId, epoch);
-    if (waiting) s.awaitingRelease.add(packetId);
+    if (waiting) s.awaitingRelease.set(packetId, dedupe);
     else s.awaitingRelease.delete(packetId);
   }
 

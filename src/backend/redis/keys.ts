@@ -98,6 +98,13 @@ export class Keys {
   inflight(clientId: string): string {
     return `${this.prefix}:inf:{${clientTag(clientId)}}`;
   }
+  /**
+   * ZSET dedupe id -> time (ms, Redis clock): QoS 2 messages queued for the session lately. A
+   * publisher's re-send routed again under the same id is not queued twice (docs/cluster.md).
+   */
+  dedupe(clientId: string): string {
+    return `${this.prefix}:dd:{${clientTag(clientId)}}`;
+  }
   /** SET of inbound QoS 2 packet ids between PUBREC and PUBREL. */
   awaitingRelease(clientId: string): string {
     return `${this.prefix}:rel:{${clientTag(clientId)}}`;

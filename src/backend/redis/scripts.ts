@@ -3,6 +3,8 @@
  * retained messages appends to its log stream in the same step, so replicas never miss one.
  */
 
+import { DEDUPE_MAX, DEDUPE_WINDOW_MS } from '../../broker/message.js';
+
 /** KEYS: routes, nodeRoutes, routeLog. ARGV: node, filterKey, maxlen. */
 export const ROUTE_ADD = `
 if redis.call('HSET', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2], '1') == 1 then
@@ -107,11 +109,16 @@ end
 if prev == '' then prev = false end
 local fields, inflight, rel = {}, {}, {}
 if present == 1 then
-  -- Re-sent appends are recognised by the fields ab:<node> for a moment only: a claim clears them,
-  -- so they do not pile up over the nodes' runs.
+  -- Re-sent appends are recognised by the fields ab:<node> (run/batch/time). They stay across
+  -- claims (a batch re-sent after a takeover is still the same batch); a claim drops those an hour
+  -- old, so fields of nodes long gone do not pile up.
   local all = redis.call('HGETALL', KEYS[2])
+  local t = redis.call('TIME')
+  local old = tonumber(t[1]) * 1000 - 3600000
   for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 3) == 'ab:' then redis.call('HDEL', KEYS[2], all[i])
+    if string.sub(all[i], 1, 3) == 'ab:' then
+      local at = tonumber(string.match(all[i + 1], '/(%d+)$') or '0')
+      if at < old then redis.call('HDEL', KEYS[2], all[i]) end
     else
       table.insert(fields, all[i])
       table.insert(fields, all[i + 1])
@@ -203,14 +210,17 @@ end`;
  * With flow control (a QoS 1/2 publisher waiting for its acknowledgement), an online session's queue
  * may grow to four times the limit, and an append past half the limit is "congested": its
  * publisher's acknowledgement waits for the queue to drain, so publishers slow down instead of
- * overflowing it. A batch is applied once: the session hash keeps, per sending node, its run and the
- * number of its last batch (numbers grow within a run), so a batch ioredis re-sends after a
- * reconnect cut off its answer is recognised and not queued twice. (This relies on a node's batches
- * for one session reaching Redis in the order they were numbered: they go out in order on one
- * connection, and ioredis re-sends in order.)
- * KEYS: session, queue. ARGV: max queued, node, run, batch number, then (record, qos, flow '1'|'0')
- * triples. Returns {-2} (no such session: it ended) or {node serving it ('' offline), one result per
- * delivery: 1 queued, 2 queued but congested, -1 queue full, -3 QoS 0 to an offline session}.
+ * overflowing it. A batch is applied once: the session hash keeps, per sending node, its run, the
+ * number of its last batch (numbers grow within a run) and when it came, so a batch ioredis re-sends
+ * after a reconnect cut off its answer is recognised and not queued twice. (This relies on a node's
+ * batches for one session reaching Redis in the order they were numbered: they go out in order on
+ * one connection, and ioredis re-sends in order.) A delivery with a dedupe id (a QoS 2 message of a
+ * persistent publisher, routed again after its publisher re-sent it) is queued once per
+ * DEDUPE_WINDOW_MS: the ids live in a sorted set beside the queue.
+ * KEYS: session, queue, dedupe. ARGV: max queued, node, run, batch number, then (record, qos, flow
+ * '1'|'0', dedupe id or '') quadruples. Returns {-2} (no such session: it ended) or {node serving it
+ * ('' offline), one result per delivery: 1 queued (or queued before), 2 queued but congested, -1
+ * queue full, -3 QoS 0 to an offline session}.
  */
 export const SESSION_APPEND = `
 local on = redis.call('HGET', KEYS[1], 'on')
@@ -218,22 +228,28 @@ if not on then return {-2} end
 local field = 'ab:' .. ARGV[2]
 local seen = redis.call('HGET', KEYS[1], field)
 if seen then
-  local run, batch = string.match(seen, '^(.*)/(%d+)$')
+  local run, batch = string.match(seen, '^([^/]*)/(%d+)')
   if run == ARGV[3] and tonumber(batch) >= tonumber(ARGV[4]) then
     local out = {on}
-    for i = 5, #ARGV, 3 do table.insert(out, 1) end
+    for i = 5, #ARGV, 4 do table.insert(out, 1) end
     return out
   end
 end
-redis.call('HSET', KEYS[1], field, ARGV[3] .. '/' .. ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], field, ARGV[3] .. '/' .. ARGV[4] .. '/' .. now)
 local max = tonumber(ARGV[1])
 local mark = math.max(8, math.floor(max / 2))
 local n = redis.call('XLEN', KEYS[2])
 local out = {on}
 local added = false
-for i = 5, #ARGV, 3 do
+local deduped = false
+for i = 5, #ARGV, 4 do
   local flow = on ~= '' and ARGV[i + 2] == '1'
-  if on == '' and ARGV[i + 1] == '0' then
+  local id = ARGV[i + 3]
+  if id ~= '' and redis.call('ZSCORE', KEYS[3], id) then
+    table.insert(out, 1)
+  elseif on == '' and ARGV[i + 1] == '0' then
     table.insert(out, -3)
   elseif n >= (flow and max * 4 or max) then
     table.insert(out, -1)
@@ -241,8 +257,17 @@ for i = 5, #ARGV, 3 do
     redis.call('XADD', KEYS[2], '*', 'm', ARGV[i])
     n = n + 1
     added = true
+    if id ~= '' then
+      redis.call('ZADD', KEYS[3], now, id)
+      deduped = true
+    end
     table.insert(out, (flow and n >= mark) and 2 or 1)
   end
+end
+if deduped then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - ${DEDUPE_WINDOW_MS})
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -${DEDUPE_MAX} - 1)
+  redis.call('PEXPIRE', KEYS[3], ${DEDUPE_WINDOW_MS})
 end
 if added and on == '' then
   local ttl = redis.call('PTTL', KEYS[1])
@@ -316,7 +341,8 @@ return out`;
 /**
  * The serving node's changes to a session, in order, as (op, a, b) triples: a <pid> acknowledged
  * (the message leaves the queue), r <pid> PUBREC received (now waiting for PUBCOMP), R <pid> / C <pid>
- * inbound QoS 2 id received / released, S <filter> <options> subscribed, U <filter> unsubscribed.
+ * inbound QoS 2 id received (with the message's dedupe id, kept as q2:<pid>) / released,
+ * S <filter> <options> subscribed, U <filter> unsubscribed.
  * KEYS: owner, session, queue, inflight, awaitingRelease. ARGV: epoch, node, triples... Returns 1, or
  * false when fenced out.
  */
@@ -334,8 +360,12 @@ for i = 3, #ARGV, 3 do
         redis.call('HSET', KEYS[4], a, sid .. ' r')
       end
     end
-  elseif op == 'R' then redis.call('SADD', KEYS[5], a)
-  elseif op == 'C' then redis.call('SREM', KEYS[5], a)
+  elseif op == 'R' then
+    redis.call('SADD', KEYS[5], a)
+    if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[2], 'q2:' .. a, ARGV[i + 2]) end
+  elseif op == 'C' then
+    redis.call('SREM', KEYS[5], a)
+    redis.call('HDEL', KEYS[2], 'q2:' .. a)
   elseif op == 'S' then redis.call('HSET', KEYS[2], 's:' .. a, ARGV[i + 2])
   elseif op == 'U' then redis.call('HDEL', KEYS[2], 's:' .. a)
   end

@@ -3,7 +3,7 @@
  * (one stream entry or pub/sub message per target node and event-loop turn). Properties use the MQTT 5
  * property encoding of the codec.
  *
- * record = flags u8 | [expiresAt f64] | [origin str] | sharedCount u16 {str} | topic str
+ * record = flags u8 | [expiresAt f64] | [origin str] | [dedupe str] | sharedCount u16 {str} | topic str
  *          | propsLen vbi props | payloadLen u32 payload        (str = u16 length + UTF-8)
  */
 
@@ -17,12 +17,14 @@ const RETAIN = 0x04;
 const DIRECT = 0x08;
 const EXPIRES = 0x10;
 const ORIGIN = 0x20;
+const DEDUPE = 0x40;
 
 function recordLength(e: Envelope): number {
   const m = e.message;
   let n = 1 + 2 + 2 + utf8Length(m.topic) + 4 + m.payload.length;
   if (m.expiresAt !== undefined) n += 8;
   if (m.origin !== undefined) n += 2 + utf8Length(m.origin);
+  if (m.dedupe !== undefined) n += 2 + utf8Length(m.dedupe);
   if (e.shared) for (const s of e.shared) n += 2 + utf8Length(s);
   const props = propertiesLength(m.properties);
   return n + vbiLength(props) + props;
@@ -35,9 +37,11 @@ function writeRecord(buf: Buffer, o: number, e: Envelope): number {
     (m.retain ? RETAIN : 0) |
     (e.direct ? DIRECT : 0) |
     (m.expiresAt !== undefined ? EXPIRES : 0) |
-    (m.origin !== undefined ? ORIGIN : 0);
+    (m.origin !== undefined ? ORIGIN : 0) |
+    (m.dedupe !== undefined ? DEDUPE : 0);
   if (m.expiresAt !== undefined) o = buf.writeDoubleBE(m.expiresAt, o);
   if (m.origin !== undefined) o = writeUtf8(buf, o, m.origin, utf8Length(m.origin));
+  if (m.dedupe !== undefined) o = writeUtf8(buf, o, m.dedupe, utf8Length(m.dedupe));
   const shared = e.shared ?? [];
   o = writeU16(buf, o, shared.length);
   for (const s of shared) o = writeUtf8(buf, o, s, utf8Length(s));
@@ -76,6 +80,7 @@ export function decodeBatch(buf: Buffer): Envelope[] {
       r.pos += 8;
     }
     if (flags & ORIGIN) message.origin = r.utf8('origin');
+    if (flags & DEDUPE) message.dedupe = r.utf8('dedupe id');
     const sharedCount = r.u16();
     const shared: string[] = [];
     for (let i = 0; i < sharedCount; i++) shared.push(r.utf8('shared group'));

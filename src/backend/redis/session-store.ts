@@ -51,7 +51,7 @@ interface Scripts {
 }
 
 interface PendingAppends {
-  /** (record, qos, flow control) triples, as SESSION_APPEND takes them. */
+  /** (record, qos, flow control, dedupe id) quadruples, as SESSION_APPEND takes them. */
   args: (Buffer | string)[];
   accepted: (((err?: Error) => void) | undefined)[];
 }
@@ -106,7 +106,7 @@ export class RedisSessionStore implements SessionStore {
     this.nodeId = o.nodeId;
     const define = (name: string, numberOfKeys: number, lua: string) =>
       this.redis.defineCommand(name, { numberOfKeys, lua });
-    define('shoalAppend', 2, SESSION_APPEND);
+    define('shoalAppend', 3, SESSION_APPEND);
     define('shoalFetch', 4, SESSION_FETCH);
     define('shoalOps', 5, SESSION_OPS);
     define('shoalDetach', 5, SESSION_DETACH);
@@ -140,7 +140,12 @@ export class RedisSessionStore implements SessionStore {
       this.appends.set(clientId, batch);
     }
     // Encoded now: the payload may be a view of a buffer the connection reuses.
-    batch.args.push(encodeDelivery(delivery), String(delivery.qos), accepted === undefined ? '0' : '1');
+    batch.args.push(
+      encodeDelivery(delivery),
+      String(delivery.qos),
+      accepted === undefined ? '0' : '1',
+      delivery.message.dedupe ?? '',
+    );
     batch.accepted.push(accepted);
     this.schedule();
   }
@@ -153,6 +158,7 @@ export class RedisSessionStore implements SessionStore {
       .shoalAppendBuffer(
         k.session(clientId),
         k.queue(clientId),
+        k.dedupe(clientId),
         this.o.maxQueued,
         this.nodeId,
         this.run,
@@ -265,8 +271,14 @@ export class RedisSessionStore implements SessionStore {
     return this.op(clientId, epoch, 'r', String(packetId));
   }
 
-  awaitRelease(clientId: string, epoch: number, packetId: number, waiting: boolean): Promise<void> {
-    return this.op(clientId, epoch, waiting ? 'R' : 'C', String(packetId));
+  awaitRelease(
+    clientId: string,
+    epoch: number,
+    packetId: number,
+    waiting: boolean,
+    dedupe = '',
+  ): Promise<void> {
+    return this.op(clientId, epoch, waiting ? 'R' : 'C', String(packetId), dedupe);
   }
 
   async subscribe(
@@ -532,10 +544,12 @@ export function decodeStoredSession(
   rel: Buffer[],
 ): StoredSession {
   const subscriptions = new Map<string, SubscriptionOptions>();
+  const dedupeIds = new Map<number, string>();
   let position = '0-0';
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i].toString();
     if (name === 'rd') position = fields[i + 1].toString();
+    if (name.startsWith('q2:')) dedupeIds.set(Number(name.slice(3)), fields[i + 1].toString());
     if (!name.startsWith('s:')) continue;
     try {
       subscriptions.set(name.slice(2), JSON.parse(fields[i + 1].toString()) as SubscriptionOptions);
@@ -561,6 +575,7 @@ export function decodeStoredSession(
     subscriptions,
     inflight: entries.map((e) => e.entry),
     awaitingRelease: rel.map((b) => Number(b.toString())),
+    dedupeIds,
     position,
   };
 }

@@ -36,6 +36,7 @@ const messageArb: fc.Arbitrary<Message> = fc
         { nil: undefined },
       ),
       origin: fc.option(utf8StringArb({ maxLength: 23 }), { nil: undefined }),
+      dedupe: fc.option(utf8StringArb({ minLength: 1, maxLength: 16 }), { nil: undefined }),
     },
     { noNullPrototype: true },
   )
@@ -45,6 +46,7 @@ const messageArb: fc.Arbitrary<Message> = fc
     if (r.properties !== undefined) m.properties = r.properties;
     if (r.expiresAt !== undefined) m.expiresAt = r.expiresAt;
     if (r.origin !== undefined) m.origin = r.origin;
+    if (r.dedupe !== undefined) m.dedupe = r.dedupe;
     return m;
   });
 
