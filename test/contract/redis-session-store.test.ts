@@ -106,7 +106,7 @@ sessionStoreContract('redis', async (handlers) => {
     a,
     b,
     async reapA() {
-      expect(await b.sessions.reap('A')).toBeGreaterThanOrEqual(1);
+      expect(await b.sessions.reap('A', '')).toBeGreaterThanOrEqual(1);
     },
     async stop() {
       await Promise.all([a.stop(), b.stop()]);
@@ -130,7 +130,7 @@ describe('Redis session store: keys and expiry', () => {
     expect(await client.exists(`${prefix}:q:{c3}`, `${prefix}:sess:{c3}`)).toBe(0);
 
     await a.backend.claim('c4', false, 30);
-    expect(await b.backend.sessions.reap('A')).toBe(1);
+    expect(await b.backend.sessions.reap('A', '')).toBe(1);
     expect(await client.hget(`${prefix}:sess:{c4}`, 'on')).toBe('');
     expect(await client.pttl(`${prefix}:sess:{c4}`)).toBeGreaterThan(20_000);
   });
@@ -163,7 +163,7 @@ describe('Redis session store: keys and expiry', () => {
     const keys = ['owner', 'sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c8}`);
     // ioredis types no evalBuffer (it has it at run time): the reply's will is binary.
     const raw = client as unknown as { evalBuffer(...args: unknown[]): Promise<unknown[]> };
-    const claim = () => raw.evalBuffer(OWNER_CLAIM, 5, ...keys, 'B', '0', '60', 'B/run/1');
+    const claim = () => raw.evalBuffer(OWNER_CLAIM, 5, ...keys, 'B', '0', '60', 'B/run/1', 'run');
     const once = await claim();
     const twice = await claim(); // the re-send
     expect(String(once[0])).toBe('A');
@@ -217,7 +217,7 @@ describe('Redis session store: keys and expiry', () => {
     const name = (await client.hget(keys[0], 'cn')) ?? '';
     await client.hset(keys[0], 'cn', name.replace(/^B/, 'A'));
     await expect(
-      client.eval(OWNER_CLAIM, 5, ...keys, 'A', '0', '60', name.replace(/^B/, 'A')),
+      client.eval(OWNER_CLAIM, 5, ...keys, 'A', '0', '60', name.replace(/^B/, 'A'), 'run'),
     ).rejects.toThrow(/claim superseded/);
   });
 });

@@ -149,8 +149,8 @@ export class RedisClusterBackend implements ClusterBackend {
       livenessMs: this.livenessMs,
       logMaxLen: this.logMaxLen,
       connected: () => this.connected,
-      reapWills: (node) => this.reapWills(node),
-      reapSessions: (node) => this.sessions.reap(node),
+      reapWills: (node, fence) => this.reapWills(node, fence),
+      reapSessions: (node, fence) => this.sessions.reap(node, fence),
     });
     this.ownership = new RedisOwnership({
       cmd: this.cmd,
@@ -160,6 +160,7 @@ export class RedisClusterBackend implements ClusterBackend {
       livenessMs: this.livenessMs,
       sessions: this.sessions,
       run: this.run,
+      incarnation: () => this.membership.incarnation,
       connected: () => this.connected,
       mayAnswer: (node) => this.membership.mayAnswer(node),
       sendControl: (node, msg) => this.sendControl(node, msg),
@@ -219,8 +220,9 @@ export class RedisClusterBackend implements ClusterBackend {
     void this.readInbox();
     // Its wills and sessions too: reaped like a dead node's (no survivor reaps a node that came back
     // within the liveness timeout), once this node routes like the others.
-    const wills = await this.reapWills(this.nodeId);
-    const sessions = await this.sessions.reap(this.nodeId);
+    const earlier = `!${this.membership.incarnation}`;
+    const wills = await this.reapWills(this.nodeId, earlier);
+    const sessions = await this.sessions.reap(this.nodeId, earlier);
     if (wills + sessions > 0) this.log.warn({ event: 'cluster.previous_run_reaped', wills, sessions });
     this.joined = true;
     this.updateReadiness();
@@ -244,14 +246,11 @@ export class RedisClusterBackend implements ClusterBackend {
       await withTimeout(this.sessions.settle(), 1000);
       // Sessions still marked as served here (a client whose detach failed) go offline now: no
       // reaper looks at a node that left.
-      await withTimeout(this.sessions.reap(this.nodeId), 1000);
-      // Bounded: with Redis away, commands would wait for it forever.
-      await withTimeout(this.membership.removeNode(this.nodeId), 1000);
-      // Leave nothing behind that no reaper would remove (a stopped node is no longer in the node set).
-      await Promise.all([
-        this.cmd.del(this.keys.inbox(this.nodeId)),
-        this.cmd.hdel(this.keys.nodeStats, this.nodeId),
-      ]);
+      await withTimeout(this.sessions.reap(this.nodeId, `=${this.membership.incarnation}`), 1000);
+      // Bounded: with Redis away, commands would wait for it forever. Leave nothing behind that no
+      // reaper would remove (a stopped node is no longer in the node set).
+      await withTimeout(this.membership.leave(), 1000);
+      await this.cmd.hdel(this.keys.nodeStats, this.nodeId);
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }
@@ -342,18 +341,26 @@ export class RedisClusterBackend implements ClusterBackend {
     else await this.sub.subscribe(channel);
   }
 
-  /** Schedules the wills a dead node left: each published after its delay, if still there then. */
-  private async reapWills(node: string): Promise<number> {
+  /**
+   * Schedules the wills a dead node's run left: each published after its delay, if still there then.
+   * `fence` names the run (see SESSION_ORPHAN): a client claimed by a later run of the node keeps its
+   * will and its entry in the index.
+   */
+  async reapWills(node: string, fence: string): Promise<number> {
     const ids = await this.cmd.smembers(this.keys.nodeWills(node));
     let n = 0;
+    const done: string[] = [];
     for (const clientId of ids) {
-      const [owner, epoch, will, delay] = await this.cmd.hmgetBuffer(
+      const [owner, epoch, will, delay, inc] = await this.cmd.hmgetBuffer(
         this.keys.owner(clientId),
         'node',
         'epoch',
         'will',
         'wdelay',
+        'inc',
       );
+      if (owner?.toString() === node && !fenceAdmits(fence, inc?.toString() ?? '')) continue;
+      done.push(clientId);
       if (owner?.toString() !== node || epoch === null || will === null) continue;
       n++;
       const stored = decodeWill(will);
@@ -370,7 +377,7 @@ export class RedisClusterBackend implements ClusterBackend {
       );
       this.reapedWills.add(timer);
     }
-    await this.cmd.del(this.keys.nodeWills(node));
+    if (done.length > 0) await this.cmd.srem(this.keys.nodeWills(node), ...done);
     return n;
   }
 
@@ -655,6 +662,12 @@ export class RedisClusterBackend implements ClusterBackend {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Whether a reaper's incarnation fence ('=R', '!R' or '': SESSION_ORPHAN) admits a claim of run `inc`. */
+function fenceAdmits(fence: string, inc: string): boolean {
+  if (fence === '') return true;
+  return (fence[0] === '=') === (inc === fence.slice(1));
+}
 
 function fieldsOf(fields: Buffer[]): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};

@@ -19,6 +19,8 @@ export interface OwnershipOptions {
   sessions: RedisSessionStore;
   /** This process's run: claims are named by it, so a claim ioredis re-sends is recognised. */
   run: string;
+  /** This node's incarnation, stored with each claim: a reaper of an earlier one leaves it alone. */
+  incarnation(): string;
   connected(): boolean;
   /** False when `node` is dead: a takeover need not wait for its answer. */
   mayAnswer(node: string): Promise<boolean>;
@@ -53,6 +55,7 @@ export class RedisOwnership {
         clean ? '1' : '0',
         String(expirySeconds),
         `${this.o.nodeId}/${this.o.run}/${++this.claims}`,
+        this.o.incarnation(),
       ),
       this.o.livenessMs,
     )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];

@@ -323,7 +323,7 @@ export class RedisSessionStore implements SessionStore {
     this.servedCursor = next;
     for (const clientId of ids) {
       if (serves(clientId)) continue;
-      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId);
+      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId, '');
       // Served by no connection here: not this node's to reap any more.
       if (!serves(clientId)) await this.redis.srem(key, clientId);
       await this.afterOrphan(clientId, orphaned);
@@ -465,17 +465,20 @@ export class RedisSessionStore implements SessionStore {
   /**
    * A dead node's sessions go offline (their expiry starts now, the dead node's connection loses
    * ownership); those that should end now end. Their queues stay: nothing acknowledged is lost.
+   * `fence` names the node's run (see SESSION_ORPHAN): sessions a later run claimed are left alone,
+   * and so are their entries in the node's index.
    */
-  async reap(node: string): Promise<number> {
+  async reap(node: string, fence: string): Promise<number> {
     const k = this.keys;
     const ids = await this.redis.smembers(k.nodeSessions(node));
     let n = 0;
     for (const clientId of ids) {
-      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node);
+      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node, fence);
+      if (orphaned !== null && orphaned[0] < 0) continue;
       if (orphaned !== null) n++;
       await this.afterOrphan(clientId, orphaned);
+      await this.redis.srem(k.nodeSessions(node), clientId);
     }
-    await this.redis.del(k.nodeSessions(node));
     return n;
   }
 
