@@ -135,7 +135,15 @@ export class RedisMembership {
     if (this.held()) return;
     const crashAgeMs = 2 * this.o.heartbeatMs;
     const unsubscribed = new Set<string>();
-    for (const e of await this.scan()) {
+    const asked = this.o.clock.now();
+    const nodes = await this.scan();
+    // A slow answer (the node set's shard failing over, Redis away) may hold heartbeats as stale as
+    // the outage: the others get a liveness period to heartbeat again.
+    if (this.o.clock.now() - asked > this.o.heartbeatMs) {
+      this.holdReaping();
+      return;
+    }
+    for (const e of nodes) {
       if (e.node === nodeId || e.ageMs < Math.min(crashAgeMs, this.o.livenessMs)) continue;
       let minAgeMs = this.o.livenessMs;
       if (e.ageMs < this.o.livenessMs) {
