@@ -7,12 +7,13 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
-import { OWNER_CLAIM, SESSION_APPEND } from '../../src/backend/redis/scripts.js';
+import { OWNER_CLAIM, SESSION_APPEND, SESSION_DETACH } from '../../src/backend/redis/scripts.js';
 import type { ClusterHandlers } from '../../src/backend/types.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { Delivery } from '../../src/session/session.js';
+import { waitFor } from '../helpers/cluster.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 import { sessionStoreContract } from './session-store.contract.js';
 
@@ -219,5 +220,34 @@ describe('Redis session store: keys and expiry', () => {
     await expect(
       client.eval(OWNER_CLAIM, 5, ...keys, 'A', '0', '60', name.replace(/^B/, 'A'), 'run'),
     ).rejects.toThrow(/claim superseded/);
+  });
+});
+
+describe('Redis session store: routes of sessions that expired while their node was dead', () => {
+  it('(guarantee 9, #12) a session detached by a node that died before leaving the expiry hint: the reaper leaves one, the sweep drops its routes', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const [a, b] = [await node('A'), await node('B')];
+    const c = await a.backend.claim('c5', false, 1);
+    await a.backend.sessions.subscribe(
+      'c5',
+      c.epoch,
+      'late/t',
+      { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      true,
+    );
+    expect(await client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')).toBe(1);
+    // A's last command: the detach itself (1 s expiry); A dies before it writes the sweep's hint.
+    const keys = ['sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c5}`);
+    await client.eval(SESSION_DETACH, 5, `${prefix}:owner:{c5}`, ...keys, c.epoch, 'A', 1);
+    await b.backend.sessions.reap('A', '');
+    await waitFor(async () => (await client.exists(keys[0])) === 0, 5_000, 'the session to expire in Redis');
+    await waitFor(
+      async () => {
+        await b.backend.sessions.sweep();
+        return (await client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')) === 0;
+      },
+      5_000,
+      "the expired session's route to be dropped",
+    );
   });
 });

@@ -338,12 +338,16 @@ export class RedisSessionStore implements SessionStore {
   /**
    * An orphaned session ended at once (expiry 0), or expires from now (the sweep's hint). Not
    * orphaned (null) and gone: it ended some other way (maybe by a re-sent orphan whose first run's
-   * answer was lost), and the sweep is asked to drop any routes it left.
+   * answer was lost), and the sweep is asked to drop any routes it left. Not orphaned and offline
+   * with an expiry: its node detached it and may have died before leaving the hint, so the hint is
+   * left for when Redis forgets it (a second hint only makes the sweep look twice).
    */
   private async afterOrphan(clientId: string, orphaned: [number, number] | null): Promise<void> {
     const hint = (at: number) => this.redis.zadd(this.keys.sessionExpiry, at, clientId);
     if (orphaned === null) {
-      if ((await this.redis.exists(this.keys.session(clientId))) === 0) await hint(this.o.clock.now());
+      const ttl = await this.redis.pttl(this.keys.session(clientId));
+      if (ttl === -2) await hint(this.o.clock.now());
+      else if (ttl >= 0) await hint(this.o.clock.now() + ttl);
       return;
     }
     const [exp, epoch] = orphaned;
