@@ -3,9 +3,18 @@
  * with SIGKILL reconnects through another node and is taken over at once — Redis sees the crash (the
  * dead process's connections closed), so the takeover does not wait out the liveness timeout — and
  * every message acknowledged to the publisher meanwhile reaches it, with the default queue limit.
+ * The survivors reap the crashed node early too (#11 of issue #11).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectMqtt, endAll, type ShoalNode, startCluster, uniq, untilRouted } from '../helpers/cluster.js';
+import {
+  connectMqtt,
+  endAll,
+  type ShoalNode,
+  startCluster,
+  uniq,
+  untilRouted,
+  waitFor,
+} from '../helpers/cluster.js';
 import { killAllTracked } from '../helpers/processes.js';
 import { type RedisHandle, startRedis } from '../helpers/redis.js';
 
@@ -75,6 +84,16 @@ describe('takeover from a crashed node', () => {
     expect(acked.length).toBe(TICKS * RATE_PER_TICK);
     expect(await C.metric('shoal_messages_dropped_total{reason="queue_full"}')).toBe(0);
     expect(await B.metric('shoal_messages_dropped_total{reason="queue_full"}')).toBe(0);
+    // And the survivors reaped A as crashed (no control subscriber, heartbeats missed), not after
+    // waiting out the liveness timeout.
+    await waitFor(
+      async () =>
+        [B, C].some((n) =>
+          /"event":"cluster\.node_reaped","node":"A"[^}]*"crashed":true/.test(n.process.output()),
+        ),
+      10_000,
+      'A reaped as crashed',
+    );
     await endAll(first.client, second.client, pub.client);
   }, 60_000);
 });
