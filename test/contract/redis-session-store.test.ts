@@ -7,12 +7,13 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
-import { OWNER_CLAIM, SESSION_APPEND } from '../../src/backend/redis/scripts.js';
+import { OWNER_CLAIM, SESSION_APPEND, SESSION_DETACH } from '../../src/backend/redis/scripts.js';
 import type { ClusterHandlers } from '../../src/backend/types.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { Delivery } from '../../src/session/session.js';
+import { waitFor } from '../helpers/cluster.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 import { sessionStoreContract } from './session-store.contract.js';
 
@@ -106,7 +107,7 @@ sessionStoreContract('redis', async (handlers) => {
     a,
     b,
     async reapA() {
-      expect(await b.sessions.reap('A')).toBeGreaterThanOrEqual(1);
+      expect(await b.sessions.reap('A', '')).toBeGreaterThanOrEqual(1);
     },
     async stop() {
       await Promise.all([a.stop(), b.stop()]);
@@ -130,7 +131,7 @@ describe('Redis session store: keys and expiry', () => {
     expect(await client.exists(`${prefix}:q:{c3}`, `${prefix}:sess:{c3}`)).toBe(0);
 
     await a.backend.claim('c4', false, 30);
-    expect(await b.backend.sessions.reap('A')).toBe(1);
+    expect(await b.backend.sessions.reap('A', '')).toBe(1);
     expect(await client.hget(`${prefix}:sess:{c4}`, 'on')).toBe('');
     expect(await client.pttl(`${prefix}:sess:{c4}`)).toBeGreaterThan(20_000);
   });
@@ -192,7 +193,7 @@ describe('Redis session store: keys and expiry', () => {
     const keys = ['owner', 'sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c8}`);
     // ioredis types no evalBuffer (it has it at run time): the reply's will is binary.
     const raw = client as unknown as { evalBuffer(...args: unknown[]): Promise<unknown[]> };
-    const claim = () => raw.evalBuffer(OWNER_CLAIM, 5, ...keys, 'B', '0', '60', 'B/run/1');
+    const claim = () => raw.evalBuffer(OWNER_CLAIM, 5, ...keys, 'B', '0', '60', 'B/run/1', 'run');
     const once = await claim();
     const twice = await claim(); // the re-send
     expect(String(once[0])).toBe('A');
@@ -246,7 +247,36 @@ describe('Redis session store: keys and expiry', () => {
     const name = (await client.hget(keys[0], 'cn')) ?? '';
     await client.hset(keys[0], 'cn', name.replace(/^B/, 'A'));
     await expect(
-      client.eval(OWNER_CLAIM, 5, ...keys, 'A', '0', '60', name.replace(/^B/, 'A')),
+      client.eval(OWNER_CLAIM, 5, ...keys, 'A', '0', '60', name.replace(/^B/, 'A'), 'run'),
     ).rejects.toThrow(/claim superseded/);
+  });
+});
+
+describe('Redis session store: routes of sessions that expired while their node was dead', () => {
+  it('(guarantee 9, #12) a session detached by a node that died before leaving the expiry hint: the reaper leaves one, the sweep drops its routes', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const [a, b] = [await node('A'), await node('B')];
+    const c = await a.backend.claim('c5', false, 1);
+    await a.backend.sessions.subscribe(
+      'c5',
+      c.epoch,
+      'late/t',
+      { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      true,
+    );
+    expect(await client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')).toBe(1);
+    // A's last command: the detach itself (1 s expiry); A dies before it writes the sweep's hint.
+    const keys = ['sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c5}`);
+    await client.eval(SESSION_DETACH, 5, `${prefix}:owner:{c5}`, ...keys, c.epoch, 'A', 1);
+    await b.backend.sessions.reap('A', '');
+    await waitFor(async () => (await client.exists(keys[0])) === 0, 5_000, 'the session to expire in Redis');
+    await waitFor(
+      async () => {
+        await b.backend.sessions.sweep();
+        return (await client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')) === 0;
+      },
+      5_000,
+      "the expired session's route to be dropped",
+    );
   });
 });

@@ -1,7 +1,8 @@
 /**
- * The Redis cluster backend of one node: membership (heartbeats, liveness, reaping dead nodes under a
- * lock), the route table (Lua writes + a replica kept current from the route log), the bus (inbox
- * stream and pub/sub) and retained messages. See docs/cluster.md for the key schema and the reasons.
+ * The Redis cluster backend of one node, composed of its parts: membership (membership.ts), ownership
+ * and takeover (ownership.ts), the route table (Lua writes + a replica kept current from the route
+ * log), the bus (inbox stream and pub/sub), sessions and retained messages. See docs/cluster.md for
+ * the key schema and the reasons.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -23,10 +24,13 @@ import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
 import { observeCommands } from './instrument.js';
 import { Keys } from './keys.js';
+import { RedisMembership } from './membership.js';
+import { RedisOwnership } from './ownership.js';
+import { evalBuffer, withTimeout } from './redis-util.js';
 import { RedisRetainedStore } from './retained-store.js';
-import { NODE_REMOVE, OWNER_CLAIM, ROUTE_ADD, ROUTE_DEL, WILL_SET, WILL_TAKE } from './scripts.js';
+import { ROUTE_ADD, ROUTE_DEL, WILL_SET, WILL_TAKE } from './scripts.js';
 import { decodeBatch, decodeMessage, encodeMessage } from './serialize.js';
-import { decodeStoredSession, RedisSessionStore } from './session-store.js';
+import { RedisSessionStore } from './session-store.js';
 
 export interface RedisBackendOptions {
   url: string;
@@ -80,12 +84,6 @@ export class RedisClusterBackend implements ClusterBackend {
   private joined = false;
   private loaded = false;
   private connected = false;
-  /**
-   * No reaping before this time. After Redis comes back every live node needs a moment to heartbeat
-   * again: after a Sentinel failover the new master holds heartbeats as old as the failover, and a
-   * node reaped while alive loses its inbox (messages already acknowledged to publishers).
-   */
-  private reapAfter = 0;
   private lastReady = false;
   private routeLogId = '0-0';
   /** The Redis data set this node joined (Keys.dataSet); another one after a reconnect: data lost. */
@@ -93,11 +91,10 @@ export class RedisClusterBackend implements ClusterBackend {
   private retainedLogId = '0-0';
   private inboxId = '$';
   private generation = 0;
-  /** Takeover requests this node sent and waits an answer for: `clientId\nepoch` -> resolve. */
-  private readonly releaseWaiters = new Map<string, () => void>();
-  /** This process's run and the claims it made: a claim ioredis re-sends is recognised by them. */
+  /** This process's run: a claim ioredis re-sends is recognised by it. */
   private readonly run = randomBytes(6).toString('hex');
-  private claims = 0;
+  private readonly membership: RedisMembership;
+  private readonly ownership: RedisOwnership;
   /** Pub/sub channels this node listens to, and their handlers (listen()). */
   private readonly channels = new Map<string, (msg: Buffer) => void>();
   /** The last batch number read from each sender (node and run) into this node's inbox. */
@@ -142,6 +139,33 @@ export class RedisClusterBackend implements ClusterBackend {
       sendControl: (node, msg) => this.sendControl(node, msg),
       replicated: o.replicaAcks === undefined ? undefined : (key, cb) => this.bus.awaitReplicas(key, [cb]),
     });
+    this.membership = new RedisMembership({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      clock: this.clock,
+      logger: this.log,
+      heartbeatMs: this.heartbeatMs,
+      livenessMs: this.livenessMs,
+      logMaxLen: this.logMaxLen,
+      connected: () => this.connected,
+      reapWills: (node, fence) => this.reapWills(node, fence),
+      reapSessions: (node, fence) => this.sessions.reap(node, fence),
+    });
+    this.ownership = new RedisOwnership({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      clock: this.clock,
+      livenessMs: this.livenessMs,
+      sessions: this.sessions,
+      run: this.run,
+      incarnation: () => this.membership.incarnation,
+      connected: () => this.connected,
+      mayAnswer: (node) => this.membership.mayAnswer(node),
+      sendControl: (node, msg) => this.sendControl(node, msg),
+      decodeWill,
+    });
     this.instruments = o.instruments;
     if (o.instruments !== undefined) {
       observeCommands(this.cmd, o.instruments.redisCommand);
@@ -184,7 +208,7 @@ export class RedisClusterBackend implements ClusterBackend {
       this.sub.connect(),
     ]);
     // A previous process with this node id may have left routes behind.
-    await this.removeNode(this.nodeId);
+    await this.membership.removeNode(this.nodeId);
     this.dataSet = await this.markDataSet();
     await this.heartbeat();
     await this.listen(this.keys.inbox0(this.nodeId), (batch) => this.deliverBatch(batch));
@@ -196,8 +220,9 @@ export class RedisClusterBackend implements ClusterBackend {
     void this.readInbox();
     // Its wills and sessions too: reaped like a dead node's (no survivor reaps a node that came back
     // within the liveness timeout), once this node routes like the others.
-    const wills = await this.reapWills(this.nodeId);
-    const sessions = await this.sessions.reap(this.nodeId);
+    const earlier = `!${this.membership.incarnation}`;
+    const wills = await this.reapWills(this.nodeId, earlier);
+    const sessions = await this.sessions.reap(this.nodeId, earlier);
     if (wills + sessions > 0) this.log.warn({ event: 'cluster.previous_run_reaped', wills, sessions });
     this.joined = true;
     this.updateReadiness();
@@ -214,21 +239,18 @@ export class RedisClusterBackend implements ClusterBackend {
     this.running = false;
     this.timer?.cancel();
     for (const t of this.reapedWills) t.cancel();
-    for (const resolve of this.releaseWaiters.values()) resolve();
+    this.ownership.stop();
     this.bus.flush();
     try {
       // The last session writes (drained clients going offline) before this node leaves.
       await withTimeout(this.sessions.settle(), 1000);
       // Sessions still marked as served here (a client whose detach failed) go offline now: no
       // reaper looks at a node that left.
-      await withTimeout(this.sessions.reap(this.nodeId), 1000);
-      // Bounded: with Redis away, commands would wait for it forever.
-      await withTimeout(this.removeNode(this.nodeId), 1000);
-      // Leave nothing behind that no reaper would remove (a stopped node is no longer in the node set).
-      await Promise.all([
-        this.cmd.del(this.keys.inbox(this.nodeId)),
-        this.cmd.hdel(this.keys.nodeStats, this.nodeId),
-      ]);
+      await withTimeout(this.sessions.reap(this.nodeId, `=${this.membership.incarnation}`), 1000);
+      // Bounded: with Redis away, commands would wait for it forever. Leave nothing behind that no
+      // reaper would remove (a stopped node is no longer in the node set).
+      await withTimeout(this.membership.leave(), 1000);
+      await this.cmd.hdel(this.keys.nodeStats, this.nodeId);
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }
@@ -238,62 +260,12 @@ export class RedisClusterBackend implements ClusterBackend {
 
   // ---- ownership and wills -----------------------------------------------------------------------
 
-  async claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
-    // While Redis is away no claim can be made: refuse at once rather than let the client wait.
-    if (!this.connected) throw new Error('Redis is not reachable');
-    const k = this.keys;
-    const persistent = !clean || expirySeconds > 0;
-    if (persistent) await this.sessions.serving(clientId);
-    const [previous, epoch, will, discarded, present, fields, inflight, rel] = (await withTimeout(
-      evalBuffer(
-        this.cmd,
-        OWNER_CLAIM,
-        5,
-        k.owner(clientId),
-        k.session(clientId),
-        k.queue(clientId),
-        k.inflight(clientId),
-        k.awaitingRelease(clientId),
-        this.nodeId,
-        clean ? '1' : '0',
-        String(expirySeconds),
-        `${this.nodeId}/${this.run}/${++this.claims}`,
-      ),
-      this.livenessMs,
-    )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
-    // Clean Start ended a stored session, or a new one starts where an expired one may have left
-    // routes the sweep has not dropped yet: they go before CONNACK, so none outlives its session.
-    if (discarded === 1 || (present === 0 && expirySeconds > 0))
-      await this.sessions.dropRoutes(clientId, Number(epoch));
-    const claim: Claim = {
-      epoch: Number(epoch),
-      previous: previous ? previous.toString() : null,
-      will: will ? decodeWill(will) : null,
-    };
-    if (present === 1 || expirySeconds > 0)
-      claim.session = decodeStoredSession(present, fields, inflight, rel);
-    else if (persistent) this.sessions.notServing(clientId);
-    return claim;
+  claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
+    return this.ownership.claim(clientId, clean, expirySeconds);
   }
 
-  async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
-    if (node === this.nodeId) return;
-    const seen = await this.cmd.zscore(this.keys.nodes, node);
-    if (seen === null || Number(seen) < this.clock.now() - this.livenessMs) return; // dead: nothing to wait for
-    const key = `${clientId}\n${epoch}`;
-    await new Promise<void>((resolve) => {
-      // Bounded by the liveness timeout: a node that does not answer is fenced out by the epoch anyway.
-      const timer = this.clock.setTimeout(() => {
-        this.releaseWaiters.delete(key);
-        resolve();
-      }, this.livenessMs);
-      this.releaseWaiters.set(key, () => {
-        timer.cancel();
-        this.releaseWaiters.delete(key);
-        resolve();
-      });
-      this.sendControl(node, { t: 'kick', c: clientId, e: epoch, f: this.nodeId });
-    });
+  requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
+    return this.ownership.requestRelease(node, clientId, epoch);
   }
 
   storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
@@ -351,7 +323,7 @@ export class RedisClusterBackend implements ClusterBackend {
     } else if (msg.t === 'poke' && Array.isArray(msg.c)) {
       this.handlers?.poke(msg.c.filter((c): c is string => typeof c === 'string'));
     } else if (msg.t === 'released') {
-      this.releaseWaiters.get(`${msg.c}\n${msg.e}`)?.();
+      this.ownership.released(msg.c, msg.e);
     }
   }
 
@@ -369,18 +341,26 @@ export class RedisClusterBackend implements ClusterBackend {
     else await this.sub.subscribe(channel);
   }
 
-  /** Schedules the wills a dead node left: each published after its delay, if still there then. */
-  private async reapWills(node: string): Promise<number> {
+  /**
+   * Schedules the wills a dead node's run left: each published after its delay, if still there then.
+   * `fence` names the run (see SESSION_ORPHAN): a client claimed by a later run of the node keeps its
+   * will and its entry in the index.
+   */
+  async reapWills(node: string, fence: string): Promise<number> {
     const ids = await this.cmd.smembers(this.keys.nodeWills(node));
     let n = 0;
+    const done: string[] = [];
     for (const clientId of ids) {
-      const [owner, epoch, will, delay] = await this.cmd.hmgetBuffer(
+      const [owner, epoch, will, delay, inc] = await this.cmd.hmgetBuffer(
         this.keys.owner(clientId),
         'node',
         'epoch',
         'will',
         'wdelay',
+        'inc',
       );
+      if (owner?.toString() === node && !fenceAdmits(fence, inc?.toString() ?? '')) continue;
+      done.push(clientId);
       if (owner?.toString() !== node || epoch === null || will === null) continue;
       n++;
       const stored = decodeWill(will);
@@ -397,7 +377,7 @@ export class RedisClusterBackend implements ClusterBackend {
       );
       this.reapedWills.add(timer);
     }
-    await this.cmd.del(this.keys.nodeWills(node));
+    if (done.length > 0) await this.cmd.srem(this.keys.nodeWills(node), ...done);
     return n;
   }
 
@@ -409,12 +389,8 @@ export class RedisClusterBackend implements ClusterBackend {
     return out;
   }
 
-  async liveNodes(): Promise<ClusterNodeInfo[]> {
-    const now = this.clock.now();
-    const raw = await this.cmd.zrangebyscore(this.keys.nodes, now - this.livenessMs, '+inf', 'WITHSCORES');
-    const out: ClusterNodeInfo[] = [];
-    for (let i = 0; i < raw.length; i += 2) out.push({ nodeId: raw[i], lastSeenMs: Number(raw[i + 1]) });
-    return out;
+  liveNodes(): Promise<ClusterNodeInfo[]> {
+    return this.membership.liveNodes();
   }
 
   // ---- routes ------------------------------------------------------------------------------------
@@ -434,23 +410,6 @@ export class RedisClusterBackend implements ClusterBackend {
     this.cmd
       .eval(script, 3, k.routes, k.nodeRoutes(this.nodeId), k.routeLog, this.nodeId, fkey, this.logMaxLen)
       .catch((err: Error) => this.log.warn({ event: 'cluster.route_write_failed', err: err.message }));
-  }
-
-  /** Removes a node's routes; `deadline`: only if its last heartbeat is older (a reaper's check). */
-  private async removeNode(node: string, deadline = '+inf'): Promise<number> {
-    const k = this.keys;
-    const n = (await this.cmd.eval(
-      NODE_REMOVE,
-      4,
-      k.routes,
-      k.nodeRoutes(node),
-      k.routeLog,
-      k.nodes,
-      node,
-      this.logMaxLen,
-      deadline,
-    )) as number;
-    return n;
   }
 
   /** Snapshot of routes and retained messages, then this node's own routes announced again. */
@@ -633,18 +592,11 @@ export class RedisClusterBackend implements ClusterBackend {
 
   // ---- membership --------------------------------------------------------------------------------
 
-  /**
-   * Records this node as alive. Once joined, finding itself gone from the node set means the others
-   * reaped it (it was paused, or cut from Redis, past the liveness timeout): its routes were dropped,
-   * its sessions orphaned (its writes to them are refused), its clients' wills published. Its clients
-   * must claim again, and its routes are announced again. Resolves true in that case.
-   */
+  /** Its heartbeat; found reaped by the others (true), its clients must claim again. */
   private async heartbeat(): Promise<boolean> {
-    const added = await this.cmd.zadd(this.keys.nodes, this.clock.now(), this.nodeId);
-    if (Number(added) !== 1 || !this.joined) return false;
-    this.log.warn({ event: 'cluster.was_reaped', nodeId: this.nodeId });
-    this.handlers?.stateLost();
-    return true;
+    const reaped = await this.membership.heartbeat(this.joined);
+    if (reaped) this.handlers?.stateLost();
+    return reaped;
   }
 
   private tick(): void {
@@ -658,31 +610,9 @@ export class RedisClusterBackend implements ClusterBackend {
     this.sessions
       .checkServed((id) => this.handlers?.serves(id) ?? false)
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_check_failed', err: err.message }));
-    this.reapDead().catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
-  }
-
-  /** A node silent past the liveness timeout is dead: one survivor (holding a lock) removes its routes. */
-  private async reapDead(): Promise<void> {
-    if (this.clock.now() < this.reapAfter) return;
-    const deadline = this.clock.now() - this.livenessMs;
-    const dead = await this.cmd.zrangebyscore(this.keys.nodes, '-inf', deadline);
-    for (const node of dead) {
-      if (node === this.nodeId) continue;
-      // Redis went away meanwhile: the list may come from before a failover; let the others heartbeat.
-      if (!this.connected || this.clock.now() < this.reapAfter) return;
-      const locked = await this.cmd.set(this.keys.reaper(node), this.nodeId, 'PX', this.livenessMs, 'NX');
-      if (locked !== 'OK') continue;
-      if (!this.connected || this.clock.now() < this.reapAfter) return;
-      // Routes first, checked against the heartbeat inside the script: a node that came back is kept.
-      const routes = await this.removeNode(node, String(deadline));
-      if (routes < 0) continue;
-      // Wills before sessions: orphaning a session takes ownership from the dead node's connection.
-      const wills = await this.reapWills(node);
-      const sessions = await this.sessions.reap(node);
-      await this.cmd.del(this.keys.inbox(node));
-      await this.cmd.hdel(this.keys.nodeStats, node);
-      this.log.warn({ event: 'cluster.node_reaped', node, routes, wills, sessions, by: this.nodeId });
-    }
+    this.membership
+      .reapDead()
+      .catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
   }
 
   // ---- Redis connectivity ------------------------------------------------------------------------
@@ -717,7 +647,7 @@ export class RedisClusterBackend implements ClusterBackend {
       .then(() => this.resync())
       .then(() => {
         this.connected = true;
-        this.reapAfter = this.clock.now() + this.livenessMs;
+        this.membership.holdReaping();
         this.updateReadiness();
       })
       .catch((err: Error) => this.log.warn({ event: 'cluster.resync_failed', err: err.message }));
@@ -733,27 +663,16 @@ export class RedisClusterBackend implements ClusterBackend {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Whether a reaper's incarnation fence ('=R', '!R' or '': SESSION_ORPHAN) admits a claim of run `inc`. */
+function fenceAdmits(fence: string, inc: string): boolean {
+  if (fence === '') return true;
+  return (fence[0] === '=') === (inc === fence.slice(1));
+}
+
 function fieldsOf(fields: Buffer[]): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i].toString()] = fields[i + 1];
   return out;
-}
-
-/**
- * EVAL with Buffer replies. ioredis has `evalBuffer` at run time but not in its typings, and its
- * `callBuffer('EVAL', ...)` drops the command name.
- */
-function evalBuffer(
-  client: RedisClient,
-  script: string,
-  numKeys: number,
-  ...args: (string | Buffer)[]
-): Promise<unknown> {
-  return (client as unknown as { evalBuffer(...a: unknown[]): Promise<unknown> }).evalBuffer(
-    script,
-    numKeys,
-    ...args,
-  );
 }
 
 /** A will in Redis: the message with its expiry carried as Message Expiry Interval. */
@@ -772,21 +691,4 @@ function decodeWill(buf: Buffer): StoredWill {
     message.properties = Object.keys(rest).length > 0 ? rest : undefined;
   }
   return { message, delaySeconds: 0, expirySeconds };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    t.unref();
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }

@@ -75,3 +75,41 @@ export function parseRedisUrl(url: string): RedisTarget {
       }),
   };
 }
+
+/**
+ * Connections subscribed to a pub/sub channel (sharded on Redis Cluster, asked of the shard that
+ * owns the channel's slot). A process that died has none: Redis closed its connections at once.
+ */
+export async function subscribers(client: RedisClient, channel: string): Promise<number> {
+  if (!(client instanceof Cluster)) {
+    const reply = (await client.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
+    return Number(reply[1]);
+  }
+  const master = masterOf(client, channel);
+  const node = client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === master);
+  if (node === undefined) throw new Error(`no master known for ${channel}`);
+  const reply = (await node.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
+  return Number(reply[1]);
+}
+
+/** On Redis Cluster, `host:port` of the master serving `key`'s slot as this client knows it. */
+export function masterOf(client: RedisClient, key: string): string | undefined {
+  if (!(client instanceof Cluster)) return undefined;
+  return (client.slots[slotOf(key)] as string[] | undefined)?.[0];
+}
+
+/** The Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag, mod 16384. */
+function slotOf(key: string): number {
+  let s = key;
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) s = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(s)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}

@@ -19,9 +19,13 @@ export class Keys {
     return `{${this.prefix}}`;
   }
 
-  /** ZSET node id -> last heartbeat (ms). */
+  /** ZSET node id -> last heartbeat (ms, Redis' clock). */
   get nodes(): string {
     return `${this.tag}:nodes`;
+  }
+  /** HASH node id -> its registered incarnation (run): what a reaper's every step is fenced by. */
+  get nodeRuns(): string {
+    return `${this.tag}:node-runs`;
   }
   /** HASH `node\nfilterKey` -> 1: the route table. */
   get routes(): string {
@@ -70,6 +74,10 @@ export class Keys {
   /** STREAM: a node's inbox for QoS >= 1 batches. */
   inbox(node: string): string {
     return `${this.prefix}:inbox:{${node}}`;
+  }
+  /** STRING: the incarnation reading a node's inbox, in the inbox's slot (a reaper's fence). */
+  inboxRun(node: string): string {
+    return `${this.prefix}:inbox-run:{${node}}`;
   }
   /** ZSET client id -> slot expiry (ms): a username's connections (limits.user.maxConnections). */
   userConnections(user: string): string {

@@ -24,22 +24,70 @@ if redis.call('HDEL', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2]) == 1 then
 end
 return 0`;
 
+/** Redis' clock in ms: liveness is judged on it, never on the nodes' clocks (they may be skewed). */
+const REDIS_NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
 /**
- * Removes every route of a node and the node itself — unless its heartbeat is newer than ARGV[3]
- * (it came back between the reaper's look and now: returns -1). KEYS: routes, nodeRoutes, routeLog,
- * nodes. ARGV: node, maxlen, heartbeat deadline ('+inf' for a node removing itself).
+ * A node's heartbeat, scored with Redis' clock. ARGV[3] 'join' registers run ARGV[2] as the node's
+ * incarnation; 'beat' only refreshes it while ARGV[2] is still the registered one (else a reaper
+ * removed the node: returns 0 and writes nothing, the node joins again under a new incarnation).
+ * KEYS: nodes, nodeRuns. ARGV: node, incarnation, 'join'|'beat'. Returns 1 or 0.
  */
-export const NODE_REMOVE = `
-local seen = redis.call('ZSCORE', KEYS[4], ARGV[1])
-if seen and ARGV[3] ~= '+inf' and tonumber(seen) >= tonumber(ARGV[3]) then return -1 end
+export const NODE_HEARTBEAT = `${REDIS_NOW}
+if ARGV[3] == 'beat' and redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+return 1`;
+
+/**
+ * The node set on Redis' clock. KEYS: nodes, nodeRuns. Returns {now, node, last heartbeat,
+ * incarnation, ...}.
+ */
+export const NODES_SCAN = `${REDIS_NOW}
+local out = {now}
+local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #all, 2 do
+  table.insert(out, all[i])
+  table.insert(out, all[i + 1])
+  table.insert(out, redis.call('HGET', KEYS[2], all[i]) or '')
+end
+return out`;
+
+/**
+ * Removes every route of a node and the node itself. A reaper (ARGV[3] an incarnation) removes it
+ * only while that incarnation is still registered and its heartbeat (Redis' clock) is at least
+ * ARGV[4] ms old: a node that came back, or restarted as a new run, is kept (returns -1). A node
+ * removing itself passes '' (no check). KEYS: routes, nodeRoutes, routeLog, nodes, nodeRuns.
+ * ARGV: node, maxlen, incarnation or '', minimum heartbeat age (ms).
+ */
+export const NODE_REMOVE = `${REDIS_NOW}
+if ARGV[3] ~= '' then
+  if redis.call('HGET', KEYS[5], ARGV[1]) ~= ARGV[3] then return -1 end
+  local seen = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  if seen and now - tonumber(seen) < tonumber(ARGV[4]) then return -1 end
+end
 local filters = redis.call('SMEMBERS', KEYS[2])
 for _, f in ipairs(filters) do
   redis.call('HDEL', KEYS[1], ARGV[1] .. '\\n' .. f)
 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'op', 'n', 'n', ARGV[1], 'f', '')
 return #filters`;
+
+/**
+ * A reaper drops a dead node's inbox, unless the node registered a newer incarnation on it since
+ * (it came back and reads it). KEYS: inbox, inboxRun. ARGV: the reaped incarnation. Returns 1 or 0.
+ */
+export const INBOX_DROP = `
+local run = redis.call('GET', KEYS[2])
+if run and run ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1`;
 
 /** KEYS: retained, retainedLog. ARGV: topic, encoded message ('' deletes), maxlen. */
 export const RETAINED_SET = `
@@ -73,7 +121,8 @@ return 0`;
  * answer finds its name stored and answers what the first run did, without claiming again (it would
  * raise the epoch twice, name this node as the previous owner and lose the will the first run took).
  * KEYS: owner, session, queue, inflight, awaitingRelease.
- * ARGV: node, clean ('1'|'0'), session expiry seconds (0: none wanted), claim name.
+ * ARGV: node, clean ('1'|'0'), session expiry seconds (0: none wanted), claim name, the node's
+ * incarnation (a reaper of an earlier incarnation leaves this claim alone).
  * Returns { previous node | false, epoch, will | false, discarded 0|1, present 0|1, session fields,
  * in-flight quadruples, awaiting-release ids }.
  */
@@ -103,7 +152,7 @@ else
   elseif redis.call('EXISTS', KEYS[2]) == 1 then
     present = 1
   end
-  redis.call('HSET', KEYS[1], 'node', ARGV[1], 'cn', ARGV[4], 'cp', prev, 'cd', discarded, 'cs', present)
+  redis.call('HSET', KEYS[1], 'node', ARGV[1], 'inc', ARGV[5], 'cn', ARGV[4], 'cp', prev, 'cd', discarded, 'cs', present)
   if out then redis.call('HSET', KEYS[1], 'cw', out) else redis.call('HDEL', KEYS[1], 'cw') end
 end
 if prev == '' then prev = false end
@@ -396,14 +445,21 @@ return 1`;
 
 /**
  * The reaper of a dead node: a session it served goes offline (its expiry starts now) and the dead
- * node's connection loses ownership, so it cannot write if it was only paused. KEYS: owner, session,
- * queue, inflight, awaitingRelease. ARGV: node. Returns {expiry seconds, epoch}, or false (not
- * served there).
+ * node's connection loses ownership, so it cannot write if it was only paused. Fenced by the node's
+ * incarnation: a client claimed again by a later run of the node (it came back) is left alone.
+ * KEYS: owner, session, queue, inflight, awaitingRelease. ARGV: node, incarnation fence ('=R': only
+ * claims of run R, '!R': any but run R, '': any). Returns {expiry seconds, epoch}, {-1, epoch}
+ * (claimed by another incarnation: its index entry stays) or false (not served there).
  */
 export const SESSION_ORPHAN = `
 if redis.call('HGET', KEYS[2], 'on') ~= ARGV[1] then return false end
-if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then redis.call('HSET', KEYS[1], 'node', '') end
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if ARGV[2] ~= '' then
+  local inc, want = redis.call('HGET', KEYS[1], 'inc') or '', string.sub(ARGV[2], 2)
+  local same = inc == want
+  if (string.sub(ARGV[2], 1, 1) == '=') ~= same then return {-1, epoch} end
+end
+if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then redis.call('HSET', KEYS[1], 'node', '') end
 local exp = redis.call('HGET', KEYS[2], 'exp') or '0'
 if exp == '0' then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])

@@ -335,7 +335,7 @@ export class RedisSessionStore implements SessionStore {
     this.servedCursor = next;
     for (const clientId of ids) {
       if (serves(clientId)) continue;
-      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId);
+      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId, '');
       // Served by no connection here: not this node's to reap any more.
       if (!serves(clientId)) await this.redis.srem(key, clientId);
       await this.afterOrphan(clientId, orphaned);
@@ -350,12 +350,16 @@ export class RedisSessionStore implements SessionStore {
   /**
    * An orphaned session ended at once (expiry 0), or expires from now (the sweep's hint). Not
    * orphaned (null) and gone: it ended some other way (maybe by a re-sent orphan whose first run's
-   * answer was lost), and the sweep is asked to drop any routes it left.
+   * answer was lost), and the sweep is asked to drop any routes it left. Not orphaned and offline
+   * with an expiry: its node detached it and may have died before leaving the hint, so the hint is
+   * left for when Redis forgets it (a second hint only makes the sweep look twice).
    */
   private async afterOrphan(clientId: string, orphaned: [number, number] | null): Promise<void> {
     const hint = (at: number) => this.redis.zadd(this.keys.sessionExpiry, at, clientId);
     if (orphaned === null) {
-      if ((await this.redis.exists(this.keys.session(clientId))) === 0) await hint(this.o.clock.now());
+      const ttl = await this.redis.pttl(this.keys.session(clientId));
+      if (ttl === -2) await hint(this.o.clock.now());
+      else if (ttl >= 0) await hint(this.o.clock.now() + ttl);
       return;
     }
     const [exp, epoch] = orphaned;
@@ -477,17 +481,20 @@ export class RedisSessionStore implements SessionStore {
   /**
    * A dead node's sessions go offline (their expiry starts now, the dead node's connection loses
    * ownership); those that should end now end. Their queues stay: nothing acknowledged is lost.
+   * `fence` names the node's run (see SESSION_ORPHAN): sessions a later run claimed are left alone,
+   * and so are their entries in the node's index.
    */
-  async reap(node: string): Promise<number> {
+  async reap(node: string, fence: string): Promise<number> {
     const k = this.keys;
     const ids = await this.redis.smembers(k.nodeSessions(node));
     let n = 0;
     for (const clientId of ids) {
-      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node);
+      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node, fence);
+      if (orphaned !== null && orphaned[0] < 0) continue;
       if (orphaned !== null) n++;
       await this.afterOrphan(clientId, orphaned);
+      await this.redis.srem(k.nodeSessions(node), clientId);
     }
-    await this.redis.del(k.nodeSessions(node));
     return n;
   }
 

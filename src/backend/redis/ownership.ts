@@ -1,0 +1,105 @@
+/**
+ * Ownership of client ids across nodes: the claim (owner hash with a fencing epoch, loading or
+ * discarding the stored session in the same script) and the takeover request to the former owner.
+ */
+import type { Clock } from '../../clock.js';
+import type { Claim, StoredWill } from '../types.js';
+import type { RedisClient } from './connect.js';
+import type { Keys } from './keys.js';
+import { evalBuffer, withTimeout } from './redis-util.js';
+import { OWNER_CLAIM } from './scripts.js';
+import { decodeStoredSession, type RedisSessionStore } from './session-store.js';
+
+export interface OwnershipOptions {
+  cmd: RedisClient;
+  keys: Keys;
+  nodeId: string;
+  clock: Clock;
+  livenessMs: number;
+  sessions: RedisSessionStore;
+  /** This process's run: claims are named by it, so a claim ioredis re-sends is recognised. */
+  run: string;
+  /** This node's incarnation, stored with each claim: a reaper of an earlier one leaves it alone. */
+  incarnation(): string;
+  connected(): boolean;
+  /** False when `node` is dead: a takeover need not wait for its answer. */
+  mayAnswer(node: string): Promise<boolean>;
+  sendControl(node: string, msg: Record<string, unknown>): void;
+  decodeWill(buf: Buffer): StoredWill;
+}
+
+export class RedisOwnership {
+  /** Takeover requests this node sent and waits an answer for: `clientId\nepoch` -> resolve. */
+  private readonly releaseWaiters = new Map<string, () => void>();
+  private claims = 0;
+
+  constructor(private readonly o: OwnershipOptions) {}
+
+  async claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
+    // While Redis is away no claim can be made: refuse at once rather than let the client wait.
+    if (!this.o.connected()) throw new Error('Redis is not reachable');
+    const k = this.o.keys;
+    const persistent = !clean || expirySeconds > 0;
+    if (persistent) await this.o.sessions.serving(clientId);
+    const [previous, epoch, will, discarded, present, fields, inflight, rel] = (await withTimeout(
+      evalBuffer(
+        this.o.cmd,
+        OWNER_CLAIM,
+        5,
+        k.owner(clientId),
+        k.session(clientId),
+        k.queue(clientId),
+        k.inflight(clientId),
+        k.awaitingRelease(clientId),
+        this.o.nodeId,
+        clean ? '1' : '0',
+        String(expirySeconds),
+        `${this.o.nodeId}/${this.o.run}/${++this.claims}`,
+        this.o.incarnation(),
+      ),
+      this.o.livenessMs,
+    )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
+    // Clean Start ended a stored session, or a new one starts where an expired one may have left
+    // routes the sweep has not dropped yet: they go before CONNACK, so none outlives its session.
+    if (discarded === 1 || (present === 0 && expirySeconds > 0))
+      await this.o.sessions.dropRoutes(clientId, Number(epoch));
+    const claim: Claim = {
+      epoch: Number(epoch),
+      previous: previous ? previous.toString() : null,
+      will: will ? this.o.decodeWill(will) : null,
+    };
+    if (present === 1 || expirySeconds > 0)
+      claim.session = decodeStoredSession(present, fields, inflight, rel);
+    else if (persistent) this.o.sessions.notServing(clientId);
+    return claim;
+  }
+
+  async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
+    if (node === this.o.nodeId) return;
+    if (!(await this.o.mayAnswer(node))) return; // dead: nothing to wait for
+    const key = `${clientId}\n${epoch}`;
+    await new Promise<void>((resolve) => {
+      // Bounded by the liveness timeout: a node that does not answer is fenced out by the epoch anyway.
+      const timer = this.o.clock.setTimeout(() => {
+        this.releaseWaiters.delete(key);
+        resolve();
+      }, this.o.livenessMs);
+      this.releaseWaiters.set(key, () => {
+        timer.cancel();
+        this.releaseWaiters.delete(key);
+        resolve();
+      });
+      this.o.sendControl(node, { t: 'kick', c: clientId, e: epoch, f: this.o.nodeId });
+    });
+  }
+
+  /** The former owner answered a takeover request. */
+  released(clientId: unknown, epoch: unknown): void {
+    this.releaseWaiters.get(`${clientId}\n${epoch}`)?.();
+  }
+
+  /** The node leaves: nobody waits for an answer any more. */
+  stop(): void {
+    for (const resolve of this.releaseWaiters.values()) resolve();
+  }
+}
