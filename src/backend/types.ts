@@ -29,8 +29,14 @@ export interface Envelope {
 
 /** The cluster-wide route table: which nodes hold subscribers for which filters (CLUSTER.md). */
 export interface RouteTable {
-  /** This node's first local subscriber of `filter` (in `group` for a shared subscription). */
-  add(filter: string, group: string | null): void;
+  /**
+   * This node's first local subscriber of `filter` (in `group` for a shared subscription). Resolves
+   * once the route is stored and every live node applied it (guarantee 8: SUBACK waits for it);
+   * rejects when it could not be stored. Undefined where it is applied at once (in process).
+   */
+  add(filter: string, group: string | null): Promise<void> | undefined;
+  /** The confirmation of an add still under way for `filter` (in `group`): a later subscriber waits for it too. */
+  pending(filter: string, group: string | null): Promise<void> | undefined;
   /** This node's last local subscriber of `filter` (in `group`) is gone. */
   remove(filter: string, group: string | null): void;
   /** Other nodes with a plain subscription matching `topic` (each once). */

@@ -619,11 +619,18 @@ export class Broker implements ChannelContext {
     session.setSubscription(raw, options);
     const durable = session.durable;
     // A plain subscription of a session the cluster keeps is routed cluster-wide to its queue.
+    // Node routes: SUBACK waits until every node routes here (guarantee 8), also for a subscriber
+    // whose filter another local subscriber is still confirming.
+    let routed: Promise<void> | undefined;
     if (durable === undefined || group !== null) {
-      if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
+      const routes = this.cluster?.routes;
+      if (this.index.add(session, filter, group, options)) routed = routes?.add(filter, group);
+      else routed = routes?.pending(filter, group);
     }
-    if (durable === undefined) return undefined;
-    return this.store?.subscribe(session.clientId, durable.epoch, raw, options, group === null);
+    if (durable === undefined) return routed;
+    const stored = this.store?.subscribe(session.clientId, durable.epoch, raw, options, group === null);
+    if (routed === undefined) return stored;
+    return Promise.all([routed, stored]).then(() => undefined);
   }
 
   unsubscribe(session: Session, raw: string): { existed: boolean; stored?: Promise<void> } {

@@ -102,12 +102,15 @@ export class MemoryClusterBackend implements ClusterBackend {
       return set;
     };
     this.routes = {
+      // Every node of the hub applies a route in the same step: nothing to wait for.
       add: (filter, group) => {
         const k = filterKey(filter, group);
-        if (own().has(k)) return;
+        if (own().has(k)) return undefined;
         own().add(k);
         hub.broadcast('a', nodeId, k);
+        return undefined;
       },
+      pending: () => undefined,
       remove: (filter, group) => {
         const k = filterKey(filter, group);
         if (!own().delete(k)) return;

@@ -28,6 +28,7 @@ import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
 import { evalBuffer, withTimeout } from './redis-util.js';
 import { RedisRetainedStore } from './retained-store.js';
+import { compareIds, RouteSync } from './route-sync.js';
 import { ROUTE_ADD, ROUTE_DEL, WILL_SET, WILL_TAKE } from './scripts.js';
 import { decodeBatch, decodeMessage, encodeMessage } from './serialize.js';
 import { RedisSessionStore } from './session-store.js';
@@ -77,6 +78,9 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly clock: Clock;
   /** This node's own routes (filter keys), re-announced after Redis comes back. */
   private readonly own = new Set<string>();
+  /** Routes being stored and confirmed, by filter key: later local subscribers wait for them too. */
+  private readonly confirming = new Map<string, Promise<void>>();
+  private readonly sync: RouteSync;
   private handlers: ClusterHandlers | undefined;
   private timer: TimerHandle | undefined;
   private running = false;
@@ -138,6 +142,7 @@ export class RedisClusterBackend implements ClusterBackend {
       handlers: () => this.handlers,
       sendControl: (node, msg) => this.sendControl(node, msg),
       replicated: o.replicaAcks === undefined ? undefined : (key, cb) => this.bus.awaitReplicas(key, [cb]),
+      routeApplied: (id) => this.sync.confirmed(id),
     });
     this.membership = new RedisMembership({
       cmd: this.cmd,
@@ -151,6 +156,16 @@ export class RedisClusterBackend implements ClusterBackend {
       connected: () => this.connected,
       reapWills: (node, fence) => this.reapWills(node, fence),
       reapSessions: (node, fence) => this.sessions.reap(node, fence),
+    });
+    this.sync = new RouteSync({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      clock: this.clock,
+      logger: this.log,
+      livenessMs: this.livenessMs,
+      sharded: this.target.kind === 'cluster',
+      liveNodes: () => this.liveNodes(),
     });
     this.ownership = new RedisOwnership({
       cmd: this.cmd,
@@ -173,6 +188,7 @@ export class RedisClusterBackend implements ClusterBackend {
     }
     this.routes = {
       add: (filter, group) => this.addRoute(filterKey(filter, group)),
+      pending: (filter, group) => this.confirming.get(filterKey(filter, group)),
       remove: (filter, group) => this.removeRoute(filterKey(filter, group)),
       matchNodes: (topic, visit) => this.replica.matchNodes(topic, visit),
       matchShared: (topic, visit) => this.replica.matchShared(topic, visit),
@@ -213,6 +229,7 @@ export class RedisClusterBackend implements ClusterBackend {
     await this.heartbeat();
     await this.listen(this.keys.inbox0(this.nodeId), (batch) => this.deliverBatch(batch));
     await this.listen(this.keys.control(this.nodeId), (msg) => this.onControl(msg));
+    await this.listen(this.sync.channel, () => this.sync.nudged());
     await this.resync();
     this.connected = true;
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
@@ -240,6 +257,7 @@ export class RedisClusterBackend implements ClusterBackend {
     this.timer?.cancel();
     for (const t of this.reapedWills) t.cancel();
     this.ownership.stop();
+    this.sync.stop();
     this.bus.flush();
     try {
       // The last session writes (drained clients going offline) before this node leaves.
@@ -251,6 +269,7 @@ export class RedisClusterBackend implements ClusterBackend {
       // reaper would remove (a stopped node is no longer in the node set).
       await withTimeout(this.membership.leave(), 1000);
       await this.cmd.hdel(this.keys.nodeStats, this.nodeId);
+      await this.cmd.hdel(this.keys.routeApplied, this.nodeId);
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }
@@ -395,21 +414,65 @@ export class RedisClusterBackend implements ClusterBackend {
 
   // ---- routes ------------------------------------------------------------------------------------
 
-  private addRoute(fkey: string): void {
+  /**
+   * Stores the route (retried while Redis does not answer, within the liveness timeout: ROUTE_ADD is
+   * idempotent), then waits until every live node applied it (RouteSync): guarantee 8.
+   */
+  private addRoute(fkey: string): Promise<void> | undefined {
     this.own.add(fkey);
-    this.runRoute(ROUTE_ADD, fkey);
+    if (!this.connected) {
+      // Redis is away: no node routes through it now, and this route is announced again (with
+      // every own route) when it is back. Local subscribers are served meanwhile (guarantee 3).
+      this.runRoute(ROUTE_ADD, fkey).catch(() => undefined);
+      return undefined;
+    }
+    const confirmed = this.storeRoute(fkey, this.clock.now() + this.livenessMs).then((id) =>
+      this.sync.confirmed(id),
+    );
+    this.confirming.set(fkey, confirmed);
+    const forget = () => {
+      if (this.confirming.get(fkey) === confirmed) this.confirming.delete(fkey);
+    };
+    confirmed.then(forget, (err: Error) => {
+      forget();
+      this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message });
+    });
+    return confirmed;
+  }
+
+  private async storeRoute(fkey: string, deadline: number): Promise<string> {
+    for (;;) {
+      try {
+        // Bounded: ioredis holds commands while its connection is down.
+        return String(
+          await withTimeout(this.runRoute(ROUTE_ADD, fkey), Math.max(1, deadline - this.clock.now())),
+        );
+      } catch (err) {
+        if (!this.running || this.clock.now() >= deadline) throw err;
+        await this.pause();
+      }
+    }
   }
 
   private removeRoute(fkey: string): void {
     this.own.delete(fkey);
-    this.runRoute(ROUTE_DEL, fkey);
+    this.runRoute(ROUTE_DEL, fkey).catch((err: Error) =>
+      this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
+    );
   }
 
-  private runRoute(script: string, fkey: string): void {
+  private runRoute(script: string, fkey: string): Promise<unknown> {
     const k = this.keys;
-    this.cmd
-      .eval(script, 3, k.routes, k.nodeRoutes(this.nodeId), k.routeLog, this.nodeId, fkey, this.logMaxLen)
-      .catch((err: Error) => this.log.warn({ event: 'cluster.route_write_failed', err: err.message }));
+    return this.cmd.eval(
+      script,
+      3,
+      k.routes,
+      k.nodeRoutes(this.nodeId),
+      k.routeLog,
+      this.nodeId,
+      fkey,
+      this.logMaxLen,
+    );
   }
 
   /** Snapshot of routes and retained messages, then this node's own routes announced again. */
@@ -452,7 +515,11 @@ export class RedisClusterBackend implements ClusterBackend {
     }
     this.routeLogId = routeTail[0]?.[0] ?? '0-0';
     this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';
-    for (const fkey of this.own) this.runRoute(ROUTE_ADD, fkey);
+    this.sync.appliedUpTo(this.routeLogId);
+    for (const fkey of this.own)
+      this.runRoute(ROUTE_ADD, fkey).catch((err: Error) =>
+        this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
+      );
     this.loaded = true;
   }
 
@@ -462,6 +529,10 @@ export class RedisClusterBackend implements ClusterBackend {
     const k = this.keys;
     while (this.running) {
       const gen = this.generation;
+      const from: Record<string, string> = {
+        [k.routeLog]: this.routeLogId,
+        [k.retainedLog]: this.retainedLogId,
+      };
       let reply: StreamReply;
       try {
         reply = (await this.logReader.xreadBuffer(
@@ -481,6 +552,19 @@ export class RedisClusterBackend implements ClusterBackend {
         continue;
       }
       if (reply === null || gen !== this.generation) continue;
+      if (await this.missedEntries(reply, from).catch(() => false)) {
+        // The log was trimmed past what this node read (it was paused or saturated): what it missed
+        // is only in the snapshot.
+        this.log.warn({
+          event: 'cluster.log_gap',
+          routeLog: from[k.routeLog],
+          retainedLog: from[k.retainedLog],
+        });
+        await this.resync().catch((err: Error) =>
+          this.log.warn({ event: 'cluster.resync_failed', err: err.message }),
+        );
+        continue;
+      }
       for (const [key, entries] of reply) {
         const isRoutes = key.toString() === k.routeLog;
         for (const [id, fields] of entries) {
@@ -499,6 +583,7 @@ export class RedisClusterBackend implements ClusterBackend {
           }
         }
       }
+      this.sync.appliedUpTo(this.routeLogId);
     }
   }
 
@@ -584,6 +669,32 @@ export class RedisClusterBackend implements ClusterBackend {
       if (wait !== undefined) return wait.then(() => this.deliverFrom(envelopes, i + 1));
     }
     return undefined;
+  }
+
+  /**
+   * Whether the logs lost entries this node had not read: Redis trims them to about `logMaxLen`
+   * entries, and `max-deleted-entry-id` (XINFO STREAM) is the newest trimmed. Trimmed entries newer
+   * than where this node read from, and not in the reply (read before the trim), were missed.
+   */
+  private async missedEntries(
+    reply: NonNullable<StreamReply>,
+    from: Record<string, string>,
+  ): Promise<boolean> {
+    const pipeline = this.cmd.pipeline();
+    for (const [key] of reply) pipeline.xinfo('STREAM', key.toString());
+    const infos = (await pipeline.exec()) ?? [];
+    return reply.some(([key, entries], i) => {
+      const info = infos[i]?.[1];
+      if (!Array.isArray(info)) return false;
+      const at = info.indexOf('max-deleted-entry-id');
+      if (at < 0) return false;
+      const trimmed = String(info[at + 1]);
+      const first = entries[0]?.[0]?.toString();
+      return (
+        compareIds(trimmed, from[key.toString()] ?? '0-0') > 0 &&
+        (first === undefined || compareIds(first, trimmed) > 0)
+      );
+    });
   }
 
   private pause(): Promise<void> {

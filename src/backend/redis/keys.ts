@@ -39,6 +39,14 @@ export class Keys {
   get routeLog(): string {
     return `${this.tag}:route-log`;
   }
+  /** HASH node id -> the last route-log entry it applied to its replica (RouteSync). */
+  get routeApplied(): string {
+    return `${this.tag}:route-applied`;
+  }
+  /** Pub/sub channel: `node\nentry id`, sent when a node applied more of the route log. */
+  get routeAppliedChannel(): string {
+    return `${this.tag}:route-applied`;
+  }
   /** HASH topic -> encoded retained message: the truth for retained messages. */
   get retained(): string {
     return `${this.tag}:retained`;

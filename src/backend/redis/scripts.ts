@@ -5,15 +5,19 @@
 
 import { DEDUPE_MAX, DEDUPE_WINDOW_MS } from '../../broker/message.js';
 
-/** KEYS: routes, nodeRoutes, routeLog. ARGV: node, filterKey, maxlen. */
+/**
+ * KEYS: routes, nodeRoutes, routeLog. ARGV: node, filterKey, maxlen. Returns the route-log entry
+ * every node must have applied for the route to be in its replica: the one added, or (the route
+ * was there already) the log's last.
+ */
 export const ROUTE_ADD = `
-if redis.call('HSET', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2], '1') == 1 then
-  redis.call('SADD', KEYS[2], ARGV[2])
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'a', 'n', ARGV[1], 'f', ARGV[2])
-  return 1
-end
 redis.call('SADD', KEYS[2], ARGV[2])
-return 0`;
+if redis.call('HSET', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2], '1') == 1 then
+  return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'op', 'a', 'n', ARGV[1], 'f', ARGV[2])
+end
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if #last == 0 then return '0-0' end
+return last[1][1]`;
 
 /** KEYS: routes, nodeRoutes, routeLog. ARGV: node, filterKey, maxlen. */
 export const ROUTE_DEL = `
@@ -479,7 +483,8 @@ return {tonumber(exp), epoch}`;
  * last dropped the client's routes. A write below the floor — from a former owner that was paused
  * between storing a subscription and routing it — is refused.
  * KEYS: sessionRoutes, clientRoutes, routeLog. ARGV: clientId, filter, options, maxlen, epoch.
- * Returns 1 (done), 0 (nothing to delete) or -1 (fenced out).
+ * Returns the route-log entry written (a route set, or deleted), 0 (nothing to delete) or -1
+ * (fenced out).
  */
 export const SESSION_ROUTE = `
 if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[2], '') or '0') then return -1 end
@@ -489,14 +494,12 @@ local field = ARGV[1] .. '\\0' .. ARGV[2]
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[2], ARGV[2])
   if redis.call('HDEL', KEYS[1], field) == 0 then return 0 end
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 'u', 'n', ARGV[1], 'f', ARGV[2])
-  return 1
+  return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 'u', 'n', ARGV[1], 'f', ARGV[2])
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
 redis.call('PERSIST', KEYS[2])
 redis.call('HSET', KEYS[1], field, ARGV[3])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 's', 'n', ARGV[1], 'f', ARGV[2], 'o', ARGV[3])
-return 1`;
+return redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'op', 's', 'n', ARGV[1], 'f', ARGV[2], 'o', ARGV[3])`;
 
 /**
  * Drops the routes of a session that ended, those routed at epoch ARGV[3] or before (a newer session

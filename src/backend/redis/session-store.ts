@@ -46,7 +46,7 @@ interface Scripts {
   shoalOps(...args: (string | number)[]): Promise<number | null>;
   shoalDetach(...args: (string | number)[]): Promise<number | null>;
   shoalOrphan(...args: (string | number)[]): Promise<[expiry: number, epoch: number] | null>;
-  shoalRoute(...args: (string | number)[]): Promise<number>;
+  shoalRoute(...args: (string | number)[]): Promise<number | string>;
   shoalRoutesDrop(...args: (string | number)[]): Promise<number>;
 }
 
@@ -78,6 +78,8 @@ export interface RedisSessionStoreOptions {
   sendControl: (node: string, msg: Record<string, unknown>) => void;
   /** cluster.replicaAcks: an append counts as accepted once Redis replicas hold it (RedisBus). */
   replicated?: (key: string, callback: (err?: Error) => void) => void;
+  /** Resolves once every live node applied the route-log entry `id` (guarantee 8). */
+  routeApplied?: (id: string) => Promise<void>;
 }
 
 export class RedisSessionStore implements SessionStore {
@@ -401,6 +403,8 @@ export class RedisSessionStore implements SessionStore {
       ),
     );
     if (done === -1) throw new FencedError();
+    // A route set: the subscriber's SUBACK waits until every node routes to it.
+    if (json !== '' && typeof done === 'string') await this.o.routeApplied?.(done);
   }
 
   /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
