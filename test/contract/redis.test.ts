@@ -10,6 +10,7 @@ import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { RedisQuotaStore } from '../../src/backend/redis/quota-store.js';
 import { RedisRetainedStore } from '../../src/backend/redis/retained-store.js';
+import { ROUTE_ADD } from '../../src/backend/redis/scripts.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -245,6 +246,48 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
       await expect.poll(() => delivered, { timeout: 5_000 }).toEqual(['once', 'next']);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
+
+describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => {
+  it('(guarantee 8) route changes trimmed from the log before a node read them still reach its replica', async () => {
+    const prefix = `rg-${randomBytes(4).toString('hex')}`;
+    const keys = new Keys(prefix);
+    const b = new RedisClusterBackend({
+      url: redis.url,
+      nodeId: 'B',
+      clock: systemClock,
+      logger: createLogger('silent'),
+      prefix,
+    });
+    await b.start({
+      deliver: () => undefined,
+      release: () => undefined,
+      publishWill: () => undefined,
+      readinessChanged: () => undefined,
+      poke: () => undefined,
+      refetch: () => undefined,
+      dropped: () => undefined,
+      stateLost: () => undefined,
+      serves: () => true,
+    });
+    try {
+      // Node Z routes 3,000 filters in one burst, the log trimmed to about 10 entries as it goes:
+      // B's reader, woken by the first, finds most of the rest gone when it reads again.
+      const burst = client.pipeline();
+      for (let i = 0; i < 3000; i++)
+        burst.eval(ROUTE_ADD, 3, keys.routes, keys.nodeRoutes('Z'), keys.routeLog, 'Z', `gap/${i}`, 10);
+      await burst.exec();
+      expect(await client.xlen(keys.routeLog)).toBeLessThan(3000);
+      const routed = () => {
+        let n = 0;
+        for (let i = 0; i < 3000; i++) b.routes.matchNodes(`gap/${i}`, () => n++);
+        return n;
+      };
+      await expect.poll(routed, { timeout: 5_000 }).toBe(3000);
+    } finally {
+      await b.stop();
     }
   });
 });

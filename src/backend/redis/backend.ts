@@ -673,8 +673,10 @@ export class RedisClusterBackend implements ClusterBackend {
 
   /**
    * Whether the logs lost entries this node had not read: Redis trims them to about `logMaxLen`
-   * entries, and `max-deleted-entry-id` (XINFO STREAM) is the newest trimmed. Trimmed entries newer
-   * than where this node read from, and not in the reply (read before the trim), were missed.
+   * entries. Once the entry this node read last is gone (the stream's first entry, XINFO STREAM, is
+   * newer), entries after it may have been trimmed unread: the node is about `logMaxLen` entries
+   * behind (paused, saturated), and only the snapshot has what it missed. From an empty log ('0-0'),
+   * any trimmed entry was missed. (Conservative: near the cap it may resync with nothing missed.)
    */
   private async missedEntries(
     reply: NonNullable<StreamReply>,
@@ -683,17 +685,14 @@ export class RedisClusterBackend implements ClusterBackend {
     const pipeline = this.cmd.pipeline();
     for (const [key] of reply) pipeline.xinfo('STREAM', key.toString());
     const infos = (await pipeline.exec()) ?? [];
-    return reply.some(([key, entries], i) => {
+    return reply.some(([key], i) => {
       const info = infos[i]?.[1];
       if (!Array.isArray(info)) return false;
-      const at = info.indexOf('max-deleted-entry-id');
-      if (at < 0) return false;
-      const trimmed = String(info[at + 1]);
-      const first = entries[0]?.[0]?.toString();
-      return (
-        compareIds(trimmed, from[key.toString()] ?? '0-0') > 0 &&
-        (first === undefined || compareIds(first, trimmed) > 0)
-      );
+      const field = (name: string) => info[info.indexOf(name) + 1];
+      const read = from[key.toString()] ?? '0-0';
+      if (read === '0-0') return Number(field('entries-added')) > Number(field('length'));
+      const first = field('first-entry');
+      return Array.isArray(first) && compareIds(String(first[0]), read) > 0;
     });
   }
 
