@@ -105,6 +105,8 @@ export class Broker implements ChannelContext {
   private closing = false;
   /** Messages routed again under their dedupe id reach this node's subscribers once. */
   private readonly recent: RecentIds;
+  /** Cluster mode: the store of each connection's will in Redis, awaited by whatever takes it. */
+  private readonly willStores = new WeakMap<Channel, Promise<void>>();
   private readonly sessionEvents = {
     dropped: (reason: DropReason, session: Session) => this.dropped(reason, session.clientId),
   };
@@ -406,9 +408,12 @@ export class Broker implements ChannelContext {
 
   private afterOpen(channel: Channel, present: boolean): void {
     const id = channel.clientId;
-    if (channel.will !== undefined && channel.epoch > 0)
-      // Not awaited: CONNACK does not wait for it (failures are logged by the backend).
-      void this.cluster?.storeWill(id, channel.epoch, channel.will);
+    if (channel.will !== undefined && channel.epoch > 0) {
+      // Not awaited: CONNACK does not wait for it (failures are logged by the backend). Whatever
+      // takes the will later (a DISCONNECT dropping it, an abnormal close sending it) waits for it.
+      const stored = this.cluster?.storeWill(id, channel.epoch, channel.will);
+      if (stored !== undefined) this.willStores.set(channel, stored);
+    }
     if (connectChannel.hasSubscribers)
       connectChannel.publish({
         clientId: id,
@@ -431,9 +436,15 @@ export class Broker implements ChannelContext {
     const id = channel.clientId;
     if (disconnectChannel.hasSubscribers) disconnectChannel.publish({ clientId: id });
     if (channel.epoch > 0) {
-      if (will !== undefined) will.epoch = channel.epoch;
-      // A normal DISCONNECT: the will kept in Redis for this connection is dropped.
-      else this.cluster?.takeWill(id, channel.epoch).catch(() => undefined);
+      const stored = this.willStores.get(channel);
+      if (will !== undefined) {
+        will.epoch = channel.epoch;
+        will.stored = stored;
+      } else if (stored !== undefined) {
+        // A normal DISCONNECT: the will kept in Redis for this connection is dropped (once stored).
+        const epoch = channel.epoch;
+        stored.then(() => this.cluster?.takeWill(id, epoch)).catch(() => undefined);
+      }
     }
     if (this.online.get(id) !== channel) {
       // Taken over: the session belongs to the new connection now; only the will remains to send.
@@ -528,16 +539,19 @@ export class Broker implements ChannelContext {
       this.publishWill(will);
       return;
     }
-    cluster.takeWill(id, will.epoch).then(
-      (taken) => {
-        if (taken) this.publishWill(will);
-      },
-      (err: Error) => {
-        // Redis unreachable: better twice than never for a will.
-        this.logger.warn({ event: 'will.untracked', clientId: id, err: err.message });
-        this.publishWill(will);
-      },
-    );
+    const epoch = will.epoch;
+    (will.stored ?? Promise.resolve())
+      .then(() => cluster.takeWill(id, epoch))
+      .then(
+        (taken) => {
+          if (taken) this.publishWill(will);
+        },
+        (err: Error) => {
+          // Redis unreachable: better twice than never for a will.
+          this.logger.warn({ event: 'will.untracked', clientId: id, err: err.message });
+          this.publishWill(will);
+        },
+      );
   }
 
   private publishWill(will: PendingWill): void {

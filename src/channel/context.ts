@@ -96,4 +96,6 @@ export interface PendingWill {
   expirySeconds?: number;
   /** Cluster mode: the epoch of the connection it belongs to (it is taken from Redis under it). */
   epoch?: number;
+  /** Cluster mode: settles once the will is stored in Redis; it is taken only after that. */
+  stored?: Promise<void>;
 }

@@ -141,7 +141,7 @@ describe('reaping is fenced by the incarnation', () => {
     expect(await client.hget(keys.session('c2'), 'on')).toBe('A');
     expect(await client.hmget(keys.owner('c2'), 'node', 'epoch')).toEqual(['A', String(c2Epoch)]);
     expect(await client.hexists(keys.owner('c2'), 'will')).toBe(1);
-    expect(await client.sismember(keys.nodeWills('A'), 'c2')).toBe(1);
+    expect(await client.sismember(keys.nodeWills('A'), `c2\n${c2Epoch}`)).toBe(1);
     expect(await client.sismember(keys.nodeSessions('A'), 'c2')).toBe(1);
     expect(await client.xlen(keys.inbox('A'))).toBeGreaterThanOrEqual(1);
     expect(published().filter((p) => p === 'w1')).toHaveLength(1);

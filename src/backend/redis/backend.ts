@@ -6,7 +6,6 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import type { Message } from '../../broker/message.js';
 import type { Clock, TimerHandle } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
@@ -26,12 +25,13 @@ import { observeCommands } from './instrument.js';
 import { Keys } from './keys.js';
 import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
-import { evalBuffer, withTimeout } from './redis-util.js';
+import { withTimeout } from './redis-util.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { compareIds, RouteSync } from './route-sync.js';
-import { ROUTE_ADD, ROUTE_DEL, WILL_SET, WILL_TAKE } from './scripts.js';
-import { decodeBatch, decodeMessage, encodeMessage } from './serialize.js';
+import { ROUTE_ADD, ROUTE_DEL } from './scripts.js';
+import { decodeBatch } from './serialize.js';
 import { RedisSessionStore } from './session-store.js';
+import { decodeWill, RedisWills } from './wills.js';
 
 export interface RedisBackendOptions {
   url: string;
@@ -103,8 +103,7 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly channels = new Map<string, (msg: Buffer) => void>();
   /** The last batch number read from each sender (node and run) into this node's inbox. */
   private readonly lastBatch = new Map<string, number>();
-  /** Wills of dead nodes this node is waiting to publish (after their delay). */
-  private readonly reapedWills = new Set<TimerHandle>();
+  private readonly wills: RedisWills;
 
   constructor(o: RedisBackendOptions) {
     this.nodeId = o.nodeId;
@@ -157,6 +156,14 @@ export class RedisClusterBackend implements ClusterBackend {
       reapWills: (node, fence) => this.reapWills(node, fence),
       reapSessions: (node, fence) => this.sessions.reap(node, fence),
     });
+    this.wills = new RedisWills({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      logger: this.log,
+      publish: (will) => this.handlers?.publishWill(will),
+      release: (clientId, epoch) => this.handlers?.release(clientId, epoch),
+    });
     this.sync = new RouteSync({
       cmd: this.cmd,
       keys: this.keys,
@@ -179,6 +186,8 @@ export class RedisClusterBackend implements ClusterBackend {
       connected: () => this.connected,
       mayAnswer: (node) => this.membership.mayAnswer(node),
       sendControl: (node, msg) => this.sendControl(node, msg),
+      kick: (node, clientId, epoch) => this.wills.kick(node, clientId, epoch, 10 * this.livenessMs),
+      lateWill: (will) => this.handlers?.publishWill(will),
       decodeWill,
     });
     this.instruments = o.instruments;
@@ -255,7 +264,6 @@ export class RedisClusterBackend implements ClusterBackend {
     if (!this.running) return;
     this.running = false;
     this.timer?.cancel();
-    for (const t of this.reapedWills) t.cancel();
     this.ownership.stop();
     this.sync.stop();
     this.bus.flush();
@@ -288,31 +296,11 @@ export class RedisClusterBackend implements ClusterBackend {
   }
 
   storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
-    // The reaper's index first, the will second: once the will is in Redis, a reaper can find it
-    // (an index entry without a will, if this node dies in between, is skipped by the reaper).
-    return this.cmd
-      .sadd(this.keys.nodeWills(this.nodeId), clientId)
-      .then(() =>
-        this.cmd.eval(
-          WILL_SET,
-          1,
-          this.keys.owner(clientId),
-          String(epoch),
-          encodeWill(will),
-          String(will.delaySeconds),
-        ),
-      )
-      .then(
-        () => undefined,
-        (err: Error) => {
-          this.log.warn({ event: 'cluster.will_store_failed', clientId, err: err.message });
-        },
-      );
+    return this.wills.store(clientId, epoch, will);
   }
 
-  async takeWill(clientId: string, epoch: number): Promise<boolean> {
-    const taken = await evalBuffer(this.cmd, WILL_TAKE, 1, this.keys.owner(clientId), String(epoch));
-    return taken !== null;
+  takeWill(clientId: string, epoch: number): Promise<boolean> {
+    return this.wills.take(clientId, epoch);
   }
 
   private sendControl(node: string, msg: Record<string, unknown>): void {
@@ -365,39 +353,9 @@ export class RedisClusterBackend implements ClusterBackend {
    * `fence` names the run (see SESSION_ORPHAN): a client claimed by a later run of the node keeps its
    * will and its entry in the index.
    */
-  async reapWills(node: string, fence: string): Promise<number> {
-    const ids = await this.cmd.smembers(this.keys.nodeWills(node));
-    let n = 0;
-    const done: string[] = [];
-    for (const clientId of ids) {
-      const [owner, epoch, will, delay, inc] = await this.cmd.hmgetBuffer(
-        this.keys.owner(clientId),
-        'node',
-        'epoch',
-        'will',
-        'wdelay',
-        'inc',
-      );
-      if (owner?.toString() === node && !fenceAdmits(fence, inc?.toString() ?? '')) continue;
-      done.push(clientId);
-      if (owner?.toString() !== node || epoch === null || will === null) continue;
-      n++;
-      const stored = decodeWill(will);
-      const timer = this.clock.setTimeout(
-        () => {
-          this.reapedWills.delete(timer);
-          this.takeWill(clientId, Number(epoch.toString()))
-            .then((taken) => {
-              if (taken) this.handlers?.publishWill(stored);
-            })
-            .catch(() => undefined);
-        },
-        Number(delay?.toString() ?? '0') * 1000,
-      );
-      this.reapedWills.add(timer);
-    }
-    if (done.length > 0) await this.cmd.srem(this.keys.nodeWills(node), ...done);
-    return n;
+  /** Puts the wills a dead node's run left (fence: see SESSION_ORPHAN) into the due set. */
+  reapWills(node: string, fence: string): Promise<number> {
+    return this.wills.reap(node, (inc) => fenceAdmits(fence, inc));
   }
 
   async shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
@@ -723,6 +681,12 @@ export class RedisClusterBackend implements ClusterBackend {
     this.membership
       .reapDead()
       .catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
+    this.wills
+      .fireDue()
+      .catch((err: Error) => this.log.warn({ event: 'cluster.will_failed', err: err.message }));
+    this.wills
+      .drainKicks()
+      .catch((err: Error) => this.log.warn({ event: 'cluster.kicks_failed', err: err.message }));
   }
 
   // ---- Redis connectivity ------------------------------------------------------------------------
@@ -783,22 +747,4 @@ function fieldsOf(fields: Buffer[]): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i].toString()] = fields[i + 1];
   return out;
-}
-
-/** A will in Redis: the message with its expiry carried as Message Expiry Interval. */
-function encodeWill(will: StoredWill): Buffer {
-  const m: Message = { ...will.message };
-  if (will.expirySeconds !== undefined)
-    m.properties = { ...m.properties, messageExpiryInterval: will.expirySeconds };
-  return encodeMessage(m);
-}
-
-function decodeWill(buf: Buffer): StoredWill {
-  const message = decodeMessage(Buffer.from(buf));
-  const expirySeconds = message.properties?.messageExpiryInterval;
-  if (message.properties !== undefined) {
-    const { messageExpiryInterval: _drop, ...rest } = message.properties;
-    message.properties = Object.keys(rest).length > 0 ? rest : undefined;
-  }
-  return { message, delaySeconds: 0, expirySeconds };
 }

@@ -63,6 +63,10 @@ export class Keys {
   get nodeStats(): string {
     return `${this.tag}:node-stats`;
   }
+  /** HASH node -> incarnation: nodes removed by a reaper whose other reaping steps are not done yet. */
+  get reaping(): string {
+    return `${this.tag}:reaping`;
+  }
   /** Lock held by the survivor that reaps a dead node. */
   reaper(node: string): string {
     return `${this.tag}:reaper:${node}`;
@@ -71,9 +75,17 @@ export class Keys {
   owner(clientId: string): string {
     return `${this.prefix}:owner:{${clientTag(clientId)}}`;
   }
-  /** SET of client ids with a will stored by a node, for the reaper of that node. */
+  /** SET of `clientId\nepoch` of the wills a node's connections stored, for the reaper of that node. */
   nodeWills(node: string): string {
     return `${this.tag}:node-wills:${node}`;
+  }
+  /** ZSET `clientId\nepoch` -> due time (ms, Redis' clock): dead nodes' wills, fired by any node. */
+  get dueWills(): string {
+    return `${this.tag}:due-wills`;
+  }
+  /** LIST `clientId\nepoch`: takeovers a node must close its old connection for (drained each tick). */
+  kicks(node: string): string {
+    return `${this.prefix}:kicks:{${node}}`;
   }
   /** Pub/sub channel: control messages to a node (takeover requests and answers). */
   control(node: string): string {

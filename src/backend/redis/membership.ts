@@ -161,24 +161,41 @@ export class RedisMembership {
       // came back is kept. From here on the node knows it was reaped once it heartbeats.
       const routes = await this.removeNode(e.node, e.incarnation, minAgeMs);
       if (routes < 0) continue;
-      const fence = `=${e.incarnation}`;
-      // Wills before sessions: orphaning a session takes ownership from the dead node's connection.
-      const wills = await this.o.reapWills(e.node, fence);
-      const sessions = await this.o.reapSessions(e.node, fence);
-      await cmd.eval(INBOX_DROP, 2, keys.inbox(e.node), keys.inboxRun(e.node), e.incarnation);
-      await cmd.hdel(keys.nodeStats, e.node);
-      this.o.logger.warn({
-        event: 'cluster.node_reaped',
-        node: e.node,
-        incarnation: e.incarnation,
-        crashed: minAgeMs < this.o.livenessMs,
-        routes,
-        wills,
-        sessions,
-        by: nodeId,
-      });
+      await this.finishReaping(e.node, e.incarnation, { crashed: minAgeMs < this.o.livenessMs, routes });
     }
     this.unsubscribed = unsubscribed;
+    // A reaper that died between removing a node and the rest: a survivor finishes (once its lock lapsed).
+    const pending = await cmd.hgetall(keys.reaping);
+    for (const [node, incarnation] of Object.entries(pending)) {
+      if (this.held()) return;
+      if ((await cmd.set(keys.reaper(node), nodeId, 'PX', this.o.livenessMs, 'NX')) !== 'OK') continue;
+      await this.finishReaping(node, incarnation, { resumed: true });
+    }
+  }
+
+  /** The reaping steps after the node's removal, each fenced by its incarnation (all re-runnable). */
+  private async finishReaping(
+    node: string,
+    incarnation: string,
+    report: Record<string, unknown>,
+  ): Promise<void> {
+    const { cmd, keys } = this.o;
+    const fence = `=${incarnation}`;
+    // Wills before sessions: orphaning a session takes ownership from the dead node's connection.
+    const wills = await this.o.reapWills(node, fence);
+    const sessions = await this.o.reapSessions(node, fence);
+    await cmd.eval(INBOX_DROP, 2, keys.inbox(node), keys.inboxRun(node), incarnation);
+    await cmd.hdel(keys.nodeStats, node);
+    await cmd.hdel(keys.reaping, node);
+    this.o.logger.warn({
+      event: 'cluster.node_reaped',
+      node,
+      incarnation,
+      ...report,
+      wills,
+      sessions,
+      by: this.o.nodeId,
+    });
   }
 
   private held(): boolean {
@@ -193,12 +210,13 @@ export class RedisMembership {
     const k = this.o.keys;
     return (await this.o.cmd.eval(
       NODE_REMOVE,
-      5,
+      6,
       k.routes,
       k.nodeRoutes(node),
       k.routeLog,
       k.nodes,
       k.nodeRuns,
+      k.reaping,
       node,
       this.o.logMaxLen,
       incarnation,

@@ -25,6 +25,10 @@ export interface OwnershipOptions {
   /** False when `node` is dead: a takeover need not wait for its answer. */
   mayAnswer(node: string): Promise<boolean>;
   sendControl(node: string, msg: Record<string, unknown>): void;
+  /** The durable kick (a list the node drains each tick): pub/sub may lose the control message. */
+  kick(node: string, clientId: string, epoch: number): void;
+  /** A claim that ran after its caller gave up on it took the previous connection's will: publish it. */
+  lateWill(will: StoredWill): void;
   decodeWill(buf: Buffer): StoredWill;
 }
 
@@ -41,24 +45,38 @@ export class RedisOwnership {
     const k = this.o.keys;
     const persistent = !clean || expirySeconds > 0;
     if (persistent) await this.o.sessions.serving(clientId);
-    const [previous, epoch, will, discarded, present, fields, inflight, rel] = (await withTimeout(
-      evalBuffer(
-        this.o.cmd,
-        OWNER_CLAIM,
-        5,
-        k.owner(clientId),
-        k.session(clientId),
-        k.queue(clientId),
-        k.inflight(clientId),
-        k.awaitingRelease(clientId),
-        this.o.nodeId,
-        clean ? '1' : '0',
-        String(expirySeconds),
-        `${this.o.nodeId}/${this.o.run}/${++this.claims}`,
-        this.o.incarnation(),
-      ),
+    const running = evalBuffer(
+      this.o.cmd,
+      OWNER_CLAIM,
+      5,
+      k.owner(clientId),
+      k.session(clientId),
+      k.queue(clientId),
+      k.inflight(clientId),
+      k.awaitingRelease(clientId),
+      this.o.nodeId,
+      clean ? '1' : '0',
+      String(expirySeconds),
+      `${this.o.nodeId}/${this.o.run}/${++this.claims}`,
+      this.o.incarnation(),
+    ) as Promise<[Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]]>;
+    const [previous, epoch, will, discarded, present, fields, inflight, rel] = await withTimeout(
+      running,
       this.o.livenessMs,
-    )) as [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
+    ).catch((err: Error) => {
+      // Timed out, but the script may still run: whatever it took must not be lost. Its will goes
+      // out (that connection was taken over), its former owner is told, the claimed session (no
+      // connection here) is taken offline by the node's check of its served sessions.
+      running.then(
+        ([late, lateEpoch, lateWill]) => {
+          if (lateWill !== null) this.o.lateWill(this.o.decodeWill(lateWill));
+          if (late !== null && late.toString() !== this.o.nodeId)
+            this.o.kick(late.toString(), clientId, Number(lateEpoch));
+        },
+        () => undefined,
+      );
+      throw err;
+    });
     // Clean Start ended a stored session, or a new one starts where an expired one may have left
     // routes the sweep has not dropped yet: they go before CONNACK, so none outlives its session.
     if (discarded === 1 || (present === 0 && expirySeconds > 0))
@@ -76,6 +94,7 @@ export class RedisOwnership {
 
   async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
     if (node === this.o.nodeId) return;
+    this.o.kick(node, clientId, epoch);
     if (!(await this.o.mayAnswer(node))) return; // dead: nothing to wait for
     const key = `${clientId}\n${epoch}`;
     await new Promise<void>((resolve) => {

@@ -64,7 +64,9 @@ return out`;
  * Removes every route of a node and the node itself. A reaper (ARGV[3] an incarnation) removes it
  * only while that incarnation is still registered and its heartbeat (Redis' clock) is at least
  * ARGV[4] ms old: a node that came back, or restarted as a new run, is kept (returns -1). A node
- * removing itself passes '' (no check). KEYS: routes, nodeRoutes, routeLog, nodes, nodeRuns.
+ * removing itself passes '' (no check). A reaper's removal is recorded in `reaping` (node ->
+ * incarnation) until its other steps are done: a survivor finishes them if the reaper dies.
+ * KEYS: routes, nodeRoutes, routeLog, nodes, nodeRuns, reaping.
  * ARGV: node, maxlen, incarnation or '', minimum heartbeat age (ms).
  */
 export const NODE_REMOVE = `${REDIS_NOW}
@@ -80,6 +82,7 @@ end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[6], ARGV[1], ARGV[3]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'op', 'n', 'n', ARGV[1], 'f', '')
 return #filters`;
 
@@ -205,6 +208,19 @@ export const WILL_SET = `
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'will', ARGV[2], 'wdelay', ARGV[3])
 return 1`;
+
+/** A dead node's will, due ARGV[2] ms from now on Redis' clock. KEYS: dueWills. ARGV: member, delay ms. */
+export const DUE_WILL_ADD = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[2]), ARGV[1])
+return 1`;
+
+/** Dead nodes' wills due now on Redis' clock, at most ARGV[1]. KEYS: dueWills. */
+export const DUE_WILLS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))`;
 
 /**
  * Takes the will for publishing, once cluster-wide: only while `epoch` still owns the client id and

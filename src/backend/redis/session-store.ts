@@ -249,7 +249,10 @@ export class RedisSessionStore implements SessionStore {
     const reply = await this.track(
       this.scripts.shoalFetchBuffer(owner, session, queue, inflight, epoch, this.nodeId, max, after),
     );
-    if (!Array.isArray(reply)) return [];
+    if (!Array.isArray(reply)) {
+      this.fencedOut(clientId, epoch);
+      return [];
+    }
     // cluster.replicaAcks: nothing is sent before a replica holds its packet id (else, after a
     // failover, the same entries could be taken again under other ids and sent twice). Without a
     // replica answering (a failover under way) they are sent anyway: a duplicate beats a stall.
@@ -402,9 +405,21 @@ export class RedisSessionStore implements SessionStore {
         epoch,
       ),
     );
-    if (done === -1) throw new FencedError();
+    if (done === -1) {
+      this.fencedOut(clientId, epoch);
+      throw new FencedError();
+    }
     // A route set: the subscriber's SUBACK waits until every node routes to it.
     if (json !== '' && typeof done === 'string') await this.o.routeApplied?.(done);
+  }
+
+  /**
+   * A write of connection `epoch` was refused: another connection owns the id (a takeover whose kick
+   * never came, or the reaper orphaned it). The connection closes now (0x8E), whatever pub/sub said.
+   */
+  private fencedOut(clientId: string, epoch: number): void {
+    this.o.logger.info({ event: 'session.fenced_out', clientId, epoch });
+    this.o.handlers()?.release(clientId, epoch + 1);
   }
 
   /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
@@ -464,6 +479,7 @@ export class RedisSessionStore implements SessionStore {
         } else {
           const err = new FencedError();
           for (const w of p.waiters) w.reject(err);
+          this.fencedOut(clientId, p.epoch);
         }
       },
       (err: Error) => {

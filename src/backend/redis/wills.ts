@@ -1,0 +1,172 @@
+/**
+ * Wills in a cluster (guarantee 4): a connection's will is stored in its owner hash (fenced by the
+ * connection's epoch) and indexed per node (`clientId\nepoch`, so one connection's entry never
+ * removes another's); it is taken once cluster-wide (WILL_TAKE) by whoever publishes it. The wills
+ * of a dead node go into a sorted set scored by their due time on Redis' clock, which every live
+ * node polls: a will outlives the node that held its connection and the survivor that reaped it.
+ * Also the durable half of takeover kicks: a list per node that it drains every tick, so a lost
+ * pub/sub kick still closes the old connection.
+ */
+import type { Message } from '../../broker/message.js';
+import type { Logger } from '../../observability/logger.js';
+import type { StoredWill } from '../types.js';
+import type { RedisClient } from './connect.js';
+import type { Keys } from './keys.js';
+import { evalBuffer } from './redis-util.js';
+import { DUE_WILL_ADD, DUE_WILLS, WILL_SET, WILL_TAKE } from './scripts.js';
+import { decodeMessage, encodeMessage } from './serialize.js';
+
+/** Due wills taken per poll, and kicks per drain: bounded work per tick. */
+const BATCH = 100;
+
+export interface WillsOptions {
+  cmd: RedisClient;
+  keys: Keys;
+  nodeId: string;
+  logger: Logger;
+  /** Publishes a will this node took. */
+  publish(will: StoredWill): void;
+  /** A kick from the list: close the local connection of `clientId` older than `epoch`. */
+  release(clientId: string, epoch: number): void;
+}
+
+export class RedisWills {
+  constructor(private readonly o: WillsOptions) {}
+
+  /** Stores a connection's will; resolves once stored (or refused: the connection lost the id). */
+  store(clientId: string, epoch: number, will: StoredWill): Promise<void> {
+    const k = this.o.keys;
+    // The index first, the will second: once the will is in Redis a reaper can find it (an index
+    // entry without a will, if this node dies in between, is skipped).
+    return this.o.cmd
+      .sadd(k.nodeWills(this.o.nodeId), entry(clientId, epoch))
+      .then(() =>
+        this.o.cmd.eval(
+          WILL_SET,
+          1,
+          k.owner(clientId),
+          String(epoch),
+          encodeWill(will),
+          String(will.delaySeconds),
+        ),
+      )
+      .then(
+        () => undefined,
+        (err: Error) => {
+          this.o.logger.warn({ event: 'cluster.will_store_failed', clientId, err: err.message });
+        },
+      );
+  }
+
+  /** Takes the will of connection `epoch` (once cluster-wide); true when this call took it. */
+  async take(clientId: string, epoch: number): Promise<boolean> {
+    const taken = await evalBuffer(this.o.cmd, WILL_TAKE, 1, this.o.keys.owner(clientId), String(epoch));
+    // The connection's will is done (taken here, by a claim, or never stored): its index entry goes.
+    this.o.cmd.srem(this.o.keys.nodeWills(this.o.nodeId), entry(clientId, epoch)).catch(() => undefined);
+    return taken !== null;
+  }
+
+  /**
+   * A dead node's wills (those of run `admits`' incarnations) go into the due set, each at its
+   * delay from now on Redis' clock; fired by whichever node polls first. Returns how many.
+   */
+  async reap(node: string, admits: (incarnation: string) => boolean): Promise<number> {
+    // (`admits`: the reaping fence; a client claimed since by another run of the node is left alone.)
+    const k = this.o.keys;
+    const entries = await this.o.cmd.smembers(k.nodeWills(node));
+    let n = 0;
+    const done: string[] = [];
+    for (const e of entries) {
+      const clientId = clientOf(e);
+      const [owner, epoch, will, delay, inc] = await this.o.cmd.hmget(
+        k.owner(clientId),
+        'node',
+        'epoch',
+        'will',
+        'wdelay',
+        'inc',
+      );
+      if (owner === node && !admits(inc ?? '')) continue;
+      done.push(e);
+      if (owner !== node || epoch === null || will === null) continue;
+      n++;
+      await this.o.cmd.eval(
+        DUE_WILL_ADD,
+        1,
+        k.dueWills,
+        entry(clientId, Number(epoch)),
+        Number(delay ?? '0') * 1000,
+      );
+    }
+    if (done.length > 0) await this.o.cmd.srem(k.nodeWills(node), ...done);
+    if (n > 0) await this.fireDue();
+    return n;
+  }
+
+  /** Publishes the due wills of dead nodes (each taken once cluster-wide), then forgets them. */
+  async fireDue(): Promise<void> {
+    const k = this.o.keys;
+    const due = (await this.o.cmd.eval(DUE_WILLS, 1, k.dueWills, BATCH)) as string[];
+    for (const e of due) {
+      const clientId = clientOf(e);
+      const epoch = e.slice(clientId.length + 1);
+      const will = (await evalBuffer(this.o.cmd, WILL_TAKE, 1, k.owner(clientId), epoch)) as Buffer | null;
+      // Taken (or gone: resumed within the delay, taken over): off the set either way.
+      await this.o.cmd.zrem(k.dueWills, e);
+      if (will !== null) this.o.publish(decodeWill(will));
+    }
+  }
+
+  /** Asks `node` to close its connection of `clientId` older than `epoch`, durably (its kick list). */
+  kick(node: string, clientId: string, epoch: number, keepMs: number): void {
+    const key = this.o.keys.kicks(node);
+    this.o.cmd
+      .multi()
+      .rpush(key, entry(clientId, epoch))
+      .ltrim(key, -10_000, -1)
+      .pexpire(key, keepMs)
+      .exec()
+      .catch(() => undefined);
+  }
+
+  /** Closes the connections other nodes took over from this one (kicks that pub/sub may have lost). */
+  async drainKicks(): Promise<void> {
+    const key = this.o.keys.kicks(this.o.nodeId);
+    for (let round = 0; round < 10; round++) {
+      const kicks = (await this.o.cmd.lpop(key, BATCH)) ?? [];
+      for (const e of kicks) {
+        const clientId = clientOf(e);
+        this.o.release(clientId, Number(e.slice(clientId.length + 1)));
+      }
+      if (kicks.length < BATCH) return;
+    }
+  }
+}
+
+/** `clientId\nepoch` (a client id may hold a newline: the epoch is after the last one). */
+function entry(clientId: string, epoch: number): string {
+  return `${clientId}\n${epoch}`;
+}
+
+function clientOf(e: string): string {
+  const nl = e.lastIndexOf('\n');
+  return nl < 0 ? e : e.slice(0, nl);
+}
+
+/** A will in Redis: the message with its expiry carried as Message Expiry Interval. */
+export function encodeWill(will: StoredWill): Buffer {
+  const m: Message = { ...will.message };
+  if (will.expirySeconds !== undefined)
+    m.properties = { ...m.properties, messageExpiryInterval: will.expirySeconds };
+  return encodeMessage(m);
+}
+
+export function decodeWill(buf: Buffer): StoredWill {
+  const message = decodeMessage(Buffer.from(buf));
+  const expirySeconds = message.properties?.messageExpiryInterval;
+  if (message.properties !== undefined) {
+    const { messageExpiryInterval: _drop, ...rest } = message.properties;
+    message.properties = Object.keys(rest).length > 0 ? rest : undefined;
+  }
+  return { message, delaySeconds: 0, expirySeconds };
+}
