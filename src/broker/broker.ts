@@ -138,6 +138,7 @@ export class Broker implements ChannelContext {
     // command on a lazy ioredis client connects it, so the backend's own connect() would then fail.
     await this.cluster?.start({
       deliver: (envelope) => this.deliverRemote(envelope),
+      handOver: (envelopes, gone) => this.handOverShares(envelopes, gone),
       release: (clientId, epoch) => this.releaseClient(clientId, epoch),
       publishWill: (will) => this.publishWill(will),
       readinessChanged: (ready) => {
@@ -593,13 +594,34 @@ export class Broker implements ChannelContext {
     const visit = deliverTo(message, latch?.hold, false);
     if (envelope.direct) this.index.routeDirect(message, visit);
     if (envelope.shared !== undefined)
-      for (const key of envelope.shared) this.index.deliverShared(key, visit);
+      for (const key of envelope.shared) {
+        // The group's last member here left after the share was routed here: another member takes it.
+        if (this.index.deliverShared(key, visit)) continue;
+        if (!this.router?.reroute(message, key, this.cluster?.nodeId ?? '', visit, latch?.hold))
+          this.dropped('no_subscriber', '');
+      }
     if (latch === undefined || !latch.waiting) return undefined;
     const wait = new Promise<void>((resolve) => {
       written = resolve;
     });
     latch.release();
     return wait;
+  }
+
+  /** Shares left in a dead node's inbox: each to a live member of its group (cluster mode only). */
+  private handOverShares(envelopes: Envelope[], gone: string): Promise<void> {
+    const router = this.router;
+    if (router === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      const latch = new Latch(() => resolve());
+      for (const { message, shared } of envelopes) {
+        if (shared === undefined || isExpired(message, this.clock.now())) continue;
+        const visit = deliverTo(message, latch.hold, false);
+        for (const key of shared)
+          if (!router.reroute(message, key, gone, visit, latch.hold)) this.dropped('no_subscriber', '');
+      }
+      latch.release();
+    });
   }
 
   subscribe(

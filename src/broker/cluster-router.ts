@@ -111,6 +111,24 @@ export class ClusterRouter {
     return merged.size;
   }
 
+  /**
+   * Gives one share of the shared subscription `key` to a member other than on node `gone` (a member
+   * left, or its node died, after the share was routed there): a local member if any, else a node
+   * in turn among the others with members. False when the group has no member left anywhere.
+   */
+  reroute(message: Message, key: string, gone: string, visit: RouteVisitor, hold: Hold | undefined): boolean {
+    if (gone !== this.backend.nodeId && this.index.deliverShared(key, visit)) return true;
+    const nodes = new Set<string>();
+    this.backend.routes.matchShared(message.topic, (k, members) => {
+      if (k === key) for (const n of members) if (n !== gone && n !== this.backend.nodeId) nodes.add(n);
+    });
+    const node = this.choose(key, nodes, false);
+    if (!node) return false;
+    const accepted = message.qos > 0 && hold ? hold() : undefined;
+    this.backend.bus.send(node, { message, direct: false, shared: [key] }, accepted);
+    return true;
+  }
+
   /** Picks in turn among this node (null) and the remote nodes holding members of `key`. */
   private choose(
     key: string,

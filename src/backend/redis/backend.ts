@@ -20,7 +20,7 @@ import type {
 } from '../types.js';
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
-import { fieldsOf, InboxReader } from './inbox.js';
+import { fieldsOf, handOverInbox, InboxReader } from './inbox.js';
 import { observeCommands } from './instrument.js';
 import { Keys } from './keys.js';
 import { RedisRetainedStore } from './retained-store.js';
@@ -606,6 +606,12 @@ export class RedisClusterBackend implements ClusterBackend {
       // Wills before sessions: orphaning a session takes ownership from the dead node's connection.
       const wills = await this.reapWills(node);
       const sessions = await this.sessions.reap(node);
+      // Shares it had not processed go to live members of their groups before its inbox goes.
+      await handOverInbox(
+        this.cmd,
+        this.keys.inbox(node),
+        (e) => this.handlers?.handOver?.(e, node) ?? Promise.resolve(),
+      );
       await this.cmd.del(this.keys.inbox(node));
       await this.cmd.hdel(this.keys.nodeStats, node);
       this.log.warn({ event: 'cluster.node_reaped', node, routes, wills, sessions, by: this.nodeId });

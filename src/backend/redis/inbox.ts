@@ -138,3 +138,38 @@ export function fieldsOf(fields: Buffer[]): Record<string, Buffer> {
   for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i].toString()] = fields[i + 1];
   return out;
 }
+
+/**
+ * Reads what is left in the inbox of a dead node (what it had not processed: its reader trims below
+ * what it processed) and hands the shares in it to `handOver`, a chunk at a time: a shared
+ * subscription's message goes to a live member of its group. Its direct part is not: it was for
+ * the dead node's own clean sessions, which ended with it. Resolves once every chunk was handed over.
+ */
+export async function handOverInbox(
+  cmd: RedisClient,
+  key: string,
+  handOver: (envelopes: Envelope[]) => Promise<void>,
+): Promise<number> {
+  let start = '-';
+  let n = 0;
+  // Bounded: nothing writes to the inbox of a node that left the node set (NOMKSTREAM writers
+  // stop once it is deleted, and routes to it are gone), and each turn moves past what it read.
+  for (let turn = 0; turn < 1_000_000; turn++) {
+    const entries = (await cmd.xrangeBuffer(key, start, '+', 'COUNT', 100)) as [Buffer, Buffer[]][];
+    if (entries.length === 0) break;
+    const shares: Envelope[] = [];
+    for (const [, fields] of entries) {
+      const b = fieldsOf(fields).b;
+      if (b === undefined) continue;
+      try {
+        for (const e of decodeBatch(b)) if (e.shared !== undefined) shares.push({ ...e, direct: false });
+      } catch {
+        // A corrupt batch was skipped by its reader too.
+      }
+    }
+    if (shares.length > 0) await handOver(shares);
+    n += shares.length;
+    start = `(${entries[entries.length - 1][0].toString()}`;
+  }
+  return n;
+}
