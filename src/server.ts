@@ -130,6 +130,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
               ? undefined
               : { replicas: config.cluster.replicaAcks, timeoutMs: config.cluster.replicaAckTimeoutMs },
           maxQueued: config.mqtt.maxQueuedMessages,
+          inboxMaxLen: config.cluster.inboxMaxLength,
           instruments,
         });
   const limits = new Limits(config.limits, clock);

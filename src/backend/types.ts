@@ -170,8 +170,17 @@ export interface ClusterHandlers {
   release(clientId: string, epoch: number): void;
   /** A will of a dead node, taken by this node (exactly once cluster-wide): publish it. */
   publishWill(will: StoredWill): void;
-  /** An envelope from another node: deliver to local subscribers only. */
+  /**
+   * An envelope from another node: deliver to local subscribers only (a shared subscription with no
+   * member left here goes to a member on another node). A promise when writes it started (to
+   * persistent sessions' queues, to other nodes) are still in flight.
+   */
   deliver(envelope: Envelope): void | Promise<void>;
+  /**
+   * Shares (`Envelope.shared`) left unprocessed in the inbox of `gone`, a dead node: each goes to a
+   * live member of its group (here or on another node). Resolves once Redis holds what was sent.
+   */
+  handOver?(envelopes: Envelope[], gone: string): Promise<void>;
   /** The backend's readiness changed (Redis lost or regained). */
   readinessChanged(ready: boolean): void;
   /**

@@ -144,6 +144,7 @@ export class Broker implements ChannelContext {
     // command on a lazy ioredis client connects it, so the backend's own connect() would then fail.
     await this.cluster?.start({
       deliver: (envelope) => this.deliverRemote(envelope),
+      handOver: (envelopes, gone) => this.handOverShares(envelopes, gone),
       release: (clientId, epoch) => this.releaseClient(clientId, epoch),
       publishWill: (will) => this.publishWill(will),
       readinessChanged: (ready) => {
@@ -599,28 +600,51 @@ export class Broker implements ChannelContext {
   }
 
   /**
-   * A message another node sent here: local subscribers only, as the envelope says. The publisher
-   * was acknowledged already, so a QoS 1/2 message must not be dropped for a congested subscriber:
-   * the promise returned then resolves once that subscriber drained, and the inbox reader waits for
-   * it (the rest stays in the durable inbox stream meanwhile).
+   * A message another node sent here: local subscribers only, as the envelope says. Its publisher was
+   * acknowledged already, and the inbox it came through is shared by every subscriber of this node,
+   * so a congested subscriber does not hold it up (guarantee 10): the message waits in that
+   * subscriber's own queue, up to `maxQueuedMessages` (dropped and counted past it). The promise
+   * returned, if any, resolves once the writes started for it (persistent sessions' queues) are in
+   * Redis: the inbox entry counts as processed only then.
    */
   private deliverRemote(envelope: Envelope): Promise<void> | undefined {
     const message = envelope.message;
     this.clusterReceived++;
     if (isExpired(message, this.clock.now())) return undefined;
     if (message.dedupe !== undefined && !this.recent.add(message.dedupe)) return undefined;
-    let drained: (() => void) | undefined;
-    const latch = message.qos === 0 ? undefined : new Latch(() => drained?.());
-    const visit = deliverTo(message, latch?.hold);
+    let written: (() => void) | undefined;
+    const latch = message.qos === 0 ? undefined : new Latch(() => written?.());
+    const visit = deliverTo(message, latch?.hold, false);
     if (envelope.direct) this.index.routeDirect(message, visit);
     if (envelope.shared !== undefined)
-      for (const key of envelope.shared) this.index.deliverShared(key, visit);
+      for (const key of envelope.shared) {
+        // The group's last member here left after the share was routed here: another member takes it.
+        if (this.index.deliverShared(key, visit)) continue;
+        if (!this.router?.reroute(message, key, this.cluster?.nodeId ?? '', visit, latch?.hold))
+          this.dropped('no_subscriber', '');
+      }
     if (latch === undefined || !latch.waiting) return undefined;
     const wait = new Promise<void>((resolve) => {
-      drained = resolve;
+      written = resolve;
     });
     latch.release();
     return wait;
+  }
+
+  /** Shares left in a dead node's inbox: each to a live member of its group (cluster mode only). */
+  private handOverShares(envelopes: Envelope[], gone: string): Promise<void> {
+    const router = this.router;
+    if (router === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      const latch = new Latch(() => resolve());
+      for (const { message, shared } of envelopes) {
+        if (shared === undefined || isExpired(message, this.clock.now())) continue;
+        const visit = deliverTo(message, latch.hold, false);
+        for (const key of shared)
+          if (!router.reroute(message, key, gone, visit, latch.hold)) this.dropped('no_subscriber', '');
+      }
+      latch.release();
+    });
   }
 
   subscribe(
@@ -676,9 +700,10 @@ export class Broker implements ChannelContext {
 
 /**
  * Delivery decisions for one subscriber of `message` (merged options from the index). With `hold`
- * (a QoS 1/2 publish), a congested subscriber delays the publisher's acknowledgement.
+ * (a QoS 1/2 publish), Redis writes delay the publisher's acknowledgement, and so does a congested
+ * subscriber when `flowControlled` (the publisher is on this node; not for a message from the inbox).
  */
-function deliverTo(message: Message, hold?: Hold): RouteVisitor {
+function deliverTo(message: Message, hold?: Hold, flowControlled = true): RouteVisitor {
   return (session, subQos, retainAsPublished, ids) => {
     const qos = Math.min(message.qos, subQos) as Message['qos'];
     // [MQTT-3.3.1-12] RETAIN is cleared on forwarding unless Retain As Published [MQTT-3.3.1-13].
@@ -686,8 +711,9 @@ function deliverTo(message: Message, hold?: Hold): RouteVisitor {
     session.deliver(
       { message, qos, retain: retainAsPublished && message.retain, subscriptionIds: ids },
       hold,
+      flowControlled,
     );
-    if (hold !== undefined && qos > 0 && session.congested) session.whenDrained(hold());
+    if (flowControlled && hold !== undefined && qos > 0 && session.congested) session.whenDrained(hold());
   };
 }
 

@@ -112,6 +112,24 @@ export class ClusterRouter {
   }
 
   /**
+   * Gives one share of the shared subscription `key` to a member other than on node `gone` (a member
+   * left, or its node died, after the share was routed there): a local member if any, else a node
+   * in turn among the others with members. False when the group has no member left anywhere.
+   */
+  reroute(message: Message, key: string, gone: string, visit: RouteVisitor, hold: Hold | undefined): boolean {
+    if (gone !== this.backend.nodeId && this.index.deliverShared(key, visit)) return true;
+    const nodes = new Set<string>();
+    this.backend.routes.matchShared(message.topic, (k, members) => {
+      if (k === key) for (const n of members) if (n !== gone && n !== this.backend.nodeId) nodes.add(n);
+    });
+    const node = this.choose(key, nodes, false, message.dedupe);
+    if (!node) return false;
+    const accepted = message.qos > 0 && hold ? hold() : undefined;
+    this.backend.bus.send(node, { message, direct: false, shared: [key] }, accepted);
+    return true;
+  }
+
+  /**
    * Picks in turn among this node (null) and the remote nodes holding members of `key`. A message
    * with a dedupe id is routed again to the node it went to the first time (the group's nodes
    * unchanged), whose dedupe then skips it: picked by the id, not in turn.

@@ -47,6 +47,8 @@ export interface ClusterConfig {
   readonly replicaAcks: number;
   /** How long to wait for those replicas; a message not replicated in time is refused (v5 0x80, v3 disconnect). */
   readonly replicaAckTimeoutMs: number;
+  /** Batches a node's inbox stream may hold unread before publishers to it wait (their PUBACK / PUBREC). */
+  readonly inboxMaxLength: number;
 }
 
 /** Graceful drain on SIGTERM / SIGINT (see docs/deployment.md). */
@@ -355,6 +357,7 @@ export const configSchema: Schema<Config> = {
     keyPrefix: text('shoal', KEY_PREFIX),
     replicaAcks: integer(0, 16, 0),
     replicaAckTimeoutMs: integer(10, 60_000, 1000),
+    inboxMaxLength: integer(1, 10_000_000, 10_000),
   },
   mqtt: {
     // 268 435 455 is the largest Remaining Length; 5 more bytes of fixed header make the largest packet.

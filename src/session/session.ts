@@ -186,11 +186,13 @@ export class Session {
   /**
    * Routes one delivery: send now if the client is online with room in its window, else queue
    * (QoS > 0). The Delivery object is kept only if the message is queued or in flight.
+   * `hold` takes a hold on the publisher's acknowledgement (a durable append waits for Redis).
    * `flowControlled`: the publisher's acknowledgement waits while this session is congested, so
    * its in-flight window bounds what it can add: an online session's queue may then grow past
    * maxQueuedMessages, up to OVERFLOW times it, instead of dropping acknowledged-to-be messages.
+   * A message from another node's publisher is not flow controlled: it takes maxQueuedMessages.
    */
-  deliver(delivery: Delivery, hold?: () => (err?: Error) => void): void {
+  deliver(delivery: Delivery, hold?: () => (err?: Error) => void, flowControlled = hold !== undefined): void {
     const link = this.link;
     if (this.durable !== undefined && delivery.qos > 0) {
       ownPayload(delivery.message);
@@ -215,7 +217,7 @@ export class Session {
       this.sendInflight(link, delivery);
       return;
     }
-    this.enqueue(delivery, hold !== undefined && link !== null ? this.maxQueued * OVERFLOW : this.maxQueued);
+    this.enqueue(delivery, flowControlled && link !== null ? this.maxQueued * OVERFLOW : this.maxQueued);
   }
 
   private enqueue(delivery: Delivery, limit: number): void {

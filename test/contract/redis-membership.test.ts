@@ -119,6 +119,7 @@ describe('reaping is fenced by the incarnation', () => {
         return b.backend.reapWills(node, fence);
       },
       reapSessions: (node, fence) => b.backend.sessions.reap(node, fence),
+      handOver: async () => undefined,
     });
     const startRun2 = async (): Promise<Node> => {
       const n = await node(prefix, 'A');

@@ -291,3 +291,79 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
     }
   });
 });
+
+describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => {
+  const logger = createLogger('silent');
+  const handlers = {
+    deliver: () => undefined,
+    release: () => undefined,
+    publishWill: () => undefined,
+    readinessChanged: () => undefined,
+    poke: () => undefined,
+    refetch: () => undefined,
+    dropped: () => undefined,
+    stateLost: () => undefined,
+    serves: () => true,
+  };
+  const sent = (b: RedisClusterBackend, node: string, payload: string) =>
+    new Promise<void>((resolve, reject) =>
+      b.bus.send(node, { message: msg('t', payload, { qos: 1, retain: false }), direct: true }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+
+  it('(guarantee 9) a batch for a stopped node does not make its inbox again (XADD NOMKSTREAM), and is accepted: nobody is left there to deliver to', async () => {
+    const prefix = `ng-${randomBytes(4).toString('hex')}`;
+    const a = new RedisClusterBackend({ url: redis.url, nodeId: 'A', clock: systemClock, logger, prefix });
+    const b = new RedisClusterBackend({ url: redis.url, nodeId: 'B', clock: systemClock, logger, prefix });
+    await a.start(handlers);
+    await b.start(handlers);
+    const inbox = `${prefix}:inbox:{B}`;
+    try {
+      expect(await client.exists(inbox)).toBe(1);
+      await b.stop();
+      expect(await client.exists(inbox)).toBe(0);
+      await sent(a, 'B', 'late');
+      expect(await client.exists(inbox)).toBe(0);
+      // A node that never existed (or was reaped): likewise.
+      await sent(a, 'nobody', 'late');
+      expect(await client.exists(`${prefix}:inbox:{nobody}`)).toBe(0);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it('(guarantee 10) past cluster.inboxMaxLength unread batches, a publisher is answered only once the reader trimmed below it; nothing is trimmed unread', async () => {
+    const prefix = `nb-${randomBytes(4).toString('hex')}`;
+    const a = new RedisClusterBackend({
+      url: redis.url,
+      nodeId: 'A',
+      clock: systemClock,
+      logger,
+      prefix,
+      inboxMaxLen: 3,
+    });
+    await a.start(handlers);
+    // B's inbox with no reader behind it (a stopped process): made as a node makes its own.
+    const inbox = `${prefix}:inbox:{B}`;
+    await client.xadd(inbox, '*', 'o', 'test');
+    try {
+      for (let i = 0; i < 2; i++) await sent(a, 'B', `m${i}`);
+      let answered = false;
+      const held = sent(a, 'B', 'm2').then(() => {
+        answered = true;
+      });
+      // The batch is in the inbox (4 entries, past 3), its publisher not answered.
+      await expect.poll(() => client.xlen(inbox), { timeout: 5_000 }).toBe(4);
+      expect(answered).toBe(false);
+      // What a reader does once it processed them: trims below the last one processed.
+      const entries = await client.xrange(inbox, '-', '+');
+      await client.xtrim(inbox, 'MINID', entries[3][0]);
+      await held;
+      expect(answered).toBe(true);
+      expect((await client.xrange(inbox, '-', '+')).length).toBe(1);
+    } finally {
+      await a.stop();
+    }
+  });
+});

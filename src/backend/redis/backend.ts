@@ -15,12 +15,12 @@ import type {
   ClusterBackend,
   ClusterHandlers,
   ClusterNodeInfo,
-  Envelope,
   RouteTable,
   StoredWill,
 } from '../types.js';
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
+import { fieldsOf, handOverInbox, InboxReader } from './inbox.js';
 import { observeCommands } from './instrument.js';
 import { Keys } from './keys.js';
 import { RedisMembership } from './membership.js';
@@ -93,7 +93,7 @@ export class RedisClusterBackend implements ClusterBackend {
   /** The Redis data set this node joined (Keys.dataSet); another one after a reconnect: data lost. */
   private dataSet = '';
   private retainedLogId = '0-0';
-  private inboxId = '$';
+  private readonly inbox: InboxReader;
   private generation = 0;
   /** This process's run: a claim ioredis re-sends is recognised by it. */
   private readonly run = randomBytes(6).toString('hex');
@@ -101,8 +101,6 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly ownership: RedisOwnership;
   /** Pub/sub channels this node listens to, and their handlers (listen()). */
   private readonly channels = new Map<string, (msg: Buffer) => void>();
-  /** The last batch number read from each sender (node and run) into this node's inbox. */
-  private readonly lastBatch = new Map<string, number>();
   private readonly wills: RedisWills;
 
   constructor(o: RedisBackendOptions) {
@@ -155,6 +153,12 @@ export class RedisClusterBackend implements ClusterBackend {
       connected: () => this.connected,
       reapWills: (node, fence) => this.reapWills(node, fence),
       reapSessions: (node, fence) => this.sessions.reap(node, fence),
+      handOver: (node) =>
+        handOverInbox(
+          this.cmd,
+          this.keys.inbox(node),
+          (e) => this.handlers?.handOver?.(e, node) ?? Promise.resolve(),
+        ),
     });
     this.wills = new RedisWills({
       cmd: this.cmd,
@@ -191,6 +195,15 @@ export class RedisClusterBackend implements ClusterBackend {
       decodeWill,
     });
     this.instruments = o.instruments;
+    this.inbox = new InboxReader({
+      reader: this.inboxReader,
+      cmd: this.cmd,
+      key: this.keys.inbox(this.nodeId),
+      clock: this.clock,
+      logger: this.log,
+      instruments: o.instruments,
+      deliver: (envelope) => this.handlers?.deliver(envelope),
+    });
     if (o.instruments !== undefined) {
       observeCommands(this.cmd, o.instruments.redisCommand);
       this.bus.onBatch = o.instruments.clusterBatch;
@@ -236,14 +249,14 @@ export class RedisClusterBackend implements ClusterBackend {
     await this.membership.removeNode(this.nodeId);
     this.dataSet = await this.markDataSet();
     await this.heartbeat();
-    await this.listen(this.keys.inbox0(this.nodeId), (batch) => this.deliverBatch(batch));
+    await this.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
     await this.listen(this.keys.control(this.nodeId), (msg) => this.onControl(msg));
     await this.listen(this.sync.channel, () => this.sync.nudged());
     await this.resync();
     this.connected = true;
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
     void this.readLogs();
-    void this.readInbox();
+    void this.inbox.run();
     // Its wills and sessions too: reaped like a dead node's (no survivor reaps a node that came back
     // within the liveness timeout), once this node routes like the others.
     const earlier = `!${this.membership.incarnation}`;
@@ -263,6 +276,7 @@ export class RedisClusterBackend implements ClusterBackend {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.inbox.stop();
     this.timer?.cancel();
     this.ownership.stop();
     this.sync.stop();
@@ -474,6 +488,9 @@ export class RedisClusterBackend implements ClusterBackend {
     this.routeLogId = routeTail[0]?.[0] ?? '0-0';
     this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';
     this.sync.appliedUpTo(this.routeLogId);
+    // Senders never create an inbox (NOMKSTREAM): this node makes its own before it routes (again,
+    // after a reaper or a Redis without persistence removed it).
+    if (this.running) await this.cmd.xadd(k.inbox(this.nodeId), '*', 'o', this.run);
     for (const fkey of this.own)
       this.runRoute(ROUTE_ADD, fkey).catch((err: Error) =>
         this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
@@ -543,90 +560,6 @@ export class RedisClusterBackend implements ClusterBackend {
       }
       this.sync.appliedUpTo(this.routeLogId);
     }
-  }
-
-  private async readInbox(): Promise<void> {
-    const key = this.keys.inbox(this.nodeId);
-    if (this.inboxId === '$') {
-      const tail = await this.cmd.xrevrange(key, '+', '-', 'COUNT', 1);
-      this.inboxId = tail[0]?.[0] ?? '0-0';
-    }
-    let lastTrim = this.clock.now();
-    while (this.running) {
-      let reply: StreamReply;
-      try {
-        reply = (await this.inboxReader.xreadBuffer(
-          'COUNT',
-          100,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          key,
-          this.inboxId,
-        )) as StreamReply;
-      } catch {
-        if (!this.running) return;
-        await this.pause();
-        continue;
-      }
-      for (const [, entries] of reply ?? []) {
-        for (const [id, fields] of entries) {
-          this.inboxId = id.toString();
-          // The entry id starts with Redis' clock (ms) at XADD: its age is the inbox lag.
-          this.instruments?.inboxLag((this.clock.now() - Number.parseInt(this.inboxId, 10)) / 1000);
-          const f = fieldsOf(fields);
-          const batch = f.b;
-          // A batch its sender re-sent (its first XADD went through, the answer was lost): skipped.
-          if (batch === undefined || this.resent(f.f, f.s)) continue;
-          // A congested local subscriber: read no further until it drained (flow control).
-          const congested = this.deliverBatch(batch);
-          if (congested !== undefined) await congested;
-        }
-      }
-      const now = this.clock.now();
-      // Also when idle (no reply): what was processed must not stay in Redis.
-      if (now - lastTrim >= 1000) {
-        lastTrim = now;
-        // Processed entries are not needed again: trim below the last processed id.
-        this.cmd.xtrim(key, 'MINID', '~', this.inboxId).catch(() => undefined);
-      }
-    }
-  }
-
-  /**
-   * True for a batch already delivered: each sender (node and run) numbers its batches, and a
-   * number not above the last one seen from it is a re-send. (A sender's batches reach the inbox in
-   * the order they were numbered: one connection, and ioredis re-sends in order.)
-   */
-  private resent(sender: Buffer | undefined, seq: Buffer | undefined): boolean {
-    if (sender === undefined || seq === undefined) return false;
-    const key = sender.toString();
-    const n = Number(seq.toString());
-    const last = this.lastBatch.get(key) ?? 0;
-    if (n <= last) return true;
-    this.lastBatch.set(key, n);
-    return false;
-  }
-
-  /** Delivers a batch; resolves later when a local subscriber was congested by it. */
-  private deliverBatch(batch: Buffer): Promise<void> | undefined {
-    let envelopes: Envelope[];
-    try {
-      envelopes = decodeBatch(batch);
-    } catch (err) {
-      this.log.error({ event: 'cluster.bad_batch', err: String(err) });
-      return undefined;
-    }
-    return this.deliverFrom(envelopes, 0);
-  }
-
-  /** Delivers envelopes in order; at a congested subscriber, waits for it before the next one. */
-  private deliverFrom(envelopes: Envelope[], start: number): Promise<void> | undefined {
-    for (let i = start; i < envelopes.length; i++) {
-      const wait = this.handlers?.deliver(envelopes[i]);
-      if (wait !== undefined) return wait.then(() => this.deliverFrom(envelopes, i + 1));
-    }
-    return undefined;
   }
 
   /**
@@ -741,10 +674,4 @@ const EMPTY = Buffer.alloc(0);
 function fenceAdmits(fence: string, inc: string): boolean {
   if (fence === '') return true;
   return (fence[0] === '=') === (inc === fence.slice(1));
-}
-
-function fieldsOf(fields: Buffer[]): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i].toString()] = fields[i + 1];
-  return out;
 }

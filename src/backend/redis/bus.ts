@@ -1,12 +1,15 @@
 /**
  * Node-to-node delivery. Envelopes for the same node are batched per event-loop turn: QoS >= 1 go
  * into the node's inbox stream (one XADD per batch; callers hear back once Redis accepted it), QoS 0
- * into its pub/sub channel (sharded pub/sub on Redis Cluster).
+ * into its pub/sub channel (sharded pub/sub on Redis Cluster). An inbox is never capped (its reader
+ * trims what it processed): a node whose inbox holds more than `inboxMaxLen` batches unread gets no
+ * more acknowledged batches from here until it has read below it (callers hear back then).
  */
 import { randomBytes } from 'node:crypto';
 import type { ClusterBus, Envelope } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
+import { INBOX_ADD } from './scripts.js';
 import { encodeBatch } from './serialize.js';
 
 interface Pending {
@@ -17,6 +20,9 @@ interface Pending {
 
 /** Largest number of envelopes in one batch. */
 const MAX_BATCH = 512;
+
+/** How often the length of an inbox past its bound is looked at again. */
+const BOUND_POLL_MS = 10;
 
 /**
  * Replication before acknowledgement (config `cluster.replicaAcks`): a QoS >= 1 batch counts as
@@ -53,6 +59,8 @@ export class RedisBus implements ClusterBus {
   /** This node and process run, and the durable batches it sent: how receivers spot a re-send. */
   private readonly sender: string;
   private sent = 0;
+  /** Per inbox key past its bound: accepted batches whose callers wait for the inbox to be read. */
+  private readonly overBound = new Map<string, ((err?: Error) => void)[]>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -105,17 +113,17 @@ export class RedisBus implements ClusterBus {
       const key = this.keys.inbox(node);
       // `f`: sender and run, `s`: batch number — the receiver skips a batch ioredis re-sent after a
       // reconnect cut off its answer (it would otherwise be delivered twice).
-      this.redis
-        .xaddBuffer(key, 'MAXLEN', '~', this.inboxMaxLen, '*', 'b', batch, 'f', this.sender, 's', ++this.sent)
-        .then(
-          () => {
-            if (this.replicaAcks !== undefined) this.awaitReplicas(key, callbacks);
-            else for (const cb of callbacks) cb();
-          },
-          (err: Error) => {
-            for (const cb of callbacks) cb(err);
-          },
-        );
+      this.redis.eval(INBOX_ADD, 1, key, batch, this.sender, String(++this.sent)).then(
+        (len) => {
+          // -1: the node stopped or was reaped, and its clients' subscriptions went with it: there is
+          // nobody left to deliver to (and its inbox must not be made again).
+          if (Number(len) > this.inboxMaxLen || this.overBound.has(key)) this.holdForReader(key, callbacks);
+          else this.accepted(key, callbacks);
+        },
+        (err: Error) => {
+          for (const cb of callbacks) cb(err);
+        },
+      );
     }
     if (p.volatile.length > 0) {
       const batch = encodeBatch(p.volatile);
@@ -128,6 +136,40 @@ export class RedisBus implements ClusterBus {
       // QoS 0 may be lost in a blip: nothing to report to the publisher.
       sent.catch(() => undefined);
     }
+  }
+
+  private accepted(key: string, callbacks: ((err?: Error) => void)[]): void {
+    if (this.replicaAcks !== undefined) this.awaitReplicas(key, callbacks);
+    else for (const cb of callbacks) cb();
+  }
+
+  /**
+   * The inbox holds more than its bound unread: its publishers' acknowledgements wait (in order)
+   * until its reader trimmed it below the bound, so a slow or stopped node pushes back on the
+   * publishers of what goes to it instead of having unread batches trimmed.
+   */
+  private holdForReader(key: string, callbacks: ((err?: Error) => void)[]): void {
+    const held = this.overBound.get(key);
+    if (held !== undefined) {
+      held.push(...callbacks);
+      return;
+    }
+    this.overBound.set(key, [...callbacks]);
+    const poll = () => {
+      this.redis.xlen(key).then(
+        (len) => {
+          if (len > this.inboxMaxLen) {
+            setTimeout(poll, BOUND_POLL_MS);
+            return;
+          }
+          const waiting = this.overBound.get(key) ?? [];
+          this.overBound.delete(key);
+          this.accepted(key, waiting);
+        },
+        () => setTimeout(poll, BOUND_POLL_MS),
+      );
+    };
+    setTimeout(poll, BOUND_POLL_MS);
   }
 
   /** Whether acknowledgements wait for Redis replicas (cluster.replicaAcks). */

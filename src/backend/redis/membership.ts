@@ -25,6 +25,8 @@ export interface MembershipOptions {
   connected(): boolean;
   /** Schedules the wills a dead node's run left (fence: see SESSION_ORPHAN); returns how many. */
   reapWills(node: string, fence: string): Promise<number>;
+  /** Hands the shares a dead node had not processed to live members of their groups (its inbox). */
+  handOver(node: string): Promise<unknown>;
   /** Takes a dead node's sessions of that run offline; returns how many. */
   reapSessions(node: string, fence: string): Promise<number>;
 }
@@ -184,6 +186,8 @@ export class RedisMembership {
     // Wills before sessions: orphaning a session takes ownership from the dead node's connection.
     const wills = await this.o.reapWills(node, fence);
     const sessions = await this.o.reapSessions(node, fence);
+    // Shares it had not processed go to live members of their groups before its inbox goes.
+    await this.o.handOver(node);
     await cmd.eval(INBOX_DROP, 2, keys.inbox(node), keys.inboxRun(node), incarnation);
     await cmd.hdel(keys.nodeStats, node);
     await cmd.hdel(keys.reaping, node);

@@ -544,3 +544,15 @@ end
 if epoch > tonumber(redis.call('HGET', KEYS[2], '') or '0') then redis.call('HSET', KEYS[2], '', epoch) end
 if kept == 0 then redis.call('PEXPIRE', KEYS[2], 86400000) end
 return n`;
+
+/**
+ * KEYS: inbox. ARGV: batch, sender, batch number. Appends a batch to a node's inbox and returns the
+ * inbox length, or -1 when the inbox does not exist: the node stopped or was reaped, and an XADD must
+ * not create its inbox again (NOMKSTREAM). No MAXLEN: an inbox is trimmed only by its reader, below
+ * what it processed, so nothing acknowledged is trimmed unread.
+ */
+export const INBOX_ADD = `
+if not redis.call('XADD', KEYS[1], 'NOMKSTREAM', '*', 'b', ARGV[1], 'f', ARGV[2], 's', ARGV[3]) then
+  return -1
+end
+return redis.call('XLEN', KEYS[1])`;

@@ -42,6 +42,7 @@ describe('config schema', () => {
         keyPrefix: 'shoal',
         replicaAcks: 0,
         replicaAckTimeoutMs: 1000,
+        inboxMaxLength: 10_000,
       },
       mqtt: { ...defaultBrokerOptions },
       auth: {
