@@ -35,11 +35,22 @@ interface ActorSpec {
 
 let connSeq = 0;
 
+/**
+ * An actor's QoS 2 state outlives each mqtt.js instance (MQTT 4.1: the client keeps its session):
+ * mqtt.js closes its stores when a client ends, so this one ignores close.
+ */
+class SessionStore extends mqtt.Store {
+  override close(cb?: () => void): this {
+    cb?.();
+    return this;
+  }
+}
+
 /** One logical MQTT client (a client id) and its successive connections. */
 export class Actor {
   current: MqttClient | undefined;
   currentConn = '';
-  private readonly store = new mqtt.Store();
+  private readonly store = new SessionStore();
   private attempts = 0;
   private subscribed = false;
   stopped = false;
