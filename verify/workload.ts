@@ -287,9 +287,11 @@ export class Workload {
     this.publishing = true;
     const interval = Math.max(5, Math.round(1000 / this.opts.rate));
     for (const pub of pubs) {
+      let own = 0;
       this.loop(interval, () => {
-        const qos = (this.seq % 3) as 0 | 1 | 2;
-        const shared = this.seq % 4 === 3;
+        // QoS and shared-ness turn per publisher, so every publisher sends every kind.
+        const qos = (own % 3) as 0 | 1 | 2;
+        const shared = own++ % 4 === 3;
         const n = ++this.seq;
         pub.publish(`${p}/${shared ? 's' : 'm'}/${pub.spec.name}/q${qos}`, `${pub.spec.name}:${n}`, qos);
       });
