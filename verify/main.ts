@@ -80,6 +80,7 @@ async function segment(
     rate: 25,
     padding: fault === 'slow-consumer' ? 2_000 : 100,
     slowConsumer: fault === 'slow-consumer',
+    v5: target === 'shoal',
   });
   await workload.start();
   const applied = await runNemesis({ topo, workload, history, rng }, fault, segmentMs);

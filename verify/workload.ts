@@ -21,6 +21,8 @@ export interface WorkloadOptions {
   rate: number;
   padding: number;
   slowConsumer: boolean;
+  /** MQTT 5 allowed (Aedes 1.x speaks only 3.1.1: every actor then uses 3.1.1). */
+  v5: boolean;
 }
 
 interface ActorSpec {
@@ -76,14 +78,15 @@ export class Actor {
     const { opts } = this.w;
     const via = this.spec.balancer ? 'balancer' : this.attempts++ % opts.nodeUrls.length;
     const url = via === 'balancer' ? opts.balancerUrl : opts.nodeUrls[via];
-    const expiry = this.spec.persistent ? (this.spec.version === 5 ? 300 : Number.POSITIVE_INFINITY) : 0;
+    const version = opts.v5 ? this.spec.version : 4;
+    const expiry = this.spec.persistent ? (version === 5 ? 300 : Number.POSITIVE_INFINITY) : 0;
     const willId = `will:${conn}`;
     h.add({
       type: 'connect',
       conn,
       client: this.clientId,
       persistent: this.spec.persistent,
-      protocolVersion: this.spec.version,
+      protocolVersion: version,
       sessionExpirySeconds: expiry,
       via,
       will: will === undefined ? undefined : { id: willId, topic: will.topic },
@@ -91,10 +94,9 @@ export class Actor {
     });
     const client = mqtt.connect(url, {
       clientId: this.clientId,
-      protocolVersion: this.spec.version,
+      protocolVersion: version,
       clean: !this.spec.persistent,
-      properties:
-        this.spec.version === 5 && this.spec.persistent ? { sessionExpiryInterval: 300 } : undefined,
+      properties: version === 5 && this.spec.persistent ? { sessionExpiryInterval: 300 } : undefined,
       reconnectPeriod: 0,
       connectTimeout: 5_000,
       keepalive: 5,
