@@ -323,8 +323,10 @@ export function check(events: readonly HistoryEvent[], options: Partial<CheckOpt
     const seen = new Map<string, number>();
     const maxSeq = new Map<string, { seq: number; id: string }>();
     for (const r of list) {
-      const before = seen.get(r.id) ?? 0;
-      seen.set(r.id, before + 1);
+      // A retained copy sent on SUBSCRIBE is a delivery of its own beside a live copy.
+      const copy = `${r.id} ${r.retain}`;
+      const before = seen.get(copy) ?? 0;
+      seen.set(copy, before + 1);
       if (before > 0) {
         if (r.qos === 2) report('qos2-duplicate', `${r.id} to ${session} (copy ${before + 1})`);
         else if (r.qos === 1 && !r.dup) report('qos1-duplicate-without-dup', `${r.id} to ${session}`);

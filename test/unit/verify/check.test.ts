@@ -241,6 +241,9 @@ describe('verify/check', () => {
     });
     only(b().close(30, 'x', 'X').result(), { 'retained-stale': 1 });
     only(b().recv(23, 'x', 'X', 'r:2', 'r/a', 1, false, true).close(30, 'x', 'X').result(), {});
+    // The retained copy on SUBSCRIBE beside the live copy of the same message is no duplicate.
+    const both = b().recv(23, 'x', 'X', 'r:2', 'r/a', 1, false, true).recv(24, 'x', 'X', 'r:2', 'r/a', 1);
+    only(both.close(30, 'x', 'X').result(), {});
   });
 
   it('(guarantee 2) Session Present 0 for a persistent session resumed within its expiry is session-lost', () => {
