@@ -28,7 +28,7 @@ export interface Balancer {
 
 /** Starts HAProxy balancing over `nodes`; `check`: health-check the servers (skip dead ones fast). */
 export async function startHaproxy(
-  nodes: readonly ShoalNode[],
+  nodes: readonly Pick<ShoalNode, 'nodeId' | 'port'>[],
   opts: { check?: boolean } = {},
 ): Promise<Balancer> {
   if (haproxyBin === undefined) throw new Error('haproxy is not installed');

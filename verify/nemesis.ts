@@ -1,0 +1,142 @@
+/**
+ * The nemesis: applies one fault class on a seeded schedule for a segment, recording each fault's
+ * start and end in the history. Every fault is healed before it returns (nodes restarted or
+ * resumed, proxies back to pass), so the segment ends on a whole cluster.
+ */
+import type { History } from './history.js';
+import type { FaultClass } from './promises.js';
+import type { Rng } from './rng.js';
+import type { Topology } from './topology.js';
+import type { Workload } from './workload.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface NemesisContext {
+  topo: Topology;
+  workload: Workload;
+  history: History;
+  rng: Rng;
+}
+
+type Fault = (ctx: NemesisContext, fault: FaultClass) => Promise<void>;
+
+const between = (rng: Rng, lo: number, hi: number) => lo + rng.int(hi - lo + 1);
+
+async function recorded(ctx: NemesisContext, fault: FaultClass, detail: string, body: () => Promise<void>) {
+  ctx.history.add({ type: 'fault', fault, phase: 'start', detail });
+  try {
+    await body();
+  } finally {
+    ctx.history.add({ type: 'fault', fault, phase: 'end', detail });
+  }
+}
+
+const pickNode = (ctx: NemesisContext) => ctx.rng.int(ctx.topo.nodes.length);
+
+/** Blackhole a proxy for `ms`, then cut its connections (bytes were dropped) and pass again. */
+async function partition(proxy: Topology['redisProxies'][number], ms: number): Promise<void> {
+  proxy.mode = { kind: 'blackhole' };
+  await sleep(ms);
+  proxy.reset();
+  proxy.mode = { kind: 'pass' };
+}
+
+const FAULTS: Partial<Record<FaultClass, Fault>> = {
+  none: async () => sleep(3_000),
+  kill: async (ctx, f) => {
+    const i = pickNode(ctx);
+    const down = between(ctx.rng, 500, 2_000);
+    await recorded(ctx, f, `kill -9 node ${i}, restart after ${down} ms`, async () => {
+      await ctx.topo.nodes[i].kill();
+      await sleep(down);
+      await ctx.topo.nodes[i].start();
+    });
+  },
+  'pause-short': async (ctx, f) => pause(ctx, f, Math.round(ctx.topo.opts.livenessTimeoutMs * 0.5)),
+  'pause-long': async (ctx, f) => pause(ctx, f, ctx.topo.opts.livenessTimeoutMs * 2 + 500),
+  'partition-short': async (ctx, f) => {
+    const i = pickNode(ctx);
+    const ms = Math.round(ctx.topo.opts.livenessTimeoutMs * 0.5);
+    await recorded(ctx, f, `node ${i} cut from Redis for ${ms} ms`, () =>
+      partition(ctx.topo.redisProxies[i], ms),
+    );
+  },
+  'partition-long': async (ctx, f) => {
+    const i = pickNode(ctx);
+    const ms = ctx.topo.opts.livenessTimeoutMs * 2 + 500;
+    await recorded(ctx, f, `node ${i} cut from Redis for ${ms} ms`, () =>
+      partition(ctx.topo.redisProxies[i], ms),
+    );
+  },
+  'partition-client': async (ctx, f) => {
+    const i = pickNode(ctx);
+    const ms = between(ctx.rng, 2_000, 8_000);
+    await recorded(ctx, f, `clients cut from node ${i} for ${ms} ms`, () =>
+      partition(ctx.topo.clientProxies[i], ms),
+    );
+  },
+  'redis-restart-aof': async (ctx, f) => redisRestart(ctx, f),
+  'redis-restart-nopersist': async (ctx, f) => redisRestart(ctx, f),
+  'clock-skew': async (ctx, f) => {
+    const i = pickNode(ctx);
+    const skew = (ctx.rng.int(2) === 0 ? -1 : 1) * between(ctx.rng, 2_000, 30_000);
+    await recorded(ctx, f, `restart node ${i} with its clock ${skew} ms off`, () =>
+      ctx.topo.nodes[i].restart(skew),
+    );
+  },
+  'slow-consumer': async (ctx, f) => {
+    const ms = between(ctx.rng, 4_000, 8_000);
+    await recorded(ctx, f, `slow consumer stops reading for ${ms} ms`, async () => {
+      ctx.workload.slow?.stall(ms);
+      await sleep(ms);
+    });
+  },
+  takeover: async (ctx, f) => {
+    // Persistent subscribers reconnect through the balancer while their old connection is open
+    // (a takeover); clean subscribers' sockets are all destroyed at once (a reconnect storm).
+    const n = 1 + ctx.rng.int(ctx.workload.persistent.length);
+    await recorded(ctx, f, `${n} takeovers + reconnect storm`, async () => {
+      for (const a of ctx.workload.persistent.slice(0, n)) a.open();
+      for (const a of ctx.workload.clean) a.current?.stream.destroy();
+      await sleep(1_000);
+    });
+  },
+};
+
+async function pause(ctx: NemesisContext, f: FaultClass, ms: number): Promise<void> {
+  const i = pickNode(ctx);
+  await recorded(ctx, f, `SIGSTOP node ${i} for ${ms} ms`, async () => {
+    ctx.topo.nodes[i].pause();
+    await sleep(ms);
+    ctx.topo.nodes[i].resume();
+  });
+}
+
+async function redisRestart(ctx: NemesisContext, f: FaultClass): Promise<void> {
+  await recorded(ctx, f, `Redis restart (${ctx.topo.opts.aof ? 'AOF' : 'no persistence'})`, () =>
+    ctx.topo.redis.restart(),
+  );
+}
+
+/** Whether the nemesis can apply this class on this topology. */
+export function supported(fault: FaultClass): boolean {
+  return FAULTS[fault] !== undefined;
+}
+
+/** Applies `fault` again and again, with seeded gaps, until `durationMs` has passed. */
+export async function runNemesis(
+  ctx: NemesisContext,
+  fault: FaultClass,
+  durationMs: number,
+): Promise<number> {
+  const apply = FAULTS[fault];
+  if (apply === undefined) throw new Error(`fault class ${fault} is not supported by this nemesis`);
+  const end = Date.now() + durationMs;
+  let applied = 0;
+  for (let i = 0; i < 100 && Date.now() < end; i++) {
+    await sleep(between(ctx.rng, 1_000, 2_500));
+    await apply(ctx, fault);
+    applied++;
+  }
+  return applied;
+}

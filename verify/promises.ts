@@ -1,0 +1,108 @@
+/**
+ * What docs/guarantees.md (and ../shared/CLUSTER.md's guarantees) promise per fault class, in one
+ * place: every violation kind counts against the run unless listed here as allowed for the class,
+ * with the sentence of the doc that allows it. QoS 0 loss is never checked (QoS 0 means that).
+ */
+import type { ViolationKind } from './check.js';
+
+export const FAULT_CLASSES = [
+  'none',
+  'kill',
+  'pause-short',
+  'pause-long',
+  'partition-short',
+  'partition-long',
+  'partition-client',
+  'redis-restart-aof',
+  'redis-restart-nopersist',
+  'sentinel-failover',
+  'cluster-master-kill',
+  'clock-skew',
+  'slow-consumer',
+  'takeover',
+] as const;
+export type FaultClass = (typeof FAULT_CLASSES)[number];
+
+type Allowed = Partial<Record<ViolationKind, string>>;
+
+/** Recovery takes time (reconnects, liveness timeout): a first delivery may be late. */
+const RECOVERY = 'recovery after the fault takes longer than the latency bound';
+
+const BEYOND_LIVENESS: Allowed = {
+  'lost-clean':
+    'guarantees.md, partition/pause row: past the liveness timeout the node is reaped and closes its connections when back; only persistent sessions keep receiving',
+  'lost-shared':
+    "guarantees.md, limits: shared-subscription messages in a dead (reaped) node's inbox are lost",
+  'will-unexpected':
+    "guarantees.md, partition row: past the liveness timeout its clients' wills are published although they may still be connected (known limitation)",
+  late: RECOVERY,
+};
+
+/** Kinds each fault class does not promise, and why (the doc's words). */
+export const ALLOWED: Record<FaultClass, Allowed> = {
+  none: {},
+  kill: {
+    'lost-shared':
+      "guarantees.md, node crash / QoS 1: shared-subscription messages in the dead node's inbox: lost",
+    late: RECOVERY,
+  },
+  'pause-short': {
+    late: 'guarantees.md, partition row: within the liveness timeout, as a blip (writes wait)',
+  },
+  'pause-long': BEYOND_LIVENESS,
+  'partition-short': { late: 'guarantees.md, partition row: within the liveness timeout, as a blip' },
+  'partition-long': BEYOND_LIVENESS,
+  'partition-client': {
+    'lost-clean': 'guarantees.md promises nothing to a clean session whose own connection is cut',
+    'lost-shared':
+      'a shared member whose connection is cut takes messages with it (no doc row promises them)',
+    'will-unexpected':
+      'a DISCONNECT sent into a cut connection never arrives: the broker sees an abnormal end (CLUSTER.md 4)',
+    late: RECOVERY,
+  },
+  'redis-restart-aof': {
+    'will-duplicate': 'guarantees.md, Redis blip / wills: if Redis cannot confirm, at least once',
+    late: RECOVERY,
+  },
+  'redis-restart-nopersist': {
+    'lost-persistent':
+      'guarantees.md, Redis restart without persistence: session queues at the restart are lost',
+    'lost-clean': 'guarantees.md, Redis restart without persistence: inbox streams at the restart are lost',
+    'lost-shared': 'guarantees.md, Redis restart without persistence: inbox streams at the restart are lost',
+    'retained-stale': 'guarantees.md, Redis restart without persistence: all retained messages lost',
+    'session-lost': 'guarantees.md, Redis restart without persistence: all persistent sessions lost',
+    'will-missing': 'guarantees.md, Redis restart without persistence: stored wills lost',
+    'will-duplicate': 'guarantees.md, Redis blip / wills: if Redis cannot confirm, at least once',
+    late: RECOVERY,
+  },
+  'sentinel-failover': {
+    // The verifier runs Sentinel with cluster.replicaAcks: 1, where acknowledged messages are kept.
+    'retained-stale': 'guarantees.md, Sentinel failover: retained writes do not wait for replication',
+    'will-missing': 'guarantees.md, Sentinel failover: wills and epochs written in that window likewise',
+    'will-duplicate': 'guarantees.md, Sentinel failover: wills and epochs written in that window likewise',
+    late: RECOVERY,
+  },
+  'cluster-master-kill': {
+    // No row of guarantees.md covers a Redis Cluster shard failover; the Sentinel row without
+    // replicaAcks is the nearest statement: what was not replicated is lost.
+    'lost-persistent': 'guarantees.md, Sentinel row without replicaAcks: unreplicated writes are lost',
+    'lost-clean': 'guarantees.md, Sentinel row without replicaAcks: unreplicated writes are lost',
+    'lost-shared': 'guarantees.md, Sentinel row without replicaAcks: unreplicated writes are lost',
+    'qos2-duplicate': 'guarantees.md, Sentinel row: without replicaAcks, QoS 2 possibly twice',
+    'retained-stale': 'guarantees.md, Sentinel row: retained writes do not wait for replication',
+    'session-lost': 'guarantees.md, Sentinel row without replicaAcks: any of these writes can be lost',
+    'will-missing': 'guarantees.md, Sentinel row: wills written in that window likewise',
+    'will-duplicate': 'guarantees.md, Sentinel row: wills written in that window likewise',
+    late: RECOVERY,
+  },
+  // CLUSTER.md 9: liveness is judged on Redis time, not node clocks: skew changes nothing.
+  'clock-skew': { late: RECOVERY },
+  // CLUSTER.md 10 / guarantees.md slow consumer row: the others are neither stalled nor dropped.
+  'slow-consumer': {},
+  takeover: { late: RECOVERY },
+};
+
+/** Whether a violation of `kind` under `fault` breaks a promise of the docs. */
+export function promised(fault: FaultClass, kind: ViolationKind): boolean {
+  return ALLOWED[fault][kind] === undefined;
+}
