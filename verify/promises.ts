@@ -28,11 +28,20 @@ type Allowed = Partial<Record<ViolationKind, string>>;
 /** Recovery takes time (reconnects, liveness timeout): a first delivery may be late. */
 const RECOVERY = 'recovery after the fault takes longer than the latency bound';
 
+/** A share re-routed or handed over after its member left or died arrives late. */
+const SHARED_ORDER =
+  "guarantees.md, limits: a share handed over from a dead member's node, or re-routed after its member left, may arrive after later messages";
+/** A node cut off from Redis (or paused) serves retained messages from its last copy. */
+const STALE_RETAINED =
+  'guarantees.md, partition row / retained: a node cut off from Redis serves its last copy of the retained messages until it has resynced';
+
 const BEYOND_LIVENESS: Allowed = {
+  'order-shared': SHARED_ORDER,
+  'retained-stale': STALE_RETAINED,
   'lost-clean':
     'guarantees.md, partition/pause row: past the liveness timeout the node is reaped and closes its connections when back; only persistent sessions keep receiving',
   'lost-shared':
-    "guarantees.md, limits: shared-subscription messages in a dead (reaped) node's inbox are lost",
+    'guarantees.md, limits: shares delivered to a member on a dead node and not acknowledged are lost with its clean session',
   'will-unexpected':
     "guarantees.md, partition row: past the liveness timeout its clients' wills are published although they may still be connected (known limitation)",
   late: RECOVERY,
@@ -43,14 +52,18 @@ export const ALLOWED: Record<FaultClass, Allowed> = {
   none: {},
   kill: {
     'lost-shared':
-      "guarantees.md, node crash / QoS 1: shared-subscription messages in the dead node's inbox: lost",
+      'guarantees.md, node crash / QoS 1: shares delivered to a member (clean session) on the dead node and not acknowledged are lost',
+    'order-shared': SHARED_ORDER,
     late: RECOVERY,
   },
   'pause-short': {
     late: 'guarantees.md, partition row: within the liveness timeout, as a blip (writes wait)',
   },
   'pause-long': BEYOND_LIVENESS,
-  'partition-short': { late: 'guarantees.md, partition row: within the liveness timeout, as a blip' },
+  'partition-short': {
+    late: 'guarantees.md, partition row: within the liveness timeout, as a blip',
+    'retained-stale': STALE_RETAINED,
+  },
   'partition-long': BEYOND_LIVENESS,
   'partition-client': {
     'lost-clean': 'guarantees.md promises nothing to a clean session whose own connection is cut',

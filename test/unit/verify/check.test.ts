@@ -181,6 +181,20 @@ describe('verify/check', () => {
     only(r, { order: 1 });
   });
 
+  it('(shared) a share that arrives after a later one of its publisher is order-shared, not order', () => {
+    const r = h()
+      .connect(0, 'g1', 'G1')
+      .connack(1, 'g1', 'G1')
+      .sub(2, 'g1', 'G1', '$share/g/s/#')
+      .pub(10, 'p:1', 's/a', 1, 11)
+      .pub(12, 'p:2', 's/a', 1, 13)
+      .recv(14, 'g1', 'G1', 'p:2', 's/a', 1)
+      .recv(16, 'g1', 'G1', 'p:1', 's/a', 1)
+      .close(10_000, 'g1', 'G1')
+      .result();
+    only(r, { 'order-shared': 1 });
+  });
+
   it('(guarantee 1) an older connection receiving after a newer CONNACK of its id is a double-owner', () => {
     const b = () =>
       h()
