@@ -10,7 +10,8 @@ import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { RedisQuotaStore } from '../../src/backend/redis/quota-store.js';
 import { RedisRetainedStore } from '../../src/backend/redis/retained-store.js';
-import { ROUTE_ADD } from '../../src/backend/redis/scripts.js';
+import { RETAINED_SET, ROUTE_ADD } from '../../src/backend/redis/scripts.js';
+import { decodeMessage, encodeMessage } from '../../src/backend/redis/serialize.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -365,5 +366,34 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
     } finally {
       await a.stop();
     }
+  });
+});
+
+describe('RETAINED_SET: a write ioredis re-sends after a reconnect', () => {
+  it('(guarantee 5) last writer wins: W1, then W2 from another node, then W1 re-sent leaves W2', async () => {
+    const keys = freshKeys();
+    // What RedisRetainedStore.set sends: KEYS retained, retainedLog, retainedSeq; ARGV topic,
+    // encoded, maxlen, writer (node run), the writer's sequence number.
+    const write = (writer: string, seq: number, payload: string) =>
+      client.eval(
+        RETAINED_SET,
+        3,
+        keys.retained,
+        keys.retainedLog,
+        keys.retainedSeq,
+        'a/t',
+        encodeMessage(msg('a/t', payload)),
+        1000,
+        writer,
+        seq,
+      );
+    await write('A/run1', 1, 'W1');
+    await write('B/run1', 1, 'W2');
+    await write('A/run1', 1, 'W1'); // the answer to the first was lost with the connection
+    const stored = await client.hgetBuffer(keys.retained, 'a/t');
+    expect(decodeMessage(stored!).payload.toString()).toBe('W2');
+    // A later write of the same node is new, not a re-send: it wins.
+    await write('A/run1', 2, 'W3');
+    expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('W3');
   });
 });

@@ -29,7 +29,6 @@ import { withTimeout } from './redis-util.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { compareIds, RouteSync } from './route-sync.js';
 import { ROUTE_ADD, ROUTE_DEL } from './scripts.js';
-import { decodeBatch } from './serialize.js';
 import { RedisSessionStore } from './session-store.js';
 import { decodeWill, RedisWills } from './wills.js';
 
@@ -118,7 +117,13 @@ export class RedisClusterBackend implements ClusterBackend {
     this.inboxReader = this.target.create();
     this.sub = this.target.create();
     this.replica = new RouteReplica(this.nodeId);
-    this.retained = new RedisRetainedStore(this.cmd, this.keys, this.clock, this.logMaxLen);
+    this.retained = new RedisRetainedStore(
+      this.cmd,
+      this.keys,
+      this.clock,
+      this.logMaxLen,
+      `${this.nodeId}/${this.run}`,
+    );
     this.bus = new RedisBus(
       this.cmd,
       this.keys,

@@ -48,6 +48,10 @@ export class Keys {
     return `${this.tag}:route-applied`;
   }
   /** HASH topic -> encoded retained message: the truth for retained messages. */
+  /** HASH writer (node run) -> sequence number of its last retained write applied: re-sends are ignored. */
+  get retainedSeq(): string {
+    return `${this.tag}:retained-seq`;
+  }
   get retained(): string {
     return `${this.tag}:retained`;
   }

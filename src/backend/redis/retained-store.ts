@@ -3,6 +3,8 @@
  * full replica in a TopicTree, loaded from a snapshot and kept current from the log, so subscribes
  * with wildcards read memory and never SCAN Redis. Last writer (in log order) wins.
  */
+
+import { randomBytes } from 'node:crypto';
 import type { Message } from '../../broker/message.js';
 import { isExpired } from '../../broker/message.js';
 import type { Clock } from '../../clock.js';
@@ -26,7 +28,10 @@ export class RedisRetainedStore implements RetainedStore {
     private readonly keys: Keys,
     private readonly clock: Clock,
     private readonly logMaxLen: number,
+    /** This process's name as a writer of retained messages (node and run): re-sends are told by it. */
+    private readonly writer = randomBytes(6).toString('hex'),
   ) {}
+  private writes = 0;
 
   get size(): number {
     return this.tree.size;
@@ -39,12 +44,15 @@ export class RedisRetainedStore implements RetainedStore {
     return this.redis
       .eval(
         RETAINED_SET,
-        2,
+        3,
         this.keys.retained,
         this.keys.retainedLog,
+        this.keys.retainedSeq,
         message.topic,
         encoded,
         this.logMaxLen,
+        this.writer,
+        ++this.writes,
       )
       .then(() => undefined);
   }

@@ -96,8 +96,15 @@ if run and run ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 return 1`;
 
-/** KEYS: retained, retainedLog. ARGV: topic, encoded message ('' deletes), maxlen. */
+/**
+ * KEYS: retained, retainedLog, retainedSeq. ARGV: topic, encoded message ('' deletes), maxlen,
+ * writer (node run), the writer's sequence number. A writer's writes come in order on one
+ * connection, so a number not above its last applied one is a write ioredis re-sent after a
+ * reconnect (possibly after a newer write by another node): ignored, returns 0.
+ */
 export const RETAINED_SET = `
+if tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or '0') >= tonumber(ARGV[5]) then return 0 end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'd', 't', ARGV[1], 'm', '')
