@@ -8,6 +8,7 @@ export const VIOLATION_KINDS = [
   'lost-persistent',
   'lost-clean',
   'lost-shared',
+  'lost-slow',
   'qos2-duplicate',
   'qos1-duplicate-without-dup',
   'order',
@@ -302,8 +303,9 @@ export function check(events: readonly HistoryEvent[], options: Partial<CheckOpt
         continue;
       }
       if (got === undefined) {
+        // The subscriber that stopped reading is judged apart: what passes its queue limit is dropped.
         report(
-          w.persistent ? 'lost-persistent' : 'lost-clean',
+          w.slow && !w.persistent ? 'lost-slow' : w.persistent ? 'lost-persistent' : 'lost-clean',
           `${m.id} (${m.topic} qos ${m.qos}) to ${w.session}`,
         );
       } else if (!w.slow && got.t - m.ackT > opts.lateMs) {

@@ -111,7 +111,10 @@ export const ALLOWED: Record<FaultClass, Allowed> = {
   // CLUSTER.md 9: liveness is judged on Redis time, not node clocks: skew changes nothing.
   'clock-skew': { late: RECOVERY },
   // CLUSTER.md 10 / guarantees.md slow consumer row: the others are neither stalled nor dropped.
-  'slow-consumer': {},
+  'slow-consumer': {
+    'lost-slow':
+      'guarantees.md, limits: a clean-session subscriber that cannot keep up with publishers on other nodes loses what passes mqtt.maxQueuedMessages (counted, queue_full); its neighbours lose nothing',
+  },
   takeover: { late: RECOVERY },
 };
 

@@ -285,6 +285,18 @@ describe('verify/check', () => {
     only(b(true).result(), {});
   });
 
+  it('(guarantee 10) a message never reaching the slow consumer is lost-slow, one never reaching a healthy clean subscriber lost-clean', () => {
+    const b = (slow: boolean) =>
+      h()
+        .connect(0, 'c', 'C', { slow })
+        .connack(1, 'c', 'C')
+        .sub(2, 'c', 'C', 'm/#')
+        .pub(10, 'p:1', 'm/a', 1, 11)
+        .close(20_000, 'c', 'C');
+    only(b(false).result(), { 'lost-clean': 1 });
+    only(b(true).result(), { 'lost-slow': 1 });
+  });
+
   it('promises.ts allows only known kinds, each with a reason, and promises everything in the baseline', () => {
     for (const f of FAULT_CLASSES) {
       for (const [kind, why] of Object.entries(ALLOWED[f])) {
