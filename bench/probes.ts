@@ -273,3 +273,5 @@ for (const probe of probes) {
   );
   console.log('');
 }
+// Clients and launchers may keep handles open: the report is out, the run is over.
+process.exit(0);
