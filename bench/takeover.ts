@@ -15,7 +15,8 @@ import { parseArgs } from './lib/args.js';
 import { commandLine, guardRun } from './lib/run-guard.js';
 import { median, percentile } from './lib/stats.js';
 import { formatRatio, markdownTable } from './lib/table.js';
-import { freePort, prepareLaunchers, type RunningServer, startServerProcess } from './servers/index.js';
+import { startClusterNode } from './servers/cluster-node.js';
+import { prepareLaunchers, type RunningServer } from './servers/index.js';
 import { startRedis } from './servers/redis.js';
 
 type Contender = 'shoal-cluster' | 'aedes-cluster';
@@ -38,27 +39,8 @@ const CLOSE_WAIT_MS = 2_000;
 const runDir = guardRun('bench:takeover', 10 * 60_000);
 const launchers = await prepareLaunchers({ buildDir: join(runDir, 'build') });
 
-async function startNode(c: Contender, label: string, redisUrl: string): Promise<RunningServer> {
-  const port = await freePort();
-  const args =
-    c === 'aedes-cluster'
-      ? [...launchers.script('aedes-cluster-server'), '--port', String(port), '--redis', redisUrl]
-      : [
-          ...launchers.script('shoal-cluster-server'),
-          '--impl',
-          launchers.implDir,
-          '--',
-          ...['--redis', redisUrl, '--node-id', label, '--host', '127.0.0.1', '--port', String(port)],
-          ...['--ws-port', '0', '--http-port', '0', '--log-level', 'warn'],
-        ];
-  return startServerProcess({
-    name: `${c} node ${label}`,
-    command: process.execPath,
-    args,
-    port,
-    prefix: PREFIX,
-    startTimeoutMs: START_TIMEOUT_MS,
-  });
+function startNode(c: Contender, label: string, redisUrl: string): Promise<RunningServer> {
+  return startClusterNode(launchers, c, label, redisUrl);
 }
 
 /** Connects with the client's persistent session (3.1.1, Clean Session 0); resolves at CONNACK. */
