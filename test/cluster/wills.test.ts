@@ -144,10 +144,13 @@ describe('wills whose store and take race (#11.6)', () => {
     const E = await extra('e');
     const F = await extra('f');
     const { topic, watcher, seen } = await watch();
-    const raw = await connectWithWill(D, `${topic}/s`, 'late', 4);
+    const willId = uniq('w');
+    const raw = await connectWithWill(D, `${topic}/s`, 'late', 4, willId);
     await raw.next('connack');
+    // The will itself in Redis, not just its index entry (written first): it is stored right after
+    // CONNACK, and a node killed before that loses it (docs/guarantees.md, limits).
     await waitFor(
-      async () => (await admin.scard(`{shoal}:node-wills:${D.nodeId}`)) === 1,
+      async () => (await admin.hexists(`shoal:owner:{${willId}}`, 'will')) === 1,
       5000,
       'the will stored',
     );

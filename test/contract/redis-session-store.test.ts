@@ -8,12 +8,12 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { OWNER_CLAIM, SESSION_APPEND, SESSION_DETACH } from '../../src/backend/redis/scripts.js';
-import type { ClusterHandlers } from '../../src/backend/types.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { Delivery } from '../../src/session/session.js';
 import { waitFor } from '../helpers/cluster.js';
+import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 import { sessionStoreContract } from './session-store.contract.js';
 
@@ -54,17 +54,10 @@ async function node(nodeId: string): Promise<Node> {
     dropped: [],
     pokes: [],
   };
-  const handlers: ClusterHandlers = {
-    deliver: () => undefined,
-    release: () => undefined,
-    publishWill: () => undefined,
-    readinessChanged: () => undefined,
+  const handlers = idleHandlers({
     poke: (ids) => n.pokes.push(...ids),
-    refetch: () => undefined,
     dropped: (_reason, id) => n.dropped.push(id),
-    stateLost: () => undefined,
-    serves: () => true, // the test drives claims itself: none is abandoned
-  };
+  });
   await n.backend.start(handlers);
   started.push(n.backend);
   return n;

@@ -15,6 +15,7 @@ import { decodeMessage, encodeMessage } from '../../src/backend/redis/serialize.
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 import { clusterBackendContract } from './cluster-backend.contract.js';
@@ -214,19 +215,11 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
       new RedisClusterBackend({ url: redis.url, nodeId, clock: systemClock, logger, prefix });
     const a = make('A');
     const b = make('B');
-    const handlers = {
-      deliver: (e: { message: Message }) => {
+    const handlers = idleHandlers({
+      deliver: (e) => {
         delivered.push(e.message.payload.toString());
       },
-      release: () => undefined,
-      publishWill: () => undefined,
-      readinessChanged: () => undefined,
-      poke: () => undefined,
-      refetch: () => undefined,
-      dropped: () => undefined,
-      stateLost: () => undefined,
-      serves: () => true,
-    };
+    });
     await a.start(handlers);
     await b.start(handlers);
     try {
@@ -255,24 +248,16 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
   it('(guarantee 8) route changes trimmed from the log before a node read them still reach its replica', async () => {
     const prefix = `rg-${randomBytes(4).toString('hex')}`;
     const keys = new Keys(prefix);
+    // The cap is the cluster's (every node trims the logs to it): 10 here, as the burst below.
     const b = new RedisClusterBackend({
       url: redis.url,
       nodeId: 'B',
       clock: systemClock,
       logger: createLogger('silent'),
       prefix,
+      logMaxLen: 10,
     });
-    await b.start({
-      deliver: () => undefined,
-      release: () => undefined,
-      publishWill: () => undefined,
-      readinessChanged: () => undefined,
-      poke: () => undefined,
-      refetch: () => undefined,
-      dropped: () => undefined,
-      stateLost: () => undefined,
-      serves: () => true,
-    });
+    await b.start(idleHandlers());
     try {
       // Node Z routes 3,000 filters in one burst, the log trimmed to about 10 entries as it goes:
       // B's reader, woken by the first, finds most of the rest gone when it reads again.
@@ -295,17 +280,7 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
 
 describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => {
   const logger = createLogger('silent');
-  const handlers = {
-    deliver: () => undefined,
-    release: () => undefined,
-    publishWill: () => undefined,
-    readinessChanged: () => undefined,
-    poke: () => undefined,
-    refetch: () => undefined,
-    dropped: () => undefined,
-    stateLost: () => undefined,
-    serves: () => true,
-  };
+  const handlers = idleHandlers();
   const sent = (b: RedisClusterBackend, node: string, payload: string) =>
     new Promise<void>((resolve, reject) =>
       b.bus.send(node, { message: msg('t', payload, { qos: 1, retain: false }), direct: true }, (err) =>

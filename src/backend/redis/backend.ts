@@ -517,7 +517,7 @@ export class RedisClusterBackend implements ClusterBackend {
       try {
         reply = (await this.logReader.xreadBuffer(
           'COUNT',
-          1000,
+          LOG_READ_COUNT,
           'BLOCK',
           1000,
           'STREAMS',
@@ -573,15 +573,19 @@ export class RedisClusterBackend implements ClusterBackend {
    * newer), entries after it may have been trimmed unread: the node is about `logMaxLen` entries
    * behind (paused, saturated), and only the snapshot has what it missed. From an empty log ('0-0'),
    * any trimmed entry was missed. (Conservative: near the cap it may resync with nothing missed.)
+   * Asked only of a stream whose reply is as long as it can be: with fewer unread entries than the
+   * cap keeps, none were trimmed, so the common read costs no extra round trip.
    */
   private async missedEntries(
     reply: NonNullable<StreamReply>,
     from: Record<string, string>,
   ): Promise<boolean> {
+    const full = reply.filter(([, entries]) => entries.length >= Math.min(LOG_READ_COUNT, this.logMaxLen));
+    if (full.length === 0) return false;
     const pipeline = this.cmd.pipeline();
-    for (const [key] of reply) pipeline.xinfo('STREAM', key.toString());
+    for (const [key] of full) pipeline.xinfo('STREAM', key.toString());
     const infos = (await pipeline.exec()) ?? [];
-    return reply.some(([key], i) => {
+    return full.some(([key], i) => {
       const info = infos[i]?.[1];
       if (!Array.isArray(info)) return false;
       const field = (name: string) => info[info.indexOf(name) + 1];
@@ -674,6 +678,8 @@ export class RedisClusterBackend implements ClusterBackend {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Log entries read per XREAD. */
+const LOG_READ_COUNT = 1000;
 
 /** Whether a reaper's incarnation fence ('=R', '!R' or '': SESSION_ORPHAN) admits a claim of run `inc`. */
 function fenceAdmits(fence: string, inc: string): boolean {
