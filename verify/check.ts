@@ -338,6 +338,10 @@ export function check(events: readonly HistoryEvent[], options: Partial<CheckOpt
         continue;
       }
       if (r.dup || r.retain) continue;
+      // A publish the broker refused (an error reason code, e.g. 0x80 when replication could not
+      // be confirmed) is indeterminate, as a Jepsen "info" operation: it may still be delivered,
+      // and its place in the order was never promised.
+      if (messages.get(r.id)?.ok === false && messages.get(r.id)?.ackT !== undefined) continue;
       const key = `${r.topic} ${r.id.slice(0, r.id.lastIndexOf(':'))}`;
       const seq = seqOf(r.id);
       const max = maxSeq.get(key);

@@ -12,11 +12,11 @@ import { killAllTracked } from '../test/helpers/processes.js';
 import { check, VIOLATION_KINDS } from './check.js';
 import { History } from './history.js';
 import type { Target } from './launcher.js';
-import { runNemesis, supported } from './nemesis.js';
+import { runNemesis, shapeFor, supported } from './nemesis.js';
 import { FAULT_CLASSES, type FaultClass } from './promises.js';
 import { breaks, examples, type SegmentResult, table } from './report.js';
 import { seeded } from './rng.js';
-import { startTopology, type Topology } from './topology.js';
+import { type RedisShape, startTopology, type Topology } from './topology.js';
 import { Workload } from './workload.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -41,6 +41,7 @@ const CI_FAULTS: FaultClass[] = [
   'redis-restart-aof',
   'takeover',
   'slow-consumer',
+  'sentinel-failover',
 ];
 const faults =
   (flag('faults')?.split(',') as FaultClass[] | undefined) ??
@@ -116,13 +117,22 @@ async function segment(
   return out;
 }
 
+/** The Redis shapes Aedes' launcher can use: mqemitter-redis and aedes-persistence-redis get one host and port. */
+const AEDES_SHAPES: RedisShape[] = ['standalone-aof', 'standalone-nopersist'];
+const SHAPES: RedisShape[] = ['standalone-aof', 'standalone-nopersist', 'sentinel', 'cluster'];
+const notRun: string[] = [];
+
 async function run(target: Target): Promise<SegmentResult[]> {
   const results: SegmentResult[] = [];
-  // Redis with AOF for every class but the one that needs a Redis without persistence.
-  for (const aof of [true, false]) {
-    const mine = faults.filter((f) => (f === 'redis-restart-nopersist') !== aof);
+  // One topology per Redis shape, with the fault classes that run on it.
+  for (const shape of SHAPES) {
+    const mine = faults.filter((f) => shapeFor(f) === shape);
     if (mine.length === 0) continue;
-    const topo = await startTopology({ target, nodes, aof, ...LIVENESS });
+    if (target === 'aedes' && !AEDES_SHAPES.includes(shape)) {
+      notRun.push(`aedes: ${mine.join(', ')} not run (the Aedes launcher speaks to one standalone Redis)`);
+      continue;
+    }
+    const topo = await startTopology({ target, nodes, redis: shape, ...LIVENESS });
     try {
       for (const f of mine) results.push(await segment(topo, target, f, FAULT_CLASSES.indexOf(f)));
     } finally {
@@ -144,6 +154,8 @@ try {
     `Nodes: ${nodes}; liveness timeout ${LIVENESS.livenessTimeoutMs} ms; ${Math.round((Date.now() - began) / 1000)} s in all.`,
     '',
     table(all),
+    '',
+    ...notRun.map((l) => `- ${l}`),
     '',
     examples(all),
     '',

@@ -6,7 +6,7 @@
 import type { History } from './history.js';
 import type { FaultClass } from './promises.js';
 import type { Rng } from './rng.js';
-import type { Topology } from './topology.js';
+import type { RedisShape, Topology } from './topology.js';
 import type { Workload } from './workload.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -91,6 +91,36 @@ const FAULTS: Partial<Record<FaultClass, Fault>> = {
       await sleep(ms);
     });
   },
+  'sentinel-failover': async (ctx, f) => {
+    const sentinel = ctx.topo.redis.sentinel;
+    if (sentinel === undefined) throw new Error('sentinel-failover needs the Sentinel topology');
+    await recorded(ctx, f, `SENTINEL FAILOVER of ${sentinel.master.address}`, () => sentinel.failover());
+  },
+  'cluster-master-kill': async (ctx, f) => {
+    const cluster = ctx.topo.redis.cluster;
+    if (cluster === undefined) throw new Error('cluster-master-kill needs the Redis Cluster topology');
+    const masters = await rolesOf(cluster.nodes, 'master');
+    const victim = masters[ctx.rng.int(masters.length)];
+    await recorded(
+      ctx,
+      f,
+      `kill -9 Redis Cluster master ${victim.address} until its replica took over`,
+      async () => {
+        await victim.kill();
+        // Its replica is promoted after cluster-node-timeout (2 s); only then does the killed node
+        // come back, as a replica (it has no persistence: back as a master it would empty its shard).
+        const others = cluster.nodes.filter((n) => n !== victim);
+        await until('a replica promoted for the killed master', 30_000, async () => {
+          return (await rolesOf(others, 'master')).length === 3 && (await clusterOk(others));
+        });
+        await victim.start();
+        await until('the killed master back as a replica and the cluster ok', 30_000, async () => {
+          const f = fields(await victim.call('INFO', 'replication'));
+          return f.role === 'slave' && f.master_link_status === 'up' && (await clusterOk(cluster.nodes));
+        });
+      },
+    );
+  },
   takeover: async (ctx, f) => {
     // Persistent subscribers reconnect through the balancer while their old connection is open
     // (a takeover); clean subscribers' sockets are all destroyed at once (a reconnect storm).
@@ -103,6 +133,39 @@ const FAULTS: Partial<Record<FaultClass, Fault>> = {
   },
 };
 
+type RedisNode = NonNullable<Topology['redis']['cluster']>['nodes'][number];
+
+function fields(text: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of String(text).split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+async function rolesOf(nodes: readonly RedisNode[], role: 'master' | 'slave'): Promise<RedisNode[]> {
+  const roles = await Promise.all(
+    nodes.map((n) => (n.call('ROLE') as Promise<unknown[]>).then((r) => r[0]).catch(() => undefined)),
+  );
+  return nodes.filter((_, i) => roles[i] === role);
+}
+
+async function clusterOk(nodes: readonly RedisNode[]): Promise<boolean> {
+  const infos = await Promise.all(nodes.map((n) => n.call('CLUSTER', 'INFO').then(fields)));
+  return infos.every((f) => f.cluster_state === 'ok');
+}
+
+/** Polls `check` every 100 ms until true; throws naming `what` after `ms`. */
+async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > end) throw new Error(`verify: timed out after ${ms} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 async function pause(ctx: NemesisContext, f: FaultClass, ms: number): Promise<void> {
   const i = pickNode(ctx);
   await recorded(ctx, f, `SIGSTOP node ${i} for ${ms} ms`, async () => {
@@ -113,14 +176,28 @@ async function pause(ctx: NemesisContext, f: FaultClass, ms: number): Promise<vo
 }
 
 async function redisRestart(ctx: NemesisContext, f: FaultClass): Promise<void> {
-  await recorded(ctx, f, `Redis restart (${ctx.topo.opts.aof ? 'AOF' : 'no persistence'})`, () =>
-    ctx.topo.redis.restart(),
-  );
+  const standalone = ctx.topo.redis.standalone;
+  if (standalone === undefined) throw new Error(`${f} needs a standalone Redis`);
+  await recorded(ctx, f, `Redis restart (${ctx.topo.opts.redis})`, () => standalone.restart());
 }
 
-/** Whether the nemesis can apply this class on this topology. */
+/** Whether the nemesis can apply this class at all. */
 export function supported(fault: FaultClass): boolean {
   return FAULTS[fault] !== undefined;
+}
+
+/** The Redis shape a fault class runs on: its own for the Redis faults, standalone with AOF else. */
+export function shapeFor(fault: FaultClass): RedisShape {
+  switch (fault) {
+    case 'redis-restart-nopersist':
+      return 'standalone-nopersist';
+    case 'sentinel-failover':
+      return 'sentinel';
+    case 'cluster-master-kill':
+      return 'cluster';
+    default:
+      return 'standalone-aof';
+  }
 }
 
 /** Applies `fault` again and again, with seeded gaps, until `durationMs` has passed. */

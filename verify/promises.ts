@@ -96,16 +96,19 @@ export const ALLOWED: Record<FaultClass, Allowed> = {
     late: RECOVERY,
   },
   'cluster-master-kill': {
-    // No row of guarantees.md covers a Redis Cluster shard failover; the Sentinel row without
-    // replicaAcks is the nearest statement: what was not replicated is lost.
-    'lost-persistent': 'guarantees.md, Sentinel row without replicaAcks: unreplicated writes are lost',
-    'lost-clean': 'guarantees.md, Sentinel row without replicaAcks: unreplicated writes are lost',
-    'lost-shared': 'guarantees.md, Sentinel row without replicaAcks: unreplicated writes are lost',
-    'qos2-duplicate': 'guarantees.md, Sentinel row: without replicaAcks, QoS 2 possibly twice',
-    'retained-stale': 'guarantees.md, Sentinel row: retained writes do not wait for replication',
-    'session-lost': 'guarantees.md, Sentinel row without replicaAcks: any of these writes can be lost',
-    'will-missing': 'guarantees.md, Sentinel row: wills written in that window likewise',
-    'will-duplicate': 'guarantees.md, Sentinel row: wills written in that window likewise',
+    // The verifier runs Redis Cluster with cluster.replicaAcks: 1, as Sentinel.
+    'lost-persistent':
+      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages can be lost even with replicaAcks',
+    'lost-clean':
+      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages can be lost even with replicaAcks',
+    'lost-shared':
+      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages can be lost even with replicaAcks',
+    'retained-stale':
+      'guarantees.md, Redis Cluster master failover: retained writes do not wait for replication',
+    'will-missing':
+      'guarantees.md, Redis Cluster master failover: wills and epochs written in that window can be lost',
+    'will-duplicate':
+      'guarantees.md, Redis Cluster master failover: wills and epochs written in that window can be lost',
     late: RECOVERY,
   },
   // CLUSTER.md 9: liveness is judged on Redis time, not node clocks: skew changes nothing.

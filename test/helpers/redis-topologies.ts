@@ -1,7 +1,7 @@
 /**
  * Multi-process Redis topologies for cluster tests, all local `redis-server` processes on loopback:
  *   startRedisCluster() — a 6-node Redis Cluster (3 masters, 3 replicas).
- *   startSentinel()     — one master, one replica and three sentinels monitoring `mymaster`.
+ *   startSentinel()     — one master, one or more replicas and three sentinels monitoring `mymaster`.
  * Every process is started through spawnTracked (so killAllTracked() and the exit hook end it by
  * PID) and gets its own temporary directory, removed by stop(). Readiness is awaited by polling
  * what Redis itself reports (CLUSTER INFO, INFO replication, SENTINEL ...), never by fixed sleeps.
@@ -28,10 +28,15 @@ export interface RedisInstance {
   readonly address: string;
   /** Its own temporary directory (removed by stop()). */
   readonly dir: string;
+  /** The current process (a new one after crash()). */
   readonly pid: number;
   readonly process: TrackedProcess;
   /** Sends one command on a short-lived connection and returns the reply. */
   call(command: string, ...args: (string | number)[]): Promise<unknown>;
+  /** kill -9; resolves once the process is gone (start() brings it back). */
+  kill(): Promise<void>;
+  /** After kill(): the same redis-server again, with its port, directory and arguments (nodes.conf kept). */
+  start(): Promise<void>;
   /** SIGTERM, then SIGKILL after a bound; removes the directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -54,10 +59,12 @@ export interface SentinelHandle {
   /** `redis+sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/mymaster`. */
   readonly url: string;
   readonly masterName: string;
-  /** The data node that is master now (swaps with `replica` after failover()). */
+  /** The data node that is master now (one of the replicas after failover()). */
   readonly master: RedisInstance;
-  /** The data node that is replica now. */
+  /** The first data node that is a replica now. */
   readonly replica: RedisInstance;
+  /** The data nodes that are replicas now. */
+  readonly replicas: readonly RedisInstance[];
   readonly sentinels: readonly RedisInstance[];
   /**
    * SENTINEL FAILOVER, then waits until every sentinel reports the former replica as master, the
@@ -94,10 +101,18 @@ async function launch(opts: LaunchOptions): Promise<RedisInstance> {
         ports.push(p);
       }
       const args = await opts.args(dir, ports);
+      const spawnIt = async () => {
+        const p = await spawnTracked(bin, args, { cwd: dir, name: `${opts.name}:${ports[0]}` });
+        await p.waitForOutput(opts.ready ?? READY_LOG, START_TIMEOUT_MS).catch(async (err) => {
+          await p.terminate(STOP_TIMEOUT_MS);
+          throw err;
+        });
+        return p;
+      };
       const proc = await spawnTracked(bin, args, { cwd: dir, name: `${opts.name}:${ports[0]}` });
       try {
         await proc.waitForOutput(opts.ready ?? READY_LOG, START_TIMEOUT_MS);
-        return instance(ports[0], dir, proc);
+        return instance(ports[0], dir, proc, spawnIt);
       } catch (err) {
         await proc.terminate(STOP_TIMEOUT_MS);
         // Lost the race for a freshly picked port: pick others (a few times).
@@ -111,16 +126,35 @@ async function launch(opts: LaunchOptions): Promise<RedisInstance> {
   }
 }
 
-function instance(port: number, dir: string, proc: TrackedProcess): RedisInstance {
+function instance(
+  port: number,
+  dir: string,
+  first: TrackedProcess,
+  relaunch: () => Promise<TrackedProcess>,
+): RedisInstance {
   let stopping: Promise<void> | undefined;
+  let proc = first;
   return {
     host: LOOPBACK,
     port,
     address: `${LOOPBACK}:${port}`,
     dir,
-    pid: proc.pid,
-    process: proc,
+    get pid() {
+      return proc.pid;
+    },
+    get process() {
+      return proc;
+    },
     call: (command, ...args) => callOnce(port, command, args),
+    async kill() {
+      proc.kill('SIGKILL');
+      await proc.exited;
+    },
+    async start() {
+      if (stopping !== undefined) throw new Error(`redis ${port} is stopped`);
+      if (proc.running) throw new Error(`redis ${port} is running`);
+      proc = await relaunch();
+    },
     stop() {
       stopping ??= (async () => {
         await proc.terminate(STOP_TIMEOUT_MS);
@@ -295,17 +329,20 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
 export interface StartSentinelOptions {
   /** Bound on the whole start. Default 30 s. */
   timeoutMs?: number;
+  /** Replicas of the master. Default 1. */
+  replicas?: number;
 }
 
-/** A master, its replica and three sentinels (quorum 2); resolves once the sentinels see both and each other. */
+/** A master, its replicas and three sentinels (quorum 2); resolves once the sentinels see them all and each other. */
 export async function startSentinel(opts: StartSentinelOptions = {}): Promise<SentinelHandle> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const replicaCount = opts.replicas ?? 1;
   const started = Date.now();
   const left = () => Math.max(1_000, timeoutMs - (Date.now() - started));
   const name = SENTINEL_MASTER_NAME;
   const all: RedisInstance[] = [];
   let master: RedisInstance;
-  let replica: RedisInstance;
+  let replicas: RedisInstance[] = [];
   const sentinels: RedisInstance[] = [];
   try {
     master = await launch({
@@ -314,23 +351,27 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Se
     });
     all.push(master);
     const masterPort = master.port;
-    replica = await launch({
-      name: 'redis-replica',
-      args: async (_d, [port]) => [
-        '--port',
-        String(port),
-        ...COMMON_ARGS,
-        '--replicaof',
-        LOOPBACK,
-        String(masterPort),
-      ],
-    });
-    all.push(replica);
-    // Start the sentinels only once the replica is online: their first INFO to the master then
-    // lists it (otherwise discovery waits for the next INFO, 10 s later).
-    await until('the replica online at the master', left(), async () => {
+    for (let i = 0; i < replicaCount; i++) {
+      const replica = await launch({
+        name: 'redis-replica',
+        args: async (_d, [port]) => [
+          '--port',
+          String(port),
+          ...COMMON_ARGS,
+          '--replicaof',
+          LOOPBACK,
+          String(masterPort),
+        ],
+      });
+      replicas.push(replica);
+      all.push(replica);
+    }
+    // Start the sentinels only once the replicas are online: their first INFO to the master then
+    // lists them (otherwise discovery waits for the next INFO, 10 s later).
+    await until('the replicas online at the master', left(), async () => {
       const f = infoFields(await master.call('INFO', 'replication'));
-      return f.connected_slaves === '1' && /state=online/.test(f.slave0 ?? '');
+      const online = Object.entries(f).filter(([k, v]) => /^slave\d+$/.test(k) && /state=online/.test(v));
+      return f.connected_slaves === String(replicaCount) && online.length === replicaCount;
     });
     const launchedSentinels = await Promise.allSettled(
       [0, 1, 2].map(() =>
@@ -363,14 +404,16 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Se
     const failed = launchedSentinels.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
 
-    await until('the sentinels to see the master, the replica and each other', left(), async () => {
+    await until('the sentinels to see the master, the replicas and each other', left(), async () => {
       for (const s of sentinels) {
         const m = pairs(await s.call('SENTINEL', 'MASTER', name));
         if (m.port !== String(masterPort) || !/^master$/.test(m.flags ?? '')) return false;
-        if (m['num-slaves'] !== '1' || m['num-other-sentinels'] !== '2') return false;
-        const replicas = ((await s.call('SENTINEL', 'REPLICAS', name)) as unknown[]).map(pairs);
-        const r = replicas.find((x) => x.port === String(replica.port));
-        if (r === undefined || r.flags !== 'slave' || r['master-link-status'] !== 'ok') return false;
+        if (m['num-slaves'] !== String(replicaCount) || m['num-other-sentinels'] !== '2') return false;
+        const seen = ((await s.call('SENTINEL', 'REPLICAS', name)) as unknown[]).map(pairs);
+        for (const replica of replicas) {
+          const r = seen.find((x) => x.port === String(replica.port));
+          if (r === undefined || r.flags !== 'slave' || r['master-link-status'] !== 'ok') return false;
+        }
       }
       return true;
     });
@@ -387,32 +430,56 @@ export async function startSentinel(opts: StartSentinelOptions = {}): Promise<Se
       return master;
     },
     get replica() {
-      return replica;
+      return replicas[0];
+    },
+    get replicas() {
+      return replicas;
     },
     sentinels,
     async failover(options: FailoverOptions = {}) {
       const failoverTimeoutMs = options.timeoutMs ?? 30_000;
       const from = master;
-      const to = replica;
       const reply = await sentinels[0].call('SENTINEL', 'FAILOVER', name);
       if (reply !== 'OK') throw new Error(`SENTINEL FAILOVER replied ${String(reply)}`);
-      await until(`every sentinel to report ${to.address} as master`, failoverTimeoutMs, async () => {
+      let to: RedisInstance | undefined;
+      await until('every sentinel to report the same new master', failoverTimeoutMs, async () => {
+        const ports = new Set<number>();
         for (const s of sentinels) {
           const addr = (await s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)) as string[] | null;
-          if (addr === null || Number(addr[1]) !== to.port) return false;
+          if (addr === null) return false;
+          ports.add(Number(addr[1]));
         }
+        if (ports.size !== 1) return false;
+        to = replicas.find((r) => ports.has(r.port));
+        if (to === undefined) return false;
         const role = (await to.call('ROLE')) as unknown[];
         return role[0] === 'master';
       });
+      const promoted = to as RedisInstance;
       options.onPromoted?.();
       // Sentinel turns the former master into a replica some seconds later (it waits for four
-      // hello periods); only then are its clients disconnected and sent to the new master.
-      await until(`${from.address} to become a replica of ${to.address}`, failoverTimeoutMs, async () => {
-        const f = infoFields(await from.call('INFO', 'replication'));
-        return f.role === 'slave' && f.master_port === String(to.port) && f.master_link_status === 'up';
-      });
-      master = to;
-      replica = from;
+      // hello periods); only then are its clients disconnected and sent to the new master. The
+      // other replicas are pointed at the new master too.
+      const rest = [from, ...replicas.filter((r) => r !== promoted)];
+      await until(
+        `${rest.map((r) => r.address).join(', ')} to replicate ${promoted.address}`,
+        failoverTimeoutMs,
+        async () => {
+          for (const r of rest) {
+            const f = infoFields(await r.call('INFO', 'replication'));
+            if (
+              f.role !== 'slave' ||
+              f.master_port !== String(promoted.port) ||
+              f.master_link_status !== 'up'
+            ) {
+              return false;
+            }
+          }
+          return true;
+        },
+      );
+      master = promoted;
+      replicas = rest;
     },
     stop() {
       stopping ??= stopAll(all);

@@ -44,6 +44,16 @@ describe('startRedisCluster', { timeout: 60_000 }, () => {
       client.disconnect();
     }
 
+    // kill() and start(): kill -9 and the same node again (port, nodes.conf): it rejoins the cluster.
+    const victim = cluster.nodes[5];
+    const before = victim.pid;
+    const id = String(await victim.call('CLUSTER', 'MYID'));
+    await victim.kill();
+    expect(pidExists(before)).toBe(false);
+    await victim.start();
+    expect(victim.pid).not.toBe(before);
+    expect(String(await victim.call('CLUSTER', 'MYID'))).toBe(id);
+
     const pids = cluster.nodes.map((n) => n.pid);
     await cluster.stop();
     for (const pid of pids) expect(pidExists(pid)).toBe(false);
@@ -99,5 +109,26 @@ describe('startSentinel', { timeout: 60_000 }, () => {
     const pids = [s.master, s.replica, ...s.sentinels].map((x) => x.pid);
     await s.stop();
     for (const pid of pids) expect(pidExists(pid)).toBe(false);
+  });
+
+  it('with two replicas: failover() promotes one and repoints the other and the former master', async () => {
+    const s = await startSentinel({ replicas: 2 });
+    try {
+      expect(s.replicas).toHaveLength(2);
+      const firstMaster = s.master;
+      const firstReplicas = [...s.replicas];
+      await firstMaster.call('SET', 'k', 'v');
+      await firstMaster.call('WAIT', 2, 2000);
+      await s.failover();
+      expect(firstReplicas).toContain(s.master);
+      expect(s.replicas).toContain(firstMaster);
+      expect(s.replicas).toHaveLength(2);
+      for (const r of s.replicas) {
+        expect(((await r.call('ROLE')) as unknown[])[0]).toBe('slave');
+      }
+      expect(await s.master.call('GET', 'k')).toBe('v');
+    } finally {
+      await s.stop();
+    }
   });
 });

@@ -49,6 +49,12 @@ function h() {
       if (ackT !== undefined) events.push({ type: 'ack', t: ackT, conn: 'pc', client: 'p', id, ok: true });
       return b;
     },
+    /** A publish the broker answered with an error reason code (0x80). */
+    refused(t: number, id: string, topic: string, qos: 1 | 2, ackT: number) {
+      events.push({ type: 'publish', t, conn: 'pc', client: 'p', id, topic, qos, retain: false });
+      events.push({ type: 'ack', t: ackT, conn: 'pc', client: 'p', id, ok: false });
+      return b;
+    },
     recv(
       t: number,
       conn: string,
@@ -179,6 +185,35 @@ describe('verify/check', () => {
       .close(10_000, 'c1', 'C')
       .result();
     only(r, { order: 1 });
+  });
+
+  it('(guarantee 6) a refused publish is indeterminate: delivered late, it breaks no order; acknowledged ones still do', () => {
+    const base = () =>
+      h()
+        .connect(0, 'c1', 'C')
+        .connack(1, 'c1', 'C')
+        .sub(2, 'c1', 'C', 'm/#')
+        .refused(10, 'p:1', 'm/a', 1, 11)
+        .pub(12, 'p:2', 'm/a', 1, 13)
+        .pub(14, 'p:3', 'm/a', 1, 15);
+    only(
+      base()
+        .recv(16, 'c1', 'C', 'p:2', 'm/a', 1)
+        .recv(17, 'c1', 'C', 'p:1', 'm/a', 1)
+        .recv(18, 'c1', 'C', 'p:3', 'm/a', 1)
+        .close(10_000, 'c1', 'C')
+        .result(),
+      {},
+    );
+    only(
+      base()
+        .recv(16, 'c1', 'C', 'p:3', 'm/a', 1)
+        .recv(17, 'c1', 'C', 'p:1', 'm/a', 1)
+        .recv(18, 'c1', 'C', 'p:2', 'm/a', 1)
+        .close(10_000, 'c1', 'C')
+        .result(),
+      { order: 1 },
+    );
   });
 
   it('(shared) a share that arrives after a later one of its publisher is order-shared, not order', () => {
