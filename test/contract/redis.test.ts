@@ -242,6 +242,45 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
       await Promise.all([a.stop(), b.stop()]);
     }
   });
+
+  it('(guarantee 2) batches that reach the inbox out of their sender’s order are all delivered (Redis Cluster retries)', async () => {
+    const prefix = `ro-${randomBytes(4).toString('hex')}`;
+    const logger = createLogger('silent');
+    const delivered: string[] = [];
+    const make = (nodeId: string) =>
+      new RedisClusterBackend({ url: redis.url, nodeId, clock: systemClock, logger, prefix });
+    const a = make('A');
+    const b = make('B');
+    const handlers = idleHandlers({
+      deliver: (e) => {
+        delivered.push(e.message.payload.toString());
+      },
+    });
+    await a.start(handlers);
+    await b.start(handlers);
+    try {
+      for (const payload of ['first', 'second']) {
+        await new Promise<void>((resolve, reject) =>
+          a.bus.send('B', { message: msg('t', payload, { qos: 1 }), direct: true }, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        );
+      }
+      await expect.poll(() => delivered, { timeout: 5_000 }).toEqual(['first', 'second']);
+      // A shard failover on Redis Cluster: ioredis retries each failed XADD on its own schedule,
+      // so a sender's batch 2 can land before its batch 1. Replayed here as another sender's.
+      const inbox = `${prefix}:inbox:{B}`;
+      const entries = (await client.xrangeBuffer(inbox, '-', '+')) as [Buffer, Buffer[]][];
+      const asSender = (fields: Buffer[]) =>
+        fields.map((v, k) => (k > 0 && fields[k - 1].toString() === 'f' ? Buffer.from('X/retry') : v));
+      expect(entries).toHaveLength(2);
+      await client.xadd(inbox, '*', ...asSender(entries[1][1]));
+      await client.xadd(inbox, '*', ...asSender(entries[0][1]));
+      await expect.poll(() => delivered, { timeout: 5_000 }).toEqual(['first', 'second', 'second', 'first']);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
 });
 
 describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => {

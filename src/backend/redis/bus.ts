@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ClusterBus, Envelope } from '../types.js';
-import type { RedisClient } from './connect.js';
+import { onConnectionClose, type RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import { INBOX_ADD } from './scripts.js';
 import { encodeBatch } from './serialize.js';
@@ -71,7 +71,10 @@ export class RedisBus implements ClusterBus {
     nodeId = '',
   ) {
     this.sender = `${nodeId}/${randomBytes(6).toString('hex')}`;
-    if (replicaAcks !== undefined) redis.on('close', () => this.connection++);
+    // WAIT counts only the writes of the connection it is sent on: a batch accepted on a connection
+    // that closed since (a shard's master killed) is not covered by a WAIT on the next one, which
+    // a promoted replica answers at once for a connection that wrote nothing.
+    if (replicaAcks !== undefined) onConnectionClose(redis, () => this.connection++);
   }
 
   send(nodeId: string, envelope: Envelope, accepted?: (err?: Error) => void): void {

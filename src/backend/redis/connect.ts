@@ -92,6 +92,20 @@ export async function subscribers(client: RedisClient, channel: string): Promise
   return Number(reply[1]);
 }
 
+/**
+ * Calls `onClose` whenever a connection of `client` closes: the client's own on a single Redis; on
+ * Redis Cluster also each node's, since the Cluster client emits `close` only once every node is
+ * gone (a failover of one shard closes only that node's connection).
+ */
+export function onConnectionClose(client: RedisClient, onClose: () => void): void {
+  client.on('close', onClose);
+  if (client instanceof Cluster) {
+    const watch = (node: Redis) => node.on('close', onClose);
+    for (const n of client.nodes('all')) watch(n);
+    client.on('+node', watch);
+  }
+}
+
 /** On Redis Cluster, `host:port` of the master serving `key`'s slot as this client knows it. */
 export function masterOf(client: RedisClient, key: string): string | undefined {
   if (!(client instanceof Cluster)) return undefined;

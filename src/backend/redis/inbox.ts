@@ -11,6 +11,7 @@ import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Envelope } from '../types.js';
 import type { RedisClient } from './connect.js';
+import { SeenBatches } from './seen-batches.js';
 import { decodeBatch } from './serialize.js';
 
 type StreamReply = [key: Buffer, entries: [id: Buffer, fields: Buffer[]][]][] | null;
@@ -32,8 +33,8 @@ export class InboxReader {
   private running = false;
   private lastId = '$';
   private trims: Promise<void> = Promise.resolve();
-  /** The last batch number read from each sender (node and run). */
-  private readonly lastBatch = new Map<string, number>();
+  /** The batch numbers read from each sender (node and run). */
+  private readonly seen = new SeenBatches();
 
   constructor(private readonly o: InboxReaderOptions) {}
 
@@ -98,19 +99,10 @@ export class InboxReader {
     this.trims = this.trims.then(() => Promise.all(writes)).then(trim, () => undefined);
   }
 
-  /**
-   * True for a batch already delivered: each sender (node and run) numbers its batches, and a
-   * number not above the last one seen from it is a re-send. (A sender's batches reach the inbox in
-   * the order they were numbered: one connection, and ioredis re-sends in order.)
-   */
+  /** True for a batch already delivered (its sender re-sent it): see SeenBatches. */
   private resent(sender: Buffer | undefined, seq: Buffer | undefined): boolean {
     if (sender === undefined || seq === undefined) return false;
-    const key = sender.toString();
-    const n = Number(seq.toString());
-    const last = this.lastBatch.get(key) ?? 0;
-    if (n <= last) return true;
-    this.lastBatch.set(key, n);
-    return false;
+    return this.seen.resent(sender.toString(), Number(seq.toString()));
   }
 
   /** Delivers a batch (also the QoS 0 ones from pub/sub); the writes it started, if any. */
