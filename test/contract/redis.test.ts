@@ -411,3 +411,38 @@ describe('RETAINED_SET: a write ioredis re-sends after a reconnect', () => {
     expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('W3');
   });
 });
+
+describe('Claims: a claim that timed out still hands over what it took (#11.6)', () => {
+  it('(guarantee 4) the will a timed-out takeover claim took from Redis is published, not lost', async () => {
+    const prefix = `lc-${randomBytes(4).toString('hex')}`;
+    const logger = createLogger('silent');
+    const wills: string[] = [];
+    const make = (nodeId: string) =>
+      new RedisClusterBackend({
+        url: redis.url,
+        nodeId,
+        clock: systemClock,
+        logger,
+        prefix,
+        heartbeatMs: 100,
+        livenessTimeoutMs: 400,
+      });
+    const a = make('A');
+    const b = make('B');
+    await a.start(idleHandlers());
+    await b.start(idleHandlers({ publishWill: (w) => wills.push(w.message.payload.toString()) }));
+    try {
+      const id = `c-${randomBytes(4).toString('hex')}`;
+      const { epoch } = await a.claim(id, true);
+      await a.storeWill(id, epoch, { message: msg('will/c', 'gone', { retain: false }), delaySeconds: 0 });
+      // Redis stalls longer than a claim waits (a slow script, a fork, a failover under way): the
+      // claim gives up, but its script runs once Redis is back and takes the will with the session.
+      await client.call('CLIENT', 'PAUSE', 1_000, 'ALL');
+      await expect(b.claim(id, true)).rejects.toThrow();
+      await expect.poll(() => wills, { timeout: 5_000 }).toEqual(['gone']);
+      expect(await a.takeWill(id, epoch)).toBe(false);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
