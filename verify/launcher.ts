@@ -122,6 +122,13 @@ export class BrokerNode {
     await this.start();
   }
 
+  /** Graceful stop (SIGTERM: the node drains) and start again with the same id and port. */
+  async restartGracefully(skewMs?: number): Promise<void> {
+    await this.stop();
+    if (skewMs !== undefined) this.opts.skewMs = skewMs;
+    await this.start();
+  }
+
   /** Graceful stop (SIGCONT first, so a paused node can exit). */
   async stop(): Promise<void> {
     this.resume();
