@@ -41,7 +41,6 @@ const CI_FAULTS: FaultClass[] = [
   'redis-restart-aof',
   'takeover',
   'slow-consumer',
-  'sentinel-failover',
 ];
 const faults =
   (flag('faults')?.split(',') as FaultClass[] | undefined) ??

@@ -90,6 +90,8 @@ export const ALLOWED: Record<FaultClass, Allowed> = {
   },
   'sentinel-failover': {
     // The verifier runs Sentinel with cluster.replicaAcks: 1, where acknowledged messages are kept.
+    order:
+      'guarantees.md, Sentinel failover: open defect, a message whose append was retried across the failover can arrive after later ones of its publisher',
     'retained-stale': 'guarantees.md, Sentinel failover: retained writes do not wait for replication',
     'will-missing': 'guarantees.md, Sentinel failover: wills and epochs written in that window likewise',
     'will-duplicate': 'guarantees.md, Sentinel failover: wills and epochs written in that window likewise',
@@ -97,12 +99,18 @@ export const ALLOWED: Record<FaultClass, Allowed> = {
   },
   'cluster-master-kill': {
     // The verifier runs Redis Cluster with cluster.replicaAcks: 1, as Sentinel.
+    order:
+      'guarantees.md, Redis Cluster master failover: open defect, messages retried across the failover arrive after later ones',
+    'order-shared':
+      'guarantees.md, Redis Cluster master failover: open defect, shares re-routed across the failover arrive after later ones',
+    'will-unexpected':
+      'guarantees.md, Redis Cluster master failover: open defect, a will can be published after a DISCONNECT that met the failover',
     'lost-persistent':
-      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages can be lost even with replicaAcks',
+      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages to persistent sessions can be lost even with replicaAcks',
     'lost-clean':
-      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages can be lost even with replicaAcks',
+      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages to persistent sessions can be lost even with replicaAcks',
     'lost-shared':
-      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages can be lost even with replicaAcks',
+      'guarantees.md, Redis Cluster master failover: open defect, acknowledged messages to persistent sessions can be lost even with replicaAcks',
     'retained-stale':
       'guarantees.md, Redis Cluster master failover: retained writes do not wait for replication',
     'will-missing':
