@@ -84,7 +84,17 @@ describe('Redis Cluster: replicaAcks across a master kill', () => {
       const keys = new Keys(`t-${randomBytes(4).toString('hex')}`);
       const inbox = keys.inbox('B');
       await client.xadd(inbox, '*', 'init', '1');
-      const { master, replica } = await shardOf(client, inbox);
+      // CLUSTER NODES may not list the shard's replica yet right after the cluster formed: asked again.
+      let shard: Awaited<ReturnType<typeof shardOf>> | undefined;
+      await waitFor(
+        async () => {
+          shard = await shardOf(client, inbox).catch(() => undefined);
+          return shard !== undefined;
+        },
+        10_000,
+        'the inbox shard’s master and replica',
+      );
+      const { master, replica } = shard as Awaited<ReturnType<typeof shardOf>>;
       let closes = 0;
       onConnectionClose(client, () => closes++);
       await master.kill();

@@ -206,22 +206,28 @@ clusterBackendContract('redis', async () => {
   };
 });
 
+/** Two started backends, A and B, on one prefix; `delivered` collects B's (and A's) deliveries. */
+async function busPair(prefix: string) {
+  const logger = createLogger('silent');
+  const delivered: string[] = [];
+  const make = (nodeId: string) =>
+    new RedisClusterBackend({ url: redis.url, nodeId, clock: systemClock, logger, prefix });
+  const a = make('A');
+  const b = make('B');
+  const handlers = idleHandlers({
+    deliver: (e) => {
+      delivered.push(e.message.payload.toString());
+    },
+  });
+  await a.start(handlers);
+  await b.start(handlers);
+  return { a, b, delivered };
+}
+
 describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => {
   it('the receiver skips an inbox entry whose sender and batch number it has seen', async () => {
     const prefix = `rb-${randomBytes(4).toString('hex')}`;
-    const logger = createLogger('silent');
-    const delivered: string[] = [];
-    const make = (nodeId: string) =>
-      new RedisClusterBackend({ url: redis.url, nodeId, clock: systemClock, logger, prefix });
-    const a = make('A');
-    const b = make('B');
-    const handlers = idleHandlers({
-      deliver: (e) => {
-        delivered.push(e.message.payload.toString());
-      },
-    });
-    await a.start(handlers);
-    await b.start(handlers);
+    const { a, b, delivered } = await busPair(prefix);
     try {
       await new Promise<void>((resolve, reject) =>
         a.bus.send('B', { message: msg('t', 'once', { qos: 1 }), direct: true }, (err) =>
@@ -245,19 +251,7 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
 
   it('(guarantee 2) batches that reach the inbox out of their sender’s order are all delivered (Redis Cluster retries)', async () => {
     const prefix = `ro-${randomBytes(4).toString('hex')}`;
-    const logger = createLogger('silent');
-    const delivered: string[] = [];
-    const make = (nodeId: string) =>
-      new RedisClusterBackend({ url: redis.url, nodeId, clock: systemClock, logger, prefix });
-    const a = make('A');
-    const b = make('B');
-    const handlers = idleHandlers({
-      deliver: (e) => {
-        delivered.push(e.message.payload.toString());
-      },
-    });
-    await a.start(handlers);
-    await b.start(handlers);
+    const { a, b, delivered } = await busPair(prefix);
     try {
       for (const payload of ['first', 'second']) {
         await new Promise<void>((resolve, reject) =>
