@@ -314,6 +314,10 @@ export class RedisClusterBackend implements ClusterBackend {
     return this.ownership.requestRelease(node, clientId, epoch);
   }
 
+  releaseOwnership(clientId: string, epoch: number): Promise<void> {
+    return this.ownership.release(clientId, epoch);
+  }
+
   storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
     return this.wills.store(clientId, epoch, will);
   }

@@ -1,0 +1,114 @@
+/**
+ * Redis keys must not grow without bound (#11.12): what a client, a retained message or a node run
+ * leaves in Redis goes away (or gets a TTL) once nothing needs it, without weakening the fencing or
+ * the replicas. Real Redis, real backends (and, where the broker decides, a real broker).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
+import { Keys } from '../../src/backend/redis/keys.js';
+import { OWNER_LINGER_MS } from '../../src/backend/redis/scripts.js';
+import { systemClock } from '../../src/clock.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { connectMqtt, uniq, waitFor } from '../helpers/cluster.js';
+import { idleHandlers } from '../helpers/cluster-handlers.js';
+import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+
+let redis: RedisHandle;
+let client: Redis;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = redisClient(redis);
+});
+
+afterAll(async () => {
+  client?.disconnect();
+  await redis?.stop();
+});
+
+const backends: RedisClusterBackend[] = [];
+const brokers: TestBroker[] = [];
+
+afterEach(async () => {
+  for (const b of brokers.splice(0)) await b.close();
+  await Promise.all(backends.splice(0).map((b) => b.stop()));
+});
+
+function backend(nodeId: string, prefix: string): RedisClusterBackend {
+  const b = new RedisClusterBackend({
+    url: redis.url,
+    nodeId,
+    clock: systemClock,
+    logger: createLogger('silent'),
+    prefix,
+    heartbeatMs: 200,
+    livenessTimeoutMs: 2000,
+  });
+  backends.push(b);
+  return b;
+}
+
+async function node(nodeId: string, prefix: string): Promise<RedisClusterBackend> {
+  const b = backend(nodeId, prefix);
+  await b.start(idleHandlers());
+  return b;
+}
+
+/** Redis' clock in ms, from a TIME reply. */
+const redisNow = (t: (number | string)[]) => Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000);
+
+const freshPrefix = () => `g-${randomBytes(4).toString('hex')}`;
+
+describe('owner hashes do not outlive their client (#11.12a)', () => {
+  it('(#11.12a) a clean session that connected and disconnected leaves its owner hash with a TTL (or none)', async () => {
+    const prefix = freshPrefix();
+    const broker = await startTestBroker({}, { cluster: backend('A', prefix) });
+    brokers.push(broker);
+    const clientId = uniq('clean');
+    const { client: mqtt } = await connectMqtt(broker.url, { clientId, clean: true });
+    const owner = new Keys(prefix).owner(clientId);
+    expect(await client.exists(owner)).toBe(1);
+    await mqtt.endAsync();
+    // No TTL is -1; a TTL is > 0; gone is -2.
+    await waitFor(async () => (await client.pttl(owner)) !== -1, 5000, 'a TTL on the owner hash');
+  });
+
+  it('(#11.12a) a persistent session that went offline: its owner hash lives at least as long as the session', async () => {
+    const prefix = freshPrefix();
+    const a = await node('A', prefix);
+    const c = await a.claim('p1', false, 60);
+    await a.sessions.detach('p1', c.epoch, 60);
+    const keys = new Keys(prefix);
+    expect(await client.pttl(keys.session('p1'))).toBeGreaterThan(0);
+    expect(await client.pttl(keys.owner('p1'))).toBeGreaterThan(60_000);
+    // Claimed again: no TTL while a connection owns it.
+    await a.claim('p1', false, 60);
+    expect(await client.pttl(keys.owner('p1'))).toBe(-1);
+  });
+
+  it('(#11.12a) once an owner hash is gone, a new claim still gets a higher epoch and a write of the old epoch is refused', async () => {
+    const prefix = freshPrefix();
+    const a = await node('A', prefix);
+    const keys = new Keys(prefix);
+    const old = await a.claim('e1', false, 60);
+    await a.sessions.detach('e1', old.epoch, 60);
+    // Redis expires the owner hash only once its clock passed the epoch by OWNER_LINGER_MS (that
+    // margin is for a clock stepped back); here it goes as soon as the clock passed the epoch.
+    expect(await client.pttl(keys.owner('e1'))).toBeGreaterThan(60_000 + OWNER_LINGER_MS - 1000);
+    await waitFor(async () => redisNow(await client.time()) > old.epoch, 2000, "Redis' clock past the epoch");
+    await client.del(keys.owner('e1'), keys.session('e1'));
+    const fresh = await a.claim('e1', false, 60);
+    expect(fresh.epoch).toBeGreaterThan(old.epoch);
+    // The former connection (same node) writes with its epoch: fenced.
+    await expect(a.sessions.awaitRelease('e1', old.epoch, 7, true)).rejects.toThrow(/fenced/);
+    await a.storeWill('e1', old.epoch, {
+      message: { topic: 'w', payload: Buffer.from('stale'), qos: 0, retain: false },
+      delaySeconds: 0,
+    });
+    expect(await client.hexists(keys.owner('e1'), 'will')).toBe(0);
+    expect(await a.takeWill('e1', old.epoch)).toBe(false);
+  });
+});
