@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { OWNER_LINGER_MS } from '../../src/backend/redis/scripts.js';
+import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
@@ -110,5 +111,36 @@ describe('owner hashes do not outlive their client (#11.12a)', () => {
     });
     expect(await client.hexists(keys.owner('e1'), 'will')).toBe(0);
     expect(await a.takeWill('e1', old.epoch)).toBe(false);
+  });
+});
+
+const retainedMsg = (topic: string, payload: string | Buffer, expiresAt?: number): Message => ({
+  topic,
+  payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload),
+  qos: 1,
+  retain: true,
+  ...(expiresAt === undefined ? {} : { expiresAt }),
+});
+
+describe('expired retained messages are swept (#11.12b)', () => {
+  it('(#11.12b) a retained message with a 1 s expiry leaves the Redis hash and the replicas without anyone reading it; a replaced one stays', async () => {
+    const prefix = freshPrefix();
+    const keys = new Keys(prefix);
+    const a = await node('A', prefix);
+    const b = await node('B', prefix);
+    const now = systemClock.now();
+    await a.retained.set(retainedMsg('x/expiring', 'soon gone', now + 1000));
+    await a.retained.set(retainedMsg('x/replaced', 'old', now + 1000));
+    await a.retained.set(retainedMsg('x/replaced', 'new, no expiry'));
+    await waitFor(() => b.retained.size === 2, 5000, "B's replica holding both");
+    await waitFor(
+      async () => (await client.hexists(keys.retained, 'x/expiring')) === 0,
+      6000,
+      'the expired message gone from Redis',
+    );
+    // The delete went through the retained log: B's replica dropped it without a read.
+    await waitFor(() => b.retained.size === 1, 5000, "B's replica without it");
+    expect(await client.hexists(keys.retained, 'x/replaced')).toBe(1);
+    expect(b.retained.get('x/replaced')?.payload.toString()).toBe('new, no expiry');
   });
 });

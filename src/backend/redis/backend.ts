@@ -621,6 +621,9 @@ export class RedisClusterBackend implements ClusterBackend {
     this.sessions
       .sweep()
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));
+    this.retained
+      .sweep()
+      .catch((err: Error) => this.log.warn({ event: 'cluster.retained_sweep_failed', err: err.message }));
     this.sessions
       .checkServed((id) => this.handlers?.serves(id) ?? false)
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_check_failed', err: err.message }));

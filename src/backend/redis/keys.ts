@@ -55,6 +55,10 @@ export class Keys {
   get retained(): string {
     return `${this.tag}:retained`;
   }
+  /** ZSET topic -> expiry time (ms, Redis' clock) of retained messages with an expiry, for the sweep. */
+  get retainedExpiry(): string {
+    return `${this.tag}:retained-expiry`;
+  }
   /** STREAM of retained changes: op s (set, with the message) or d (delete). */
   get retainedLog(): string {
     return `${this.tag}:retained-log`;

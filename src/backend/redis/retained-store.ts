@@ -12,7 +12,7 @@ import { TopicTree } from '../../topics/index.js';
 import type { RetainedStore } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import { RETAINED_EXPIRE, RETAINED_SET } from './scripts.js';
+import { RETAINED_EXPIRE, RETAINED_SET, RETAINED_SWEEP } from './scripts.js';
 import { decodeMessage, encodeMessage } from './serialize.js';
 
 interface Entry {
@@ -44,15 +44,20 @@ export class RedisRetainedStore implements RetainedStore {
     return this.redis
       .eval(
         RETAINED_SET,
-        3,
+        4,
         this.keys.retained,
         this.keys.retainedLog,
         this.keys.retainedSeq,
+        this.keys.retainedExpiry,
         message.topic,
         encoded,
         this.logMaxLen,
         this.writer,
         ++this.writes,
+        // Redis indexes it by its expiry on Redis' own clock (the sweep's).
+        message.expiresAt === undefined || encoded.length === 0
+          ? ''
+          : Math.max(1, Math.ceil(message.expiresAt - this.clock.now())),
       )
       .then(() => undefined);
   }
@@ -77,9 +82,29 @@ export class RedisRetainedStore implements RetainedStore {
 
   private expire(topic: string, e: Entry): void {
     this.tree.delete(topic);
+    const k = this.keys;
     this.redis
-      .eval(RETAINED_EXPIRE, 2, this.keys.retained, this.keys.retainedLog, topic, e.encoded, this.logMaxLen)
+      .eval(RETAINED_EXPIRE, 3, k.retained, k.retainedLog, k.retainedExpiry, topic, e.encoded, this.logMaxLen)
       .catch(() => undefined);
+  }
+
+  /**
+   * Removes from Redis up to `batch` retained messages whose expiry passed (Redis' clock), read or
+   * not; the replicas drop them from the log. Any node may run it: each delete happens once.
+   */
+  async sweep(batch = SWEEP_BATCH): Promise<number> {
+    const k = this.keys;
+    return Number(
+      await this.redis.eval(
+        RETAINED_SWEEP,
+        3,
+        k.retained,
+        k.retainedLog,
+        k.retainedExpiry,
+        this.logMaxLen,
+        batch,
+      ),
+    );
   }
 
   private applyLocal(topic: string, entry: Entry | undefined): void {
@@ -114,3 +139,5 @@ export class RedisRetainedStore implements RetainedStore {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Expired retained messages removed per sweep (one per heartbeat): bounded work per tick. */
+const SWEEP_BATCH = 100;

@@ -97,12 +97,14 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1`;
 
 /**
- * KEYS: retained, retainedLog, retainedSeq. ARGV: topic, encoded message ('' deletes), maxlen,
- * writer (node run), the writer's sequence number. A writer's writes come in order on one
- * connection, so a number not above its last applied one is a write ioredis re-sent after a
- * reconnect (possibly after a newer write by another node): ignored, returns 0.
+ * KEYS: retained, retainedLog, retainedSeq, retainedExpiry. ARGV: topic, encoded message (''
+ * deletes), maxlen, writer (node run), the writer's sequence number, ms until the message expires
+ * ('' never). A writer's writes come in order on one connection, so a number not above its last
+ * applied one is a write ioredis re-sent after a reconnect (possibly after a newer write by another
+ * node): ignored, returns 0. A message with an expiry is indexed by its expiry time on Redis' clock
+ * (RETAINED_SWEEP); the index entry changes with the message, so it always names the current one.
  */
-export const RETAINED_SET = `
+export const RETAINED_SET = `${REDIS_NOW}
 if tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or '0') >= tonumber(ARGV[5]) then return 0 end
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 if ARGV[2] == '' then
@@ -112,16 +114,42 @@ else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 's', 't', ARGV[1], 'm', ARGV[2])
 end
+if ARGV[2] == '' or ARGV[6] == '' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+else
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[6]), ARGV[1])
+end
 return 1`;
 
-/** Deletes an expired retained message unless it was replaced meanwhile. KEYS: retained, retainedLog. ARGV: topic, encoded, maxlen. */
+/**
+ * Deletes an expired retained message unless it was replaced meanwhile. KEYS: retained,
+ * retainedLog, retainedExpiry. ARGV: topic, encoded, maxlen.
+ */
 export const RETAINED_EXPIRE = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'd', 't', ARGV[1], 'm', '')
   return 1
 end
 return 0`;
+
+/**
+ * Removes up to ARGV[2] retained messages whose expiry time (Redis' clock) passed, whether or not
+ * anyone reads them, logging each delete for the replicas. The index entry is replaced or removed in
+ * the same script as its message (RETAINED_SET, RETAINED_EXPIRE), so a due entry names the message
+ * stored now: the compare of RETAINED_EXPIRE is the index score here, and a replaced message is kept.
+ * KEYS: retained, retainedLog, retainedExpiry. ARGV: maxlen, batch. Returns how many were due.
+ */
+export const RETAINED_SWEEP = `${REDIS_NOW}
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, topic in ipairs(due) do
+  redis.call('ZREM', KEYS[3], topic)
+  if redis.call('HDEL', KEYS[1], topic) == 1 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'op', 'd', 't', topic, 'm', '')
+  end
+end
+return #due`;
 
 /**
  * How long an owner hash outlives what it still guards (a session, a pending will) once no
