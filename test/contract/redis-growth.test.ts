@@ -144,3 +144,38 @@ describe('expired retained messages are swept (#11.12b)', () => {
     expect(b.retained.get('x/replaced')?.payload.toString()).toBe('new, no expiry');
   });
 });
+
+describe('the retained log is bounded in bytes, not only entries (#11.12c)', () => {
+  it('(#11.12c) 30 retained messages of 100 KB: the log stays small whatever the payload size, and another node still gets the payloads', async () => {
+    const prefix = freshPrefix();
+    const keys = new Keys(prefix);
+    const a = await node('A', prefix);
+    const b = await node('B', prefix);
+    const body = (i: number, v: string) => Buffer.alloc(100 * 1024, `${v}${i}.`);
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 30; i++) writes.push(a.retained.set(retainedMsg(`big/${i}`, body(i, 'v1-'))));
+    // Replaced and deleted after: B must end on the last version of each.
+    writes.push(a.retained.set(retainedMsg('big/0', body(0, 'v2-'))));
+    writes.push(a.retained.set(retainedMsg('big/1', '')));
+    await Promise.all(writes);
+    const expected = (i: number) => (i === 0 ? body(0, 'v2-') : body(i, 'v1-'));
+    await waitFor(
+      () => {
+        for (let i = 0; i < 30; i++) {
+          const got = b.retained.get(`big/${i}`)?.payload;
+          if (i === 1 ? got !== undefined : got === undefined || !got.equals(expected(i))) return false;
+        }
+        return true;
+      },
+      10_000,
+      "B's replica with the right payloads",
+    );
+    const bytes = Number(await client.call('MEMORY', 'USAGE', keys.retainedLog, 'SAMPLES', '0'));
+    // 32 entries of a short topic each; the payloads (3 MB) are only in the hash.
+    expect(bytes).toBeLessThan(64 * 1024);
+    // A node that loads from scratch (snapshot) agrees.
+    const c = await node('C', prefix);
+    expect(c.retained.get('big/0')?.payload.equals(expected(0))).toBe(true);
+    expect(c.retained.size).toBe(29);
+  });
+});

@@ -112,6 +112,27 @@ export class RedisRetainedStore implements RetainedStore {
     else this.tree.set(topic, entry);
   }
 
+  /**
+   * The stored bodies of `topics` (null: gone), for retained-log entries of op h, which carry only
+   * their topic (RETAINED_LOG_INLINE_MAX). A body read after its entry was written is that write's or
+   * a later one's (whose entry comes later): applied in log order, the replica converges all the same.
+   */
+  async bodies(topics: Iterable<string>): Promise<Map<string, Buffer | null>> {
+    const wanted = [...new Set(topics)];
+    const out = new Map<string, Buffer | null>();
+    const reads: Promise<void>[] = [];
+    for (let i = 0; i < wanted.length; i += BODY_READ_BATCH) {
+      const chunk = wanted.slice(i, i + BODY_READ_BATCH);
+      reads.push(
+        this.redis.hmgetBuffer(this.keys.retained, ...chunk).then((values) => {
+          for (let j = 0; j < chunk.length; j++) out.set(chunk[j], values[j] ?? null);
+        }),
+      );
+    }
+    await Promise.all(reads);
+    return out;
+  }
+
   /** Applies a retained-log entry (op s with the encoded message, or d). */
   applyLog(op: string, topic: string, encoded: Buffer): void {
     if (op === 'd' || encoded.length === 0) {
@@ -139,5 +160,7 @@ export class RedisRetainedStore implements RetainedStore {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Retained bodies asked for per HMGET (a log read refers to up to LOG_READ_COUNT). */
+const BODY_READ_BATCH = 100;
 /** Expired retained messages removed per sweep (one per heartbeat): bounded work per tick. */
 const SWEEP_BATCH = 100;

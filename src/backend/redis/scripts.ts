@@ -97,6 +97,14 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1`;
 
 /**
+ * The largest encoded retained message the retained log carries itself (op s); a larger one is
+ * logged as op h (its topic only: readers take the body from the retained hash). So the log, capped
+ * at about logMaxLen entries, holds at most about logMaxLen x (this + topic) bytes, however large
+ * the payloads (#11.12c), and the common small message reaches replicas without a second read.
+ */
+export const RETAINED_LOG_INLINE_MAX = 256;
+
+/**
  * KEYS: retained, retainedLog, retainedSeq, retainedExpiry. ARGV: topic, encoded message (''
  * deletes), maxlen, writer (node run), the writer's sequence number, ms until the message expires
  * ('' never). A writer's writes come in order on one connection, so a number not above its last
@@ -112,7 +120,11 @@ if ARGV[2] == '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'd', 't', ARGV[1], 'm', '')
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 's', 't', ARGV[1], 'm', ARGV[2])
+  if #ARGV[2] <= ${RETAINED_LOG_INLINE_MAX} then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 's', 't', ARGV[1], 'm', ARGV[2])
+  else
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'h', 't', ARGV[1])
+  end
 end
 if ARGV[2] == '' or ARGV[6] == '' then
   redis.call('ZREM', KEYS[4], ARGV[1])
