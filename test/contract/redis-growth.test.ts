@@ -179,3 +179,29 @@ describe('the retained log is bounded in bytes, not only entries (#11.12c)', () 
     expect(c.retained.size).toBe(29);
   });
 });
+
+describe('retained writers leave no state behind (#11.12d)', () => {
+  /** The retained-seq keys of a prefix with their PTTL. */
+  async function seqKeys(prefix: string): Promise<Map<string, number>> {
+    const found = await client.keys(`{${prefix}}:retained-seq*`);
+    const out = new Map<string, number>();
+    for (const key of found) out.set(key, await client.pttl(key));
+    return out;
+  }
+
+  it('(#11.12d) a node run numbering its retained writes keeps that number under a TTL, and removes it when it leaves', async () => {
+    const prefix = freshPrefix();
+    const a = await node('A', prefix);
+    await a.retained.set(retainedMsg('s/1', 'one'));
+    await a.retained.set(retainedMsg('s/2', 'two'));
+    const live = await seqKeys(prefix);
+    expect(live.size).toBe(1);
+    // A run that dies without leaving: its number goes after the TTL (a day past its last write).
+    for (const ttl of live.values()) {
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(86_400_000);
+    }
+    await a.stop();
+    expect((await seqKeys(prefix)).size).toBe(0);
+  });
+});

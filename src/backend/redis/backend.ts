@@ -297,6 +297,7 @@ export class RedisClusterBackend implements ClusterBackend {
       await withTimeout(this.membership.leave(), 1000);
       await this.cmd.hdel(this.keys.nodeStats, this.nodeId);
       await this.cmd.hdel(this.keys.routeApplied, this.nodeId);
+      await this.retained.leave();
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }

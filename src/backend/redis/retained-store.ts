@@ -47,12 +47,11 @@ export class RedisRetainedStore implements RetainedStore {
         4,
         this.keys.retained,
         this.keys.retainedLog,
-        this.keys.retainedSeq,
+        this.keys.retainedSeq(this.writer),
         this.keys.retainedExpiry,
         message.topic,
         encoded,
         this.logMaxLen,
-        this.writer,
         ++this.writes,
         // Redis indexes it by its expiry on Redis' own clock (the sweep's).
         message.expiresAt === undefined || encoded.length === 0
@@ -86,6 +85,11 @@ export class RedisRetainedStore implements RetainedStore {
     this.redis
       .eval(RETAINED_EXPIRE, 3, k.retained, k.retainedLog, k.retainedExpiry, topic, e.encoded, this.logMaxLen)
       .catch(() => undefined);
+  }
+
+  /** The node leaves: its writes are in (one connection, in order), no re-send can follow. */
+  async leave(): Promise<void> {
+    await this.redis.del(this.keys.retainedSeq(this.writer));
   }
 
   /**

@@ -105,16 +105,23 @@ return 1`;
 export const RETAINED_LOG_INLINE_MAX = 256;
 
 /**
- * KEYS: retained, retainedLog, retainedSeq, retainedExpiry. ARGV: topic, encoded message (''
- * deletes), maxlen, writer (node run), the writer's sequence number, ms until the message expires
- * ('' never). A writer's writes come in order on one connection, so a number not above its last
+ * How long a retained writer's (node run's) last sequence number is kept after its last write. A
+ * re-send ioredis makes after a reconnect comes within it; a run that dies leaves nothing for longer.
+ */
+export const RETAINED_SEQ_KEEP_MS = 86_400_000;
+
+/**
+ * KEYS: retained, retainedLog, retainedSeq (the writer's), retainedExpiry. ARGV: topic, encoded
+ * message ('' deletes), maxlen, the writer's sequence number, ms until the message expires ('' never).
+ * A writer's (node run's) writes come in order on one connection, so a number not above its last
  * applied one is a write ioredis re-sent after a reconnect (possibly after a newer write by another
- * node): ignored, returns 0. A message with an expiry is indexed by its expiry time on Redis' clock
- * (RETAINED_SWEEP); the index entry changes with the message, so it always names the current one.
+ * node): ignored, returns 0. The writer's number is kept RETAINED_SEQ_KEEP_MS past its last write.
+ * A message with an expiry is indexed by its expiry time on Redis' clock (RETAINED_SWEEP); the index
+ * entry changes with the message, so it always names the current one.
  */
 export const RETAINED_SET = `${REDIS_NOW}
-if tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or '0') >= tonumber(ARGV[5]) then return 0 end
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[4]) then return 0 end
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ${RETAINED_SEQ_KEEP_MS})
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'd', 't', ARGV[1], 'm', '')
@@ -126,10 +133,10 @@ else
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'h', 't', ARGV[1])
   end
 end
-if ARGV[2] == '' or ARGV[6] == '' then
+if ARGV[2] == '' or ARGV[5] == '' then
   redis.call('ZREM', KEYS[4], ARGV[1])
 else
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[6]), ARGV[1])
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
 end
 return 1`;
 
