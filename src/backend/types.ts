@@ -224,6 +224,11 @@ export interface ClusterBackend {
   claim(clientId: string, clean: boolean, expirySeconds?: number): Promise<Claim>;
   /** Asks the node holding `clientId` to close its connection; resolves when it did, or it is dead. */
   requestRelease(node: string, clientId: string, epoch: number): Promise<void>;
+  /**
+   * The connection `epoch` of `clientId` ended and keeps no session in the cluster: what the cluster
+   * holds for the id may go once nothing needs it, and later claims still get higher epochs.
+   */
+  releaseOwnership(clientId: string, epoch: number): Promise<void>;
   /** Keeps a connection's will in Redis, so a survivor can publish it if this node dies. */
   storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void>;
   /** Takes the will of `clientId` for publishing if `epoch` still owns it: true exactly once. */

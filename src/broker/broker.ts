@@ -267,9 +267,11 @@ export class Broker implements ChannelContext {
             ms: this.clock.now() - started,
           });
         }
-        // The client left while its claim ran: the session it claimed goes offline again.
+        // The client left while its claim ran: the session it claimed goes offline again (or,
+        // with none, the ownership it claimed is released).
         if (channel.state === 'closed' && claim.session !== undefined)
           this.store?.detach(id, claim.epoch, expirySeconds).catch(() => undefined);
+        else if (channel.state === 'closed') cluster.releaseOwnership(id, claim.epoch).catch(() => undefined);
         return channel.supersededBy <= claim.epoch;
       } finally {
         // A turn later: the channel goes online (connect.ts) in the promise callbacks of this one,
@@ -454,6 +456,9 @@ export class Broker implements ChannelContext {
     }
     this.online.delete(id);
     const session = channel.session;
+    // Nothing of it stays in the cluster (a durable session's detach does this for its own).
+    if (channel.epoch > 0 && session?.durable === undefined)
+      this.cluster?.releaseOwnership(id, channel.epoch).catch(() => undefined);
     if (session === null) return undefined;
     session.detach();
     if (session.durable !== undefined) {

@@ -380,20 +380,21 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
 describe('RETAINED_SET: a write ioredis re-sends after a reconnect', () => {
   it('(guarantee 5) last writer wins: W1, then W2 from another node, then W1 re-sent leaves W2', async () => {
     const keys = freshKeys();
-    // What RedisRetainedStore.set sends: KEYS retained, retainedLog, retainedSeq; ARGV topic,
-    // encoded, maxlen, writer (node run), the writer's sequence number.
+    // What RedisRetainedStore.set sends: KEYS retained, retainedLog, retainedSeq (the writer's:
+    // node run), retainedExpiry; ARGV topic, encoded, maxlen, the writer's sequence number, expiry.
     const write = (writer: string, seq: number, payload: string) =>
       client.eval(
         RETAINED_SET,
-        3,
+        4,
         keys.retained,
         keys.retainedLog,
-        keys.retainedSeq,
+        keys.retainedSeq(writer),
+        keys.retainedExpiry,
         'a/t',
         encodeMessage(msg('a/t', payload)),
         1000,
-        writer,
         seq,
+        '',
       );
     await write('A/run1', 1, 'W1');
     await write('B/run1', 1, 'W2');

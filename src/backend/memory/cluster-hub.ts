@@ -179,6 +179,9 @@ export class MemoryClusterBackend implements ClusterBackend {
     this.hub.nodes.get(node)?.handlers?.release(clientId, epoch);
   }
 
+  /** Kept: an owner entry holds the epoch later claims raise (a test hub is not long-lived). */
+  async releaseOwnership(_clientId: string, _epoch: number): Promise<void> {}
+
   async storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
     const owner = this.hub.owners.get(clientId);
     if (owner?.epoch === epoch) owner.will = will;

@@ -297,6 +297,7 @@ export class RedisClusterBackend implements ClusterBackend {
       await withTimeout(this.membership.leave(), 1000);
       await this.cmd.hdel(this.keys.nodeStats, this.nodeId);
       await this.cmd.hdel(this.keys.routeApplied, this.nodeId);
+      await this.retained.leave();
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }
@@ -312,6 +313,10 @@ export class RedisClusterBackend implements ClusterBackend {
 
   requestRelease(node: string, clientId: string, epoch: number): Promise<void> {
     return this.ownership.requestRelease(node, clientId, epoch);
+  }
+
+  releaseOwnership(clientId: string, epoch: number): Promise<void> {
+    return this.ownership.release(clientId, epoch);
   }
 
   storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
@@ -545,6 +550,16 @@ export class RedisClusterBackend implements ClusterBackend {
         );
         continue;
       }
+      // Large retained messages are logged by topic only (op h): their bodies come from the hash.
+      let bodies: Map<string, Buffer | null>;
+      try {
+        bodies = await this.retained.bodies(retainedRefs(reply, k.retainedLog));
+      } catch {
+        if (!this.running) return;
+        await this.pause();
+        continue; // nothing applied: the same entries are read again
+      }
+      if (gen !== this.generation) continue;
       for (const [key, entries] of reply) {
         const isRoutes = key.toString() === k.routeLog;
         for (const [id, fields] of entries) {
@@ -558,7 +573,10 @@ export class RedisClusterBackend implements ClusterBackend {
             );
             this.routeLogId = id.toString();
           } else {
-            this.retained.applyLog(f.op?.toString() ?? '', f.t?.toString() ?? '', f.m ?? EMPTY);
+            const op = f.op?.toString() ?? '';
+            const topic = f.t?.toString() ?? '';
+            if (op === 'h') this.retained.applyLog('s', topic, bodies.get(topic) ?? EMPTY);
+            else this.retained.applyLog(op, topic, f.m ?? EMPTY);
             this.retainedLogId = id.toString();
           }
         }
@@ -617,6 +635,9 @@ export class RedisClusterBackend implements ClusterBackend {
     this.sessions
       .sweep()
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));
+    this.retained
+      .sweep()
+      .catch((err: Error) => this.log.warn({ event: 'cluster.retained_sweep_failed', err: err.message }));
     this.sessions
       .checkServed((id) => this.handlers?.serves(id) ?? false)
       .catch((err: Error) => this.log.warn({ event: 'cluster.session_check_failed', err: err.message }));
@@ -680,6 +701,19 @@ export class RedisClusterBackend implements ClusterBackend {
 const EMPTY = Buffer.alloc(0);
 /** Log entries read per XREAD. */
 const LOG_READ_COUNT = 1000;
+
+/** Topics of the retained-log entries in `reply` that carry no body (op h). */
+function retainedRefs(reply: NonNullable<StreamReply>, retainedLog: string): string[] {
+  const topics: string[] = [];
+  for (const [key, entries] of reply) {
+    if (key.toString() !== retainedLog) continue;
+    for (const [, fields] of entries) {
+      const f = fieldsOf(fields);
+      if (f.op?.toString() === 'h' && f.t !== undefined) topics.push(f.t.toString());
+    }
+  }
+  return topics;
+}
 
 /** Whether a reaper's incarnation fence ('=R', '!R' or '': SESSION_ORPHAN) admits a claim of run `inc`. */
 function fenceAdmits(fence: string, inc: string): boolean {

@@ -47,13 +47,20 @@ export class Keys {
   get routeAppliedChannel(): string {
     return `${this.tag}:route-applied`;
   }
-  /** HASH topic -> encoded retained message: the truth for retained messages. */
-  /** HASH writer (node run) -> sequence number of its last retained write applied: re-sends are ignored. */
-  get retainedSeq(): string {
-    return `${this.tag}:retained-seq`;
+  /**
+   * STRING: the sequence number of a writer's (node run's) last retained write applied, so its
+   * re-sends are ignored; kept a day past its last write, removed when the node leaves.
+   */
+  retainedSeq(writer: string): string {
+    return `${this.tag}:retained-seq:${writer}`;
   }
+  /** HASH topic -> encoded retained message: the truth for retained messages. */
   get retained(): string {
     return `${this.tag}:retained`;
+  }
+  /** ZSET topic -> expiry time (ms, Redis' clock) of retained messages with an expiry, for the sweep. */
+  get retainedExpiry(): string {
+    return `${this.tag}:retained-expiry`;
   }
   /** STREAM of retained changes: op s (set, with the message) or d (delete). */
   get retainedLog(): string {

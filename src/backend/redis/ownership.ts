@@ -7,7 +7,7 @@ import type { Claim, StoredWill } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import { evalBuffer, withTimeout } from './redis-util.js';
-import { OWNER_CLAIM } from './scripts.js';
+import { OWNER_CLAIM, OWNER_RELEASE } from './scripts.js';
 import { decodeStoredSession, type RedisSessionStore } from './session-store.js';
 
 export interface OwnershipOptions {
@@ -90,6 +90,22 @@ export class RedisOwnership {
       claim.session = decodeStoredSession(present, fields, inflight, rel);
     else if (persistent) this.o.sessions.notServing(clientId);
     return claim;
+  }
+
+  /**
+   * The connection `epoch` of `clientId` ended and keeps no session in Redis: its owner hash gets a
+   * TTL (OWNER_RELEASE; a claim makes it persistent again). Fenced: a later claim's hash is kept.
+   */
+  async release(clientId: string, epoch: number): Promise<void> {
+    const k = this.o.keys;
+    await this.o.cmd.eval(
+      OWNER_RELEASE,
+      2,
+      k.owner(clientId),
+      k.session(clientId),
+      String(epoch),
+      this.o.nodeId,
+    );
   }
 
   async requestRelease(node: string, clientId: string, epoch: number): Promise<void> {

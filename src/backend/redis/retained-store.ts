@@ -12,7 +12,7 @@ import { TopicTree } from '../../topics/index.js';
 import type { RetainedStore } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import { RETAINED_EXPIRE, RETAINED_SET } from './scripts.js';
+import { RETAINED_EXPIRE, RETAINED_SET, RETAINED_SWEEP } from './scripts.js';
 import { decodeMessage, encodeMessage } from './serialize.js';
 
 interface Entry {
@@ -44,15 +44,19 @@ export class RedisRetainedStore implements RetainedStore {
     return this.redis
       .eval(
         RETAINED_SET,
-        3,
+        4,
         this.keys.retained,
         this.keys.retainedLog,
-        this.keys.retainedSeq,
+        this.keys.retainedSeq(this.writer),
+        this.keys.retainedExpiry,
         message.topic,
         encoded,
         this.logMaxLen,
-        this.writer,
         ++this.writes,
+        // Redis indexes it by its expiry on Redis' own clock (the sweep's).
+        message.expiresAt === undefined || encoded.length === 0
+          ? ''
+          : Math.max(1, Math.ceil(message.expiresAt - this.clock.now())),
       )
       .then(() => undefined);
   }
@@ -77,14 +81,60 @@ export class RedisRetainedStore implements RetainedStore {
 
   private expire(topic: string, e: Entry): void {
     this.tree.delete(topic);
+    const k = this.keys;
     this.redis
-      .eval(RETAINED_EXPIRE, 2, this.keys.retained, this.keys.retainedLog, topic, e.encoded, this.logMaxLen)
+      .eval(RETAINED_EXPIRE, 3, k.retained, k.retainedLog, k.retainedExpiry, topic, e.encoded, this.logMaxLen)
       .catch(() => undefined);
+  }
+
+  /** The node leaves: its writes are in (one connection, in order), no re-send can follow. */
+  async leave(): Promise<void> {
+    await this.redis.del(this.keys.retainedSeq(this.writer));
+  }
+
+  /**
+   * Removes from Redis up to `batch` retained messages whose expiry passed (Redis' clock), read or
+   * not; the replicas drop them from the log. Any node may run it: each delete happens once.
+   */
+  async sweep(batch = SWEEP_BATCH): Promise<number> {
+    const k = this.keys;
+    return Number(
+      await this.redis.eval(
+        RETAINED_SWEEP,
+        3,
+        k.retained,
+        k.retainedLog,
+        k.retainedExpiry,
+        this.logMaxLen,
+        batch,
+      ),
+    );
   }
 
   private applyLocal(topic: string, entry: Entry | undefined): void {
     if (entry === undefined) this.tree.delete(topic);
     else this.tree.set(topic, entry);
+  }
+
+  /**
+   * The stored bodies of `topics` (null: gone), for retained-log entries of op h, which carry only
+   * their topic (RETAINED_LOG_INLINE_MAX). A body read after its entry was written is that write's or
+   * a later one's (whose entry comes later): applied in log order, the replica converges all the same.
+   */
+  async bodies(topics: Iterable<string>): Promise<Map<string, Buffer | null>> {
+    const wanted = [...new Set(topics)];
+    const out = new Map<string, Buffer | null>();
+    const reads: Promise<void>[] = [];
+    for (let i = 0; i < wanted.length; i += BODY_READ_BATCH) {
+      const chunk = wanted.slice(i, i + BODY_READ_BATCH);
+      reads.push(
+        this.redis.hmgetBuffer(this.keys.retained, ...chunk).then((values) => {
+          for (let j = 0; j < chunk.length; j++) out.set(chunk[j], values[j] ?? null);
+        }),
+      );
+    }
+    await Promise.all(reads);
+    return out;
   }
 
   /** Applies a retained-log entry (op s with the encoded message, or d). */
@@ -114,3 +164,7 @@ export class RedisRetainedStore implements RetainedStore {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Retained bodies asked for per HMGET (a log read refers to up to LOG_READ_COUNT). */
+const BODY_READ_BATCH = 100;
+/** Expired retained messages removed per sweep (one per heartbeat): bounded work per tick. */
+const SWEEP_BATCH = 100;

@@ -97,31 +97,119 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1`;
 
 /**
- * KEYS: retained, retainedLog, retainedSeq. ARGV: topic, encoded message ('' deletes), maxlen,
- * writer (node run), the writer's sequence number. A writer's writes come in order on one
- * connection, so a number not above its last applied one is a write ioredis re-sent after a
- * reconnect (possibly after a newer write by another node): ignored, returns 0.
+ * The largest encoded retained message the retained log carries itself (op s); a larger one is
+ * logged as op h (its topic only: readers take the body from the retained hash). So the log, capped
+ * at about logMaxLen entries, holds at most about logMaxLen x (this + topic) bytes, however large
+ * the payloads (#11.12c), and the common small message reaches replicas without a second read.
  */
-export const RETAINED_SET = `
-if tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or '0') >= tonumber(ARGV[5]) then return 0 end
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+export const RETAINED_LOG_INLINE_MAX = 256;
+
+/**
+ * How long a retained writer's (node run's) last sequence number is kept after its last write. A
+ * re-send ioredis makes after a reconnect comes within it; a run that dies leaves nothing for longer.
+ */
+export const RETAINED_SEQ_KEEP_MS = 86_400_000;
+
+/**
+ * KEYS: retained, retainedLog, retainedSeq (the writer's), retainedExpiry. ARGV: topic, encoded
+ * message ('' deletes), maxlen, the writer's sequence number, ms until the message expires ('' never).
+ * A writer's (node run's) writes come in order on one connection, so a number not above its last
+ * applied one is a write ioredis re-sent after a reconnect (possibly after a newer write by another
+ * node): ignored, returns 0. The writer's number is kept RETAINED_SEQ_KEEP_MS past its last write.
+ * A message with an expiry is indexed by its expiry time on Redis' clock (RETAINED_SWEEP); the index
+ * entry changes with the message, so it always names the current one.
+ */
+export const RETAINED_SET = `${REDIS_NOW}
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[4]) then return 0 end
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ${RETAINED_SEQ_KEEP_MS})
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'd', 't', ARGV[1], 'm', '')
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 's', 't', ARGV[1], 'm', ARGV[2])
+  if #ARGV[2] <= ${RETAINED_LOG_INLINE_MAX} then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 's', 't', ARGV[1], 'm', ARGV[2])
+  else
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'h', 't', ARGV[1])
+  end
+end
+if ARGV[2] == '' or ARGV[5] == '' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+else
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
 end
 return 1`;
 
-/** Deletes an expired retained message unless it was replaced meanwhile. KEYS: retained, retainedLog. ARGV: topic, encoded, maxlen. */
+/**
+ * Deletes an expired retained message unless it was replaced meanwhile. KEYS: retained,
+ * retainedLog, retainedExpiry. ARGV: topic, encoded, maxlen.
+ */
 export const RETAINED_EXPIRE = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'd', 't', ARGV[1], 'm', '')
   return 1
 end
 return 0`;
+
+/**
+ * Removes up to ARGV[2] retained messages whose expiry time (Redis' clock) passed, whether or not
+ * anyone reads them, logging each delete for the replicas. The index entry is replaced or removed in
+ * the same script as its message (RETAINED_SET, RETAINED_EXPIRE), so a due entry names the message
+ * stored now: the compare of RETAINED_EXPIRE is the index score here, and a replaced message is kept.
+ * KEYS: retained, retainedLog, retainedExpiry. ARGV: maxlen, batch. Returns how many were due.
+ */
+export const RETAINED_SWEEP = `${REDIS_NOW}
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+for _, topic in ipairs(due) do
+  redis.call('ZREM', KEYS[3], topic)
+  if redis.call('HDEL', KEYS[1], topic) == 1 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'op', 'd', 't', topic, 'm', '')
+  end
+end
+return #due`;
+
+/**
+ * How long an owner hash outlives what it still guards (a session, a pending will) once no
+ * connection owns it: a claim or a will take in flight when the client left still finds it, and a
+ * Redis clock stepped back by less than this keeps epochs rising (OWNER_EPOCH_NEXT).
+ */
+export const OWNER_LINGER_MS = 60_000;
+
+/**
+ * The next fencing epoch of a client id (KEYS[1] its owner hash): above the stored one, and never
+ * below Redis' clock in ms. An owner hash no connection owns expires (OWNER_LINGER) only once Redis'
+ * clock passed its epoch by OWNER_LINGER_MS, so a claim after it expired still gets a higher epoch
+ * than any issued before: no epoch goes back, and a former connection stays fenced out. (Epochs stay
+ * below 2^53 and 14 digits, exact in Lua's doubles and in %.14g.) Sets \`epoch\` and returns it.
+ */
+const OWNER_EPOCH_NEXT = `
+local function nextEpoch()
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local e = math.max(tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0') + 1, now)
+  redis.call('HSET', KEYS[1], 'epoch', string.format('%.0f', e))
+  return e
+end
+`;
+
+/**
+ * An owner hash (KEYS[1]) no connection owns any more gets a TTL: what it still guards (ARGV keepMs:
+ * the session's expiry; a pending will's delay) plus OWNER_LINGER_MS, and never less than Redis'
+ * clock needs to pass its epoch by OWNER_LINGER_MS (OWNER_EPOCH_NEXT). A claim makes it persistent.
+ */
+const OWNER_LINGER = `
+local function linger(keepMs)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+  if redis.call('HEXISTS', KEYS[1], 'will') == 1 then
+    keepMs = math.max(keepMs, tonumber(redis.call('HGET', KEYS[1], 'wdelay') or '0') * 1000)
+  end
+  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.max(keepMs, epoch - now) + ${OWNER_LINGER_MS}))
+end
+`;
 
 /**
  * Claims a client id for a node, raising its fencing epoch, and opens its persistent session in the
@@ -140,7 +228,7 @@ return 0`;
  * Returns { previous node | false, epoch, will | false, discarded 0|1, present 0|1, session fields,
  * in-flight quadruples, awaiting-release ids }.
  */
-export const OWNER_CLAIM = `
+export const OWNER_CLAIM = `${OWNER_EPOCH_NEXT}
 local prev, epoch, out, discarded, present
 if redis.call('HGET', KEYS[1], 'cn') == ARGV[4] then
   -- Re-sent, but another claim (or the reaper of this node) took the id since: too late.
@@ -152,7 +240,8 @@ if redis.call('HGET', KEYS[1], 'cn') == ARGV[4] then
   present = tonumber(redis.call('HGET', KEYS[1], 'cs'))
 else
   prev = redis.call('HGET', KEYS[1], 'node') or ''
-  epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+  epoch = nextEpoch()
+  redis.call('PERSIST', KEYS[1])
   local will = redis.call('HGET', KEYS[1], 'will')
   out = false
   if will then
@@ -231,14 +320,42 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(AR
 
 /**
  * Takes the will for publishing, once cluster-wide: only while `epoch` still owns the client id and
- * the will is there. KEYS: owner. ARGV: epoch. Returns the will or false.
+ * the will is there. KEYS: owner [, session]. ARGV: epoch. Returns the will or false. With the
+ * session key (a dead node's will, fired from the due set): its connection is gone, so an owner
+ * hash with no session left to guard gets its TTL (OWNER_LINGER).
  */
-export const WILL_TAKE = `
+export const WILL_TAKE = `${OWNER_LINGER}
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return false end
 local will = redis.call('HGET', KEYS[1], 'will')
 if not will then return false end
 redis.call('HDEL', KEYS[1], 'will', 'wdelay')
+if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 0 then linger(0) end
 return will`;
+
+/**
+ * The connection that owns a client id ended and keeps no session in Redis (a clean session): its
+ * owner hash gets a TTL (OWNER_LINGER; a pending will's delay is kept). Fenced: only while that
+ * connection (epoch, node) still owns the id. KEYS: owner, session. ARGV: epoch, node. Returns 1,
+ * 0 (a session is stored: SESSION_DETACH gives the TTL) or false (fenced out).
+ */
+export const OWNER_RELEASE = `${OWNER_LINGER}
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
+  return false
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+linger(0)
+return 1`;
+
+/**
+ * The epoch to drop an ended session's routes at (KEYS: owner): the owner hash's, or, once that
+ * expired, one below Redis' clock: above every epoch issued before it expired, below any claim's
+ * after (OWNER_EPOCH_NEXT).
+ */
+export const OWNER_EPOCH = `
+local e = redis.call('HGET', KEYS[1], 'epoch')
+if e then return tonumber(e) end
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - 1`;
 
 /**
  * Takes a connection slot of a username: drops expired members, refuses (0) when `max` live ones are
@@ -450,23 +567,30 @@ return 1`;
 
 /**
  * The client's connection ended: the session stays for ARGV[3] seconds (4294967295: for ever) or,
- * with 0, ends now. KEYS: owner, session, queue, inflight, awaitingRelease. ARGV: epoch, node,
- * expiry seconds. Returns 1 (kept), 0 (ended: drop its routes) or false (fenced out).
+ * with 0, ends now; the owner hash gets a TTL past it (OWNER_LINGER; none for ever). KEYS: owner,
+ * session, queue, inflight, awaitingRelease. ARGV: epoch, node, expiry seconds. Returns 1 (kept), 0
+ * (ended: drop its routes) or false (fenced out).
  */
-export const SESSION_DETACH = `${FENCE}
+export const SESSION_DETACH = `${OWNER_LINGER}${FENCE}
 -- Gone already: ended by this very detach, re-sent after a reconnect lost its answer (0: the
 -- routes are dropped again, which is safe), or by a Clean Start elsewhere (fenced above).
 if redis.call('EXISTS', KEYS[2]) == 0 then
-  if ARGV[3] == '0' then return 0 end
+  if ARGV[3] == '0' then
+    linger(0)
+    return 0
+  end
   return false
 end
 if ARGV[3] == '0' then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  linger(0)
   return 0
 end
 redis.call('HSET', KEYS[2], 'on', '', 'exp', ARGV[3])
 if ARGV[3] ~= '4294967295' then
   for i = 2, 5 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3]) * 1000) end
+  -- The owner hash (the fencing epoch, a delayed will) outlives the session it guards.
+  linger(tonumber(ARGV[3]) * 1000)
 end
 return 1`;
 
@@ -478,7 +602,7 @@ return 1`;
  * claims of run R, '!R': any but run R, '': any). Returns {expiry seconds, epoch}, {-1, epoch}
  * (claimed by another incarnation: its index entry stays) or false (not served there).
  */
-export const SESSION_ORPHAN = `
+export const SESSION_ORPHAN = `${OWNER_LINGER}
 if redis.call('HGET', KEYS[2], 'on') ~= ARGV[1] then return false end
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
 if ARGV[2] ~= '' then
@@ -486,15 +610,19 @@ if ARGV[2] ~= '' then
   local same = inc == want
   if (string.sub(ARGV[2], 1, 1) == '=') ~= same then return {-1, epoch} end
 end
-if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then redis.call('HSET', KEYS[1], 'node', '') end
+-- The dead node's connection loses the id; the owner hash then outlives what it guards.
+local released = redis.call('HGET', KEYS[1], 'node') == ARGV[1]
+if released then redis.call('HSET', KEYS[1], 'node', '') end
 local exp = redis.call('HGET', KEYS[2], 'exp') or '0'
 if exp == '0' then
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  if released then linger(0) end
   return {0, epoch}
 end
 redis.call('HSET', KEYS[2], 'on', '')
 if exp ~= '4294967295' then
   for i = 2, 5 do redis.call('PEXPIRE', KEYS[i], tonumber(exp) * 1000) end
+  if released then linger(tonumber(exp) * 1000) end
 end
 return {tonumber(exp), epoch}`;
 

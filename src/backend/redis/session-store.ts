@@ -22,6 +22,7 @@ import {
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import {
+  OWNER_EPOCH,
   SESSION_APPEND,
   SESSION_DETACH,
   SESSION_FETCH,
@@ -526,7 +527,8 @@ export class RedisSessionStore implements SessionStore {
     for (const clientId of due) {
       try {
         // The epoch first: a session made after this read has a higher one, and its routes are kept.
-        const epoch = Number((await this.redis.hget(k.owner(clientId), 'epoch')) ?? 0);
+        // (An owner hash that expired too: an epoch above all it issued, below any later claim's.)
+        const epoch = Number(await this.redis.eval(OWNER_EPOCH, 1, k.owner(clientId)));
         const on = await this.redis.hget(k.session(clientId), 'on');
         if (on === null) {
           await this.dropRoutes(clientId, epoch);

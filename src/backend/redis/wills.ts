@@ -110,7 +110,15 @@ export class RedisWills {
     for (const e of due) {
       const clientId = clientOf(e);
       const epoch = e.slice(clientId.length + 1);
-      const will = (await evalBuffer(this.o.cmd, WILL_TAKE, 1, k.owner(clientId), epoch)) as Buffer | null;
+      // With the session key: a dead node's connection, its owner hash may expire (OWNER_LINGER).
+      const will = (await evalBuffer(
+        this.o.cmd,
+        WILL_TAKE,
+        2,
+        k.owner(clientId),
+        k.session(clientId),
+        epoch,
+      )) as Buffer | null;
       // Taken (or gone: resumed within the delay, taken over): off the set either way.
       await this.o.cmd.zrem(k.dueWills, e);
       if (will !== null) this.o.publish(decodeWill(will));
