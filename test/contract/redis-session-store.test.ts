@@ -133,9 +133,9 @@ describe('Redis session store: keys and expiry', () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const a = await node('A');
     await a.backend.claim('c7', false, 60);
-    const keys = [`${prefix}:sess:{c7}`, `${prefix}:q:{c7}`, `${prefix}:dd:{c7}`];
+    const keys = [`${prefix}:sess:{c7}`, `${prefix}:q:{c7}`, `${prefix}:dd:{c7}`, `${prefix}:ab:{c7}`];
     const append = (run: string, batch: number) =>
-      client.eval(SESSION_APPEND, 3, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
+      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
     await append('r1', 5);
     await append('r1', 5); // the re-send
     expect(await client.xlen(keys[1])).toBe(1);
@@ -146,14 +146,31 @@ describe('Redis session store: keys and expiry', () => {
     expect(await client.xlen(keys[1])).toBe(3);
   });
 
+  it('(guarantee 1) append batches that reach the session out of their sender’s order are all queued (Redis Cluster retries)', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const a = await node('A');
+    await a.backend.claim('c8', false, 60);
+    const keys = [`${prefix}:sess:{c8}`, `${prefix}:q:{c8}`, `${prefix}:dd:{c8}`, `${prefix}:ab:{c8}`];
+    const append = (batch: number) =>
+      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', 'r1', batch, 'record', '1', '0', '');
+    // A shard failover: ioredis retries each failed script on its own schedule, so batch 8 can
+    // land before batch 7. Neither has been seen: both are queued.
+    await append(8);
+    await append(7);
+    expect(await client.xlen(keys[1])).toBe(2);
+    await append(7); // re-sent after its answer was lost
+    await append(8);
+    expect(await client.xlen(keys[1])).toBe(2);
+  });
+
   it('(#11.9) an append batch re-sent after a takeover claimed the session is still queued once', async () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const a = await node('A');
     const b = await node('B');
     await a.backend.claim('c9', false, 60);
-    const keys = [`${prefix}:sess:{c9}`, `${prefix}:q:{c9}`, `${prefix}:dd:{c9}`];
+    const keys = [`${prefix}:sess:{c9}`, `${prefix}:q:{c9}`, `${prefix}:dd:{c9}`, `${prefix}:ab:{c9}`];
     const append = (run: string, batch: number) =>
-      client.eval(SESSION_APPEND, 3, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
+      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
     await append('r1', 5);
     // The client moves to B while X's answer is lost; ioredis then re-sends X's batch.
     await b.backend.claim('c9', false, 60);
@@ -165,9 +182,9 @@ describe('Redis session store: keys and expiry', () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const a = await node('A');
     await a.backend.claim('c10', false, 60);
-    const keys = [`${prefix}:sess:{c10}`, `${prefix}:q:{c10}`, `${prefix}:dd:{c10}`];
+    const keys = [`${prefix}:sess:{c10}`, `${prefix}:q:{c10}`, `${prefix}:dd:{c10}`, `${prefix}:ab:{c10}`];
     const append = (batch: number, token: string) =>
-      client.eval(SESSION_APPEND, 3, ...keys, 10, 'X', 'r1', batch, 'record', '2', '0', token);
+      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', 'r1', batch, 'record', '2', '0', token);
     await append(1, 'p/1');
     await append(2, 'p/1'); // routed again after a partial failure, another batch
     await append(3, 'p/2');

@@ -144,6 +144,13 @@ export class Keys {
   dedupe(clientId: string): string {
     return `${this.prefix}:dd:{${clientTag(clientId)}}`;
   }
+  /**
+   * ZSET `<node>/<run>/<batch>` -> time (ms, Redis clock): the append batches applied to the
+   * session lately, so one ioredis re-sends is queued once, in whatever order the batches land.
+   */
+  appliedBatches(clientId: string): string {
+    return `${this.prefix}:ab:{${clientTag(clientId)}}`;
+  }
   /** SET of inbound QoS 2 packet ids between PUBREC and PUBREL. */
   awaitingRelease(clientId: string): string {
     return `${this.prefix}:rel:{${clientTag(clientId)}}`;

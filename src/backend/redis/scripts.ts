@@ -261,16 +261,12 @@ end
 if prev == '' then prev = false end
 local fields, inflight, rel = {}, {}, {}
 if present == 1 then
-  -- Re-sent appends are recognised by the fields ab:<node> (run/batch/time). They stay across
-  -- claims (a batch re-sent after a takeover is still the same batch); a claim drops those an hour
-  -- old, so fields of nodes long gone do not pile up.
+  -- Fields ab:<node> are what earlier versions (0.1.0) kept of applied append batches (now a sorted set
+  -- of their own, which stays across claims): dropped.
   local all = redis.call('HGETALL', KEYS[2])
-  local t = redis.call('TIME')
-  local old = tonumber(t[1]) * 1000 - 3600000
   for i = 1, #all, 2 do
     if string.sub(all[i], 1, 3) == 'ab:' then
-      local at = tonumber(string.match(all[i + 1], '/(%d+)$') or '0')
-      if at < old then redis.call('HDEL', KEYS[2], all[i]) end
+      redis.call('HDEL', KEYS[2], all[i])
     else
       table.insert(fields, all[i])
       table.insert(fields, all[i + 1])
@@ -397,40 +393,43 @@ if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] or redis.call('HGET', KEYS[1]
   return false
 end`;
 
+/** Append batches a session remembers (SESSION_APPEND): far more than ioredis has in flight to it. */
+export const APPLIED_KEEP = 1024;
+
 /**
  * Publishers queue deliveries for one persistent session (any node may: this is a mailbox, not an
  * owner's write), batched per loop turn. Offline sessions take no QoS 0; a full queue takes nothing.
  * With flow control (a QoS 1/2 publisher waiting for its acknowledgement), an online session's queue
  * may grow to four times the limit, and an append past half the limit is "congested": its
  * publisher's acknowledgement waits for the queue to drain, so publishers slow down instead of
- * overflowing it. A batch is applied once: the session hash keeps, per sending node, its run, the
- * number of its last batch (numbers grow within a run) and when it came, so a batch ioredis re-sends
- * after a reconnect cut off its answer is recognised and not queued twice. (This relies on a node's
- * batches for one session reaching Redis in the order they were numbered: they go out in order on
- * one connection, and ioredis re-sends in order.) A delivery with a dedupe id (a QoS 2 message of a
- * persistent publisher, routed again after its publisher re-sent it) is queued once per
- * DEDUPE_WINDOW_MS: the ids live in a sorted set beside the queue.
- * KEYS: session, queue, dedupe. ARGV: max queued, node, run, batch number, then (record, qos, flow
- * '1'|'0', dedupe id or '') quadruples. Returns {-2} (no such session: it ended) or {node serving it
- * ('' offline), one result per delivery: 1 queued (or queued before), 2 queued but congested, -1
- * queue full, -3 QoS 0 to an offline session}.
+ * overflowing it. A batch is applied once: a sorted set beside the queue keeps the batches applied
+ * lately (sending node, its run, batch number), so a batch ioredis re-sends after a reconnect cut
+ * off its answer is recognised and not queued twice, in whatever order the batches land (on Redis
+ * Cluster, ioredis retries each script failed by a shard's failover on its own schedule: a batch
+ * can land after the sender's next one). The newest APPLIED_KEEP are kept, for an hour after the
+ * last. A delivery with a dedupe id (a QoS 2 message of a persistent publisher, routed again after
+ * its publisher re-sent it) is queued once per DEDUPE_WINDOW_MS: the ids live in another sorted set.
+ * KEYS: session, queue, dedupe, applied batches. ARGV: max queued, node, run, batch number, then
+ * (record, qos, flow '1'|'0', dedupe id or '') quadruples. Returns {-2} (no such session: it ended)
+ * or {node serving it ('' offline), one result per delivery: 1 queued (or queued before), 2 queued
+ * but congested, -1 queue full, -3 QoS 0 to an offline session}.
  */
 export const SESSION_APPEND = `
 local on = redis.call('HGET', KEYS[1], 'on')
 if not on then return {-2} end
-local field = 'ab:' .. ARGV[2]
-local seen = redis.call('HGET', KEYS[1], field)
-if seen then
-  local run, batch = string.match(seen, '^([^/]*)/(%d+)')
-  if run == ARGV[3] and tonumber(batch) >= tonumber(ARGV[4]) then
-    local out = {on}
-    for i = 5, #ARGV, 4 do table.insert(out, 1) end
-    return out
-  end
+local batch = ARGV[2] .. '/' .. ARGV[3] .. '/' .. ARGV[4]
+if redis.call('ZSCORE', KEYS[4], batch) then
+  local out = {on}
+  for i = 5, #ARGV, 4 do table.insert(out, 1) end
+  return out
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], field, ARGV[3] .. '/' .. ARGV[4] .. '/' .. now)
+redis.call('ZADD', KEYS[4], now, batch)
+if redis.call('ZCARD', KEYS[4]) > ${APPLIED_KEEP * 2} then
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -${APPLIED_KEEP} - 1)
+end
+redis.call('PEXPIRE', KEYS[4], 3600000)
 local max = tonumber(ARGV[1])
 local mark = math.max(8, math.floor(max / 2))
 local n = redis.call('XLEN', KEYS[2])

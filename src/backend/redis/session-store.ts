@@ -109,7 +109,7 @@ export class RedisSessionStore implements SessionStore {
     this.nodeId = o.nodeId;
     const define = (name: string, numberOfKeys: number, lua: string) =>
       this.redis.defineCommand(name, { numberOfKeys, lua });
-    define('shoalAppend', 3, SESSION_APPEND);
+    define('shoalAppend', 4, SESSION_APPEND);
     define('shoalFetch', 4, SESSION_FETCH);
     define('shoalOps', 5, SESSION_OPS);
     define('shoalDetach', 5, SESSION_DETACH);
@@ -162,6 +162,7 @@ export class RedisSessionStore implements SessionStore {
         k.session(clientId),
         k.queue(clientId),
         k.dedupe(clientId),
+        k.appliedBatches(clientId),
         this.o.maxQueued,
         this.nodeId,
         this.run,
