@@ -169,7 +169,15 @@ export class RedisClusterBackend implements ClusterBackend {
       cmd: this.cmd,
       keys: this.keys,
       nodeId: this.nodeId,
+      clock: this.clock,
       logger: this.log,
+      replicated:
+        o.replicaAcks === undefined
+          ? undefined
+          : (key) =>
+              new Promise((resolve, reject) =>
+                this.bus.awaitReplicas(key, [(err) => (err ? reject(err) : resolve())]),
+              ),
       publish: (will) => this.handlers?.publishWill(will),
       release: (clientId, epoch) => this.handlers?.release(clientId, epoch),
     });

@@ -4,10 +4,14 @@
  * removes another's); it is taken once cluster-wide (WILL_TAKE) by whoever publishes it. The wills
  * of a dead node go into a sorted set scored by their due time on Redis' clock, which every live
  * node polls: a will outlives the node that held its connection and the survivor that reaped it.
+ * With `cluster.replicaAcks`, storing a will and taking it count once a Redis replica holds the
+ * change (a failover must neither lose a stored will nor bring back one a DISCONNECT dropped): a
+ * write WAIT cannot confirm is made again, for as long as REPLICATION_RETRIES allow.
  * Also the durable half of takeover kicks: a list per node that it drains every tick, so a lost
  * pub/sub kick still closes the old connection.
  */
 import type { Message } from '../../broker/message.js';
+import type { Clock } from '../../clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { StoredWill } from '../types.js';
 import type { RedisClient } from './connect.js';
@@ -19,11 +23,18 @@ import { decodeMessage, encodeMessage } from './serialize.js';
 /** Due wills taken per poll, and kicks per drain: bounded work per tick. */
 const BATCH = 100;
 
+/** Times a will's store or take is made again while no replica confirms it, and the pause between. */
+const REPLICATION_RETRIES = 20;
+const REPLICATION_RETRY_MS = 250;
+
 export interface WillsOptions {
   cmd: RedisClient;
   keys: Keys;
   nodeId: string;
+  clock: Clock;
   logger: Logger;
+  /** cluster.replicaAcks: resolves once Redis replicas hold the writes made so far to `key`'s slot. */
+  replicated?: (key: string) => Promise<void>;
   /** Publishes a will this node took. */
   publish(will: StoredWill): void;
   /** A kick from the list: close the local connection of `clientId` older than `epoch`. */
@@ -33,37 +44,75 @@ export interface WillsOptions {
 export class RedisWills {
   constructor(private readonly o: WillsOptions) {}
 
-  /** Stores a connection's will; resolves once stored (or refused: the connection lost the id). */
+  /**
+   * Stores a connection's will; resolves once stored (and replicated, with replicaAcks), or refused
+   * (the connection lost the id). Whatever takes the will waits for this.
+   */
   store(clientId: string, epoch: number, will: StoredWill): Promise<void> {
     const k = this.o.keys;
     // The index first, the will second: once the will is in Redis a reaper can find it (an index
     // entry without a will, if this node dies in between, is skipped).
-    return this.o.cmd
-      .sadd(k.nodeWills(this.o.nodeId), entry(clientId, epoch))
-      .then(() =>
-        this.o.cmd.eval(
-          WILL_SET,
-          1,
-          k.owner(clientId),
-          String(epoch),
-          encodeWill(will),
-          String(will.delaySeconds),
-        ),
-      )
-      .then(
-        () => undefined,
-        (err: Error) => {
-          this.o.logger.warn({ event: 'cluster.will_store_failed', clientId, err: err.message });
-        },
-      );
+    const write = () =>
+      this.o.cmd
+        .sadd(k.nodeWills(this.o.nodeId), entry(clientId, epoch))
+        .then(() =>
+          this.o.cmd.eval(
+            WILL_SET,
+            1,
+            k.owner(clientId),
+            String(epoch),
+            encodeWill(will),
+            String(will.delaySeconds),
+          ),
+        );
+    return write()
+      .then(() => this.replicate(k.owner(clientId), clientId, write))
+      .catch((err: Error) => {
+        this.o.logger.warn({ event: 'cluster.will_store_failed', clientId, err: err.message });
+      });
   }
 
-  /** Takes the will of connection `epoch` (once cluster-wide); true when this call took it. */
+  /**
+   * Takes the will of connection `epoch` (once cluster-wide); true when this call took it. With
+   * replicaAcks the take is made again until a replica holds it (in the background: the caller
+   * publishes at once), so a failover cannot bring the will back for another node to fire.
+   */
   async take(clientId: string, epoch: number): Promise<boolean> {
-    const taken = await evalBuffer(this.o.cmd, WILL_TAKE, 1, this.o.keys.owner(clientId), String(epoch));
+    const owner = this.o.keys.owner(clientId);
+    const write = () => evalBuffer(this.o.cmd, WILL_TAKE, 1, owner, String(epoch));
+    const taken = await write();
     // The connection's will is done (taken here, by a claim, or never stored): its index entry goes.
     this.o.cmd.srem(this.o.keys.nodeWills(this.o.nodeId), entry(clientId, epoch)).catch(() => undefined);
+    this.replicate(owner, clientId, write).catch((err: Error) =>
+      this.o.logger.warn({ event: 'cluster.will_take_failed', clientId, err: err.message }),
+    );
     return taken !== null;
+  }
+
+  /**
+   * replicaAcks: waits until a replica holds the writes to `key`'s slot; while WAIT cannot confirm
+   * them (the master that took `write` may be failing over), makes the idempotent `write` again.
+   */
+  private async replicate(key: string, clientId: string, write: () => Promise<unknown>): Promise<void> {
+    const replicated = this.o.replicated;
+    if (replicated === undefined) return;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await replicated(key);
+        return;
+      } catch (err) {
+        if (attempt >= REPLICATION_RETRIES) {
+          this.o.logger.warn({
+            event: 'cluster.will_unreplicated',
+            clientId,
+            err: (err as Error).message,
+          });
+          return;
+        }
+      }
+      await new Promise<void>((resolve) => this.o.clock.setTimeout(resolve, REPLICATION_RETRY_MS));
+      await write().catch(() => undefined);
+    }
   }
 
   /**

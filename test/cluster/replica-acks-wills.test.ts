@@ -1,0 +1,107 @@
+/**
+ * Wills with `cluster.replicaAcks` (guarantee 4; guarantees.md, failover rows): storing a will and
+ * taking it count once a Redis replica holds the change. Found by the verifier's
+ * `cluster-master-kill` and `sentinel-failover` classes: a will stored on a master that died before
+ * replicating it was missing after the failover (will-missing), and a will a DISCONNECT took came
+ * back with the promoted replica and was fired (will-unexpected).
+ *
+ * What a failover does to an unreplicated write is replayed on a real master and replica: the
+ * replica is stopped (SIGSTOP) so WAIT cannot confirm, and the write is undone on the master as
+ * the promoted replica would not have it. The write must then be made again, not trusted.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBus } from '../../src/backend/redis/bus.js';
+import { Keys } from '../../src/backend/redis/keys.js';
+import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
+import type { StoredWill } from '../../src/backend/types.js';
+import { systemClock } from '../../src/clock.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { waitFor } from '../helpers/cluster.js';
+import { killAllTracked } from '../helpers/processes.js';
+import { type SentinelHandle, startSentinel } from '../helpers/redis-topologies.js';
+
+let redis: SentinelHandle;
+let client: Redis;
+
+beforeAll(async () => {
+  redis = await startSentinel({ replicas: 1 });
+  client = new Redis({ host: redis.master.host, port: redis.master.port, maxRetriesPerRequest: 1 });
+}, 60_000);
+
+afterAll(async () => {
+  client?.disconnect();
+  await redis?.stop();
+  await killAllTracked();
+}, 30_000);
+
+const will: StoredWill = {
+  message: { topic: 'w/gone', payload: Buffer.from('bye'), qos: 1, retain: false },
+  delaySeconds: 0,
+};
+
+function wills(keys: Keys): RedisWills {
+  const bus = new RedisBus(client, keys, false, 10_000, { replicas: 1, timeoutMs: 300 }, 'A');
+  return new RedisWills({
+    cmd: client,
+    keys,
+    nodeId: 'A',
+    clock: systemClock,
+    logger: createLogger('silent'),
+    replicated: (key) =>
+      new Promise((resolve, reject) => bus.awaitReplicas(key, [(err) => (err ? reject(err) : resolve())])),
+    publish: () => undefined,
+    release: () => undefined,
+  });
+}
+
+/** Stops the replica until the returned function is called: WAIT 1 cannot be answered meanwhile. */
+function stopReplica(): () => void {
+  const pid = redis.replica.pid;
+  process.kill(pid, 'SIGSTOP');
+  return () => process.kill(pid, 'SIGCONT');
+}
+
+describe('Wills with replicaAcks: a failover neither loses a stored will nor brings back a taken one', () => {
+  it('(guarantee 4) a will whose store no replica confirmed is stored again: it is there once the store resolves', async () => {
+    const keys = new Keys(`wr-${randomBytes(4).toString('hex')}`);
+    const owner = keys.owner('c1');
+    await client.hset(owner, 'node', 'A', 'epoch', '7');
+    const w = wills(keys);
+    const resume = stopReplica();
+    let stored = false;
+    try {
+      const storing = w.store('c1', 7, will).then(() => {
+        stored = true;
+      });
+      await waitFor(async () => (await client.hget(owner, 'will')) !== null, 5_000, 'the will on the master');
+      // The master that took it fails over to a replica that never got it.
+      await client.hdel(owner, 'will', 'wdelay');
+      resume();
+      await storing;
+    } finally {
+      resume();
+    }
+    expect(stored).toBe(true);
+    expect(await client.hgetBuffer(owner, 'will')).toEqual(encodeWill(will));
+  }, 30_000);
+
+  it('(guarantee 4) a will taken (a DISCONNECT) while no replica confirmed it is taken again: it does not come back to be fired', async () => {
+    const keys = new Keys(`wr-${randomBytes(4).toString('hex')}`);
+    const owner = keys.owner('c2');
+    await client.hset(owner, 'node', 'A', 'epoch', '9', 'will', encodeWill(will), 'wdelay', '0');
+    await client.wait(1, 5_000);
+    const w = wills(keys);
+    const resume = stopReplica();
+    try {
+      expect(await w.take('c2', 9)).toBe(true);
+      // The promoted replica still holds the will the master took.
+      await client.hset(owner, 'will', encodeWill(will), 'wdelay', '0');
+      resume();
+      await waitFor(async () => (await client.hget(owner, 'will')) === null, 10_000, 'the will taken again');
+    } finally {
+      resume();
+    }
+  }, 30_000);
+});
