@@ -333,6 +333,8 @@ export function check(events: readonly HistoryEvent[], options: Partial<CheckOpt
       const before = seen.get(copy) ?? 0;
       seen.set(copy, before + 1);
       if (before > 0) {
+        // A will's copies are judged by the will rule below (will-duplicate), once.
+        if (r.id.startsWith('will:')) continue;
         if (r.qos === 2) report('qos2-duplicate', `${r.id} to ${session} (copy ${before + 1})`);
         else if (r.qos === 1 && !r.dup) report('qos1-duplicate-without-dup', `${r.id} to ${session}`);
         continue;

@@ -78,9 +78,15 @@ export async function startTopology(opts: TopologyOptions): Promise<Topology> {
     cluster: {
       heartbeatMs: opts.heartbeatMs,
       livenessTimeoutMs: opts.livenessTimeoutMs,
-      // guarantees.md, Sentinel and Redis Cluster rows: with replicaAcks 1 no acknowledged message
-      // is lost in a failover.
-      ...(opts.redis === 'sentinel' || opts.redis === 'cluster' ? { replicaAcks: 1 } : {}),
+      // guarantees.md, Sentinel and Redis Cluster rows: replicaAcks as those rows advise. Sentinel
+      // with every replica (2): between a SENTINEL FAILOVER's promotion and the former master's
+      // demotion, the other replica still follows the former master and would confirm writes its
+      // demotion then discards. Redis Cluster with 1 (one replica per master).
+      ...(opts.redis === 'sentinel'
+        ? { replicaAcks: 2 }
+        : opts.redis === 'cluster'
+          ? { replicaAcks: 1 }
+          : {}),
     },
   };
   const nodes = Array.from(

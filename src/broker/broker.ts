@@ -64,6 +64,10 @@ export interface BrokerDeps {
 
 const NEVER = 0xffffffff;
 
+/** A refused will is published again this many times at most, this far apart (~30 s in all). */
+const WILL_PUBLISH_ATTEMPTS = 60;
+const WILL_RETRY_MS = 500;
+
 export class Broker implements ChannelContext {
   readonly options: BrokerOptions;
   readonly clock: Clock;
@@ -560,11 +564,32 @@ export class Broker implements ChannelContext {
       );
   }
 
+  /**
+   * Publishes a will. In cluster mode a QoS >= 1 will whose routing the cluster refused (e.g. a
+   * replica could not confirm it in a Redis failover: the write may be discarded with the former
+   * master) is published again until accepted; nobody else holds it any more. Under one dedupe id,
+   * so a subscriber that got an earlier attempt does not get it twice.
+   */
   private publishWill(will: PendingWill): void {
     const message: Message = { ...will.message };
     if (will.expirySeconds !== undefined) message.expiresAt = this.clock.now() + will.expirySeconds * 1000;
     this.logger.debug({ event: 'will.published', clientId: message.origin, topic: message.topic });
-    this.publish(message);
+    if (this.cluster === undefined || message.qos === 0) {
+      this.publish(message);
+      return;
+    }
+    message.dedupe = `will.${randomBytes(9).toString('base64url')}`;
+    let attempts = 0;
+    const attempt = () =>
+      this.publish({ ...message }, (err) => {
+        if (err === undefined) return;
+        if (++attempts >= WILL_PUBLISH_ATTEMPTS || this.closing) {
+          this.logger.warn({ event: 'will.not_published', clientId: message.origin, err: err.message });
+          return;
+        }
+        this.clock.setTimeout(attempt, WILL_RETRY_MS);
+      });
+    attempt();
   }
 
   // ---- routing -----------------------------------------------------------------------------------

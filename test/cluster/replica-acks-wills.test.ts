@@ -7,7 +7,10 @@
  *
  * What a failover does to an unreplicated write is replayed on a real master and replica: the
  * replica is stopped (SIGSTOP) so WAIT cannot confirm, and the write is undone on the master as
- * the promoted replica would not have it. The write must then be made again, not trusted.
+ * the promoted replica would not have it. The write must then be made again, not trusted. And a
+ * will whose publish was refused (its append not confirmed: the demoted master discards it) is
+ * published again, since nobody else holds it any more (the verifier's `sentinel-failover`
+ * will-missing).
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -18,7 +21,7 @@ import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
 import type { StoredWill } from '../../src/backend/types.js';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { waitFor } from '../helpers/cluster.js';
+import { connectMqtt, endAll, startNode, uniq, waitFor } from '../helpers/cluster.js';
 import { killAllTracked } from '../helpers/processes.js';
 import { type SentinelHandle, startSentinel } from '../helpers/redis-topologies.js';
 
@@ -104,4 +107,55 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
       resume();
     }
   }, 30_000);
+
+  it('(guarantee 4) a will whose publish no replica confirmed is published again: an offline session that lost the append still gets it', async () => {
+    const node = await startNode({
+      redisUrl: `redis://${redis.master.address}`,
+      nodeId: uniq('wr'),
+      config: {
+        cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500, replicaAcks: 1, replicaAckTimeoutMs: 300 },
+      },
+    });
+    const topic = uniq('w');
+    const watcherId = uniq('ww');
+    const persistent = { clientId: watcherId, clean: false, properties: { sessionExpiryInterval: 300 } };
+    const first = await connectMqtt(node.url, persistent);
+    await first.client.subscribeAsync(`${topic}/#`, { qos: 1 });
+    await endAll(first.client); // offline: nothing fetches the queue meanwhile
+    const willer = await connectMqtt(node.url, {
+      will: { topic: `${topic}/gone`, payload: Buffer.from('bye'), qos: 1, retain: false },
+    });
+    let resume: () => void = () => undefined;
+    try {
+      const owner = `shoal:owner:{${willer.client.options.clientId}}`;
+      await waitFor(
+        async () => (await redis.replica.call('HGET', owner, 'will')) !== null,
+        5_000,
+        'the will replicated',
+      );
+      resume = stopReplica();
+      willer.client.stream.destroy();
+      const queue = `shoal:q:{${watcherId}}`;
+      const waiting = async () => /cmd=wait\b/.test(String(await client.call('CLIENT', 'LIST')));
+      await waitFor(
+        async () => (await client.xlen(queue)) > 0,
+        5_000,
+        'the will appended to the offline session',
+      );
+      await waitFor(async () => !(await waiting()), 5_000, 'its WAIT timed out (refused)');
+      // The master that took the append is demoted: its data goes.
+      await client.del(queue, `shoal:dd:{${watcherId}}`, `shoal:ab:{${watcherId}}`);
+      resume();
+      const again = await connectMqtt(node.url, persistent);
+      try {
+        await again.inbox.payload('bye', 10_000);
+      } finally {
+        await endAll(again.client);
+      }
+    } finally {
+      resume();
+      await endAll(willer.client);
+      await node.stop();
+    }
+  }, 60_000);
 });

@@ -267,6 +267,8 @@ describe('verify/check', () => {
     expect(r.counts['will-missing']).toBe(1);
     expect(r.counts['will-duplicate']).toBe(1);
     expect(r.counts['will-unexpected']).toBe(1);
+    // A will sent twice is one violation, of the will rule (it may be allowed where the QoS 2 rule is not).
+    expect(r.counts['qos2-duplicate']).toBe(0);
     expect(r.examples['will-missing'][0]).toContain('A');
     const ok = watcher()
       .close(20, 'a', 'A', 'destroyed')
