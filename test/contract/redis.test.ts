@@ -405,6 +405,32 @@ describe('RETAINED_SET: a write ioredis re-sends after a reconnect', () => {
     await write('A/run1', 2, 'W3');
     expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('W3');
   });
+
+  it('(guarantee 5) writes of one node that land out of order (Redis Cluster retries) are all applied; their re-sends are not', async () => {
+    const keys = freshKeys();
+    const write = (seq: number, topic: string, payload: string) =>
+      client.eval(
+        RETAINED_SET,
+        4,
+        keys.retained,
+        keys.retainedLog,
+        keys.retainedSeq('A/run1'),
+        keys.retainedExpiry,
+        topic,
+        encodeMessage(msg(topic, payload)),
+        1000,
+        seq,
+        '',
+      );
+    // A shard failover: ioredis retries each failed script on its own schedule, so write 2 (topic
+    // b) lands before write 1 (topic a). Neither was applied: both are.
+    expect(await write(2, 'b/t', 'B1')).toBe(1);
+    expect(await write(1, 'a/t', 'A1')).toBe(1);
+    expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('A1');
+    await write(3, 'a/t', 'A2');
+    expect(await write(1, 'a/t', 'A1')).toBe(0); // re-sent after its answer was lost
+    expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('A2');
+  });
 });
 
 describe('Claims: a claim that timed out still hands over what it took (#11.6)', () => {

@@ -48,7 +48,7 @@ export class Keys {
     return `${this.tag}:route-applied`;
   }
   /**
-   * STRING: the sequence number of a writer's (node run's) last retained write applied, so its
+   * ZSET: the sequence numbers of a writer's (node run's) retained writes applied lately, so its
    * re-sends are ignored; kept a day past its last write, removed when the node leaves.
    */
   retainedSeq(writer: string): string {

@@ -110,18 +110,33 @@ export const RETAINED_LOG_INLINE_MAX = 256;
  */
 export const RETAINED_SEQ_KEEP_MS = 86_400_000;
 
+/** Sequence numbers of a retained writer's applied writes kept (RETAINED_SET): its re-send window. */
+export const RETAINED_SEQ_WINDOW = 1024;
+
 /**
  * KEYS: retained, retainedLog, retainedSeq (the writer's), retainedExpiry. ARGV: topic, encoded
  * message ('' deletes), maxlen, the writer's sequence number, ms until the message expires ('' never).
- * A writer's (node run's) writes come in order on one connection, so a number not above its last
- * applied one is a write ioredis re-sent after a reconnect (possibly after a newer write by another
- * node): ignored, returns 0. The writer's number is kept RETAINED_SEQ_KEEP_MS past its last write.
+ * The writer (node run) remembers the numbers of its writes applied lately: one applied before is a
+ * write ioredis re-sent after a reconnect cut off its answer (possibly after a newer write by
+ * another node): ignored, returns 0. Writes not applied yet are applied in whatever order they land
+ * (on Redis Cluster ioredis retries each script a failover failed on its own schedule). A number
+ * below the RETAINED_SEQ_WINDOW kept is taken for an old re-send. The numbers are kept
+ * RETAINED_SEQ_KEEP_MS past the writer's last write.
  * A message with an expiry is indexed by its expiry time on Redis' clock (RETAINED_SWEEP); the index
  * entry changes with the message, so it always names the current one.
  */
 export const RETAINED_SET = `${REDIS_NOW}
-if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[4]) then return 0 end
-redis.call('SET', KEYS[3], ARGV[4], 'PX', ${RETAINED_SEQ_KEEP_MS})
+local seq = tonumber(ARGV[4])
+if redis.call('ZSCORE', KEYS[3], ARGV[4]) then return 0 end
+local kept = redis.call('ZCARD', KEYS[3])
+if kept >= ${RETAINED_SEQ_WINDOW} and seq < tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[3], seq, ARGV[4])
+if kept + 1 > ${RETAINED_SEQ_WINDOW * 2} then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -${RETAINED_SEQ_WINDOW} - 1)
+end
+redis.call('PEXPIRE', KEYS[3], ${RETAINED_SEQ_KEEP_MS})
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'd', 't', ARGV[1], 'm', '')
