@@ -132,6 +132,8 @@ export class RedisClusterBackend implements ClusterBackend {
       o.replicaAcks,
       this.nodeId,
     );
+    // cluster.replicaAcks: what waits for Redis replicas to hold its writes (one WAIT per slot at a time).
+    const replicated = o.replicaAcks === undefined ? undefined : (key: string) => this.bus.replicated(key);
     this.sessions = new RedisSessionStore({
       redis: this.cmd,
       keys: this.keys,
@@ -171,13 +173,7 @@ export class RedisClusterBackend implements ClusterBackend {
       nodeId: this.nodeId,
       clock: this.clock,
       logger: this.log,
-      replicated:
-        o.replicaAcks === undefined
-          ? undefined
-          : (key) =>
-              new Promise((resolve, reject) =>
-                this.bus.awaitReplicas(key, [(err) => (err ? reject(err) : resolve())]),
-              ),
+      replicated,
       publish: (will) => this.handlers?.publishWill(will),
       release: (clientId, epoch) => this.handlers?.release(clientId, epoch),
     });
@@ -205,6 +201,7 @@ export class RedisClusterBackend implements ClusterBackend {
       sendControl: (node, msg) => this.sendControl(node, msg),
       kick: (node, clientId, epoch) => this.wills.kick(node, clientId, epoch, 10 * this.livenessMs),
       lateWill: (will) => this.handlers?.publishWill(will),
+      replicated,
       decodeWill,
     });
     this.instruments = o.instruments;

@@ -194,6 +194,13 @@ export class RedisBus implements ClusterBus {
     if (!q.waiting) this.waitReplicas(key, q);
   }
 
+  /** awaitReplicas as a promise: resolves once Redis replicas hold the writes made so far to `key`. */
+  replicated(key: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.awaitReplicas(key, [(err) => (err === undefined ? resolve() : reject(err))]),
+    );
+  }
+
   /** One WAIT for every batch of `key` accepted so far (group commit); refuses what it cannot confirm. */
   private waitReplicas(key: string, q: { waiting: boolean; batches: Unreplicated[] }): void {
     const { replicas, timeoutMs } = this.replicaAcks!;

@@ -29,6 +29,8 @@ export interface OwnershipOptions {
   kick(node: string, clientId: string, epoch: number): void;
   /** A claim that ran after its caller gave up on it took the previous connection's will: publish it. */
   lateWill(will: StoredWill): void;
+  /** cluster.replicaAcks: resolves once Redis replicas hold the writes made so far to `key`'s slot. */
+  replicated?: (key: string) => Promise<void>;
   decodeWill(buf: Buffer): StoredWill;
 }
 
@@ -89,6 +91,16 @@ export class RedisOwnership {
     if (present === 1 || expirySeconds > 0)
       claim.session = decodeStoredSession(present, fields, inflight, rel);
     else if (persistent) this.o.sessions.notServing(clientId);
+    // cluster.replicaAcks: no CONNACK on a claim a failover could undo (its epoch handed out again,
+    // the will it stores fenced out). Refused as a timed-out claim is: what it took goes on.
+    if (this.o.replicated !== undefined) {
+      await this.o.replicated(k.owner(clientId)).catch((err: Error) => {
+        if (claim.will !== null) this.o.lateWill(claim.will);
+        if (claim.previous !== null && claim.previous !== this.o.nodeId)
+          this.o.kick(claim.previous, clientId, claim.epoch);
+        throw new Error(`the claim was not replicated: ${err.message}`);
+      });
+    }
     return claim;
   }
 

@@ -1,6 +1,7 @@
 /**
- * Wills with `cluster.replicaAcks` (guarantee 4; guarantees.md, failover rows): storing a will and
- * taking it count once a Redis replica holds the change. Found by the verifier's
+ * Claims and wills with `cluster.replicaAcks` (guarantees 1 and 4; guarantees.md, failover rows): a
+ * claim gets its CONNACK, and storing a will or taking it counts, once a Redis replica holds the
+ * change. Found by the verifier's
  * `cluster-master-kill` and `sentinel-failover` classes: a will stored on a master that died before
  * replicating it was missing after the failover (will-missing), and a will a DISCONNECT took came
  * back with the promoted replica and was fired (will-unexpected).
@@ -155,6 +156,28 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
     } finally {
       resume();
       await endAll(willer.client);
+      await node.stop();
+    }
+  }, 60_000);
+
+  it('(guarantee 1) a claim no replica confirmed gets no CONNACK: the failover could hand its epoch out again', async () => {
+    const node = await startNode({
+      redisUrl: `redis://${redis.master.address}`,
+      nodeId: uniq('cr'),
+      config: {
+        cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500, replicaAcks: 1, replicaAckTimeoutMs: 300 },
+      },
+    });
+    const resume = stopReplica();
+    try {
+      await expect(connectMqtt(node.url, { clientId: uniq('cr') })).rejects.toThrow(
+        /Server unavailable|0x88|136/i,
+      );
+      resume();
+      const ok = await connectMqtt(node.url, { clientId: uniq('cr') });
+      await endAll(ok.client);
+    } finally {
+      resume();
       await node.stop();
     }
   }, 60_000);
