@@ -71,7 +71,7 @@ export class BrokerNode {
         '--http-port',
         String(await freePort()),
         '--log-level',
-        'info',
+        process.env.VERIFY_LOG_LEVEL ?? 'info',
         '--config',
         config,
       ];
@@ -91,7 +91,7 @@ export class BrokerNode {
     this.proc = await spawnTracked(process.execPath, args, {
       cwd: ROOT,
       name: `${target}:${nodeId}`,
-      outputLimit: 128 * 1024,
+      outputLimit: 4 * 1024 * 1024,
       env: { ...process.env, NODE_ENV: 'test', SHOAL_VERIFY_SKEW_MS: String(this.opts.skewMs ?? 0) },
     });
     this.paused = false;

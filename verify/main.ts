@@ -113,6 +113,12 @@ async function segment(
     path.join(HERE, 'results', `${target}-${profile}-${fault}.history.jsonl`),
     history.toJsonLines(),
   );
+  // The nodes' logs (the tail each process kept), to read what a violation's node did.
+  await Promise.all(
+    topo.nodes.map((n, i) =>
+      writeFile(path.join(HERE, 'results', `${target}-${profile}-${fault}.node${i}.log`), n.output()),
+    ),
+  );
   return out;
 }
 

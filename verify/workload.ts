@@ -196,10 +196,13 @@ export class Actor {
   }
 
   /** Ends the current connection with DISCONNECT or by destroying the socket (no reconnect). */
-  end(how: 'disconnect' | 'destroyed'): void {
+  end(wanted: 'disconnect' | 'destroyed'): void {
     this.stopped = true;
     const c = this.current;
     if (c === undefined) return;
+    // Before its CONNACK a client cannot send DISCONNECT (mqtt.js never sends it then): its socket
+    // is destroyed instead, and the history says so (a will is then due, not forbidden).
+    const how = wanted === 'disconnect' && !c.connected ? 'destroyed' : wanted;
     this.how.set(c, how);
     if (how === 'destroyed') c.stream.destroy();
     else c.end(false);
