@@ -1,7 +1,8 @@
 /**
- * Claims and wills with `cluster.replicaAcks` (guarantees 1 and 4; guarantees.md, failover rows): a
- * claim gets its CONNACK, and storing a will or taking it counts, once a Redis replica holds the
- * change. Found by the verifier's
+ * Claims, wills and fetches with `cluster.replicaAcks` (guarantees 1, 2 and 4; guarantees.md,
+ * failover rows): a claim gets its CONNACK, and storing a will or taking it counts, once a Redis
+ * replica holds the change; a message fetched while no replica confirmed it and fetched again after
+ * a failover rolled the fetch back is sent again with DUP. Found by the verifier's
  * `cluster-master-kill` and `sentinel-failover` classes: a will stored on a master that died before
  * replicating it was missing after the failover (will-missing), and a will a DISCONNECT took came
  * back with the promoted replica and was fired (will-unexpected).
@@ -16,11 +17,13 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { RedisBus } from '../../src/backend/redis/bus.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
 import type { StoredWill } from '../../src/backend/types.js';
 import { systemClock } from '../../src/clock.js';
+import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { connectMqtt, endAll, startNode, uniq, waitFor } from '../helpers/cluster.js';
 import { killAllTracked } from '../helpers/processes.js';
@@ -181,4 +184,51 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
       await node.stop();
     }
   }, 60_000);
+
+  it('(guarantee 2, [MQTT-3.3.1-1]) a message fetched while no replica confirmed it, fetched again after the failover lost that fetch, is marked DUP', async () => {
+    const prefix = `fr-${randomBytes(4).toString('hex')}`;
+    const backend = new RedisClusterBackend({
+      url: `redis://${redis.master.address}`,
+      nodeId: 'A',
+      clock: systemClock,
+      logger: createLogger('silent'),
+      prefix,
+      replicaAcks: { replicas: 1, timeoutMs: 300 },
+    });
+    await backend.start(idleHandlers());
+    try {
+      const { epoch } = await backend.claim('f1', false, 60);
+      await new Promise<void>((resolve, reject) =>
+        backend.sessions.append(
+          'f1',
+          {
+            message: { topic: 't', payload: Buffer.from('m'), qos: 1, retain: false },
+            qos: 1,
+            retain: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      );
+      const session = `${prefix}:sess:{f1}`;
+      const before = await client.hmget(session, 'rd', 'np');
+      const resume = stopReplica();
+      let first: Awaited<ReturnType<typeof backend.sessions.fetch>>;
+      try {
+        first = await backend.sessions.fetch('f1', epoch, 10, '0-0'); // sent although unconfirmed
+      } finally {
+        resume();
+      }
+      expect(first).toHaveLength(1);
+      expect(first[0].dup ?? false).toBe(false);
+      // The failover: the promoted replica never got the fetch (its position and packet id).
+      await client.hset(session, 'rd', before[0] ?? '0-0', 'np', before[1] ?? '1');
+      await client.del(`${prefix}:inf:{f1}`);
+      const again = await backend.sessions.fetch('f1', epoch, 10, '0-0');
+      expect(again).toHaveLength(1);
+      expect(again[0].position).toBe(first[0].position);
+      expect(again[0].dup).toBe(true);
+    } finally {
+      await backend.stop();
+    }
+  }, 30_000);
 });
