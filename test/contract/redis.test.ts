@@ -11,6 +11,7 @@ import { Keys } from '../../src/backend/redis/keys.js';
 import { RedisQuotaStore } from '../../src/backend/redis/quota-store.js';
 import { RedisRetainedStore } from '../../src/backend/redis/retained-store.js';
 import { RETAINED_SET, ROUTE_ADD } from '../../src/backend/redis/scripts.js';
+import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
 import { decodeMessage, encodeMessage } from '../../src/backend/redis/serialize.js';
 import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
@@ -465,5 +466,41 @@ describe('Claims: a claim that timed out still hands over what it took (#11.6)',
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
+  });
+});
+
+describe('Wills: a store Redis refused is made again', () => {
+  it('(guarantee 4) a will whose store failed (e.g. MOVED during a Redis Cluster failover, ioredis#2075) is stored once Redis takes writes again', async () => {
+    const keys = freshKeys();
+    const owner = keys.owner('w1');
+    await client.hset(owner, 'node', 'A', 'epoch', '3');
+    const wills = new RedisWills({
+      cmd: client,
+      keys,
+      nodeId: 'A',
+      clock: systemClock,
+      logger: createLogger('silent'),
+      publish: () => undefined,
+      release: () => undefined,
+    });
+    const will = { message: msg('w/gone', 'bye', { retain: false }), delaySeconds: 0 };
+    // Writes refused (out of memory, no eviction) as a failing-over shard refuses them.
+    const [, policy] = (await client.config('GET', 'maxmemory-policy')) as string[];
+    await client.config('SET', 'maxmemory-policy', 'noeviction');
+    await client.config('SET', 'maxmemory', '1');
+    let stored = false;
+    try {
+      const storing = wills.store('w1', 3, will).then(() => {
+        stored = true;
+      });
+      await expect(client.sadd(keys.nodeWills('A'), 'probe')).rejects.toThrow(/OOM/);
+      await client.config('SET', 'maxmemory', '0');
+      await storing;
+    } finally {
+      await client.config('SET', 'maxmemory', '0');
+      await client.config('SET', 'maxmemory-policy', policy);
+    }
+    expect(stored).toBe(true);
+    expect(await client.hgetBuffer(owner, 'will')).toEqual(encodeWill(will));
   });
 });

@@ -4,9 +4,10 @@
  * removes another's); it is taken once cluster-wide (WILL_TAKE) by whoever publishes it. The wills
  * of a dead node go into a sorted set scored by their due time on Redis' clock, which every live
  * node polls: a will outlives the node that held its connection and the survivor that reaped it.
- * With `cluster.replicaAcks`, storing a will and taking it count once a Redis replica holds the
- * change (a failover must neither lose a stored will nor bring back one a DISCONNECT dropped): a
- * write WAIT cannot confirm is made again, for as long as REPLICATION_RETRIES allow.
+ * A will's store is made again while Redis refuses it; with `cluster.replicaAcks`, storing a will
+ * and taking it count once a Redis replica holds the change (a failover must neither lose a stored
+ * will nor bring back one a DISCONNECT dropped): a write WAIT cannot confirm is made again, for as
+ * long as REPLICATION_RETRIES allow.
  * Also the durable half of takeover kicks: a list per node that it drains every tick, so a lost
  * pub/sub kick still closes the old connection.
  */
@@ -65,11 +66,7 @@ export class RedisWills {
             String(will.delaySeconds),
           ),
         );
-    return write()
-      .then(() => this.replicate(k.owner(clientId), clientId, write))
-      .catch((err: Error) => {
-        this.o.logger.warn({ event: 'cluster.will_store_failed', clientId, err: err.message });
-      });
+    return this.durably(k.owner(clientId), clientId, write, false);
   }
 
   /**
@@ -83,35 +80,34 @@ export class RedisWills {
     const taken = await write();
     // The connection's will is done (taken here, by a claim, or never stored): its index entry goes.
     this.o.cmd.srem(this.o.keys.nodeWills(this.o.nodeId), entry(clientId, epoch)).catch(() => undefined);
-    this.replicate(owner, clientId, write).catch((err: Error) =>
-      this.o.logger.warn({ event: 'cluster.will_take_failed', clientId, err: err.message }),
-    );
+    if (this.o.replicated !== undefined) void this.durably(owner, clientId, write, true);
     return taken !== null;
   }
 
   /**
-   * replicaAcks: waits until a replica holds the writes to `key`'s slot; while WAIT cannot confirm
-   * them (the master that took `write` may be failing over), makes the idempotent `write` again.
+   * Makes the idempotent `write` (`written`: made once already) until Redis took it and, with
+   * replicaAcks, a replica holds the writes to `key`'s slot: a write Redis refused (e.g. MOVED from
+   * a shard failing over: ioredis#2075) or WAIT could not confirm (the master that took it may be
+   * failing over) is made again, REPLICATION_RETRIES times at most. Never rejects: gives up logged.
    */
-  private async replicate(key: string, clientId: string, write: () => Promise<unknown>): Promise<void> {
-    const replicated = this.o.replicated;
-    if (replicated === undefined) return;
+  private async durably(
+    key: string,
+    clientId: string,
+    write: () => Promise<unknown>,
+    written: boolean,
+  ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await replicated(key);
+        if (!written || attempt > 0) await write();
+        if (this.o.replicated !== undefined) await this.o.replicated(key);
         return;
       } catch (err) {
         if (attempt >= REPLICATION_RETRIES) {
-          this.o.logger.warn({
-            event: 'cluster.will_unreplicated',
-            clientId,
-            err: (err as Error).message,
-          });
+          this.o.logger.warn({ event: 'cluster.will_write_failed', clientId, err: (err as Error).message });
           return;
         }
       }
       await new Promise<void>((resolve) => this.o.clock.setTimeout(resolve, REPLICATION_RETRY_MS));
-      await write().catch(() => undefined);
     }
   }
 
