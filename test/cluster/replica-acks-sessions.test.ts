@@ -23,9 +23,9 @@ import { Keys } from '../../src/backend/redis/keys.js';
 import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
 import type { StoredWill } from '../../src/backend/types.js';
 import { systemClock } from '../../src/clock.js';
-import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { connectMqtt, endAll, startNode, uniq, waitFor } from '../helpers/cluster.js';
+import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { killAllTracked } from '../helpers/processes.js';
 import { type SentinelHandle, startSentinel } from '../helpers/redis-topologies.js';
 
