@@ -64,6 +64,9 @@ export async function main(
     server.reload();
   };
   process.on('SIGHUP', reload);
+  // A promise nobody handled is a bug to fix, but not one to take every client's connection for
+  // (Node's default is to exit): logged, and the node goes on.
+  process.on('unhandledRejection', (err) => logger.error({ event: 'process.unhandled_rejection', err }));
   const signal = await nextSignal(['SIGTERM', 'SIGINT']);
   process.off('SIGHUP', reload);
   // The handlers are gone now: a second signal during the drain stops the process at once.

@@ -609,6 +609,11 @@ export class Broker implements ChannelContext {
       if (stored !== undefined && hold !== undefined) {
         const done = hold();
         stored.then(() => done(), done);
+      } else if (stored !== undefined) {
+        // Nobody waits for it (QoS 0): a write the store refused is logged, never left unhandled.
+        stored.catch((err: Error) =>
+          this.logger.warn({ event: 'retained.not_stored', topic: message.topic, err: err.message }),
+        );
       }
     }
     let delivered = 0;
