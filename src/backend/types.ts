@@ -110,8 +110,6 @@ export interface FetchedDelivery {
   delivery: Delivery;
   /** Its place in the queue: the next fetch passes the last one it got. */
   position: string;
-  /** Sent on this connection before (a fetch a Redis failover rolled back): a redelivery, DUP set. */
-  dup?: boolean;
 }
 
 /**

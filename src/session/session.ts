@@ -248,10 +248,10 @@ export class Session {
    * Messages taken from a durable session's queue, with their packet ids: sent now (the store took
    * only as many as the window had room for).
    */
-  fill(fetched: readonly { packetId: number; delivery: Delivery; dup?: boolean }[]): void {
+  fill(fetched: readonly { packetId: number; delivery: Delivery }[]): void {
     const link = this.link;
     const now = this.now();
-    for (const { packetId, delivery, dup } of fetched) {
+    for (const { packetId, delivery } of fetched) {
       if (delivery.qos === 0) {
         if (link === null) this.events.dropped('offline_qos0', this);
         else if (!link.sendPublish(delivery, 0, false)) this.events.dropped('slow_consumer', this);
@@ -267,7 +267,7 @@ export class Session {
       entry.phase = 'publish';
       if (this.inflight === EMPTY_INFLIGHT) this.inflight = new Map();
       this.inflight.set(packetId, entry);
-      if (link !== null) link.sendPublish(entry, packetId, dup === true);
+      if (link !== null) link.sendPublish(entry, packetId, false);
     }
   }
 

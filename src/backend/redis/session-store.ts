@@ -38,9 +38,6 @@ const NEVER = 0xffffffff;
 /** How often congested session queues are looked at (flow control). */
 const DRAIN_POLL_MS = 5;
 
-/** Positions remembered per connection as sent while their fetch was unconfirmed (far more than a window). */
-const UNCONFIRMED_KEEP = 4096;
-
 type Reply = Buffer | number | null | Reply[];
 
 /** The scripts, registered with ioredis (EVALSHA, auto-pipelined). */
@@ -103,8 +100,6 @@ export class RedisSessionStore implements SessionStore {
   /** Where checkServed goes on in this node's index. */
   private servedCursor = '0';
   private flushScheduled = false;
-  /** Per `clientId\nepoch`: positions sent while no replica confirmed their fetch (see fetch). */
-  private readonly unconfirmed = new Map<string, Set<string>>();
   /** Writes not yet answered, awaited before the node leaves (drain). */
   private readonly inFlight = new Set<Promise<unknown>>();
 
@@ -260,45 +255,21 @@ export class RedisSessionStore implements SessionStore {
       this.fencedOut(clientId, epoch);
       return [];
     }
-    // cluster.replicaAcks: nothing is sent before a replica holds its packet id (else, after a
-    // failover, the same entries could be taken again under other ids and sent twice). Without a
-    // replica answering (a failover under way) they are sent anyway: a duplicate beats a stall. Their
-    // positions are remembered: fetched again (the failover lost this fetch), they go out with DUP.
-    const confirmed =
-      reply.length === 0 ||
-      (await this.replicatedAt(session).then(
-        () => true,
-        () => false,
-      ));
-    const key = `${clientId}\n${epoch}`;
-    const sent = this.unconfirmed.get(key);
+    // cluster.replicaAcks: nothing is sent before a replica holds its packet id. Else, after a
+    // failover lost this fetch, the same entries are taken again under other ids and sent twice (a
+    // QoS 2 message delivered twice). Without a replica answering the fetch fails and is made again
+    // from the same position (DurableQueue): Redis hands over what it took, with the same ids, or,
+    // rolled back, takes it again. A stall while no replica answers beats a duplicate.
+    if (reply.length > 0) await this.replicatedAt(session);
     const out: FetchedDelivery[] = [];
     for (let i = 0; i + 2 < reply.length; i += 3) {
-      const position = (reply[i + 2] as Buffer).toString();
-      const fetched: FetchedDelivery = {
+      out.push({
         packetId: Number(reply[i]),
         delivery: decodeDelivery(reply[i + 1] as Buffer),
-        position,
-      };
-      if (sent?.has(position)) fetched.dup = true;
-      out.push(fetched);
+        position: (reply[i + 2] as Buffer).toString(),
+      });
     }
-    if (!confirmed) this.rememberUnconfirmed(key, out);
     return out;
-  }
-
-  /** Positions a connection was sent while no replica confirmed their fetch (the newest UNCONFIRMED_KEEP). */
-  private rememberUnconfirmed(key: string, fetched: readonly FetchedDelivery[]): void {
-    let sent = this.unconfirmed.get(key);
-    if (sent === undefined) {
-      sent = new Set();
-      this.unconfirmed.set(key, sent);
-    }
-    for (const f of fetched) if (f.delivery.qos > 0) sent.add(f.position);
-    for (const oldest of sent) {
-      if (sent.size <= UNCONFIRMED_KEEP) break;
-      sent.delete(oldest);
-    }
   }
 
   acknowledged(clientId: string, epoch: number, packetId: number): void {
@@ -337,7 +308,6 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async detach(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
-    this.unconfirmed.delete(`${clientId}\n${epoch}`);
     this.flush(); // this session's last acknowledgements go first
     const kept = await this.track(
       this.scripts.shoalDetach(...this.sessionKeys(clientId), epoch, this.nodeId, expirySeconds),
@@ -452,7 +422,6 @@ export class RedisSessionStore implements SessionStore {
    * never came, or the reaper orphaned it). The connection closes now (0x8E), whatever pub/sub said.
    */
   private fencedOut(clientId: string, epoch: number): void {
-    this.unconfirmed.delete(`${clientId}\n${epoch}`);
     this.o.logger.info({ event: 'session.fenced_out', clientId, epoch });
     this.o.handlers()?.release(clientId, epoch + 1);
   }
