@@ -41,6 +41,7 @@ const CI_FAULTS: FaultClass[] = [
   'redis-restart-aof',
   'takeover',
   'slow-consumer',
+  'cluster-master-kill',
 ];
 const faults =
   (flag('faults')?.split(',') as FaultClass[] | undefined) ??
