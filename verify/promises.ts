@@ -92,6 +92,8 @@ export const ALLOWED: Record<FaultClass, Allowed> = {
     // The verifier runs Sentinel with cluster.replicaAcks: 2 (every replica), as guarantees.md advises.
     order:
       'guarantees.md, Sentinel failover: a message held across the failover can arrive after later ones of its publisher (order is not promised across a Redis failover)',
+    'order-shared':
+      'guarantees.md, Sentinel failover: shares held across the failover can arrive after later ones',
     'retained-stale': 'guarantees.md, Sentinel failover: retained writes do not wait for replication',
     'will-missing':
       'guarantees.md, Sentinel failover: a will whose writes no replica confirmed for 30 s is given up',

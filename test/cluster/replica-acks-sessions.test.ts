@@ -225,4 +225,59 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
       await backend.stop();
     }
   }, 30_000);
+
+  it('(guarantee 2, [MQTT-4.3.3-*]) the QoS 2 phase (PUBREC received) no replica confirmed is recorded again before PUBREL may go', async () => {
+    const prefix = `fr-${randomBytes(4).toString('hex')}`;
+    const backend = new RedisClusterBackend({
+      url: `redis://${redis.master.address}`,
+      nodeId: 'A',
+      clock: systemClock,
+      logger: createLogger('silent'),
+      prefix,
+      replicaAcks: { replicas: 1, timeoutMs: 300 },
+    });
+    await backend.start(idleHandlers());
+    try {
+      const { epoch } = await backend.claim('f2', false, 60);
+      await new Promise<void>((resolve, reject) =>
+        backend.sessions.append(
+          'f2',
+          {
+            message: { topic: 't', payload: Buffer.from('m'), qos: 2, retain: false },
+            qos: 2,
+            retain: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      );
+      const [sent] = await backend.sessions.fetch('f2', epoch, 10, '0-0');
+      const inflight = `${prefix}:inf:{f2}`;
+      const pid = String(sent.packetId);
+      const resume = stopReplica();
+      let released = false;
+      try {
+        const releasing = backend.sessions.releasing('f2', epoch, sent.packetId).then(() => {
+          released = true;
+        });
+        await waitFor(
+          async () => (await client.hget(inflight, pid))?.endsWith(' r') === true,
+          5_000,
+          'the phase on the master',
+        );
+        // Its WAIT times out (no replica answers), as on a master that is failing over.
+        const waiting = async () => /cmd=wait\b/.test(String(await client.call('CLIENT', 'LIST')));
+        await waitFor(async () => !(await waiting()), 5_000, 'the WAIT for the phase timed out');
+        // The failover: the promoted replica still has the message waiting for PUBREC.
+        await client.hset(inflight, pid, `${sent.position} p`);
+        resume();
+        await releasing;
+      } finally {
+        resume();
+      }
+      expect(released).toBe(true);
+      expect(await client.hget(inflight, pid)).toBe(`${sent.position} r`);
+    } finally {
+      await backend.stop();
+    }
+  }, 30_000);
 });

@@ -38,6 +38,10 @@ const NEVER = 0xffffffff;
 /** How often congested session queues are looked at (flow control). */
 const DRAIN_POLL_MS = 5;
 
+/** cluster.replicaAcks: a session change no replica confirmed is made again this often at most (~1 min). */
+const OPS_REPLICATION_RETRIES = 48;
+const OPS_RETRY_MS = 250;
+
 type Reply = Buffer | number | null | Reply[];
 
 /** The scripts, registered with ioredis (EVALSHA, auto-pipelined). */
@@ -466,7 +470,7 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  private flushOps(clientId: string, p: PendingOps): void {
+  private flushOps(clientId: string, p: PendingOps, attempt = 0): void {
     if (this.ops.get(clientId) === p) this.ops.delete(clientId);
     this.track(this.scripts.shoalOps(...this.sessionKeys(clientId), p.epoch, this.nodeId, ...p.args)).then(
       (ok) => {
@@ -476,10 +480,15 @@ export class RedisSessionStore implements SessionStore {
           const resolve = () => {
             for (const w of p.waiters) w.resolve();
           };
-          // Without a replica answering (a failover under way), it goes on as without replicaAcks:
-          // a possible duplicate later beats a stalled exchange now.
+          // Without a replica answering (a failover under way) the same changes are made again (they
+          // are idempotent) until one does: a QoS 2 phase a failover lost would have the message sent
+          // again after PUBREL, twice. Past OPS_REPLICATION_RETRIES it goes on as without replicaAcks.
+          const again = () => {
+            if (this.closed || attempt >= OPS_REPLICATION_RETRIES) resolve();
+            else this.o.clock.setTimeout(() => this.flushOps(clientId, p, attempt + 1), OPS_RETRY_MS);
+          };
           if (this.o.replicated === undefined || p.waiters.length === 0) resolve();
-          else this.replicatedAt(this.keys.session(clientId)).then(resolve, resolve);
+          else this.replicatedAt(this.keys.session(clientId)).then(resolve, again);
         } else {
           const err = new FencedError();
           for (const w of p.waiters) w.reject(err);
