@@ -69,6 +69,31 @@ function stopReplica(): () => void {
   return () => process.kill(pid, 'SIGCONT');
 }
 
+/** A cluster backend on the master with replicaAcks 1 (WAIT bounded at 300 ms), its own key prefix. */
+async function replicaAckedBackend(): Promise<{ prefix: string; backend: RedisClusterBackend }> {
+  const prefix = `fr-${randomBytes(4).toString('hex')}`;
+  const backend = new RedisClusterBackend({
+    url: `redis://${redis.master.address}`,
+    nodeId: 'A',
+    clock: systemClock,
+    logger: createLogger('silent'),
+    prefix,
+    replicaAcks: { replicas: 1, timeoutMs: 300 },
+  });
+  await backend.start(idleHandlers());
+  return { prefix, backend };
+}
+
+/** Queues one QoS 2 message for `clientId`; resolves once Redis (and a replica) took it. */
+function appendQos2(backend: RedisClusterBackend, clientId: string): Promise<void> {
+  const message = { topic: 't', payload: Buffer.from('m'), qos: 2 as const, retain: false };
+  return new Promise((resolve, reject) =>
+    backend.sessions.append(clientId, { message, qos: 2, retain: false }, (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+}
+
 describe('Wills with replicaAcks: a failover neither loses a stored will nor brings back a taken one', () => {
   it('(guarantee 4) a will whose store no replica confirmed is stored again: it is there once the store resolves', async () => {
     const keys = new Keys(`wr-${randomBytes(4).toString('hex')}`);
@@ -185,29 +210,10 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
   }, 60_000);
 
   it('(guarantee 2) a fetch no replica confirmed hands nothing over; made again once one does, the message goes out once, under the id it was given', async () => {
-    const prefix = `fr-${randomBytes(4).toString('hex')}`;
-    const backend = new RedisClusterBackend({
-      url: `redis://${redis.master.address}`,
-      nodeId: 'A',
-      clock: systemClock,
-      logger: createLogger('silent'),
-      prefix,
-      replicaAcks: { replicas: 1, timeoutMs: 300 },
-    });
-    await backend.start(idleHandlers());
+    const { prefix, backend } = await replicaAckedBackend();
     try {
       const { epoch } = await backend.claim('f1', false, 60);
-      await new Promise<void>((resolve, reject) =>
-        backend.sessions.append(
-          'f1',
-          {
-            message: { topic: 't', payload: Buffer.from('m'), qos: 2, retain: false },
-            qos: 2,
-            retain: false,
-          },
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      );
+      await appendQos2(backend, 'f1');
       const resume = stopReplica();
       try {
         // Sent now, a failover that loses this fetch would have the entry taken and sent again
@@ -227,29 +233,10 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
   }, 30_000);
 
   it('(guarantee 2, [MQTT-4.3.3-*]) the QoS 2 phase (PUBREC received) no replica confirmed is recorded again before PUBREL may go', async () => {
-    const prefix = `fr-${randomBytes(4).toString('hex')}`;
-    const backend = new RedisClusterBackend({
-      url: `redis://${redis.master.address}`,
-      nodeId: 'A',
-      clock: systemClock,
-      logger: createLogger('silent'),
-      prefix,
-      replicaAcks: { replicas: 1, timeoutMs: 300 },
-    });
-    await backend.start(idleHandlers());
+    const { prefix, backend } = await replicaAckedBackend();
     try {
       const { epoch } = await backend.claim('f2', false, 60);
-      await new Promise<void>((resolve, reject) =>
-        backend.sessions.append(
-          'f2',
-          {
-            message: { topic: 't', payload: Buffer.from('m'), qos: 2, retain: false },
-            qos: 2,
-            retain: false,
-          },
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      );
+      await appendQos2(backend, 'f2');
       const [sent] = await backend.sessions.fetch('f2', epoch, 10, '0-0');
       const inflight = `${prefix}:inf:{f2}`;
       const pid = String(sent.packetId);
