@@ -62,6 +62,11 @@ function wills(keys: Keys): RedisWills {
   });
 }
 
+/** Whether a connection of this master is blocked in WAIT now. */
+async function waiting(): Promise<boolean> {
+  return /cmd=wait\b/.test(String(await client.call('CLIENT', 'LIST')));
+}
+
 /** Stops the replica until the returned function is called: WAIT 1 cannot be answered meanwhile. */
 function stopReplica(): () => void {
   const pid = redis.replica.pid;
@@ -164,12 +169,12 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
       resume = stopReplica();
       willer.client.stream.destroy();
       const queue = `shoal:q:{${watcherId}}`;
-      const waiting = async () => /cmd=wait\b/.test(String(await client.call('CLIENT', 'LIST')));
       await waitFor(
         async () => (await client.xlen(queue)) > 0,
         5_000,
         'the will appended to the offline session',
       );
+      await waitFor(waiting, 5_000, 'a WAIT for the append');
       await waitFor(async () => !(await waiting()), 5_000, 'its WAIT timed out (refused)');
       // The master that took the append is demoted: its data goes.
       await client.del(queue, `shoal:dd:{${watcherId}}`, `shoal:ab:{${watcherId}}`);
@@ -252,7 +257,7 @@ describe('Wills with replicaAcks: a failover neither loses a stored will nor bri
           'the phase on the master',
         );
         // Its WAIT times out (no replica answers), as on a master that is failing over.
-        const waiting = async () => /cmd=wait\b/.test(String(await client.call('CLIENT', 'LIST')));
+        await waitFor(waiting, 5_000, 'a WAIT for the phase');
         await waitFor(async () => !(await waiting()), 5_000, 'the WAIT for the phase timed out');
         // The failover: the promoted replica still has the message waiting for PUBREC.
         await client.hset(inflight, pid, `${sent.position} p`);

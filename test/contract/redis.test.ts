@@ -378,25 +378,31 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
   });
 });
 
+/**
+ * What RedisRetainedStore.set sends: KEYS retained, retainedLog, retainedSeq (the writer's: node
+ * run), retainedExpiry; ARGV topic, encoded, maxlen, the writer's sequence number, expiry.
+ */
+function retainedWrite(keys: Keys, writer: string, seq: number, topic: string, payload: string) {
+  return client.eval(
+    RETAINED_SET,
+    4,
+    keys.retained,
+    keys.retainedLog,
+    keys.retainedSeq(writer),
+    keys.retainedExpiry,
+    topic,
+    encodeMessage(msg(topic, payload)),
+    1000,
+    seq,
+    '',
+  );
+}
+
 describe('RETAINED_SET: a write ioredis re-sends after a reconnect', () => {
   it('(guarantee 5) last writer wins: W1, then W2 from another node, then W1 re-sent leaves W2', async () => {
     const keys = freshKeys();
-    // What RedisRetainedStore.set sends: KEYS retained, retainedLog, retainedSeq (the writer's:
-    // node run), retainedExpiry; ARGV topic, encoded, maxlen, the writer's sequence number, expiry.
     const write = (writer: string, seq: number, payload: string) =>
-      client.eval(
-        RETAINED_SET,
-        4,
-        keys.retained,
-        keys.retainedLog,
-        keys.retainedSeq(writer),
-        keys.retainedExpiry,
-        'a/t',
-        encodeMessage(msg('a/t', payload)),
-        1000,
-        seq,
-        '',
-      );
+      retainedWrite(keys, writer, seq, 'a/t', payload);
     await write('A/run1', 1, 'W1');
     await write('B/run1', 1, 'W2');
     await write('A/run1', 1, 'W1'); // the answer to the first was lost with the connection
@@ -410,19 +416,7 @@ describe('RETAINED_SET: a write ioredis re-sends after a reconnect', () => {
   it('(guarantee 5) writes of one node that land out of order (Redis Cluster retries) are all applied; their re-sends are not', async () => {
     const keys = freshKeys();
     const write = (seq: number, topic: string, payload: string) =>
-      client.eval(
-        RETAINED_SET,
-        4,
-        keys.retained,
-        keys.retainedLog,
-        keys.retainedSeq('A/run1'),
-        keys.retainedExpiry,
-        topic,
-        encodeMessage(msg(topic, payload)),
-        1000,
-        seq,
-        '',
-      );
+      retainedWrite(keys, 'A/run1', seq, topic, payload);
     // A shard failover: ioredis retries each failed script on its own schedule, so write 2 (topic
     // b) lands before write 1 (topic a). Neither was applied: both are.
     expect(await write(2, 'b/t', 'B1')).toBe(1);

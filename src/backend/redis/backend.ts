@@ -145,7 +145,7 @@ export class RedisClusterBackend implements ClusterBackend {
       logMaxLen: this.logMaxLen,
       handlers: () => this.handlers,
       sendControl: (node, msg) => this.sendControl(node, msg),
-      replicated: o.replicaAcks === undefined ? undefined : (key, cb) => this.bus.awaitReplicas(key, [cb]),
+      replicated,
       routeApplied: (id) => this.sync.confirmed(id),
     });
     this.membership = new RedisMembership({

@@ -82,7 +82,7 @@ export interface RedisSessionStoreOptions {
   /** Sends a control message to another node. */
   sendControl: (node: string, msg: Record<string, unknown>) => void;
   /** cluster.replicaAcks: an append counts as accepted once Redis replicas hold it (RedisBus). */
-  replicated?: (key: string, callback: (err?: Error) => void) => void;
+  replicated?: (key: string) => Promise<void>;
   /** Resolves once every live node applied the route-log entry `id` (guarantee 8). */
   routeApplied?: (id: string) => Promise<void>;
 }
@@ -190,7 +190,8 @@ export class RedisSessionStore implements SessionStore {
             if (accepted === undefined) continue;
             const release =
               result === 2 ? (err?: Error) => this.whenDrained(clientId, () => accepted(err)) : accepted;
-            if (replicated !== undefined && result > 0) replicated(k.queue(clientId), release);
+            if (replicated !== undefined && result > 0)
+              replicated(k.queue(clientId)).then(() => release(), release);
             else release();
           }
         },
@@ -504,9 +505,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** Resolves once Redis replicas hold the writes made so far to `key`'s slot (at once without replicaAcks). */
   private replicatedAt(key: string): Promise<void> {
-    const replicated = this.o.replicated;
-    if (replicated === undefined) return Promise.resolve();
-    return new Promise((resolve, reject) => replicated(key, (err) => (err ? reject(err) : resolve())));
+    return this.o.replicated?.(key) ?? Promise.resolve();
   }
 
   // ---- cluster housekeeping ----------------------------------------------------------------------
