@@ -21,6 +21,7 @@ import type { DrainOptions } from './broker/drain.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/schema.js';
 import { readTlsCredentials } from './config/tls.js';
+import { acceptor, type ConnectionHost } from './connection/accept.js';
 import { type LimitName, Limits } from './limits/limits.js';
 import { AdminApi } from './observability/admin-api.js';
 import type { AdminNode, BrokerAdmin } from './observability/admin-types.js';
@@ -38,8 +39,7 @@ import { WebSocketListener } from './transport/websocket.js';
 import { VERSION } from './version.js';
 
 /** What the server needs from the broker. */
-export interface BrokerCore {
-  accept(transport: Transport): void;
+export interface BrokerCore extends ConnectionHost {
   start(): void | Promise<void>;
   /** False while the broker cannot serve clients as it should (cluster: Redis unreachable). */
   readonly ready?: boolean;
@@ -319,7 +319,7 @@ function createListeners(
   guard: { limits: Limits; clock: Clock },
 ): NamedListener[] {
   const host = config.host;
-  const onConnection = (transport: Transport) => broker.accept(transport);
+  const onConnection = acceptor(broker);
   const keepAliveMs = config.limits.tcpKeepAliveSeconds * 1000;
   const proxyProtocol = proxyProtocolOptions(config, guard, logger);
   const wsTrustedProxies =

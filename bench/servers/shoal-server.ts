@@ -20,6 +20,7 @@ type OptionsModule = typeof import('../../src/broker/options.js');
 type ClockModule = typeof import('../../src/clock.js');
 type LoggerModule = typeof import('../../src/observability/logger.js');
 type TcpModule = typeof import('../../src/transport/tcp.js');
+type AcceptModule = typeof import('../../src/connection/accept.js');
 type LogLevel = Parameters<LoggerModule['createLogger']>[0];
 
 function arg(name: string, fallback?: string): string {
@@ -56,11 +57,20 @@ const broker = new Broker({
 });
 broker.start();
 
+// Trees from before src/connection/accept.ts (a commit compared against) had Broker.accept.
+const legacy = broker as unknown as {
+  accept?: (t: Parameters<ReturnType<AcceptModule['acceptor']>>[0]) => void;
+};
+const onConnection =
+  typeof legacy.accept === 'function'
+    ? legacy.accept.bind(broker)
+    : (await load<AcceptModule>('connection/accept.js')).acceptor(broker);
+
 let acceptErrors = 0;
 const listener = new TcpListener({
   host: '127.0.0.1',
   port,
-  onConnection: (t) => broker.accept(t),
+  onConnection,
   onError: (err) => {
     acceptErrors++;
     if (acceptErrors <= 5) console.error(`shoal-server: listener error: ${err.stack ?? err}`);

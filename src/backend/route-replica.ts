@@ -4,7 +4,7 @@
  * session in the cluster (served through their queues in Redis, whichever node the client is on).
  * Publishes are matched here with no Redis read.
  */
-import type { SubscriptionOptions } from '../session/session.js';
+import type { SubscriptionOptions } from '../message.js';
 import { parseSubscription, TopicTrie } from '../topics/index.js';
 
 /** A route's key: the filter, or `$share/group/filter` for a shared subscription. */

@@ -3,8 +3,7 @@
  * `memory/` implements them for a single node and the cluster backends (Redis) implement the same
  * contracts (test/contract/ runs one suite against every implementation).
  */
-import type { Message } from '../broker/message.js';
-import type { Delivery, SubscriptionOptions } from '../session/session.js';
+import type { Delivery, Message, SubscriptionOptions } from '../message.js';
 
 /** Retained messages by topic (MQTT 3.3.1.3): last writer wins, an empty payload deletes. */
 export interface RetainedStore {

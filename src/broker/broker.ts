@@ -18,9 +18,9 @@ import type {
 import type { Channel } from '../channel/channel.js';
 import type { ChannelContext, Counters, OpenedSession, PendingWill } from '../channel/context.js';
 import type { Clock, TimerHandle } from '../clock.js';
-import { Connection } from '../connection/connection.js';
 import { Limits } from '../limits/limits.js';
 import { defaultLimitOptions } from '../limits/options.js';
+import { isExpired, type Message, type SubscriptionOptions } from '../message.js';
 import {
   connectChannel,
   deliverChannel,
@@ -32,14 +32,12 @@ import type { Logger } from '../observability/logger.js';
 import type { BrokerStats } from '../observability/stats.js';
 import { ReasonCode } from '../protocol/index.js';
 import { StoredQueue } from '../session/durable-queue.js';
-import { type DropReason, Session, type SubscriptionOptions } from '../session/session.js';
+import { type DropReason, Session } from '../session/session.js';
 import { parseSubscription } from '../topics/index.js';
-import type { Transport } from '../transport/types.js';
 import { ClusterRouter } from './cluster-router.js';
-import { type DrainOptions, drainConnections } from './drain.js';
+import { type Drainable, type DrainOptions, drainConnections } from './drain.js';
 import { BrokerInspector } from './inspect.js';
 import { type Hold, Latch } from './latch.js';
-import { isExpired, type Message } from './message.js';
 import type { BrokerOptions } from './options.js';
 import { RecentIds } from './recent-ids.js';
 import { type RouteVisitor, SubscriptionIndex } from './subscriptions.js';
@@ -94,7 +92,7 @@ export class Broker implements ChannelContext {
 
   private readonly sessions = new Map<string, Session>();
   private readonly online = new Map<string, Channel>();
-  private readonly connections = new Set<Connection>();
+  private readonly connections = new Set<Drainable>();
   private readonly index = new SubscriptionIndex();
   private readonly expiryTimers = new Map<string, TimerHandle>();
   private readonly delayedWills = new Map<string, { will: PendingWill; timer: TimerHandle }>();
@@ -134,7 +132,6 @@ export class Broker implements ChannelContext {
     this.inspector = new BrokerInspector({
       sessions: this.sessions,
       online: this.online,
-      connections: this.connections,
       retained: this.retained,
       clock: this.clock,
       publish: (message, accepted) => this.publish(message, accepted),
@@ -175,14 +172,16 @@ export class Broker implements ChannelContext {
     return this.cluster?.ready ?? true;
   }
 
-  /** A new connection from any listener. */
-  accept(transport: Transport): void {
-    // Over maxConnections the socket is closed before anything is read from it.
-    if (this.closing || !this.limits.admitConnection(this.connections.size)) {
-      transport.destroy();
-      return;
-    }
-    const connection = new Connection(transport, this);
+  /**
+   * Whether a new socket may become a connection now (not draining, under maxConnections). The
+   * composition root builds the Connection (src/connection/accept.ts) and hands it to `attach`.
+   */
+  admits(): boolean {
+    return !this.closing && this.limits.admitConnection(this.connections.size);
+  }
+
+  /** Counts a connection (drain, stats) until it closes. */
+  attach(connection: Drainable & { onClosed: (() => void) | undefined }): void {
     this.connections.add(connection);
     connection.onClosed = () => this.connections.delete(connection);
   }

@@ -4,9 +4,9 @@
  * matching shared subscription, so each message reaches one member per group in the whole cluster.
  */
 import type { ClusterBackend, Envelope, SessionStore } from '../backend/types.js';
+import type { Message } from '../message.js';
 import type { QoS } from '../protocol/index.js';
 import type { Hold } from './latch.js';
-import type { Message } from './message.js';
 import type { RouteVisitor, SubscriptionIndex } from './subscriptions.js';
 
 export class ClusterRouter {

@@ -5,7 +5,6 @@
  * that have not completed CONNECT are closed at once. Whatever is left at the deadline goes at once.
  */
 import type { Clock, TimerHandle } from '../clock.js';
-import type { Connection } from '../connection/connection.js';
 import { ReasonCode } from '../protocol/index.js';
 
 export interface DrainOptions {
@@ -17,12 +16,21 @@ export interface DrainOptions {
   deadlineMs?: number;
 }
 
+/** What a drain needs of a connection (the connection layer's `Connection` is one). */
+export interface Drainable {
+  /** Resolves once the socket is closed. */
+  readonly closed: Promise<void>;
+  readonly channel: { readonly state: string };
+  /** Sends DISCONNECT with `reasonCode` (MQTT 5) and closes. */
+  shutdown(reasonCode: number, serverReference?: string): void;
+}
+
 /** How often a rate-limited drain disconnects its next slice of clients. */
 const TICK_MS = 100;
 
 /** Disconnects `connections` as `options` say; resolves once every one is closed. */
 export function drainConnections(
-  connections: Iterable<Connection>,
+  connections: Iterable<Drainable>,
   options: DrainOptions,
   clock: Clock,
 ): Promise<void> {
@@ -30,7 +38,7 @@ export function drainConnections(
   const closed = Promise.all(all.map((c) => c.closed)).then(() => undefined);
   const reference = options.serverReference ?? undefined;
   const reason = reference === undefined ? ReasonCode.ServerShuttingDown : ReasonCode.UseAnotherServer;
-  const close = (c: Connection) => c.shutdown(reason, reference);
+  const close = (c: Drainable) => c.shutdown(reason, reference);
 
   // Connected clients first in line are the oldest; half-open CONNECTs go now.
   const queue = all.filter((c) => c.channel.state === 'connected');

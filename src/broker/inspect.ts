@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import type { RetainedStore } from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
 import type { Clock } from '../clock.js';
-import type { Connection } from '../connection/connection.js';
+import { isExpired, type Message } from '../message.js';
 import type {
   AdminClient,
   AdminClientDetail,
@@ -20,12 +20,10 @@ import type {
 import { ReasonCode } from '../protocol/index.js';
 import type { Session } from '../session/session.js';
 import { isValidTopicFilter, isValidTopicName } from '../topics/index.js';
-import { isExpired, type Message } from './message.js';
 
 export interface InspectorDeps {
   sessions: ReadonlyMap<string, Session>;
   online: ReadonlyMap<string, Channel>;
-  connections: ReadonlySet<Connection>;
   retained: RetainedStore;
   clock: Clock;
   /** Routes a message like a client's PUBLISH; `accepted` as in Broker.publish. */

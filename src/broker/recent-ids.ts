@@ -3,7 +3,7 @@
  * lately: a message routed again after its publisher re-sent it reaches them once. Bounded by the
  * window and a count, oldest forgotten first.
  */
-import { DEDUPE_MAX, DEDUPE_WINDOW_MS } from './message.js';
+import { DEDUPE_MAX, DEDUPE_WINDOW_MS } from '../message.js';
 
 export class RecentIds {
   private readonly seen = new Map<string, number>();

@@ -3,9 +3,10 @@
  * shared. Matching a topic yields each interested session once (overlapping subscriptions merged,
  * MQTT 5 3.3.4) and one member per shared subscription (MQTT 5 4.8.2).
  */
-import type { Session, SubscriptionOptions } from '../session/session.js';
+
+import type { Message, SubscriptionOptions } from '../message.js';
+import type { Session } from '../session/session.js';
 import { TopicTrie } from '../topics/index.js';
-import type { Message } from './message.js';
 
 interface Subscriber {
   session: Session;

@@ -7,9 +7,9 @@
 import type { PeerCertificate } from 'node:tls';
 import type { TopicPermissions } from '../auth/types.js';
 import { FencedError, type StoredSession } from '../backend/types.js';
-import type { Message } from '../broker/message.js';
-import { remainingExpirySeconds } from '../broker/message.js';
 import { ClientLimiter } from '../limits/client.js';
+import type { Delivery, Message } from '../message.js';
+import { remainingExpirySeconds } from '../message.js';
 import {
   type DisconnectPacket,
   type EncodedPublish,
@@ -23,7 +23,7 @@ import {
   type ProtocolVersion,
   ReasonCode,
 } from '../protocol/index.js';
-import type { Delivery, Session, SessionLink } from '../session/session.js';
+import type { Session, SessionLink } from '../session/session.js';
 import { handleConnect } from './connect.js';
 import type { ChannelContext, PendingWill } from './context.js';
 import { type EnhancedAuth, handleConnectingPacket, handleReauth } from './enhanced-auth.js';

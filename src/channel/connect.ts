@@ -5,7 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { type AuthDecision, isThenable, reasonCodeOf } from '../auth/types.js';
-import { forwardedProperties, type Message } from '../broker/message.js';
+import { forwardedProperties, type Message } from '../message.js';
 import {
   type ConnackPacket,
   type ConnectPacket,

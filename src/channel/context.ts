@@ -4,12 +4,12 @@
  */
 import type { AuthHooks } from '../auth/types.js';
 import type { QuotaStore, RetainedStore } from '../backend/types.js';
-import type { Message } from '../broker/message.js';
 import type { BrokerOptions } from '../broker/options.js';
 import type { Clock } from '../clock.js';
 import type { Limits } from '../limits/limits.js';
+import type { Message, SubscriptionOptions } from '../message.js';
 import type { Logger } from '../observability/logger.js';
-import type { Session, SubscriptionOptions } from '../session/session.js';
+import type { Session } from '../session/session.js';
 import type { Channel } from './channel.js';
 
 /** Counters the channel bumps on its hot path (plain fields: no per-message metric calls). */

@@ -6,7 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { isThenable } from '../auth/types.js';
-import { forwardedProperties, type Message } from '../broker/message.js';
+import { forwardedProperties, type Message } from '../message.js';
 import {
   ProtocolError,
   type PubackPacket,

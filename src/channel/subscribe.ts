@@ -3,6 +3,7 @@
  * subscription identifiers, and retained messages sent on subscribe per Retain Handling.
  */
 import { isThenable } from '../auth/types.js';
+import type { SubscriptionOptions } from '../message.js';
 import {
   encode,
   ProtocolError,
@@ -12,7 +13,6 @@ import {
   type SubscribePacket,
   type UnsubscribePacket,
 } from '../protocol/index.js';
-import type { SubscriptionOptions } from '../session/session.js';
 import { parseSubscription } from '../topics/index.js';
 import { afterAuthorization } from './authorize.js';
 import type { Channel } from './channel.js';

@@ -5,8 +5,9 @@
  */
 import type { SessionStore } from '../backend/types.js';
 import type { Clock } from '../clock.js';
+import type { Delivery } from '../message.js';
 import type { Logger } from '../observability/logger.js';
-import type { Delivery, DurableQueue, Session } from './session.js';
+import type { DurableQueue, Session } from './session.js';
 
 /** Wait before fetching again after a failed fetch. */
 const RETRY_MS = 250;

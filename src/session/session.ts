@@ -4,25 +4,9 @@
  * but not yet released. A session outlives connections; the channel of the current connection, if
  * any, is its `link`.
  */
-import type { Message } from '../broker/message.js';
-import { isExpired, ownPayload } from '../broker/message.js';
+import type { Delivery, Message, SubscriptionOptions } from '../message.js';
+import { isExpired, ownPayload } from '../message.js';
 import type { QoS } from '../protocol/index.js';
-
-export interface SubscriptionOptions {
-  qos: QoS;
-  noLocal: boolean;
-  retainAsPublished: boolean;
-  retainHandling: 0 | 1 | 2;
-  subscriptionId?: number;
-}
-
-/** One message on its way to this session, with the per-subscriber delivery decisions made. */
-export interface Delivery {
-  message: Message;
-  qos: QoS;
-  retain: boolean;
-  subscriptionIds?: number[];
-}
 
 export interface InflightEntry extends Delivery {
   packetId: number;

@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ClusterBackend, ClusterHandlers, Envelope, StoredWill } from '../../src/backend/types.js';
-import type { Message } from '../../src/broker/message.js';
+import type { Message } from '../../src/message.js';
 import { waitFor } from '../helpers/cluster.js';
 
 export interface ClusterPair {

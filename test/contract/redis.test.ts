@@ -6,15 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeMessage, encodeMessage } from '../../src/backend/record.js';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { RedisQuotaStore } from '../../src/backend/redis/quota-store.js';
 import { RedisRetainedStore } from '../../src/backend/redis/retained-store.js';
 import { RETAINED_SET, ROUTE_ADD } from '../../src/backend/redis/scripts.js';
-import { decodeMessage, encodeMessage } from '../../src/backend/redis/serialize.js';
 import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
-import type { Message } from '../../src/broker/message.js';
 import { systemClock } from '../../src/clock.js';
+import type { Message } from '../../src/message.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { FakeClock } from '../helpers/fake-clock.js';

@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { RetainedStore } from '../../src/backend/types.js';
-import type { Message } from '../../src/broker/message.js';
+import type { Message } from '../../src/message.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const msg = (topic: string, payload: string, extra: Partial<Message> = {}): Message => ({

@@ -7,8 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ClusterBackend, ClusterHandlers, SessionStore } from '../../src/backend/types.js';
-import type { Message } from '../../src/broker/message.js';
-import type { Delivery } from '../../src/session/session.js';
+import type { Delivery, Message } from '../../src/message.js';
 
 export interface SessionPair {
   a: ClusterBackend & { readonly sessions: SessionStore };

@@ -8,12 +8,14 @@ import type { ClusterBackend } from '../../src/backend/types.js';
 import { Broker } from '../../src/broker/broker.js';
 import { type BrokerOptions, defaultBrokerOptions } from '../../src/broker/options.js';
 import { type Clock, systemClock } from '../../src/clock.js';
+import { acceptor } from '../../src/connection/accept.js';
 import { Limits } from '../../src/limits/limits.js';
 import { defaultLimitOptions, type LimitOptions } from '../../src/limits/options.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { AddressList } from '../../src/transport/address.js';
 import type { ProxyRefusal } from '../../src/transport/proxied.js';
 import { TcpListener } from '../../src/transport/tcp.js';
+import type { Transport } from '../../src/transport/types.js';
 
 export interface TestBroker {
   broker: Broker;
@@ -30,6 +32,8 @@ export interface TestBrokerDeps {
   clock?: Clock;
   auth?: Partial<AuthHooks>;
   limits?: Partial<LimitOptions>;
+  /** Sees every accepted transport before it becomes a connection. */
+  onTransport?: (transport: Transport) => void;
   /** Require a PROXY header from these proxies (IPs / CIDRs) on the listener. */
   proxyProtocol?: { trustedProxies: string[]; headerTimeoutMs?: number };
   /** Address the listener binds (default 127.0.0.1; `0.0.0.0` to accept from other loopback addresses too). */
@@ -54,12 +58,16 @@ export async function startTestBroker(
     cluster: deps.cluster,
   });
   await broker.start();
+  const accept = acceptor(broker);
   const proxyRefusals: ProxyRefusal[] = [];
   const pp = deps.proxyProtocol;
   const listener = new TcpListener({
     host: deps.host ?? '127.0.0.1',
     port: 0,
-    onConnection: (t) => broker.accept(t),
+    onConnection: (t) => {
+      deps.onTransport?.(t);
+      accept(t);
+    },
     proxyProtocol:
       pp === undefined
         ? undefined

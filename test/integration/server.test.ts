@@ -2,11 +2,10 @@ import { once } from 'node:events';
 import net from 'node:net';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Broker, type BrokerDeps } from '../../src/broker/broker.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { BrokerStats } from '../../src/observability/stats.js';
-import { type BrokerCore, ListenError, type RunningServer, startServer } from '../../src/server.js';
-import type { Transport } from '../../src/transport/types.js';
+import { ListenError, type RunningServer, startServer } from '../../src/server.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { canConnect, freePort } from '../helpers/ports.js';
 
@@ -18,45 +17,14 @@ function capturedLogger() {
   return { logger, lines, events };
 }
 
-const zeroStats: BrokerStats = {
-  clientsConnected: 0,
-  clientsTotal: 0,
-  messagesReceived: 0,
-  messagesSent: 0,
-  bytesReceived: 0,
-  bytesSent: 0,
-  subscriptions: 0,
-  retained: 0,
-  dropped: {},
-  authFailures: 0,
-  sessions: 0,
-  clusterMessagesSent: 0,
-  clusterBatchesSent: 0,
-  clusterMessagesReceived: 0,
-  connectionsOpen: 0,
-  connectedBy: {},
-  connectsBy: {},
-  sessionsOffline: 0,
-  sharedGroups: 0,
-  receivedByQos: [0, 0, 0],
-  receivedBytesByQos: [0, 0, 0],
-  sentByQos: [0, 0, 0],
-  sentBytesByQos: [0, 0, 0],
-  rateLimited: {},
-  takeovers: 0,
-  draining: false,
-};
-
-/** A broker whose shutdown finishes when the test says so. */
-class GatedBroker implements BrokerCore {
-  readonly accepted: Transport[] = [];
-  readonly stats = zeroStats;
+/** When the brokers' shutdown finishes: when the test says so. */
+class ShutdownGate {
   release!: () => void;
   shutdownCalled = false;
   /** Resolves when the server has asked for shutdown. */
   readonly shutdownStarted: Promise<void>;
-  private started!: () => void;
-  private readonly gate = new Promise<void>((resolve) => {
+  started!: () => void;
+  readonly gate = new Promise<void>((resolve) => {
     this.release = resolve;
   });
 
@@ -66,15 +34,26 @@ class GatedBroker implements BrokerCore {
     });
   }
 
-  accept(transport: Transport): void {
-    this.accepted.push(transport);
-    transport.destroy();
+  /** A broker factory for startServer whose brokers' shutdown waits on this gate. */
+  brokers(): (deps: BrokerDeps) => Broker {
+    return (deps) => new GatedBroker(deps, this);
   }
-  start(): void {}
-  shutdown(): Promise<void> {
-    this.shutdownCalled = true;
-    this.started();
-    return this.gate;
+}
+
+/** A real broker whose shutdown finishes when its gate is released. */
+class GatedBroker extends Broker {
+  constructor(
+    deps: BrokerDeps,
+    private readonly gated: ShutdownGate,
+  ) {
+    super(deps);
+  }
+
+  override async shutdown(): Promise<void> {
+    this.gated.shutdownCalled = true;
+    this.gated.started();
+    await this.gated.gate;
+    await super.shutdown();
   }
 }
 
@@ -145,8 +124,11 @@ describe('startServer', () => {
 
   it('is not ready while shutting down, and closes HTTP last', async () => {
     const cfg = await config();
-    const broker = new GatedBroker();
-    const server = await startServer(cfg, { logger: capturedLogger().logger, createBroker: () => broker });
+    const broker = new ShutdownGate();
+    const server = await startServer(cfg, {
+      logger: capturedLogger().logger,
+      createBroker: broker.brokers(),
+    });
     const closing = server.close();
     expect(server.ready).toBe(false);
     const readyz = await fetch(`http://127.0.0.1:${cfg.httpPort}/readyz`, {
@@ -163,10 +145,10 @@ describe('startServer', () => {
 
   it('stops waiting for the broker after shutdownTimeoutMs', async () => {
     const cfg = await config({ shutdownTimeoutMs: 5_000 });
-    const broker = new GatedBroker();
+    const broker = new ShutdownGate();
     const clock = new FakeClock();
     const { logger, lines } = capturedLogger();
-    const server = await startServer(cfg, { logger, clock, createBroker: () => broker });
+    const server = await startServer(cfg, { logger, clock, createBroker: broker.brokers() });
     const closing = server.close();
     await broker.shutdownStarted;
     clock.advance(5_000);
@@ -181,9 +163,9 @@ describe('startServer', () => {
     const taken = (blocker.address() as net.AddressInfo).port;
     try {
       const cfg = await config({ wsPort: taken });
-      const broker = new GatedBroker();
+      const broker = new ShutdownGate();
       broker.release();
-      const attempt = startServer(cfg, { logger: capturedLogger().logger, createBroker: () => broker });
+      const attempt = startServer(cfg, { logger: capturedLogger().logger, createBroker: broker.brokers() });
       await expect(attempt).rejects.toThrow(ListenError);
       await expect(attempt).rejects.toThrow(
         new RegExp(`^wsPort: cannot listen on 127\\.0\\.0\\.1:${taken}: EADDRINUSE`),

@@ -1,8 +1,8 @@
 /** Retained messages held in this process: a topic tree, so wildcard lookups never scan every topic. */
 
-import type { Message } from '../../broker/message.js';
-import { isExpired } from '../../broker/message.js';
 import type { Clock } from '../../clock.js';
+import type { Message } from '../../message.js';
+import { isExpired } from '../../message.js';
 import { TopicTree } from '../../topics/index.js';
 import type { RetainedStore } from '../types.js';
 

@@ -3,9 +3,15 @@
  * (test/contract/session-store.contract.ts runs both) — queues publishers append to, packet ids
  * given at fetch, fenced writes, expiry, orphaning by the reaper — kept in the hub's maps.
  */
-import { DEDUPE_MAX, DEDUPE_WINDOW_MS, ownPayload } from '../../broker/message.js';
+
 import type { Clock, TimerHandle } from '../../clock.js';
-import type { Delivery, SubscriptionOptions } from '../../session/session.js';
+import {
+  DEDUPE_MAX,
+  DEDUPE_WINDOW_MS,
+  type Delivery,
+  ownPayload,
+  type SubscriptionOptions,
+} from '../../message.js';
 import { parseSubscription, TopicTrie } from '../../topics/index.js';
 import {
   type ClusterHandlers,

@@ -6,11 +6,11 @@
  * more acknowledged batches from here until it has read below it (callers hear back then).
  */
 import { randomBytes } from 'node:crypto';
+import { encodeBatch } from '../record.js';
 import type { ClusterBus, Envelope } from '../types.js';
 import { onConnectionClose, type RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import { INBOX_ADD } from './scripts.js';
-import { encodeBatch } from './serialize.js';
 
 interface Pending {
   durable: Envelope[];

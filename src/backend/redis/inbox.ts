@@ -9,10 +9,10 @@
 import type { Clock } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
+import { decodeBatch } from '../record.js';
 import type { Envelope } from '../types.js';
 import type { RedisClient } from './connect.js';
 import { SeenBatches } from './seen-batches.js';
-import { decodeBatch } from './serialize.js';
 
 type StreamReply = [key: Buffer, entries: [id: Buffer, fields: Buffer[]][]][] | null;
 

@@ -5,15 +5,15 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import type { Message } from '../../broker/message.js';
-import { isExpired } from '../../broker/message.js';
 import type { Clock } from '../../clock.js';
+import type { Message } from '../../message.js';
+import { isExpired } from '../../message.js';
 import { TopicTree } from '../../topics/index.js';
+import { decodeMessage, encodeMessage } from '../record.js';
 import type { RetainedStore } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import { RETAINED_EXPIRE, RETAINED_SET, RETAINED_SWEEP } from './scripts.js';
-import { decodeMessage, encodeMessage } from './serialize.js';
 
 interface Entry {
   message: Message;

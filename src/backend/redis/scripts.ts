@@ -3,7 +3,7 @@
  * retained messages appends to its log stream in the same step, so replicas never miss one.
  */
 
-import { DEDUPE_MAX, DEDUPE_WINDOW_MS } from '../../broker/message.js';
+import { DEDUPE_MAX, DEDUPE_WINDOW_MS } from '../../message.js';
 
 /**
  * KEYS: routes, nodeRoutes, routeLog. ARGV: node, filterKey, maxlen. Returns the route-log entry

@@ -7,10 +7,10 @@
  * loop turn; Redis key expiry ends offline sessions, and a sweep drops the routes of ended ones.
  */
 import { randomBytes } from 'node:crypto';
-import type { Message } from '../../broker/message.js';
 import type { Clock } from '../../clock.js';
+import type { Delivery, SubscriptionOptions } from '../../message.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Delivery, SubscriptionOptions } from '../../session/session.js';
+import { decodeDelivery, encodeDelivery } from '../record.js';
 import type { RouteReplica } from '../route-replica.js';
 import {
   type ClusterHandlers,
@@ -31,7 +31,6 @@ import {
   SESSION_ROUTE,
   SESSION_ROUTES_DROP,
 } from './scripts.js';
-import { decodeMessage, encodeMessage } from './serialize.js';
 
 /** Session Expiry Interval 0xFFFFFFFF: the session never expires. */
 const NEVER = 0xffffffff;
@@ -624,24 +623,4 @@ function compareStreamIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(Number);
   const [bm, bs] = b.split('-').map(Number);
   return am - bm || as - bs;
-}
-
-/** A delivery as queued: the message with the subscriber's QoS, RETAIN and subscription ids. */
-function encodeDelivery(d: Delivery): Buffer {
-  const m: Message = { ...d.message, qos: d.qos, retain: d.retain };
-  if (d.subscriptionIds !== undefined && d.subscriptionIds.length > 0)
-    m.properties = { ...m.properties, subscriptionIdentifiers: d.subscriptionIds };
-  return encodeMessage(m);
-}
-
-function decodeDelivery(buf: Buffer): Delivery {
-  const message = decodeMessage(Buffer.from(buf));
-  const d: Delivery = { message, qos: message.qos, retain: message.retain };
-  const ids = message.properties?.subscriptionIdentifiers;
-  if (ids !== undefined) {
-    d.subscriptionIds = ids;
-    const { subscriptionIdentifiers: _ids, ...rest } = message.properties!;
-    message.properties = Object.keys(rest).length > 0 ? rest : undefined;
-  }
-  return d;
 }

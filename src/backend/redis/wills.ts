@@ -11,15 +11,16 @@
  * Also the durable half of takeover kicks: a list per node that it drains every tick, so a lost
  * pub/sub kick still closes the old connection.
  */
-import type { Message } from '../../broker/message.js';
+
 import type { Clock } from '../../clock.js';
+import type { Message } from '../../message.js';
 import type { Logger } from '../../observability/logger.js';
+import { decodeMessage, encodeMessage } from '../record.js';
 import type { StoredWill } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import { evalBuffer } from './redis-util.js';
 import { DUE_WILL_ADD, DUE_WILLS, WILL_SET, WILL_TAKE } from './scripts.js';
-import { decodeMessage, encodeMessage } from './serialize.js';
 
 /** Due wills taken per poll, and kicks per drain: bounded work per tick. */
 const BATCH = 100;

@@ -36,13 +36,8 @@ afterEach(async () => {
 
 /** Starts a broker that records the transport of every accepted connection, in order. */
 async function brokerWithTransports(options: Parameters<typeof startTestBroker>[0]) {
-  const broker = await startTestBroker(options);
   const transports: Transport[] = [];
-  const accept = broker.broker.accept.bind(broker.broker);
-  broker.broker.accept = (transport: Transport) => {
-    transports.push(transport);
-    accept(transport);
-  };
+  const broker = await startTestBroker(options, { onTransport: (t) => transports.push(t) });
   return { broker, transports };
 }
 

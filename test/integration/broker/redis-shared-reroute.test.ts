@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { encodeBatch } from '../../../src/backend/record.js';
 import { RedisClusterBackend } from '../../../src/backend/redis/backend.js';
-import { encodeBatch } from '../../../src/backend/redis/serialize.js';
 import { systemClock } from '../../../src/clock.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';

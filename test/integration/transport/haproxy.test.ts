@@ -16,6 +16,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectInfo } from '../../../src/auth/types.js';
 import { systemClock } from '../../../src/clock.js';
+import { acceptor } from '../../../src/connection/accept.js';
 import { decodeAll, encode, type Packet } from '../../../src/protocol/index.js';
 import { AddressList } from '../../../src/transport/address.js';
 import { TlsListener } from '../../../src/transport/tls.js';
@@ -54,7 +55,7 @@ describe.skipIf(!existsSync(HAPROXY))('behind HAProxy', () => {
       host: '127.0.0.1',
       port: 0,
       credentials: { cert: cert.cert, key: cert.key, requestClientCert: false, rejectUnauthorized: true },
-      onConnection: (t) => trusting.broker.accept(t),
+      onConnection: acceptor(trusting.broker),
       proxyProtocol: {
         trusted: new AddressList(['127.0.0.1']),
         headerTimeoutMs: 3000,

@@ -5,14 +5,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  decodeBatch,
-  decodeMessage,
-  encodeBatch,
-  encodeMessage,
-} from '../../../src/backend/redis/serialize.js';
+import { decodeBatch, decodeMessage, encodeBatch, encodeMessage } from '../../../src/backend/record.js';
 import type { Envelope } from '../../../src/backend/types.js';
-import type { Message } from '../../../src/broker/message.js';
+import type { Message } from '../../../src/message.js';
 import {
   fcParams,
   payloadArb,

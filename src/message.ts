@@ -1,8 +1,10 @@
 /**
- * An application message inside the broker: what a PUBLISH (or a Will) carries once the per-hop
- * details (packet id, DUP, topic alias, subscription identifiers) are stripped.
+ * The data that crosses layers (a leaf: it imports only the codec): an application message inside
+ * the broker — what a PUBLISH (or a Will) carries once the per-hop details (packet id, DUP, topic
+ * alias, subscription identifiers) are stripped — and a delivery of it to one session, with the
+ * subscription options that shaped it.
  */
-import type { EncodedPublish, Properties, QoS } from '../protocol/index.js';
+import type { EncodedPublish, Properties, QoS } from './protocol/index.js';
 
 /**
  * How long, and for how many messages, a target (a persistent session's queue, a node's local
@@ -81,4 +83,20 @@ export function isExpired(message: Message, now: number): boolean {
 export function ownPayload(message: Message): void {
   const p = message.payload;
   if (p.buffer.byteLength > 2 * p.length + 1024) message.payload = Buffer.from(p);
+}
+
+export interface SubscriptionOptions {
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: 0 | 1 | 2;
+  subscriptionId?: number;
+}
+
+/** One message on its way to this session, with the per-subscriber delivery decisions made. */
+export interface Delivery {
+  message: Message;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
 }

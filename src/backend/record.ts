@@ -1,5 +1,5 @@
 /**
- * Messages between nodes and in Redis: a compact binary record, several of which make one batch
+ * Messages as records, between nodes, in Redis and on disk: a compact binary record, several of which make one batch
  * (one stream entry or pub/sub message per target node and event-loop turn). Properties use the MQTT 5
  * property encoding of the codec.
  *
@@ -7,11 +7,11 @@
  *          | propsLen vbi props | payloadLen u32 payload        (str = u16 length + UTF-8)
  */
 
-import type { Message } from '../../broker/message.js';
-import type { QoS } from '../../protocol/index.js';
-import { Reader, utf8Length, vbiLength, writeU16, writeUtf8 } from '../../protocol/primitives.js';
-import { propertiesLength, readProperties, writeProperties } from '../../protocol/properties.js';
-import type { Envelope } from '../types.js';
+import type { Delivery, Message } from '../message.js';
+import type { QoS } from '../protocol/index.js';
+import { Reader, utf8Length, vbiLength, writeU16, writeUtf8 } from '../protocol/primitives.js';
+import { propertiesLength, readProperties, writeProperties } from '../protocol/properties.js';
+import type { Envelope } from './types.js';
 
 const RETAIN = 0x04;
 const DIRECT = 0x08;
@@ -107,6 +107,26 @@ export function decodeMessage(buf: Buffer): Message {
   const [e] = decodeBatch(buf);
   if (e === undefined) throw new RangeError('empty record');
   return e.message;
+}
+
+/** A delivery as queued: the message with the subscriber's QoS, RETAIN and subscription ids. */
+export function encodeDelivery(d: Delivery): Buffer {
+  const m: Message = { ...d.message, qos: d.qos, retain: d.retain };
+  if (d.subscriptionIds !== undefined && d.subscriptionIds.length > 0)
+    m.properties = { ...m.properties, subscriptionIdentifiers: d.subscriptionIds };
+  return encodeMessage(m);
+}
+
+export function decodeDelivery(buf: Buffer): Delivery {
+  const message = decodeMessage(Buffer.from(buf));
+  const d: Delivery = { message, qos: message.qos, retain: message.retain };
+  const ids = message.properties?.subscriptionIdentifiers;
+  if (ids !== undefined) {
+    d.subscriptionIds = ids;
+    const { subscriptionIdentifiers: _ids, ...rest } = message.properties!;
+    message.properties = Object.keys(rest).length > 0 ? rest : undefined;
+  }
+  return d;
 }
 
 const EMPTY = Buffer.alloc(0);
