@@ -1,6 +1,6 @@
 # Shoal broker image: build with the dev toolchain, run with production dependencies only.
 #   docker build -t shoal .
-#   docker run -p 1883:1883 -p 8083:8083 -p 9090:9090 shoal
+#   docker run -p 1883:1883 -p 8083:8083 -p 9090:9090 -v shoal-data:/data shoal
 FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -20,7 +20,13 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
-# The image's unprivileged user (uid 1000); nothing is written at run time (read-only root fs works).
+# A single node keeps retained messages, persistent sessions and wills in /data (persistence.dir), so
+# they survive a restart and a kill -9. With SHOAL_REDIS (a cluster) the state is in Redis and /data
+# is not used. Nothing else is written at run time (a read-only root fs works).
+RUN mkdir /data && chown node:node /data
+VOLUME ["/data"]
+ENV SHOAL_DATA_DIR=/data
+# The image's unprivileged user (uid 1000).
 USER node
 EXPOSE 1883 8883 8083 8084 9090
 # SIGTERM starts the graceful drain (docs/deployment.md); give the container at least

@@ -30,6 +30,7 @@ import {
   type TrialResult,
 } from './load/scenarios.js';
 import {
+  ALL_BROKERS,
   aedesVersion,
   BROKERS,
   type BrokerName,
@@ -78,8 +79,11 @@ const values = args.values;
 const { list, num } = args;
 
 const quick = values.has('--quick');
-const scenarios = list<ScenarioName>('--scenarios', SCENARIOS);
-const brokers = list<BrokerName>('--brokers', BROKERS);
+// pqos1 (to a persistent session) is not in the default set: the persistence comparison runs it.
+const scenarios = values.has('--scenarios')
+  ? list<ScenarioName>('--scenarios', [...SCENARIOS, 'pqos1'])
+  : [...SCENARIOS];
+const brokers = values.has('--brokers') ? list<BrokerName>('--brokers', ALL_BROKERS) : [...BROKERS];
 const rounds = num('--rounds', quick ? 1 : 3, 1, 20);
 const jsonPath = values.get('--json');
 const pin = values.has('--pin');
@@ -196,7 +200,14 @@ function medianOf(scenario: ScenarioName, broker: BrokerName, key: string): numb
   return xs.length === 0 ? Number.NaN : median(xs);
 }
 
-const NAMES: Record<BrokerName, string> = { shoal: 'Shoal', mosquitto: 'Mosquitto', aedes: 'Aedes' };
+const NAMES: Record<BrokerName, string> = {
+  shoal: 'Shoal',
+  mosquitto: 'Mosquitto',
+  aedes: 'Aedes',
+  'shoal-disk': 'Shoal disk (batch)',
+  'shoal-disk-always': 'Shoal disk (always)',
+  'mosquitto-disk': 'Mosquitto persistence',
+};
 const others = brokers.filter((b) => b !== 'shoal');
 const headers = [
   'Scenario (unit)',

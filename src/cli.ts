@@ -1,9 +1,10 @@
 /**
- * The `shoal` command: `shoal [start] [flags]`, `shoal passwd FILE USER [--delete]`, `shoal --help`,
- * `shoal --version`. Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration
+ * The `shoal` command: `shoal [start] [flags]`, `shoal passwd FILE USER [--delete]`,
+ * `shoal repair-data DIR`, `shoal --help`, `shoal --version`. Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration
  * problem, 1 otherwise. SIGHUP rereads the auth files (passwords, ACL, JWT keys).
  */
 import { type PasswdInput, passwdCommand } from './auth/passwd-command.js';
+import { DiskJournal } from './backend/disk/disk-journal.js';
 import { ConfigError } from './config/errors.js';
 import { BINDINGS, CONFIG_FILE_BINDING, loadConfig, parseCommandLine } from './config/load.js';
 import { type Config, fieldAt } from './config/schema.js';
@@ -33,6 +34,7 @@ export async function main(
   stdin: PasswdInput = process.stdin,
 ): Promise<number> {
   if (argv[0] === 'passwd') return passwdCommand(argv.slice(1), { stdin, ...out });
+  if (argv[0] === 'repair-data') return repairData(argv.slice(1), out);
   let config: Config;
   try {
     const cli = parseCommandLine(argv);
@@ -72,6 +74,22 @@ export async function main(
   // The handlers are gone now: a second signal during the drain stops the process at once.
   logger.info({ event: 'server.signal', signal });
   await server.close();
+  return EXIT_OK;
+}
+
+/** `shoal repair-data DIR`: rebuilds what can be read of a damaged data dir (persistence.dir). */
+async function repairData(args: readonly string[], out: CliOutput): Promise<number> {
+  if (args.length !== 1 || args[0].startsWith('-')) {
+    out.stderr('Usage: shoal repair-data DIR\n');
+    return EXIT_CONFIG;
+  }
+  try {
+    await DiskJournal.repair(args[0]);
+  } catch (err) {
+    out.stderr(`shoal: repair-data ${args[0]}: ${(err as Error).message}\n`);
+    return EXIT_FAILURE;
+  }
+  out.stdout(`repaired ${args[0]}: start the broker with it again\n`);
   return EXIT_OK;
 }
 
@@ -115,10 +133,12 @@ export function usage(): string {
   const lines = rows.map((r) => `  ${r[0].padEnd(width(0))}  ${r[1].padEnd(width(1))}  ${r[2]}`);
   return `Usage: shoal [start] [options]
        shoal passwd FILE USER [--delete]
+       shoal repair-data DIR
 
 Runs a Shoal MQTT broker node; SIGHUP rereads its password, ACL and key files. Flags override
 environment variables, which override the config file, which overrides the defaults. A port of 0
 disables that listener. \`shoal passwd\` adds, changes or removes a user in a password file.
+\`shoal repair-data\` rebuilds what can be read of a damaged data dir (persistence.dir).
 
 Options:
 ${lines.join('\n')}

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createAuth } from './auth/compose.js';
 import type { AuthHooks } from './auth/types.js';
+import { openLocalNode } from './backend/disk/local-node.js';
 import { RedisClusterBackend } from './backend/redis/backend.js';
 import { parseRedisUrl } from './backend/redis/connect.js';
 import { Keys } from './backend/redis/keys.js';
@@ -34,7 +35,7 @@ import { AddressList } from './transport/address.js';
 import type { ProxyProtocolOptions, ProxyRefusal } from './transport/proxied.js';
 import { TcpListener } from './transport/tcp.js';
 import { type TlsCredentials, TlsListener } from './transport/tls.js';
-import type { Listener, Transport } from './transport/types.js';
+import type { Listener } from './transport/types.js';
 import { WebSocketListener } from './transport/websocket.js';
 import { VERSION } from './version.js';
 
@@ -133,6 +134,24 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
           inboxMaxLen: config.cluster.inboxMaxLength,
           instruments,
         });
+  // A single node with a data dir keeps its state there (a cluster keeps it in Redis).
+  const local =
+    cluster === undefined && config.persistence.dir !== null
+      ? await openLocalNode({
+          dir: config.persistence.dir,
+          sync: config.persistence.sync,
+          clock,
+          nodeId,
+          maxQueued: config.mqtt.maxQueuedMessages,
+        })
+      : undefined;
+  if (local !== undefined)
+    logger.info({ event: 'persistence.opened', dir: local.journal.dir, sync: config.persistence.sync });
+  else if (config.persistence.dir !== null)
+    logger.warn(
+      { event: 'persistence.ignored', dir: config.persistence.dir },
+      'persistence.dir is not used in cluster mode: the cluster keeps its state in Redis',
+    );
   const limits = new Limits(config.limits, clock);
   const auth = createAuth(config.auth, { clock, logger, overrides: deps.auth });
   // limits.user.* in a cluster: counted through Redis on a connection of its own (only when on).
@@ -156,7 +175,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     clock,
     logger,
     version: VERSION,
-    cluster,
+    cluster: cluster ?? local?.backend,
     instruments,
     limits,
     quotas,
@@ -257,6 +276,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     auth.close();
     await Promise.all(listeners.map((l) => l.close()));
     await broker.shutdown();
+    await local?.close();
     await http?.close();
     throw err;
   }
@@ -288,6 +308,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       return true;
     });
     if (!done) logger.warn({ event: 'server.shutdown_timeout', timeoutMs: config.shutdownTimeoutMs });
+    await local?.close().catch((err: unknown) => logger.error({ event: 'persistence.close_failed', err }));
     auth.close();
     await http?.close();
     logger.info({ event: 'server.stopped' });

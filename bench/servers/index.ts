@@ -24,8 +24,25 @@ import net from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type BrokerName = 'shoal' | 'mosquitto' | 'aedes';
+export type BrokerName =
+  | 'shoal'
+  | 'mosquitto'
+  | 'aedes'
+  | 'shoal-disk'
+  | 'shoal-disk-always'
+  | 'mosquitto-disk';
+/** The brokers a run compares by default. */
 export const BROKERS: readonly BrokerName[] = ['shoal', 'mosquitto', 'aedes'];
+/**
+ * Every broker --brokers may name: also a single Shoal with a data dir (persistence.sync batch or
+ * always) and Mosquitto with `persistence true` (its defaults: saved every 30 min and at exit).
+ */
+export const ALL_BROKERS: readonly BrokerName[] = [
+  ...BROKERS,
+  'shoal-disk',
+  'shoal-disk-always',
+  'mosquitto-disk',
+];
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
@@ -389,15 +406,38 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
       command = process.execPath;
       args = options.launchers.shoal(port, options.shoalLogLevel);
       break;
+    case 'shoal-disk':
+    case 'shoal-disk-always': {
+      const dir = join(options.workDir, `${name}-${port}`);
+      mkdirSync(dir, { recursive: true });
+      const sync = name === 'shoal-disk' ? 'batch' : 'always';
+      command = process.execPath;
+      args = options.launchers.shoal(port, options.shoalLogLevel);
+      if (options.launchers.shoalCli) {
+        const conf = join(dir, 'shoal.json');
+        writeFileSync(conf, JSON.stringify({ persistence: { dir: join(dir, 'data'), sync } }));
+        args.push('--config', conf);
+      } else args.push('--data-dir', join(dir, 'data'), '--sync', sync);
+      break;
+    }
     case 'aedes':
       command = process.execPath;
       args = options.launchers.aedes(port);
       break;
-    case 'mosquitto': {
-      const dir = join(options.workDir, `mosquitto-${port}`);
+    case 'mosquitto':
+    case 'mosquitto-disk': {
+      const dir = join(options.workDir, `${name}-${port}`);
       mkdirSync(dir, { recursive: true });
       const conf = join(dir, 'mosquitto.conf');
-      writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...MOSQUITTO_SETTINGS, ''].join('\n'));
+      const settings =
+        name === 'mosquitto'
+          ? MOSQUITTO_SETTINGS
+          : [
+              ...MOSQUITTO_SETTINGS.filter((l) => l !== 'persistence false'),
+              'persistence true',
+              `persistence_location ${dir}/`,
+            ];
+      writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...settings, ''].join('\n'));
       command = MOSQUITTO_BIN;
       args = ['-c', conf];
       break;

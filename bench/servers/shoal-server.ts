@@ -21,6 +21,7 @@ type ClockModule = typeof import('../../src/clock.js');
 type LoggerModule = typeof import('../../src/observability/logger.js');
 type TcpModule = typeof import('../../src/transport/tcp.js');
 type AcceptModule = typeof import('../../src/connection/accept.js');
+type LocalNodeModule = typeof import('../../src/backend/disk/local-node.js');
 type LogLevel = Parameters<LoggerModule['createLogger']>[0];
 
 function arg(name: string, fallback?: string): string {
@@ -49,11 +50,24 @@ const [{ Broker }, { defaultBrokerOptions }, { systemClock }, { createLogger }, 
     load<TcpModule>('transport/tcp.js'),
   ]);
 
+// --data-dir DIR [--sync batch|always]: a single node with its state on disk (persistence.dir).
+const dataDir = process.argv.includes('--data-dir') ? arg('--data-dir') : undefined;
+const local =
+  dataDir === undefined
+    ? undefined
+    : await (await load<LocalNodeModule>('backend/disk/local-node.js')).openLocalNode({
+        dir: dataDir,
+        sync: arg('--sync', 'batch') as 'batch' | 'always',
+        clock: systemClock,
+        nodeId: 'bench',
+        maxQueued: defaultBrokerOptions.maxQueuedMessages,
+      });
 const broker = new Broker({
   options: { ...defaultBrokerOptions, sysIntervalSeconds: 0 },
   clock: systemClock,
   logger: createLogger(logLevel),
   version: 'bench',
+  cluster: local?.backend,
 });
 broker.start();
 

@@ -27,6 +27,7 @@ export const BINDINGS: readonly Binding[] = [
   { path: 'httpPort', flag: 'http-port', env: 'SHOAL_HTTP_PORT', value: 'port' },
   { path: 'redis', flag: 'redis', env: 'SHOAL_REDIS', value: 'url' },
   { path: 'nodeId', flag: 'node-id', env: 'SHOAL_NODE_ID', value: 'id' },
+  { path: 'persistence.dir', flag: 'data-dir', env: 'SHOAL_DATA_DIR', value: 'dir' },
   { path: 'logLevel', flag: 'log-level', env: 'SHOAL_LOG_LEVEL', value: 'level' },
   { path: 'admin.token', flag: 'admin-token', env: 'SHOAL_ADMIN_TOKEN', value: 'token' },
 ];

@@ -61,6 +61,17 @@ export interface DrainConfig {
   readonly notReadyDelayMs: number;
 }
 
+/** A single node's state on disk (docs/configuration.md "Persistence"); a cluster keeps it in Redis. */
+export interface PersistenceConfig {
+  /** Directory of the embedded store; null = in memory only (lost on restart). Ignored with `redis`. */
+  readonly dir: string | null;
+  /**
+   * When acknowledged changes reach the disk (both before the acknowledgement): `batch` = one fsync
+   * per event-loop turn shared by every change of the turn; `always` = one fsync per change.
+   */
+  readonly sync: 'always' | 'batch';
+}
+
 /** The admin API on the HTTP port (docs/admin-api.md). */
 export interface AdminConfig {
   /** Serve /api/v1/... at all. */
@@ -165,6 +176,7 @@ export interface Config {
   readonly limits: Readonly<LimitOptions>;
   readonly auth: AuthConfig;
   readonly drain: DrainConfig;
+  readonly persistence: PersistenceConfig;
   readonly admin: AdminConfig;
   /** Longest a graceful shutdown may take before the process stops waiting for clients. */
   readonly shutdownTimeoutMs: number;
@@ -416,6 +428,10 @@ export const configSchema: Schema<Config> = {
     ratePerSecond: integer(0, 1_000_000, 0),
     serverReference: optionalText(SERVER_REFERENCE),
     notReadyDelayMs: integer(0, 600_000, 0),
+  },
+  persistence: {
+    dir: optionalText(),
+    sync: oneOf(['always', 'batch'] as const, 'batch'),
   },
   admin: {
     enabled: boolean(true),

@@ -4,7 +4,7 @@
  * but not yet released. A session outlives connections; the channel of the current connection, if
  * any, is its `link`.
  */
-import type { Delivery, Message, SubscriptionOptions } from '../message.js';
+import type { Delivery, SubscriptionOptions } from '../message.js';
 import { isExpired, ownPayload } from '../message.js';
 import type { QoS } from '../protocol/index.js';
 

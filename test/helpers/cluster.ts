@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { freePort } from './ports.js';
 import { type ExitStatus, spawnTracked, type TrackedProcess } from './processes.js';
 
@@ -43,7 +43,10 @@ export interface ShoalNode {
 }
 
 export interface StartNodeOptions {
-  redisUrl: string;
+  /** Cluster mode; absent: a single node (in memory, or on `dataDir`). */
+  redisUrl?: string;
+  /** A single node's data dir (--data-dir). */
+  dataDir?: string;
   nodeId: string;
   /** Settings only a config file can set (e.g. `{ cluster: { livenessTimeoutMs: 1000 } }`). */
   config?: Record<string, unknown>;
@@ -87,8 +90,8 @@ async function launch(opts: StartNodeOptions, configFile: string | undefined): P
     // src/cli.ts only exports main(); this entry runs it like bin/shoal.js does for dist/.
     'test/helpers/shoal-main.ts',
     'start',
-    '--redis',
-    opts.redisUrl,
+    ...(opts.redisUrl === undefined ? [] : ['--redis', opts.redisUrl]),
+    ...(opts.dataDir === undefined ? [] : ['--data-dir', opts.dataDir]),
     '--node-id',
     opts.nodeId,
     '--host',
@@ -288,7 +291,7 @@ export function uniq(prefix: string): string {
 export async function connectMqtt(
   url: string,
   opts: IClientOptions = {},
-): Promise<{ client: MqttClient; inbox: Inbox }> {
+): Promise<{ client: MqttClient; inbox: Inbox; connack: IConnackPacket }> {
   const client = mqtt.connect(url, {
     clientId: uniq('c'),
     protocolVersion: 5,
@@ -297,20 +300,20 @@ export async function connectMqtt(
     ...opts,
   });
   const inbox = new Inbox(client);
-  await new Promise<void>((resolve, reject) => {
+  const connack = await new Promise<IConnackPacket>((resolve, reject) => {
     const onError = (err: Error) => {
       client.end(true);
       reject(err);
     };
-    client.once('connect', () => {
+    client.once('connect', (packet) => {
       client.off('error', onError);
-      resolve();
+      resolve(packet);
     });
     client.once('error', onError);
     client.once('close', () => reject(new Error(`connection to ${url} closed before CONNACK`)));
   });
   client.on('error', () => undefined);
-  return { client, inbox };
+  return { client, inbox, connack };
 }
 
 /** Ends clients without waiting for the broker. */

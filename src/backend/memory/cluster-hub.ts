@@ -5,6 +5,7 @@
  * without Redis, and the Redis backend is held to the behaviour of this simple one.
  */
 import type { Clock } from '../../clock.js';
+import { isExpired } from '../../message.js';
 import { filterKey, RouteReplica } from '../route-replica.js';
 import type {
   Claim,
@@ -17,32 +18,97 @@ import type {
   RouteTable,
   StoredWill,
 } from '../types.js';
+import type { HubJournal, HubState, OwnerRecord } from './journal.js';
 import { MemoryRetainedStore } from './retained-store.js';
 import { HubSessions, MemorySessionStore } from './session-store.js';
 
-interface Owner {
-  node: string;
-  epoch: number;
-  will?: StoredWill;
-}
-
-/** What the nodes of one in-process cluster share: the "Redis" of the memory backend. */
+/**
+ * What the nodes of one in-process cluster share: the "Redis" of the memory backend. With a journal
+ * (a single node's data dir, src/backend/disk/) every change is also written to disk and the hub
+ * starts from what the journal loaded.
+ */
 export class MemoryHub {
   readonly nodes = new Map<string, MemoryClusterBackend>();
   readonly routes = new Map<string, Set<string>>();
-  readonly owners = new Map<string, Owner>();
+  readonly owners = new Map<string, OwnerRecord>();
   readonly stats = new Map<string, Record<string, number>>();
   readonly retained: RetainedStore;
   /** Persistent sessions kept by the cluster (what Redis holds per session). */
   readonly sessions: HubSessions;
+  /** The highest fencing epoch given out: every claim, of any id, gets a higher one. */
+  private lastEpoch = 0;
+  /** Wills of connections a restart ended (loaded from the journal): the first node to start sends them. */
+  private orphanedWills: [clientId: string, epoch: number, will: StoredWill][] = [];
+  private readonly memoryRetained: MemoryRetainedStore;
 
-  constructor(readonly clock: Clock) {
-    this.retained = new MemoryRetainedStore(clock);
+  constructor(
+    readonly clock: Clock,
+    readonly journal?: HubJournal,
+    state?: HubState,
+  ) {
+    this.memoryRetained = new MemoryRetainedStore(clock);
+    this.retained =
+      journal === undefined ? this.memoryRetained : journaledRetained(this.memoryRetained, journal);
     this.sessions = new HubSessions(
       clock,
       (clientId) => this.owners.get(clientId),
       (node) => this.nodes.get(node)?.clusterHandlers,
+      journal,
     );
+    if (state !== undefined) this.restore(state);
+  }
+
+  /** A restart: the loaded connections are gone (their wills are due), their sessions offline. */
+  private restore(state: HubState): void {
+    this.lastEpoch = state.epoch;
+    const now = this.clock.now();
+    for (const message of state.retained) {
+      // One that expired while the node was down goes from the disk too.
+      if (isExpired(message, now)) this.journal?.retained(message.topic, undefined);
+      else this.memoryRetained.set(message);
+    }
+    for (const [clientId, owner] of state.owners) {
+      const record: OwnerRecord = { node: '', epoch: owner.epoch, released: owner.released };
+      if (owner.will !== undefined) {
+        record.will = owner.will;
+        this.orphanedWills.push([clientId, owner.epoch, owner.will]);
+      }
+      this.owners.set(clientId, record);
+      this.journal?.owner(clientId, record);
+    }
+    this.sessions.restore(state.sessions);
+  }
+
+  /** Gives out the next fencing epoch. */
+  nextEpoch(): number {
+    const epoch = ++this.lastEpoch;
+    this.journal?.epoch(epoch);
+    return epoch;
+  }
+
+  /** The owner record of `clientId` changed (or is gone): the journal writes it. */
+  ownerChanged(clientId: string): void {
+    this.journal?.owner(clientId, this.owners.get(clientId));
+  }
+
+  /** Hands the wills a restart left to the node that starts first. */
+  takeOrphanedWills(): [clientId: string, epoch: number, will: StoredWill][] {
+    const wills = this.orphanedWills;
+    this.orphanedWills = [];
+    return wills;
+  }
+
+  /**
+   * A planned stop of the hub's only node (drain): the wills it holds are not sent, now or after a
+   * restart (docs/deployment.md: a drain is a planned move, clients reconnect at once).
+   */
+  dropWills(): void {
+    for (const [clientId, owner] of this.owners) {
+      if (owner.will === undefined) continue;
+      owner.will = undefined;
+      if (owner.released === true) this.owners.delete(clientId);
+      this.ownerChanged(clientId);
+    }
   }
 
   /** A backend for node `nodeId` of this hub; `maxQueued`: a persistent session's queue limit. */
@@ -68,10 +134,11 @@ export class MemoryHub {
     this.broadcast('n', nodeId, '');
     const survivor = this.nodes.values().next().value as MemoryClusterBackend | undefined;
     for (const [clientId, owner] of this.owners) {
-      if (owner.node !== nodeId || owner.will === undefined) continue;
-      const will = owner.will;
-      const epoch = owner.epoch;
-      survivor?.reapWill(clientId, epoch, will);
+      if (owner.node !== nodeId) continue;
+      owner.node = '';
+      this.ownerChanged(clientId);
+      if (owner.will === undefined) continue;
+      survivor?.reapWill(clientId, owner.epoch, owner.will);
     }
     this.sessions.reap(nodeId);
   }
@@ -149,6 +216,7 @@ export class MemoryClusterBackend implements ClusterBackend {
     this.running = true;
     for (const [node, keys] of this.hub.routes) for (const k of keys) this.replica.apply('a', node, k);
     this.hub.nodes.set(this.nodeId, this);
+    for (const [clientId, epoch, will] of this.hub.takeOrphanedWills()) this.reapWill(clientId, epoch, will);
     handlers.readinessChanged(true);
   }
 
@@ -165,13 +233,15 @@ export class MemoryClusterBackend implements ClusterBackend {
 
   async claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
     const owner = this.hub.owners.get(clientId);
-    const epoch = (owner?.epoch ?? 0) + 1;
+    const epoch = this.hub.nextEpoch();
     let will: StoredWill | null = null;
     if (owner?.will !== undefined && (clean || owner.will.delaySeconds === 0)) will = owner.will;
     this.hub.owners.set(clientId, { node: this.nodeId, epoch });
+    this.hub.ownerChanged(clientId);
     const claim: Claim = { epoch, previous: owner?.node || null, will };
     const session = this.hub.sessions.claim(clientId, this.nodeId, clean, expirySeconds);
     if (session !== undefined) claim.session = session;
+    await this.hub.sessions.durable();
     return claim;
   }
 
@@ -179,18 +249,33 @@ export class MemoryClusterBackend implements ClusterBackend {
     this.hub.nodes.get(node)?.handlers?.release(clientId, epoch);
   }
 
-  /** Kept: an owner entry holds the epoch later claims raise (a test hub is not long-lived). */
-  async releaseOwnership(_clientId: string, _epoch: number): Promise<void> {}
+  /** The record goes once its will is taken (epochs come from the hub's counter, so none is reused). */
+  async releaseOwnership(clientId: string, epoch: number): Promise<void> {
+    const owner = this.hub.owners.get(clientId);
+    if (owner?.epoch !== epoch) return;
+    owner.node = '';
+    owner.released = true;
+    if (owner.will === undefined) this.hub.owners.delete(clientId);
+    this.hub.ownerChanged(clientId);
+    await this.hub.sessions.durable();
+  }
 
   async storeWill(clientId: string, epoch: number, will: StoredWill): Promise<void> {
     const owner = this.hub.owners.get(clientId);
-    if (owner?.epoch === epoch) owner.will = will;
+    if (owner?.epoch !== epoch) return;
+    owner.will = will;
+    this.hub.ownerChanged(clientId);
+    await this.hub.sessions.durable();
   }
 
   async takeWill(clientId: string, epoch: number): Promise<boolean> {
     const owner = this.hub.owners.get(clientId);
     if (owner?.epoch !== epoch || owner.will === undefined) return false;
     owner.will = undefined;
+    if (owner.released === true) this.hub.owners.delete(clientId);
+    this.hub.ownerChanged(clientId);
+    // Taken once on disk: a restart does not send it again.
+    await this.hub.sessions.durable();
     return true;
   }
 
@@ -217,4 +302,20 @@ export class MemoryClusterBackend implements ClusterBackend {
     const now = this.hub.clock.now();
     return [...this.hub.nodes.keys()].map((nodeId) => ({ nodeId, lastSeenMs: now }));
   }
+}
+
+/** Retained messages in memory, each change also written to the journal (set resolves once on disk). */
+function journaledRetained(inner: MemoryRetainedStore, journal: HubJournal): RetainedStore {
+  return {
+    set(message) {
+      inner.set(message);
+      journal.retained(message.topic, message.payload.length === 0 ? undefined : message);
+      return journal.committed();
+    },
+    get: (topic) => inner.get(topic),
+    match: (filter, visit) => inner.match(filter, visit),
+    get size() {
+      return inner.size;
+    },
+  };
 }

@@ -5,13 +5,8 @@
  */
 
 import type { Clock, TimerHandle } from '../../clock.js';
-import {
-  DEDUPE_MAX,
-  DEDUPE_WINDOW_MS,
-  type Delivery,
-  ownPayload,
-  type SubscriptionOptions,
-} from '../../message.js';
+import type { Delivery, SubscriptionOptions } from '../../message.js';
+import { DEDUPE_MAX, DEDUPE_WINDOW_MS, ownPayload } from '../../message.js';
 import { parseSubscription, TopicTrie } from '../../topics/index.js';
 import {
   type ClusterHandlers,
@@ -20,24 +15,21 @@ import {
   type SessionStore,
   type StoredSession,
 } from '../types.js';
+import type { HubJournal, HubState, SessionRecord } from './journal.js';
 
 /** Session Expiry Interval 0xFFFFFFFF: the session never expires. */
 const NEVER = 0xffffffff;
 
-/** One persistent session as the hub keeps it (what Redis holds in `sess`, `q`, `inf` and `rel`). */
-export interface HubSession {
+/**
+ * One persistent session as the hub keeps it (what Redis holds in `sess`, `q`, `inf` and `rel`).
+ * `taken` / `appended`: sequence of the last queued entry taken, and of the last appended;
+ * `awaitingRelease`: inbound QoS 2 ids between PUBREC and PUBREL, with their messages' dedupe ids
+ * ('' none).
+ */
+export interface HubSession extends SessionRecord {
   /** The node serving it; '' while offline. */
   on: string;
-  expirySeconds: number;
-  subscriptions: Map<string, SubscriptionOptions>;
   queue: { seq: number; delivery: Delivery }[];
-  /** Sequence of the last queued entry taken, and of the last appended. */
-  taken: number;
-  appended: number;
-  nextPacketId: number;
-  inflight: Map<number, { seq: number; phase: 'publish' | 'pubrel' }>;
-  /** Inbound QoS 2 ids between PUBREC and PUBREL, with their messages' dedupe ids ('' none). */
-  awaitingRelease: Map<number, string>;
   /** Dedupe ids of the messages queued lately, with when (as Redis' `dd` sorted set). */
   dedupe: Map<string, number>;
   expiry?: TimerHandle;
@@ -56,7 +48,45 @@ export class HubSessions {
     readonly owner: (clientId: string) => { node: string; epoch: number } | undefined,
     /** The handlers of a running node (pokes, drops). */
     readonly handlersOf: (node: string) => ClusterHandlers | undefined,
+    /** Where changes go to survive a restart (a single node's data dir); none: memory only. */
+    readonly journal?: HubJournal,
   ) {}
+
+  /** Resolves once what changed so far is on disk; undefined without a journal (nothing to wait for). */
+  durable(): Promise<void> | undefined {
+    return this.journal?.committed();
+  }
+
+  /** Reports a change of `s` to the journal. */
+  changed(clientId: string, s: HubSession): void {
+    this.journal?.session(clientId, s);
+  }
+
+  /**
+   * Takes the sessions of a journal's state, as after a restart: every one is offline (the process
+   * that served them is gone), its expiry counted from when it went offline (or from now, for one
+   * served at the crash); one whose expiry passed ends now.
+   */
+  restore(state: HubState['sessions']): void {
+    const now = this.clock.now();
+    for (const [clientId, { record, queue, dedupe }] of state) {
+      const s: HubSession = { ...record, on: '', queue, dedupe, drainWaiters: [] };
+      this.sessions.set(clientId, s);
+      for (const [raw, options] of s.subscriptions)
+        if (parseSubscription(raw)?.group === null) this.routes.add(raw, clientId, { ...options });
+      const since = record.offlineAt ?? now;
+      const left =
+        s.expirySeconds === NEVER ? NEVER : Math.ceil((since + s.expirySeconds * 1000 - now) / 1000);
+      if (left <= 0) this.end(clientId);
+      else {
+        // offline() counts from now: the time already spent offline is taken off.
+        this.offline(clientId, s, left);
+        if (s.expirySeconds !== NEVER) s.expirySeconds = record.expirySeconds;
+        s.offlineAt = since;
+        this.changed(clientId, s);
+      }
+    }
+  }
 
   /** Claim: Clean Start discards; otherwise a stored session is loaded, or made when asked for. */
   claim(clientId: string, node: string, clean: boolean, expirySeconds: number): StoredSession | undefined {
@@ -70,6 +100,7 @@ export class HubSessions {
       if (expirySeconds === 0) return undefined;
       s = {
         on: node,
+        offlineAt: undefined,
         expirySeconds,
         subscriptions: new Map(),
         queue: [],
@@ -84,6 +115,7 @@ export class HubSessions {
       this.sessions.set(clientId, s);
     }
     s.on = node;
+    s.offlineAt = undefined;
     s.expirySeconds = expirySeconds;
     s.expiry?.cancel();
     s.expiry = undefined;
@@ -94,6 +126,7 @@ export class HubSessions {
       if (delivery !== undefined) inflight.push({ packetId, phase, delivery: { ...delivery } });
       else s.inflight.delete(packetId);
     }
+    this.changed(clientId, s);
     return {
       present,
       subscriptions: new Map(s.subscriptions),
@@ -111,6 +144,11 @@ export class HubSessions {
     this.sessions.delete(clientId);
     s.expiry?.cancel();
     for (const raw of s.subscriptions.keys()) this.routes.remove(raw, clientId);
+    if (this.journal !== undefined) {
+      for (const e of s.queue) this.journal.dequeued(clientId, e.seq);
+      for (const id of s.dedupe.keys()) this.journal.dedupe(clientId, id, undefined);
+      this.journal.session(clientId, undefined);
+    }
     this.releaseDrained(s, true);
   }
 
@@ -121,7 +159,9 @@ export class HubSessions {
       return;
     }
     s.on = '';
+    s.offlineAt = this.clock.now();
     s.expirySeconds = expirySeconds;
+    this.changed(clientId, s);
     this.releaseDrained(s, true);
     if (expirySeconds === NEVER) return;
     s.expiry = this.clock.setTimeout(() => {
@@ -173,14 +213,14 @@ export class MemorySessionStore implements SessionStore {
 
   append(clientId: string, delivery: Delivery, accepted?: (err?: Error) => void): void {
     const s = this.hub.sessions.get(clientId);
-    // Answered on a later turn, as over Redis.
-    const answer = (release?: () => void) => setImmediate(() => (release ?? (() => accepted?.()))());
+    // Answered on a later turn, as over Redis; with a journal once the change is on disk.
+    const answer = () => this.answer(accepted);
     if (s === undefined || (s.on === '' && delivery.qos === 0)) {
       answer();
       return;
     }
     const id = delivery.message.dedupe;
-    if (id !== undefined && this.seen(s, id)) {
+    if (id !== undefined && this.seen(clientId, s, id)) {
       answer();
       return;
     }
@@ -191,24 +231,45 @@ export class MemorySessionStore implements SessionStore {
       return;
     }
     ownPayload(delivery.message);
-    if (id !== undefined) s.dedupe.set(id, this.hub.clock.now());
-    s.queue.push({ seq: ++s.appended, delivery: { ...delivery } });
+    if (id !== undefined) {
+      const at = this.hub.clock.now();
+      s.dedupe.set(id, at);
+      this.hub.journal?.dedupe(clientId, id, at);
+    }
+    const entry = { seq: ++s.appended, delivery: { ...delivery } };
+    s.queue.push(entry);
+    if (this.hub.journal !== undefined) {
+      this.hub.journal.queued(clientId, entry.seq, entry.delivery);
+      this.hub.changed(clientId, s);
+    }
     const serving = s.on;
     if (serving !== '') setImmediate(() => this.hub.handlersOf(serving)?.poke([clientId]));
     if (flow && s.queue.length >= this.hub.mark) {
       // Held now (so an end or offline of the session releases it), answered once it drains.
-      s.drainWaiters.push(() => setImmediate(() => accepted?.()));
+      s.drainWaiters.push(() => this.answer(accepted));
       return;
     }
     answer();
   }
 
+  /** Calls `accepted` on a later turn, or once the journal committed what it waits for (with its error). */
+  private answer(accepted: ((err?: Error) => void) | undefined): void {
+    const durable = this.hub.durable();
+    if (durable === undefined) setImmediate(() => accepted?.());
+    else
+      durable.then(
+        () => accepted?.(),
+        (err: Error) => accepted?.(err),
+      );
+  }
+
   /** Whether a delivery with dedupe id `id` was queued within the window (older ones are forgotten). */
-  private seen(s: HubSession, id: string): boolean {
+  private seen(clientId: string, s: HubSession, id: string): boolean {
     const since = this.hub.clock.now() - DEDUPE_WINDOW_MS;
     for (const [old, at] of s.dedupe) {
       if (at >= since && s.dedupe.size <= DEDUPE_MAX) break;
       s.dedupe.delete(old);
+      this.hub.journal?.dedupe(clientId, old, undefined);
     }
     return s.dedupe.has(id);
   }
@@ -248,6 +309,7 @@ export class MemorySessionStore implements SessionStore {
       s.taken = entry.seq;
       if (entry.delivery.qos === 0) {
         s.queue.splice(s.queue.indexOf(entry), 1);
+        this.hub.journal?.dequeued(clientId, entry.seq);
         out.push({ packetId: 0, delivery: { ...entry.delivery }, position: String(entry.seq) });
         continue;
       }
@@ -258,6 +320,11 @@ export class MemorySessionStore implements SessionStore {
       out.push({ packetId, delivery: { ...entry.delivery }, position: String(entry.seq) });
     }
     this.hub.releaseDrained(s);
+    if (out.length > 0) {
+      // Handed over only once on disk: a restart must not give these packet ids to others.
+      this.hub.changed(clientId, s);
+      await this.hub.durable();
+    }
     return out;
   }
 
@@ -268,6 +335,8 @@ export class MemorySessionStore implements SessionStore {
     s.inflight.delete(packetId);
     const i = s.queue.findIndex((e) => e.seq === entry.seq);
     if (i >= 0) s.queue.splice(i, 1);
+    this.hub.journal?.dequeued(clientId, entry.seq);
+    this.hub.changed(clientId, s);
     this.hub.releaseDrained(s);
   }
 
@@ -275,6 +344,8 @@ export class MemorySessionStore implements SessionStore {
     const s = this.owned(clientId, epoch);
     const entry = s.inflight.get(packetId);
     if (entry !== undefined) entry.phase = 'pubrel';
+    this.hub.changed(clientId, s);
+    await this.hub.durable();
   }
 
   async awaitRelease(
@@ -287,6 +358,8 @@ export class MemorySessionStore implements SessionStore {
     const s = this.owned(clientId, epoch);
     if (waiting) s.awaitingRelease.set(packetId, dedupe);
     else s.awaitingRelease.delete(packetId);
+    this.hub.changed(clientId, s);
+    await this.hub.durable();
   }
 
   async subscribe(
@@ -299,16 +372,21 @@ export class MemorySessionStore implements SessionStore {
     const s = this.owned(clientId, epoch);
     s.subscriptions.set(raw, { ...options });
     if (plain && parseSubscription(raw)?.group === null) this.hub.routes.add(raw, clientId, { ...options });
+    this.hub.changed(clientId, s);
+    await this.hub.durable();
   }
 
   async unsubscribe(clientId: string, epoch: number, raw: string, plain: boolean): Promise<void> {
     const s = this.owned(clientId, epoch);
     s.subscriptions.delete(raw);
     if (plain) this.hub.routes.remove(raw, clientId);
+    this.hub.changed(clientId, s);
+    await this.hub.durable();
   }
 
   async detach(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
     const s = this.fenced(clientId, epoch);
     if (s !== undefined) this.hub.offline(clientId, s, expirySeconds);
+    await this.hub.durable();
   }
 }

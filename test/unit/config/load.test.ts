@@ -52,6 +52,8 @@ describe('loadConfig', () => {
         'n1',
         '--log-level',
         'debug',
+        '--data-dir',
+        '/var/lib/shoal',
       ],
       env: {},
     });
@@ -62,6 +64,7 @@ describe('loadConfig', () => {
       httpPort: 9091,
       nodeId: 'n1',
       logLevel: 'debug',
+      persistence: { dir: '/var/lib/shoal', sync: 'batch' },
     });
   });
 
@@ -75,6 +78,7 @@ describe('loadConfig', () => {
         SHOAL_REDIS: 'redis://localhost:6379',
         SHOAL_NODE_ID: 'n2',
         SHOAL_LOG_LEVEL: 'warn',
+        SHOAL_DATA_DIR: '/data',
       },
     });
     expect(config).toMatchObject({
@@ -85,6 +89,7 @@ describe('loadConfig', () => {
       redis: 'redis://localhost:6379',
       nodeId: 'n2',
       logLevel: 'warn',
+      persistence: { dir: '/data' },
     });
   });
 

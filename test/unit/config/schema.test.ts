@@ -66,6 +66,7 @@ describe('config schema', () => {
         failureBackoff: { enabled: false, initialDelayMs: 1000, maxDelayMs: 60_000 },
       },
       drain: { ratePerSecond: 0, serverReference: null, notReadyDelayMs: 0 },
+      persistence: { dir: null, sync: 'batch' },
       admin: { enabled: true, token: null },
       proxyProtocol: { tcp: false, tls: false, trustedProxies: [], headerTimeoutMs: 3000 },
       limits: { ...defaultLimitOptions },
@@ -152,6 +153,12 @@ describe('config schema', () => {
     expect(problem(() => validateConfig({ wsPath: 'mqtt' }))).toBe('wsPath: must start with "/"');
     expect(problem(() => validateConfig({ mqtt: [] }))).toBe('mqtt: must be a map of settings, got a list');
     expect(problem(() => validateConfig('port: 1'))).toBe('config: must be a map of settings, got "port: 1"');
+    expect(problem(() => validateConfig({ persistence: { sync: 'never' } }))).toBe(
+      'persistence.sync: must be one of always, batch, got "never"',
+    );
+    expect(problem(() => validateConfig({ persistence: { dir: '' } }))).toBe(
+      'persistence.dir: must be a non-empty string',
+    );
   });
 
   it('[MQTT-3.1.3-5] does not allow a client id limit below 23 bytes', () => {

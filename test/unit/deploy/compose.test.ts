@@ -133,4 +133,10 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     expect(dockerfile).toMatch(/^EXPOSE 1883 8883 8083 8084 9090$/m);
   });
+
+  it("declares a volume for the single node's data dir and points persistence.dir at it", () => {
+    expect(dockerfile).toMatch(/^VOLUME \["\/data"\]$/m);
+    expect(dockerfile).toMatch(/^ENV SHOAL_DATA_DIR=\/data$/m);
+    expect(dockerfile).toMatch(/^RUN mkdir \/data && chown node:node \/data$/m);
+  });
 });

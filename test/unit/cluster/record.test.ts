@@ -1,5 +1,5 @@
 /**
- * The node-to-node record format (src/backend/redis/serialize.ts): every field of an envelope survives
+ * The node-to-node record format (src/backend/record.ts): every field of an envelope survives
  * encodeBatch → decodeBatch, batches keep their order, payloads are views of the batch, and a cut
  * batch is refused rather than misread.
  */
