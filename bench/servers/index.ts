@@ -12,6 +12,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -91,10 +92,10 @@ function walk(dir: string, ext: string): string[] {
   return out;
 }
 
-/** Newest mtime among src/**\/*.ts, and the src files whose dist/ counterpart is missing or older. */
+/** The src files (.ts, and the .lua the build copies) whose dist/ counterpart is missing or older. */
 function staleDist(): string[] {
   const stale: string[] = [];
-  for (const src of walk(join(REPO, 'src'), '.ts')) {
+  for (const src of [...walk(join(REPO, 'src'), '.ts'), ...walk(join(REPO, 'src'), '.lua')]) {
     const rel = relative(join(REPO, 'src'), src).replace(/\.ts$/, '.js');
     const out = join(REPO, 'dist', rel);
     if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) stale.push(relative(REPO, src));
@@ -189,6 +190,12 @@ export async function prepareLaunchers(options: PrepareOptions): Promise<Launche
   if (impl === 'build') {
     try {
       await transpile(walk(join(REPO, 'src'), '.ts'), join(REPO, 'src'), join(BUILD, 'shoal'));
+      // The Redis backend reads its Lua scripts beside its modules (as npm run build copies them).
+      for (const lua of walk(join(REPO, 'src'), '.lua')) {
+        const out = join(BUILD, 'shoal', relative(join(REPO, 'src'), lua));
+        mkdirSync(dirname(out), { recursive: true });
+        copyFileSync(lua, out);
+      }
     } catch (err) {
       impl = 'tsx';
       note = `src/ through tsx (transpiling failed: ${(err as Error).message})`;

@@ -90,7 +90,7 @@ describe('SUBACK means routed on every live node (guarantee 8)', () => {
 
   it('(guarantee 8) a route Redis cannot store gives a failure SUBACK (0x80), not a success nobody routes to', async () => {
     const sub = await conn(B);
-    // The route table made unwritable: every ROUTE_ADD fails (WRONGTYPE) until it is given back.
+    // The route table made unwritable: every route-add.lua fails (WRONGTYPE) until it is given back.
     const routes = '{shoal}:routes';
     const kept = await admin.dump(routes);
     await admin.del(routes);

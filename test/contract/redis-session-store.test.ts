@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
-import { OWNER_CLAIM, SESSION_APPEND, SESSION_DETACH } from '../../src/backend/redis/scripts.js';
+import { Keys } from '../../src/backend/redis/keys.js';
+import { type SessionKeys, scripts } from '../../src/backend/redis/scripts.js';
 import { systemClock } from '../../src/clock.js';
 import type { Delivery, Message } from '../../src/message.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -71,6 +72,18 @@ const delivery = (payload: string, qos: 0 | 1 | 2 = 1): Delivery => {
   return { message, qos, retain: false };
 };
 
+/** The keys the session scripts take for client `id` (owner, session, queue, inflight, awaitingRelease). */
+function sessionKeys(id: string): SessionKeys {
+  const k = new Keys(prefix);
+  return [k.owner(id), k.session(id), k.queue(id), k.inflight(id), k.awaitingRelease(id)];
+}
+
+/** The keys session-append.lua takes for client `id` (session, queue, dedupe, applied batches). */
+function appendKeys(id: string): [string, string, string, string] {
+  const k = new Keys(prefix);
+  return [k.session(id), k.queue(id), k.dedupe(id), k.appliedBatches(id)];
+}
+
 /** Appends and waits until Redis answered. */
 function append(n: Node, id: string, d: Delivery): Promise<void> {
   return new Promise((resolve, reject) =>
@@ -132,9 +145,9 @@ describe('Redis session store: keys and expiry', () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const a = await node('A');
     await a.backend.claim('c7', false, 60);
-    const keys = [`${prefix}:sess:{c7}`, `${prefix}:q:{c7}`, `${prefix}:dd:{c7}`, `${prefix}:ab:{c7}`];
+    const keys = appendKeys('c7');
     const append = (run: string, batch: number) =>
-      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
+      scripts.sessionAppend.run(client, keys, 10, 'X', run, batch, 'record', '1', '0', '');
     await append('r1', 5);
     await append('r1', 5); // the re-send
     expect(await client.xlen(keys[1])).toBe(1);
@@ -149,9 +162,9 @@ describe('Redis session store: keys and expiry', () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const a = await node('A');
     await a.backend.claim('c8', false, 60);
-    const keys = [`${prefix}:sess:{c8}`, `${prefix}:q:{c8}`, `${prefix}:dd:{c8}`, `${prefix}:ab:{c8}`];
+    const keys = appendKeys('c8');
     const append = (batch: number) =>
-      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', 'r1', batch, 'record', '1', '0', '');
+      scripts.sessionAppend.run(client, keys, 10, 'X', 'r1', batch, 'record', '1', '0', '');
     // A shard failover: ioredis retries each failed script on its own schedule, so batch 8 can
     // land before batch 7. Neither has been seen: both are queued.
     await append(8);
@@ -167,9 +180,9 @@ describe('Redis session store: keys and expiry', () => {
     const a = await node('A');
     const b = await node('B');
     await a.backend.claim('c9', false, 60);
-    const keys = [`${prefix}:sess:{c9}`, `${prefix}:q:{c9}`, `${prefix}:dd:{c9}`, `${prefix}:ab:{c9}`];
+    const keys = appendKeys('c9');
     const append = (run: string, batch: number) =>
-      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', run, batch, 'record', '1', '0', '');
+      scripts.sessionAppend.run(client, keys, 10, 'X', run, batch, 'record', '1', '0', '');
     await append('r1', 5);
     // The client moves to B while X's answer is lost; ioredis then re-sends X's batch.
     await b.backend.claim('c9', false, 60);
@@ -181,9 +194,9 @@ describe('Redis session store: keys and expiry', () => {
     prefix = `ss-${randomBytes(4).toString('hex')}`;
     const a = await node('A');
     await a.backend.claim('c10', false, 60);
-    const keys = [`${prefix}:sess:{c10}`, `${prefix}:q:{c10}`, `${prefix}:dd:{c10}`, `${prefix}:ab:{c10}`];
+    const keys = appendKeys('c10');
     const append = (batch: number, token: string) =>
-      client.eval(SESSION_APPEND, keys.length, ...keys, 10, 'X', 'r1', batch, 'record', '2', '0', token);
+      scripts.sessionAppend.run(client, keys, 10, 'X', 'r1', batch, 'record', '2', '0', token);
     await append(1, 'p/1');
     await append(2, 'p/1'); // routed again after a partial failure, another batch
     await append(3, 'p/2');
@@ -199,10 +212,8 @@ describe('Redis session store: keys and expiry', () => {
       message: { topic: 'w', payload: Buffer.from('bye'), qos: 0, retain: false },
       delaySeconds: 0,
     });
-    const keys = ['owner', 'sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c8}`);
-    // ioredis types no evalBuffer (it has it at run time): the reply's will is binary.
-    const raw = client as unknown as { evalBuffer(...args: unknown[]): Promise<unknown[]> };
-    const claim = () => raw.evalBuffer(OWNER_CLAIM, 5, ...keys, 'B', '0', '60', 'B/run/1', 'run');
+    const keys = sessionKeys('c8');
+    const claim = () => scripts.ownerClaim.run(client, keys, 'B', '0', '60', 'B/run/1', 'run');
     const once = await claim();
     const twice = await claim(); // the re-send
     expect(String(once[0])).toBe('A');
@@ -253,11 +264,11 @@ describe('Redis session store: keys and expiry', () => {
     await expect(route(a.backend.sessions)('c10', 'f/+', '', old.epoch)).rejects.toThrow(/fenced/);
     expect(await client.hexists(`{${prefix}}:session-routes`, 'c10\0f/+')).toBe(1);
     // A's claim, re-sent by ioredis after B took the id: refused instead of answered.
-    const keys = ['owner', 'sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c10}`);
+    const keys = sessionKeys('c10');
     const name = (await client.hget(keys[0], 'cn')) ?? '';
     await client.hset(keys[0], 'cn', name.replace(/^B/, 'A'));
     await expect(
-      client.eval(OWNER_CLAIM, 5, ...keys, 'A', '0', '60', name.replace(/^B/, 'A'), 'run'),
+      scripts.ownerClaim.run(client, keys, 'A', '0', '60', name.replace(/^B/, 'A'), 'run'),
     ).rejects.toThrow(/claim superseded/);
   });
 });
@@ -276,10 +287,10 @@ describe('Redis session store: routes of sessions that expired while their node 
     );
     expect(await client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')).toBe(1);
     // A's last command: the detach itself (1 s expiry); A dies before it writes the sweep's hint.
-    const keys = ['sess', 'q', 'inf', 'rel'].map((k) => `${prefix}:${k}:{c5}`);
-    await client.eval(SESSION_DETACH, 5, `${prefix}:owner:{c5}`, ...keys, c.epoch, 'A', 1);
+    const keys = sessionKeys('c5');
+    await scripts.sessionDetach.run(client, keys, c.epoch, 'A', 1);
     await b.backend.sessions.reap('A', '');
-    await waitFor(async () => (await client.exists(keys[0])) === 0, 5_000, 'the session to expire in Redis');
+    await waitFor(async () => (await client.exists(keys[1])) === 0, 5_000, 'the session to expire in Redis');
     await waitFor(
       async () => {
         await b.backend.sessions.sweep();

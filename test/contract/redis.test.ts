@@ -11,7 +11,7 @@ import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { RedisQuotaStore } from '../../src/backend/redis/quota-store.js';
 import { RedisRetainedStore } from '../../src/backend/redis/retained-store.js';
-import { RETAINED_SET, ROUTE_ADD } from '../../src/backend/redis/scripts.js';
+import { scripts } from '../../src/backend/redis/scripts.js';
 import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
 import { systemClock } from '../../src/clock.js';
 import type { Message } from '../../src/message.js';
@@ -297,7 +297,13 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
       // B's reader, woken by the first, finds most of the rest gone when it reads again.
       const burst = client.pipeline();
       for (let i = 0; i < 3000; i++)
-        burst.eval(ROUTE_ADD, 3, keys.routes, keys.nodeRoutes('Z'), keys.routeLog, 'Z', `gap/${i}`, 10);
+        scripts.routeAdd.queue(
+          burst,
+          [keys.routes, keys.nodeRoutes('Z'), keys.routeLog],
+          'Z',
+          `gap/${i}`,
+          10,
+        );
       await burst.exec();
       expect(await client.xlen(keys.routeLog)).toBeLessThan(3000);
       const routed = () => {
@@ -383,13 +389,9 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
  * run), retainedExpiry; ARGV topic, encoded, maxlen, the writer's sequence number, expiry.
  */
 function retainedWrite(keys: Keys, writer: string, seq: number, topic: string, payload: string) {
-  return client.eval(
-    RETAINED_SET,
-    4,
-    keys.retained,
-    keys.retainedLog,
-    keys.retainedSeq(writer),
-    keys.retainedExpiry,
+  return scripts.retainedSet.run(
+    client,
+    [keys.retained, keys.retainedLog, keys.retainedSeq(writer), keys.retainedExpiry],
     topic,
     encodeMessage(msg(topic, payload)),
     1000,
@@ -398,7 +400,7 @@ function retainedWrite(keys: Keys, writer: string, seq: number, topic: string, p
   );
 }
 
-describe('RETAINED_SET: a write ioredis re-sends after a reconnect', () => {
+describe('retained-set.lua: a write ioredis re-sends after a reconnect', () => {
   it('(guarantee 5) last writer wins: W1, then W2 from another node, then W1 re-sent leaves W2', async () => {
     const keys = freshKeys();
     const write = (writer: string, seq: number, payload: string) =>

@@ -28,7 +28,7 @@ import { RedisOwnership } from './ownership.js';
 import { withTimeout } from './redis-util.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { compareIds, RouteSync } from './route-sync.js';
-import { ROUTE_ADD, ROUTE_DEL } from './scripts.js';
+import { type RouteKeys, type Script, scripts } from './scripts.js';
 import { RedisSessionStore } from './session-store.js';
 import { decodeWill, RedisWills } from './wills.js';
 
@@ -379,10 +379,10 @@ export class RedisClusterBackend implements ClusterBackend {
 
   /**
    * Schedules the wills a dead node's run left: each published after its delay, if still there then.
-   * `fence` names the run (see SESSION_ORPHAN): a client claimed by a later run of the node keeps its
+   * `fence` names the run (see session-orphan.lua): a client claimed by a later run of the node keeps its
    * will and its entry in the index.
    */
-  /** Puts the wills a dead node's run left (fence: see SESSION_ORPHAN) into the due set. */
+  /** Puts the wills a dead node's run left (fence: see session-orphan.lua) into the due set. */
   reapWills(node: string, fence: string): Promise<number> {
     return this.wills.reap(node, (inc) => fenceAdmits(fence, inc));
   }
@@ -402,7 +402,7 @@ export class RedisClusterBackend implements ClusterBackend {
   // ---- routes ------------------------------------------------------------------------------------
 
   /**
-   * Stores the route (retried while Redis does not answer, within the liveness timeout: ROUTE_ADD is
+   * Stores the route (retried while Redis does not answer, within the liveness timeout: route-add.lua is
    * idempotent), then waits until every live node applied it (RouteSync): guarantee 8.
    */
   private addRoute(fkey: string): Promise<void> | undefined {
@@ -410,7 +410,7 @@ export class RedisClusterBackend implements ClusterBackend {
     if (!this.connected) {
       // Redis is away: no node routes through it now, and this route is announced again (with
       // every own route) when it is back. Local subscribers are served meanwhile (guarantee 3).
-      this.runRoute(ROUTE_ADD, fkey).catch(() => undefined);
+      this.runRoute(scripts.routeAdd, fkey).catch(() => undefined);
       return undefined;
     }
     const confirmed = this.storeRoute(fkey, this.clock.now() + this.livenessMs).then((id) =>
@@ -432,7 +432,7 @@ export class RedisClusterBackend implements ClusterBackend {
       try {
         // Bounded: ioredis holds commands while its connection is down.
         return String(
-          await withTimeout(this.runRoute(ROUTE_ADD, fkey), Math.max(1, deadline - this.clock.now())),
+          await withTimeout(this.runRoute(scripts.routeAdd, fkey), Math.max(1, deadline - this.clock.now())),
         );
       } catch (err) {
         if (!this.running || this.clock.now() >= deadline) throw err;
@@ -443,19 +443,16 @@ export class RedisClusterBackend implements ClusterBackend {
 
   private removeRoute(fkey: string): void {
     this.own.delete(fkey);
-    this.runRoute(ROUTE_DEL, fkey).catch((err: Error) =>
+    this.runRoute(scripts.routeDel, fkey).catch((err: Error) =>
       this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
     );
   }
 
-  private runRoute(script: string, fkey: string): Promise<unknown> {
+  private runRoute<R>(script: Script<RouteKeys, R>, fkey: string): Promise<R> {
     const k = this.keys;
-    return this.cmd.eval(
-      script,
-      3,
-      k.routes,
-      k.nodeRoutes(this.nodeId),
-      k.routeLog,
+    return script.run(
+      this.cmd,
+      [k.routes, k.nodeRoutes(this.nodeId), k.routeLog],
       this.nodeId,
       fkey,
       this.logMaxLen,
@@ -507,7 +504,7 @@ export class RedisClusterBackend implements ClusterBackend {
     // after a reaper or a Redis without persistence removed it).
     if (this.running) await this.cmd.xadd(k.inbox(this.nodeId), '*', 'o', this.run);
     for (const fkey of this.own)
-      this.runRoute(ROUTE_ADD, fkey).catch((err: Error) =>
+      this.runRoute(scripts.routeAdd, fkey).catch((err: Error) =>
         this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
       );
     this.loaded = true;
@@ -720,7 +717,7 @@ function retainedRefs(reply: NonNullable<StreamReply>, retainedLog: string): str
   return topics;
 }
 
-/** Whether a reaper's incarnation fence ('=R', '!R' or '': SESSION_ORPHAN) admits a claim of run `inc`. */
+/** Whether a reaper's incarnation fence ('=R', '!R' or '': session-orphan.lua) admits run `inc`'s claim. */
 function fenceAdmits(fence: string, inc: string): boolean {
   if (fence === '') return true;
   return (fence[0] === '=') === (inc === fence.slice(1));

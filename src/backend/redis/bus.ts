@@ -10,7 +10,7 @@ import { encodeBatch } from '../record.js';
 import type { ClusterBus, Envelope } from '../types.js';
 import { onConnectionClose, type RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import { INBOX_ADD } from './scripts.js';
+import { scripts } from './scripts.js';
 
 interface Pending {
   durable: Envelope[];
@@ -116,7 +116,7 @@ export class RedisBus implements ClusterBus {
       const key = this.keys.inbox(node);
       // `f`: sender and run, `s`: batch number — the receiver skips a batch ioredis re-sent after a
       // reconnect cut off its answer (it would otherwise be delivered twice).
-      this.redis.eval(INBOX_ADD, 1, key, batch, this.sender, String(++this.sent)).then(
+      scripts.inboxAdd.run(this.redis, [key], batch, this.sender, String(++this.sent)).then(
         (len) => {
           // -1: the node stopped or was reaped, and its clients' subscriptions went with it: there is
           // nobody left to deliver to (and its inbox must not be made again).

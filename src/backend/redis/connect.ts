@@ -5,9 +5,12 @@
  *   redis+cluster://[:pass@]host:port[,host:port...]            Redis Cluster (seed nodes)
  * Commands wait for a reconnect instead of failing (a Redis blip must not lose QoS >= 1 traffic).
  */
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { type ChainableCommander, Cluster, Redis, type RedisOptions } from 'ioredis';
+import { SCRIPT_COMMANDS } from './scripts.js';
 
 export type RedisClient = Redis | Cluster;
+/** A client's pipeline or transaction (pipeline(), multi()). */
+export type RedisPipeline = ChainableCommander;
 
 export interface RedisTarget {
   kind: 'standalone' | 'sentinel' | 'cluster';
@@ -22,6 +25,8 @@ const common: RedisOptions = {
   enableAutoPipelining: true,
   retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
   lazyConnect: true,
+  // The Lua scripts, called by SHA, defined before the first command (scripts.ts).
+  scripts: SCRIPT_COMMANDS,
 };
 
 function hosts(list: string): { host: string; port: number }[] {
@@ -71,7 +76,9 @@ export function parseRedisUrl(url: string): RedisTarget {
         // subscriber connection (false) gets MOVED and the subscribe never completes.
         shardedSubscribers: true,
         clusterRetryStrategy: common.retryStrategy as (times: number) => number,
-        redisOptions: { ...common, username, password },
+        scripts: SCRIPT_COMMANDS,
+        // The scripts are called through the Cluster client, not its per-node connections.
+        redisOptions: { ...common, scripts: undefined, username, password },
       }),
   };
 }

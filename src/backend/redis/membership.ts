@@ -10,7 +10,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { ClusterNodeInfo } from '../types.js';
 import { masterOf, type RedisClient, subscribers } from './connect.js';
 import type { Keys } from './keys.js';
-import { INBOX_DROP, NODE_HEARTBEAT, NODE_REMOVE, NODES_SCAN } from './scripts.js';
+import { scripts } from './scripts.js';
 
 export interface MembershipOptions {
   cmd: RedisClient;
@@ -23,7 +23,7 @@ export interface MembershipOptions {
   logMaxLen: number;
   /** False while Redis is away: a list of dead nodes read before may come from before a failover. */
   connected(): boolean;
-  /** Schedules the wills a dead node's run left (fence: see SESSION_ORPHAN); returns how many. */
+  /** Schedules the wills a dead node's run left (fence: see session-orphan.lua); returns how many. */
   reapWills(node: string, fence: string): Promise<number>;
   /** Hands the shares a dead node had not processed to live members of their groups (its inbox). */
   handOver(node: string): Promise<unknown>;
@@ -97,7 +97,7 @@ export class RedisMembership {
   private async beat(mode: 'join' | 'beat'): Promise<number> {
     const { cmd, keys, nodeId } = this.o;
     const done = Number(
-      await cmd.eval(NODE_HEARTBEAT, 2, keys.nodes, keys.nodeRuns, nodeId, this.incarnation, mode),
+      await scripts.nodeHeartbeat.run(cmd, [keys.nodes, keys.nodeRuns], nodeId, this.incarnation, mode),
     );
     // The inbox names its reader, so a reaper of an earlier run does not drop it.
     if (mode === 'join') await cmd.set(keys.inboxRun(nodeId), this.incarnation);
@@ -188,7 +188,7 @@ export class RedisMembership {
     const sessions = await this.o.reapSessions(node, fence);
     // Shares it had not processed go to live members of their groups before its inbox goes.
     await this.o.handOver(node);
-    await cmd.eval(INBOX_DROP, 2, keys.inbox(node), keys.inboxRun(node), incarnation);
+    await scripts.inboxDrop.run(cmd, [keys.inbox(node), keys.inboxRun(node)], incarnation);
     await cmd.hdel(keys.nodeStats, node);
     await cmd.hdel(keys.reaping, node);
     this.o.logger.warn({
@@ -212,20 +212,14 @@ export class RedisMembership {
    */
   async removeNode(node: string, incarnation = '', minAgeMs = 0): Promise<number> {
     const k = this.o.keys;
-    return (await this.o.cmd.eval(
-      NODE_REMOVE,
-      6,
-      k.routes,
-      k.nodeRoutes(node),
-      k.routeLog,
-      k.nodes,
-      k.nodeRuns,
-      k.reaping,
+    return scripts.nodeRemove.run(
+      this.o.cmd,
+      [k.routes, k.nodeRoutes(node), k.routeLog, k.nodes, k.nodeRuns, k.reaping],
       node,
       this.o.logMaxLen,
       incarnation,
       minAgeMs,
-    )) as number;
+    );
   }
 
   /** This node leaves: the inbox and its reader's name go too. */
@@ -243,7 +237,7 @@ export class RedisMembership {
   /** The node set with each node's heartbeat age, both on Redis' clock. */
   private async scan(): Promise<NodeEntry[]> {
     const k = this.o.keys;
-    const raw = (await this.o.cmd.eval(NODES_SCAN, 2, k.nodes, k.nodeRuns)) as (string | number)[];
+    const raw = await scripts.nodesScan.run(this.o.cmd, [k.nodes, k.nodeRuns]);
     const now = Number(raw[0]);
     const out: NodeEntry[] = [];
     for (let i = 1; i + 2 < raw.length; i += 3) {

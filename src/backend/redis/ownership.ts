@@ -6,8 +6,8 @@ import type { Clock } from '../../clock.js';
 import type { Claim, StoredWill } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import { evalBuffer, withTimeout } from './redis-util.js';
-import { OWNER_CLAIM, OWNER_RELEASE } from './scripts.js';
+import { withTimeout } from './redis-util.js';
+import { scripts } from './scripts.js';
 import { decodeStoredSession, type RedisSessionStore } from './session-store.js';
 
 export interface OwnershipOptions {
@@ -47,21 +47,21 @@ export class RedisOwnership {
     const k = this.o.keys;
     const persistent = !clean || expirySeconds > 0;
     if (persistent) await this.o.sessions.serving(clientId);
-    const running = evalBuffer(
+    const running = scripts.ownerClaim.run(
       this.o.cmd,
-      OWNER_CLAIM,
-      5,
-      k.owner(clientId),
-      k.session(clientId),
-      k.queue(clientId),
-      k.inflight(clientId),
-      k.awaitingRelease(clientId),
+      [
+        k.owner(clientId),
+        k.session(clientId),
+        k.queue(clientId),
+        k.inflight(clientId),
+        k.awaitingRelease(clientId),
+      ],
       this.o.nodeId,
       clean ? '1' : '0',
       String(expirySeconds),
       `${this.o.nodeId}/${this.o.run}/${++this.claims}`,
       this.o.incarnation(),
-    ) as Promise<[Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]]>;
+    );
     const [previous, epoch, will, discarded, present, fields, inflight, rel] = await withTimeout(
       running,
       this.o.livenessMs,
@@ -106,15 +106,13 @@ export class RedisOwnership {
 
   /**
    * The connection `epoch` of `clientId` ended and keeps no session in Redis: its owner hash gets a
-   * TTL (OWNER_RELEASE; a claim makes it persistent again). Fenced: a later claim's hash is kept.
+   * TTL (owner-release.lua; a claim makes it persistent again). Fenced: a later claim's hash is kept.
    */
   async release(clientId: string, epoch: number): Promise<void> {
     const k = this.o.keys;
-    await this.o.cmd.eval(
-      OWNER_RELEASE,
-      2,
-      k.owner(clientId),
-      k.session(clientId),
+    await scripts.ownerRelease.run(
+      this.o.cmd,
+      [k.owner(clientId), k.session(clientId)],
       String(epoch),
       this.o.nodeId,
     );

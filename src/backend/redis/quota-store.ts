@@ -13,7 +13,7 @@ import { QUOTA_WINDOW_MS } from '../memory/quota-store.js';
 import type { QuotaStore } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import { QUOTA_CONN_ACQUIRE, QUOTA_CONN_RENEW, QUOTA_MSG_ADD } from './scripts.js';
+import { scripts } from './scripts.js';
 
 export interface RedisQuotaStoreOptions {
   client: RedisClient;
@@ -62,10 +62,9 @@ export class RedisQuotaStore implements QuotaStore {
 
   async acquireConnection(user: string, connectionId: string, max: number): Promise<boolean> {
     const now = this.clock.now();
-    const ok = await this.client.eval(
-      QUOTA_CONN_ACQUIRE,
-      1,
-      this.keys.userConnections(user),
+    const ok = await scripts.quotaConnAcquire.run(
+      this.client,
+      [this.keys.userConnections(user)],
       connectionId,
       max,
       now,
@@ -155,8 +154,8 @@ export class RedisQuotaStore implements QuotaStore {
       const delta = entry.pending;
       entry.pending = 0;
       work.push(
-        this.client
-          .eval(QUOTA_MSG_ADD, 1, this.keys.userMessages(user, entry.window), delta, QUOTA_WINDOW_MS * 2)
+        scripts.quotaMsgAdd
+          .run(this.client, [this.keys.userMessages(user, entry.window)], delta, QUOTA_WINDOW_MS * 2)
           .then(
             (total) => {
               entry.known = Math.max(entry.known, Number(total));
@@ -171,10 +170,9 @@ export class RedisQuotaStore implements QuotaStore {
     const expiresAt = this.clock.now() + this.ttlMs;
     for (const [user, ids] of this.connections) {
       work.push(
-        this.client.eval(
-          QUOTA_CONN_RENEW,
-          1,
-          this.keys.userConnections(user),
+        scripts.quotaConnRenew.run(
+          this.client,
+          [this.keys.userConnections(user)],
           expiresAt,
           this.ttlMs,
           ...ids.keys(),

@@ -13,7 +13,7 @@ import { decodeMessage, encodeMessage } from '../record.js';
 import type { RetainedStore } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import { RETAINED_EXPIRE, RETAINED_SET, RETAINED_SWEEP } from './scripts.js';
+import { scripts } from './scripts.js';
 
 interface Entry {
   message: Message;
@@ -41,14 +41,11 @@ export class RedisRetainedStore implements RetainedStore {
   set(message: Message): Promise<void> {
     const encoded = message.payload.length === 0 ? EMPTY : encodeMessage(message);
     this.applyLocal(message.topic, message.payload.length === 0 ? undefined : { message, encoded });
-    return this.redis
-      .eval(
-        RETAINED_SET,
-        4,
-        this.keys.retained,
-        this.keys.retainedLog,
-        this.keys.retainedSeq(this.writer),
-        this.keys.retainedExpiry,
+    const k = this.keys;
+    return scripts.retainedSet
+      .run(
+        this.redis,
+        [k.retained, k.retainedLog, k.retainedSeq(this.writer), k.retainedExpiry],
         message.topic,
         encoded,
         this.logMaxLen,
@@ -82,8 +79,8 @@ export class RedisRetainedStore implements RetainedStore {
   private expire(topic: string, e: Entry): void {
     this.tree.delete(topic);
     const k = this.keys;
-    this.redis
-      .eval(RETAINED_EXPIRE, 3, k.retained, k.retainedLog, k.retainedExpiry, topic, e.encoded, this.logMaxLen)
+    scripts.retainedExpire
+      .run(this.redis, [k.retained, k.retainedLog, k.retainedExpiry], topic, e.encoded, this.logMaxLen)
       .catch(() => undefined);
   }
 
@@ -99,12 +96,9 @@ export class RedisRetainedStore implements RetainedStore {
   async sweep(batch = SWEEP_BATCH): Promise<number> {
     const k = this.keys;
     return Number(
-      await this.redis.eval(
-        RETAINED_SWEEP,
-        3,
-        k.retained,
-        k.retainedLog,
-        k.retainedExpiry,
+      await scripts.retainedSweep.run(
+        this.redis,
+        [k.retained, k.retainedLog, k.retainedExpiry],
         this.logMaxLen,
         batch,
       ),

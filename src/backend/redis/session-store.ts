@@ -3,8 +3,9 @@
  * `{clientId}` slot: a hash (serving node, expiry, fetch position, packet-id counter, subscriptions),
  * a stream (the queue), a hash of in-flight packet ids and a set of inbound QoS 2 ids. Publishers
  * append to the stream from any node and poke the serving node, which fetches as the client's window
- * allows. Writes of the serving node are fenced by its epoch (scripts.ts), batched per session and
- * loop turn; Redis key expiry ends offline sessions, and a sweep drops the routes of ended ones.
+ * allows. Writes of the serving node are fenced by its epoch (lua/include/fence.lua), batched per
+ * session and loop turn; Redis key expiry ends offline sessions, and a sweep drops the routes of
+ * ended ones.
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../clock.js';
@@ -21,16 +22,7 @@ import {
 } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import {
-  OWNER_EPOCH,
-  SESSION_APPEND,
-  SESSION_DETACH,
-  SESSION_FETCH,
-  SESSION_OPS,
-  SESSION_ORPHAN,
-  SESSION_ROUTE,
-  SESSION_ROUTES_DROP,
-} from './scripts.js';
+import { type SessionKeys, scripts } from './scripts.js';
 
 /** Session Expiry Interval 0xFFFFFFFF: the session never expires. */
 const NEVER = 0xffffffff;
@@ -41,21 +33,8 @@ const DRAIN_POLL_MS = 5;
 const OPS_REPLICATION_RETRIES = 48;
 const OPS_RETRY_MS = 250;
 
-type Reply = Buffer | number | null | Reply[];
-
-/** The scripts, registered with ioredis (EVALSHA, auto-pipelined). */
-interface Scripts {
-  shoalAppendBuffer(...args: (string | Buffer | number)[]): Promise<Reply>;
-  shoalFetchBuffer(...args: (string | number)[]): Promise<Reply>;
-  shoalOps(...args: (string | number)[]): Promise<number | null>;
-  shoalDetach(...args: (string | number)[]): Promise<number | null>;
-  shoalOrphan(...args: (string | number)[]): Promise<[expiry: number, epoch: number] | null>;
-  shoalRoute(...args: (string | number)[]): Promise<number | string>;
-  shoalRoutesDrop(...args: (string | number)[]): Promise<number>;
-}
-
 interface PendingAppends {
-  /** (record, qos, flow control, dedupe id) quadruples, as SESSION_APPEND takes them. */
+  /** (record, qos, flow control, dedupe id) quadruples, as session-append.lua takes them. */
   args: (Buffer | string)[];
   accepted: (((err?: Error) => void) | undefined)[];
 }
@@ -88,7 +67,6 @@ export interface RedisSessionStoreOptions {
 
 export class RedisSessionStore implements SessionStore {
   private readonly redis: RedisClient;
-  private readonly scripts: Scripts;
   private readonly keys: Keys;
   private readonly nodeId: string;
   private ops = new Map<string, PendingOps>();
@@ -110,19 +88,9 @@ export class RedisSessionStore implements SessionStore {
     this.redis = o.redis;
     this.keys = o.keys;
     this.nodeId = o.nodeId;
-    const define = (name: string, numberOfKeys: number, lua: string) =>
-      this.redis.defineCommand(name, { numberOfKeys, lua });
-    define('shoalAppend', 4, SESSION_APPEND);
-    define('shoalFetch', 4, SESSION_FETCH);
-    define('shoalOps', 5, SESSION_OPS);
-    define('shoalDetach', 5, SESSION_DETACH);
-    define('shoalOrphan', 5, SESSION_ORPHAN);
-    define('shoalRoute', 3, SESSION_ROUTE);
-    define('shoalRoutesDrop', 3, SESSION_ROUTES_DROP);
-    this.scripts = this.redis as unknown as Scripts;
   }
 
-  private sessionKeys(clientId: string): string[] {
+  private sessionKeys(clientId: string): SessionKeys {
     const k = this.keys;
     return [
       k.owner(clientId),
@@ -160,12 +128,10 @@ export class RedisSessionStore implements SessionStore {
   private flushAppends(clientId: string, batch: PendingAppends): void {
     const k = this.keys;
     const settle = (i: number, err?: Error) => batch.accepted[i]?.(err);
-    this.scripts
-      .shoalAppendBuffer(
-        k.session(clientId),
-        k.queue(clientId),
-        k.dedupe(clientId),
-        k.appliedBatches(clientId),
+    scripts.sessionAppend
+      .run(
+        this.redis,
+        [k.session(clientId), k.queue(clientId), k.dedupe(clientId), k.appliedBatches(clientId)],
         this.o.maxQueued,
         this.nodeId,
         this.run,
@@ -253,7 +219,7 @@ export class RedisSessionStore implements SessionStore {
   async fetch(clientId: string, epoch: number, max: number, after: string): Promise<FetchedDelivery[]> {
     const [owner, session, queue, inflight] = this.sessionKeys(clientId);
     const reply = await this.track(
-      this.scripts.shoalFetchBuffer(owner, session, queue, inflight, epoch, this.nodeId, max, after),
+      scripts.sessionFetch.run(this.redis, [owner, session, queue, inflight], epoch, this.nodeId, max, after),
     );
     if (!Array.isArray(reply)) {
       this.fencedOut(clientId, epoch);
@@ -314,7 +280,7 @@ export class RedisSessionStore implements SessionStore {
   async detach(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
     this.flush(); // this session's last acknowledgements go first
     const kept = await this.track(
-      this.scripts.shoalDetach(...this.sessionKeys(clientId), epoch, this.nodeId, expirySeconds),
+      scripts.sessionDetach.run(this.redis, this.sessionKeys(clientId), epoch, this.nodeId, expirySeconds),
     );
     if (kept === 0) await this.dropRoutes(clientId, epoch);
     else if (kept === 1) await this.offline(clientId, expirySeconds);
@@ -348,7 +314,12 @@ export class RedisSessionStore implements SessionStore {
     this.servedCursor = next;
     for (const clientId of ids) {
       if (serves(clientId)) continue;
-      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), this.nodeId, '');
+      const orphaned = await scripts.sessionOrphan.run(
+        this.redis,
+        this.sessionKeys(clientId),
+        this.nodeId,
+        '',
+      );
       // Served by no connection here: not this node's to reap any more.
       if (!serves(clientId)) await this.redis.srem(key, clientId);
       await this.afterOrphan(clientId, orphaned);
@@ -382,15 +353,14 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * A session ended (Clean Start, expiry, expiry 0) or a new one starts: the routes made by
-   * connections up to `epoch` go, and no connection up to it can route again (SESSION_ROUTES_DROP).
+   * connections up to `epoch` go, and no connection up to it can route again (session-routes-drop.lua).
    */
   async dropRoutes(clientId: string, epoch: number): Promise<void> {
     const k = this.keys;
     await this.track(
-      this.scripts.shoalRoutesDrop(
-        k.sessionRoutes,
-        k.clientRoutes(clientId),
-        k.routeLog,
+      scripts.sessionRoutesDrop.run(
+        this.redis,
+        [k.sessionRoutes, k.clientRoutes(clientId), k.routeLog],
         clientId,
         this.o.logMaxLen,
         epoch,
@@ -402,10 +372,9 @@ export class RedisSessionStore implements SessionStore {
   private async route(clientId: string, raw: string, json: string, epoch: number): Promise<void> {
     const k = this.keys;
     const done = await this.track(
-      this.scripts.shoalRoute(
-        k.sessionRoutes,
-        k.clientRoutes(clientId),
-        k.routeLog,
+      scripts.sessionRoute.run(
+        this.redis,
+        [k.sessionRoutes, k.clientRoutes(clientId), k.routeLog],
         clientId,
         raw,
         json,
@@ -472,7 +441,9 @@ export class RedisSessionStore implements SessionStore {
 
   private flushOps(clientId: string, p: PendingOps, attempt = 0): void {
     if (this.ops.get(clientId) === p) this.ops.delete(clientId);
-    this.track(this.scripts.shoalOps(...this.sessionKeys(clientId), p.epoch, this.nodeId, ...p.args)).then(
+    this.track(
+      scripts.sessionOps.run(this.redis, this.sessionKeys(clientId), p.epoch, this.nodeId, ...p.args),
+    ).then(
       (ok) => {
         if (ok === 1) {
           // cluster.replicaAcks: what a client's next step relies on (QoS 2 ids and phases,
@@ -512,7 +483,7 @@ export class RedisSessionStore implements SessionStore {
   /**
    * A dead node's sessions go offline (their expiry starts now, the dead node's connection loses
    * ownership); those that should end now end. Their queues stay: nothing acknowledged is lost.
-   * `fence` names the node's run (see SESSION_ORPHAN): sessions a later run claimed are left alone,
+   * `fence` names the node's run (see session-orphan.lua): sessions a later run claimed are left alone,
    * and so are their entries in the node's index.
    */
   async reap(node: string, fence: string): Promise<number> {
@@ -520,7 +491,7 @@ export class RedisSessionStore implements SessionStore {
     const ids = await this.redis.smembers(k.nodeSessions(node));
     let n = 0;
     for (const clientId of ids) {
-      const orphaned = await this.scripts.shoalOrphan(...this.sessionKeys(clientId), node, fence);
+      const orphaned = await scripts.sessionOrphan.run(this.redis, this.sessionKeys(clientId), node, fence);
       if (orphaned !== null && orphaned[0] < 0) continue;
       if (orphaned !== null) n++;
       await this.afterOrphan(clientId, orphaned);
@@ -538,7 +509,7 @@ export class RedisSessionStore implements SessionStore {
       try {
         // The epoch first: a session made after this read has a higher one, and its routes are kept.
         // (An owner hash that expired too: an epoch above all it issued, below any later claim's.)
-        const epoch = Number(await this.redis.eval(OWNER_EPOCH, 1, k.owner(clientId)));
+        const epoch = Number(await scripts.ownerEpoch.run(this.redis, [k.owner(clientId)]));
         const on = await this.redis.hget(k.session(clientId), 'on');
         if (on === null) {
           await this.dropRoutes(clientId, epoch);
@@ -575,7 +546,7 @@ export class RedisSessionStore implements SessionStore {
   }
 }
 
-/** Decodes the session part of OWNER_CLAIM's reply. */
+/** Decodes the session part of owner-claim.lua's reply. */
 export function decodeStoredSession(
   present: number,
   fields: Buffer[],

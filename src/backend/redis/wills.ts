@@ -1,7 +1,7 @@
 /**
  * Wills in a cluster (guarantee 4): a connection's will is stored in its owner hash (fenced by the
  * connection's epoch) and indexed per node (`clientId\nepoch`, so one connection's entry never
- * removes another's); it is taken once cluster-wide (WILL_TAKE) by whoever publishes it. The wills
+ * removes another's); it is taken once cluster-wide (will-take.lua) by whoever publishes it. The wills
  * of a dead node go into a sorted set scored by their due time on Redis' clock, which every live
  * node polls: a will outlives the node that held its connection and the survivor that reaped it.
  * A will's store is made again while Redis refuses it; with `cluster.replicaAcks`, storing a will
@@ -19,8 +19,7 @@ import { decodeMessage, encodeMessage } from '../record.js';
 import type { StoredWill } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
-import { evalBuffer } from './redis-util.js';
-import { DUE_WILL_ADD, DUE_WILLS, WILL_SET, WILL_TAKE } from './scripts.js';
+import { scripts } from './scripts.js';
 
 /** Due wills taken per poll, and kicks per drain: bounded work per tick. */
 const BATCH = 100;
@@ -58,10 +57,9 @@ export class RedisWills {
       this.o.cmd
         .sadd(k.nodeWills(this.o.nodeId), entry(clientId, epoch))
         .then(() =>
-          this.o.cmd.eval(
-            WILL_SET,
-            1,
-            k.owner(clientId),
+          scripts.willSet.run(
+            this.o.cmd,
+            [k.owner(clientId)],
             String(epoch),
             encodeWill(will),
             String(will.delaySeconds),
@@ -77,7 +75,7 @@ export class RedisWills {
    */
   async take(clientId: string, epoch: number): Promise<boolean> {
     const owner = this.o.keys.owner(clientId);
-    const write = () => evalBuffer(this.o.cmd, WILL_TAKE, 1, owner, String(epoch));
+    const write = () => scripts.willTake.run(this.o.cmd, [owner], String(epoch));
     const taken = await write();
     // The connection's will is done (taken here, by a claim, or never stored): its index entry goes.
     this.o.cmd.srem(this.o.keys.nodeWills(this.o.nodeId), entry(clientId, epoch)).catch(() => undefined);
@@ -136,10 +134,9 @@ export class RedisWills {
       done.push(e);
       if (owner !== node || epoch === null || will === null) continue;
       n++;
-      await this.o.cmd.eval(
-        DUE_WILL_ADD,
-        1,
-        k.dueWills,
+      await scripts.dueWillAdd.run(
+        this.o.cmd,
+        [k.dueWills],
         entry(clientId, Number(epoch)),
         Number(delay ?? '0') * 1000,
       );
@@ -152,19 +149,12 @@ export class RedisWills {
   /** Publishes the due wills of dead nodes (each taken once cluster-wide), then forgets them. */
   async fireDue(): Promise<void> {
     const k = this.o.keys;
-    const due = (await this.o.cmd.eval(DUE_WILLS, 1, k.dueWills, BATCH)) as string[];
+    const due = await scripts.dueWills.run(this.o.cmd, [k.dueWills], BATCH);
     for (const e of due) {
       const clientId = clientOf(e);
       const epoch = e.slice(clientId.length + 1);
-      // With the session key: a dead node's connection, its owner hash may expire (OWNER_LINGER).
-      const will = (await evalBuffer(
-        this.o.cmd,
-        WILL_TAKE,
-        2,
-        k.owner(clientId),
-        k.session(clientId),
-        epoch,
-      )) as Buffer | null;
+      // With the session key: a dead node's connection, its owner hash may expire (owner-linger.lua).
+      const will = await scripts.willTake.run(this.o.cmd, [k.owner(clientId), k.session(clientId)], epoch);
       // Taken (or gone: resumed within the delay, taken over): off the set either way.
       await this.o.cmd.zrem(k.dueWills, e);
       if (will !== null) this.o.publish(decodeWill(will));
