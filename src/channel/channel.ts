@@ -429,7 +429,7 @@ export class Channel implements SessionLink {
         properties.topicAlias = alias;
         topic = '';
       } else if (aliases.size < this.clientTopicAliasMaximum) {
-        const next = aliases.size + 1; // [MQTT-3.3.2-10] within the client's Topic Alias Maximum
+        const next = aliases.size + 1; // [MQTT-3.3.2-11] within the client's Topic Alias Maximum
         aliases.set(topic, next);
         this.aliasAssigned = topic;
         properties.topicAlias = next;

@@ -188,7 +188,7 @@ function takeUserConnection(ch: Channel): Promise<boolean> | undefined {
   return taken;
 }
 
-/** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-2]. */
+/** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-3]. */
 function claim(ch: Channel, p: ConnectPacket): boolean {
   const claim = ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p));
   if (claim === undefined) {
@@ -248,7 +248,7 @@ function establish(ch: Channel, p: ConnectPacket): void {
   const { session, present } = ch.ctx.openSession(ch, p.clean, expiry);
   ch.session = session;
   ch.state = 'connected';
-  // [MQTT-3.1.2-24] 1.5 times the keep alive, in milliseconds.
+  // [MQTT-3.1.2-22] 1.5 times the keep alive, in milliseconds.
   ch.out.setKeepAlive(keepalive * 1500);
 
   const connack: ConnackPacket = { type: 'connack', sessionPresent: present, reasonCode: 0 };
