@@ -12,11 +12,11 @@ import {
   encode,
   type Properties,
   ReasonCode,
-  toV3ConnackCode,
 } from '../protocol/index.js';
 import { isValidTopicName } from '../topics/index.js';
 import type { Channel } from './channel.js';
 import { startEnhancedAuth, supportsAuthMethod } from './enhanced-auth.js';
+import { isAuthFailure } from './refusal.js';
 
 /** Clean Session 0 in 3.x means the session lasts until the client cleans it: "never expires". */
 const NEVER = 0xffffffff;
@@ -105,21 +105,10 @@ function checkAuthMethod(ch: Channel, p: ConnectPacket): number | undefined {
   return undefined;
 }
 
-/** Refusals counted as authentication failures (shoal_auth_failures_total). */
-const AUTH_FAILURES = new Set<number>([
-  ReasonCode.BadUserNameOrPassword,
-  ReasonCode.NotAuthorized,
-  ReasonCode.BadAuthenticationMethod,
-]);
-
+/** Refuses the CONNECT: the CONNACK (refusal.ts decides its code), then the close. */
 function refuse(ch: Channel, reasonCode: number): void {
-  const packet: ConnackPacket = {
-    type: 'connack',
-    sessionPresent: false, // [MQTT-3.2.2-6]
-    reasonCode: ch.version === 5 ? reasonCode : toV3ConnackCode(reasonCode),
-  };
-  ch.out.write(encode(packet, ch.version));
-  if (AUTH_FAILURES.has(reasonCode)) ch.ctx.counters.authFailures++;
+  ch.sendFinal({ kind: 'refuse', reasonCode });
+  if (isAuthFailure(reasonCode)) ch.ctx.counters.authFailures++;
   ch.ctx.logger.info({
     event: 'client.connect_refused',
     clientId: ch.clientId,

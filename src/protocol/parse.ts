@@ -123,7 +123,7 @@ function parseConnect(r: Reader): ConnectPacket {
     throw new ProtocolError('UNSUPPORTED_PROTOCOL_NAME', `unsupported protocol name "${protocolName}"`);
   }
   if ((protocolName === 'MQTT' && level !== 4 && level !== 5) || (protocolName === 'MQIsdp' && level !== 3)) {
-    // [MQTT-3.1.2-2] answered with CONNACK 0x01 / 0x84 by the channel
+    // [MQTT-3.1.2-2] answered with CONNACK 0x01 (channel/refusal.ts)
     throw new ProtocolError(
       'UNSUPPORTED_PROTOCOL_VERSION',
       `unsupported protocol level ${level} for ${protocolName}`,
