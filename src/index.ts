@@ -20,6 +20,7 @@ export {
   validateConfig,
 } from './config/schema.js';
 export { type CreateBrokerOptions, createBroker } from './create-broker.js';
+export { ERRORS, type ErrorAudience, type ErrorCode, type ErrorSpec } from './errors.js';
 export { createLogger, type Logger } from './observability/logger.js';
 export type { BrokerStats } from './observability/stats.js';
 export {

@@ -20,7 +20,7 @@ export interface Message {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
-  /** Only the properties that travel with the message [MQTT-3.3.2-*]: see forwardedProperties. */
+  /** Only the properties that travel with the message (MQTT 5 §3.3.2.3): see forwardedProperties. */
   properties?: Properties;
   /** Absolute expiry time in clock milliseconds, from Message Expiry Interval. */
   expiresAt?: number;

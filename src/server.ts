@@ -23,6 +23,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/schema.js';
 import { readTlsCredentials } from './config/tls.js';
 import { acceptor, type ConnectionHost } from './connection/accept.js';
+import type { ErrorCode } from './errors.js';
 import { type LimitName, Limits } from './limits/limits.js';
 import { AdminApi } from './observability/admin-api.js';
 import type { AdminNode, BrokerAdmin } from './observability/admin-types.js';
@@ -85,7 +86,7 @@ export interface RunningServer {
 /** A listener could not bind its port. */
 export class ListenError extends Error {
   override readonly name = 'ListenError';
-  readonly code = 'LISTEN_FAILED';
+  readonly code = 'LISTEN_FAILED' satisfies ErrorCode;
 
   constructor(
     /** The config key of the port. */

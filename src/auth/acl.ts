@@ -14,6 +14,7 @@
  * answers per topic are cached, and the cache is dropped when the document is replaced (a reload).
  */
 import { parse as parseYaml } from 'yaml';
+import type { ErrorCode } from '../errors.js';
 import { isValidTopicFilter, parseSubscription, topicMatches } from '../topics/index.js';
 import type { TopicPermissions } from './types.js';
 
@@ -38,6 +39,8 @@ export interface AclDocument {
 /** A problem in an ACL document, naming where. */
 export class AclError extends Error {
   override readonly name = 'AclError';
+  readonly code = 'ACL_INVALID' satisfies ErrorCode;
+
   constructor(
     readonly path: string,
     problem: string,

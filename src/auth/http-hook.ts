@@ -17,6 +17,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { AclError, parseRules, permissionsFrom } from './acl.js';
 import type { ConnectInfo, TopicPermissions } from './types.js';
@@ -94,6 +95,7 @@ export class TtlCache<T> {
 
 class HttpHookError extends Error {
   override readonly name = 'HttpHookError';
+  readonly code = 'AUTH_HOOK_FAILED' satisfies ErrorCode;
 }
 
 export class HttpAuthHook {

@@ -5,6 +5,7 @@
  * libuv thread pool so a login never blocks the event loop; comparison in constant time.
  */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import type { ErrorCode } from '../errors.js';
 import { parseScram, type ScramCredentials } from './scram.js';
 
 export interface ScryptParams {
@@ -36,6 +37,8 @@ export interface PasswordHash {
 /** A problem with the file, naming the line. */
 export class PasswordFileError extends Error {
   override readonly name = 'PasswordFileError';
+  readonly code = 'PASSWORD_FILE_INVALID' satisfies ErrorCode;
+
   constructor(
     readonly line: number,
     problem: string,

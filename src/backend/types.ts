@@ -3,6 +3,7 @@
  * `memory/` implements them for a single node and the cluster backends (Redis) implement the same
  * contracts (test/contract/ runs one suite against every implementation).
  */
+import type { ErrorCode } from '../errors.js';
 import type { Delivery, Message, SubscriptionOptions } from '../message.js';
 
 /** Retained messages by topic (MQTT 3.3.1.3): last writer wins, an empty payload deletes. */
@@ -97,6 +98,8 @@ export interface StoredSession {
  * the reaper orphaned the session). The connection that tried is being closed by the takeover.
  */
 export class FencedError extends Error {
+  readonly code = 'SESSION_FENCED' satisfies ErrorCode;
+
   constructor() {
     super('session fenced: another connection owns this client id');
     this.name = 'FencedError';

@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import type { RetainedStore } from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
 import type { Clock } from '../clock.js';
+import type { ErrorCode } from '../errors.js';
 import { isExpired, type Message } from '../message.js';
 import type {
   AdminClient,
@@ -189,7 +190,7 @@ export class BrokerInspector implements BrokerAdmin {
 /** A request the admin API must answer with 400. */
 export class AdminInputError extends Error {
   override readonly name = 'AdminInputError';
-  readonly code = 'ADMIN_BAD_REQUEST';
+  readonly code = 'ADMIN_BAD_REQUEST' satisfies ErrorCode;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -28,6 +28,7 @@ import { handleConnect } from './connect.js';
 import type { ChannelContext, PendingWill } from './context.js';
 import { type EnhancedAuth, handleConnectingPacket, handleReauth } from './enhanced-auth.js';
 import { handlePuback, handlePubcomp, handlePublish, handlePubrec, handlePubrel } from './publish.js';
+import { type Ending, finalPacket } from './refusal.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 
 /** What the channel needs from its connection (implemented by connection/connection.ts). */
@@ -212,6 +213,15 @@ export class Channel implements SessionLink {
     this.disconnect(ReasonCode.UnspecifiedError, 'session state could not be stored');
   }
 
+  /**
+   * Sends the packet `ending` calls for before the close, if any: which one is decided in refusal.ts
+   * (CONNACK, DISCONNECT, or none), for every way a connection ends.
+   */
+  sendFinal(ending: Ending): void {
+    const last = finalPacket(ending, this);
+    if (last !== undefined) this.out.write(encode(last.packet, last.version));
+  }
+
   /** Server-initiated close, with a DISCONNECT reason for MQTT 5 clients [MQTT-4.13.2-1]. */
   disconnect(
     reasonCode: number,
@@ -219,14 +229,12 @@ export class Channel implements SessionLink {
     options: { will?: boolean; serverReference?: string } = {},
   ): void {
     if (this.state === 'closed') return;
-    if (this.state === 'connected' && this.version === 5) {
-      let properties: Properties | undefined =
-        reasonString !== undefined && this.problemInformation ? { reasonString } : undefined;
-      // With 0x9C Use another server: where to go (MQTT 5 4.11).
-      if (options.serverReference !== undefined)
-        properties = { ...properties, serverReference: options.serverReference };
-      this.out.write(encode({ type: 'disconnect', reasonCode, properties }, 5));
-    }
+    this.sendFinal({
+      kind: 'disconnect',
+      reasonCode,
+      reasonString,
+      serverReference: options.serverReference,
+    });
     if (options.will === false) this.will = undefined;
     this.finish(false);
     this.out.close();
@@ -244,20 +252,14 @@ export class Channel implements SessionLink {
       code: err.code,
       reason: err.message,
     });
-    // A CONNECT after CONNACK is a Protocol Error whatever its level [MQTT-3.1.0-2]; 0x84 is a CONNACK
-    // code only, never a DISCONNECT reason [MQTT-3.14.2-1].
-    const code =
-      err.reasonCode === ReasonCode.UnsupportedProtocolVersion ? ReasonCode.ProtocolError : err.reasonCode;
-    this.disconnect(code, err.message);
+    if (this.state === 'closed') return;
+    this.sendFinal({ kind: 'violation', error: err });
+    this.finish(false);
+    this.out.close();
   }
 
   private refuseConnect(err: ProtocolError): void {
-    if (err.code === 'UNSUPPORTED_PROTOCOL_VERSION') {
-      // [MQTT-3.1.2-2] CONNACK 0x01 (3.1.1 form, also understood by 3.1), then close.
-      this.out.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
-    } else if (this.state === 'connecting' && this.version === 5) {
-      this.out.write(encode({ type: 'connack', sessionPresent: false, reasonCode: err.reasonCode }, 5));
-    }
+    this.sendFinal({ kind: 'violation', error: err });
     this.ctx.logger.debug({
       event: 'client.connect_refused',
       code: err.code,
@@ -429,7 +431,7 @@ export class Channel implements SessionLink {
         properties.topicAlias = alias;
         topic = '';
       } else if (aliases.size < this.clientTopicAliasMaximum) {
-        const next = aliases.size + 1; // [MQTT-3.3.2-10] within the client's Topic Alias Maximum
+        const next = aliases.size + 1; // [MQTT-3.3.2-11] within the client's Topic Alias Maximum
         aliases.set(topic, next);
         this.aliasAssigned = topic;
         properties.topicAlias = next;

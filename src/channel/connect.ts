@@ -12,11 +12,11 @@ import {
   encode,
   type Properties,
   ReasonCode,
-  toV3ConnackCode,
 } from '../protocol/index.js';
 import { isValidTopicName } from '../topics/index.js';
 import type { Channel } from './channel.js';
 import { startEnhancedAuth, supportsAuthMethod } from './enhanced-auth.js';
+import { isAuthFailure } from './refusal.js';
 
 /** Clean Session 0 in 3.x means the session lasts until the client cleans it: "never expires". */
 const NEVER = 0xffffffff;
@@ -105,21 +105,10 @@ function checkAuthMethod(ch: Channel, p: ConnectPacket): number | undefined {
   return undefined;
 }
 
-/** Refusals counted as authentication failures (shoal_auth_failures_total). */
-const AUTH_FAILURES = new Set<number>([
-  ReasonCode.BadUserNameOrPassword,
-  ReasonCode.NotAuthorized,
-  ReasonCode.BadAuthenticationMethod,
-]);
-
+/** Refuses the CONNECT: the CONNACK (refusal.ts decides its code), then the close. */
 function refuse(ch: Channel, reasonCode: number): void {
-  const packet: ConnackPacket = {
-    type: 'connack',
-    sessionPresent: false, // [MQTT-3.2.2-6]
-    reasonCode: ch.version === 5 ? reasonCode : toV3ConnackCode(reasonCode),
-  };
-  ch.out.write(encode(packet, ch.version));
-  if (AUTH_FAILURES.has(reasonCode)) ch.ctx.counters.authFailures++;
+  ch.sendFinal({ kind: 'refuse', reasonCode });
+  if (isAuthFailure(reasonCode)) ch.ctx.counters.authFailures++;
   ch.ctx.logger.info({
     event: 'client.connect_refused',
     clientId: ch.clientId,
@@ -188,7 +177,7 @@ function takeUserConnection(ch: Channel): Promise<boolean> | undefined {
   return taken;
 }
 
-/** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-2]. */
+/** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-3]. */
 function claim(ch: Channel, p: ConnectPacket): boolean {
   const claim = ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p));
   if (claim === undefined) {
@@ -248,7 +237,7 @@ function establish(ch: Channel, p: ConnectPacket): void {
   const { session, present } = ch.ctx.openSession(ch, p.clean, expiry);
   ch.session = session;
   ch.state = 'connected';
-  // [MQTT-3.1.2-24] 1.5 times the keep alive, in milliseconds.
+  // [MQTT-3.1.2-22] 1.5 times the keep alive, in milliseconds.
   ch.out.setKeepAlive(keepalive * 1500);
 
   const connack: ConnackPacket = { type: 'connack', sessionPresent: present, reasonCode: 0 };

@@ -59,7 +59,7 @@ export interface ChannelContext {
   assignClientId(): string;
   /**
    * Makes `channel` the owner of its client id: closes any other connection with the same id
-   * (DISCONNECT 0x8E) and opens, resumes or replaces the session [MQTT-3.1.4-2..4].
+   * (DISCONNECT 0x8E) and opens, resumes or replaces the session [MQTT-3.1.4-3] [MQTT-3.1.4-4].
    */
   openSession(channel: Channel, clean: boolean, expirySeconds: number): OpenedSession;
   /**

@@ -22,9 +22,11 @@ import type { Channel } from './channel.js';
 
 export function handlePublish(ch: Channel, p: PublishPacket): void {
   const o = ch.ctx.options;
-  if (p.qos > o.maximumQoS) throw new ProtocolError('QOS_NOT_SUPPORTED', `QoS ${p.qos} is above the maximum`); // [MQTT-3.3.1-?] 0x9B
+  // 0x9B: above the Maximum QoS of CONNACK, which the client must not send [MQTT-3.2.2-11] (MQTT 5 §3.3.1.2).
+  if (p.qos > o.maximumQoS) throw new ProtocolError('QOS_NOT_SUPPORTED', `QoS ${p.qos} is above the maximum`);
+  // 0x9A: RETAIN 1 after CONNACK said Retain Available 0 [MQTT-3.2.2-14] (MQTT 5 §3.3.1.3).
   if (p.retain && !o.retainAvailable)
-    throw new ProtocolError('RETAIN_NOT_SUPPORTED', 'retain is not available'); // [MQTT-3.3.1-?] 0x9A
+    throw new ProtocolError('RETAIN_NOT_SUPPORTED', 'retain is not available');
   if (!ch.withinRate(p.payload.length)) return;
   const topic = resolveTopic(ch, p);
   const session = ch.session!;
@@ -41,7 +43,7 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   counters.receivedByQos[p.qos]++;
   counters.receivedBytesByQos[p.qos] += p.payload.length;
   if (p.qos === 2 && !resent && session.awaitingRelease.size >= o.receiveMaximum) {
-    // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISH than our Receive Maximum. (Acknowledgements the
+    // [MQTT-3.3.4-7] more unacknowledged QoS 2 PUBLISH than our Receive Maximum. (Acknowledgements the
     // broker itself holds back are not the client's fault: queueAck stops reading instead.)
     throw new ProtocolError('RECEIVE_MAXIMUM_EXCEEDED', 'Receive Maximum exceeded');
   }
@@ -239,12 +241,12 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
   const session = ch.session!;
   const entry = session.inflight.get(p.packetId);
   if (entry === undefined || entry.qos !== 2) {
-    // v5: a PUBREC for an unknown id still gets a PUBREL, with 0x92 [MQTT-4.3.3-?].
+    // v5: a PUBREC for an unknown id still gets a PUBREL, with 0x92 Packet Identifier not found (MQTT 5 §3.6.2.1).
     if (ch.version === 5) ch.sendAck('pubrel', p.packetId, ReasonCode.PacketIdentifierNotFound);
     return;
   }
   if ((p.reasonCode ?? 0) >= 0x80) {
-    session.complete(p.packetId); // the receiver refused: the exchange ends [MQTT-4.3.3-?]
+    session.complete(p.packetId); // the receiver refused: acknowledged, never sent again [MQTT-4.4.0-2]
     return;
   }
   session.received(p.packetId);

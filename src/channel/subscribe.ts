@@ -96,7 +96,8 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
       code = v5 ? ReasonCode.QuotaExceeded : SubackFailure;
     } else {
       const parsed = parseSubscription(s.topic)!;
-      const qos = Math.min(s.qos, o.maximumQoS) as QoS; // [MQTT-3.9.3-?] granted QoS may be lower
+      // Any requested QoS is accepted [MQTT-3.2.2-10]; the QoS granted may be lower (MQTT 5 §3.8.4).
+      const qos = Math.min(s.qos, o.maximumQoS) as QoS;
       const options: SubscriptionOptions = {
         qos,
         noLocal: s.noLocal,

@@ -4,6 +4,7 @@
  * flag or environment variable); one ConfigError carries all of them so an operator fixes a bad
  * config in one pass. The CLI prints the message and exits with code 2.
  */
+import type { ErrorCode } from '../errors.js';
 
 export interface ConfigIssue {
   /** Key path in the config (`mqtt.receiveMaximum`), or the flag / file the problem is about. */
@@ -16,7 +17,7 @@ export interface ConfigIssue {
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  readonly code = 'CONFIG_INVALID';
+  readonly code = 'CONFIG_INVALID' satisfies ErrorCode;
 
   constructor(readonly issues: readonly ConfigIssue[]) {
     super(issues.map(formatIssue).join('; '));

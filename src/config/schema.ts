@@ -374,7 +374,7 @@ export const configSchema: Schema<Config> = {
   mqtt: {
     // 268 435 455 is the largest Remaining Length; 5 more bytes of fixed header make the largest packet.
     maxPacketSizeBytes: integer(64, 268_435_460, d.maxPacketSizeBytes),
-    // [MQTT-3.2.2.3.3] Receive Maximum 0 is a Protocol Error.
+    // Receive Maximum 0 is a Protocol Error (MQTT 5 §3.2.2.3.3).
     receiveMaximum: integer(1, 65535, d.receiveMaximum),
     topicAliasMaximum: integer(0, 65535, d.topicAliasMaximum),
     maxKeepAliveSeconds: integer(0, 65535, d.maxKeepAliveSeconds),

@@ -85,7 +85,7 @@ export class Connection implements ChannelOutput {
       maxPacketSize: ctx.options.maxPacketSizeBytes,
     });
     this.lastActivity = ctx.clock.now();
-    // [MQTT-3.1.4-?] a connection that sends no CONNECT in time is closed.
+    // A connection that sends no CONNECT in time is closed (MQTT 5 §3.1.4, step 1: a SHOULD without an id).
     this.timer = ctx.clock.setTimeout(() => this.connectTimedOut(), ctx.options.connectTimeoutMs);
     transport.bind({
       data: (chunk) => this.onData(chunk),

@@ -8,6 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
+import { type AdminErrorCode, type ErrorCode, httpStatusOf } from '../errors.js';
 import type { Properties, QoS } from '../protocol/index.js';
 import type { AdminNode, AdminPublish, BrokerAdmin } from './admin-types.js';
 import type { Logger } from './logger.js';
@@ -28,14 +29,16 @@ export const ADMIN_PREFIX = '/api/v1/';
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 
-/** An answer other than 200, with a stable code for clients. */
+/** An answer other than 200, with a stable code for clients; the status is the code's (errors.ts). */
 export class HttpError extends Error {
+  readonly status: number;
+
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: AdminErrorCode,
     message: string,
   ) {
     super(message);
+    this.status = httpStatusOf(code);
   }
 }
 
@@ -98,24 +101,25 @@ export class AdminApi {
       route = slash < 0 ? rest : `${rest.slice(0, slash)}/:id`;
       const methods = this.routes[route];
       if (methods === undefined || (param !== undefined && param.length === 0))
-        throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+        throw new HttpError('NOT_FOUND', `no such endpoint: ${url.pathname}`);
       const handler = methods[method];
       if (handler === undefined) {
         res.setHeader('allow', Object.keys(methods).join(', '));
-        throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${url.pathname}`);
+        throw new HttpError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${url.pathname}`);
       }
       sendJson(res, 200, await handler(req, url, param));
     } catch (err) {
       const e =
         err instanceof HttpError
           ? err
-          : (err as { code?: string }).code === 'ADMIN_BAD_REQUEST'
-            ? new HttpError(400, 'BAD_REQUEST', (err as Error).message)
+          : (err as { code?: string }).code === ('ADMIN_BAD_REQUEST' satisfies ErrorCode)
+            ? new HttpError('BAD_REQUEST', (err as Error).message)
             : undefined;
       if (e === undefined) {
         this.o.logger?.error({ event: 'admin.error', method, route, err });
-        status = 500;
-        sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+        const internal = new HttpError('INTERNAL', 'internal error');
+        status = internal.status;
+        sendJson(res, status, { error: { code: internal.code, message: internal.message } });
       } else {
         status = e.status;
         if (e.status === 401) res.setHeader('www-authenticate', 'Bearer realm="shoal"');
@@ -130,14 +134,14 @@ export class AdminApi {
   private authorize(req: http.IncomingMessage): void {
     if (this.tokenDigest === undefined) {
       if (!isLoopback(req.socket.remoteAddress))
-        throw new HttpError(403, 'FORBIDDEN', 'set admin.token to use the admin API from another host');
+        throw new HttpError('FORBIDDEN', 'set admin.token to use the admin API from another host');
       return;
     }
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (match === null) throw new HttpError(401, 'UNAUTHORIZED', 'a bearer token is required');
+    if (match === null) throw new HttpError('UNAUTHORIZED', 'a bearer token is required');
     if (!timingSafeEqual(digest(match[1]), this.tokenDigest))
-      throw new HttpError(401, 'UNAUTHORIZED', 'the bearer token is not valid');
+      throw new HttpError('UNAUTHORIZED', 'the bearer token is not valid');
   }
 }
 
@@ -152,7 +156,7 @@ export function isLoopback(address: string | undefined): boolean {
 }
 
 function notFound(what: string, id: string): HttpError {
-  return new HttpError(404, 'NOT_FOUND', `no such ${what}: ${id}`);
+  return new HttpError('NOT_FOUND', `no such ${what}: ${id}`);
 }
 
 function optional(url: URL, name: string): string | undefined {
@@ -165,7 +169,7 @@ function limitOf(url: URL): number {
   if (raw === null) return DEFAULT_LIMIT;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT)
-    throw new HttpError(400, 'BAD_REQUEST', `limit must be an integer 1..${MAX_LIMIT}`);
+    throw new HttpError('BAD_REQUEST', `limit must be an integer 1..${MAX_LIMIT}`);
   return n;
 }
 
@@ -174,29 +178,29 @@ function filterOf(url: URL, defaulted = true): string {
   const f = url.searchParams.get('filter');
   if (f !== null && f !== '') return f;
   if (defaulted) return '#';
-  throw new HttpError(400, 'BAD_REQUEST', 'filter is required (use # to delete every retained message)');
+  throw new HttpError('BAD_REQUEST', 'filter is required (use # to delete every retained message)');
 }
 
 async function readJson(req: http.IncomingMessage, maxBytes: number): Promise<unknown> {
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/json\b/i.test(type))
-    throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
+    throw new HttpError('UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > maxBytes) throw new HttpError(413, 'TOO_LARGE', `the body exceeds ${maxBytes} bytes`);
+    if (size > maxBytes) throw new HttpError('TOO_LARGE', `the body exceeds ${maxBytes} bytes`);
     chunks.push(chunk);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
-    throw new HttpError(400, 'BAD_REQUEST', 'the body is not valid JSON');
+    throw new HttpError('BAD_REQUEST', 'the body is not valid JSON');
   }
 }
 
 function bad(message: string): HttpError {
-  return new HttpError(400, 'BAD_REQUEST', message);
+  return new HttpError('BAD_REQUEST', message);
 }
 
 /** Checks a publish request body: { topic, payload, encoding?, qos?, retain?, properties? }. */

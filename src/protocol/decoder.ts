@@ -13,7 +13,7 @@ import { MAX_VARIABLE_BYTE_INTEGER } from './primitives.js';
 export const MAX_PACKET_SIZE = 1 + 4 + MAX_VARIABLE_BYTE_INTEGER;
 
 export interface DecoderOptions {
-  /** Largest total packet size accepted, in bytes (fixed header included) [MQTT-3.1.2-24]. */
+  /** Largest total packet size accepted, in bytes (fixed header included) [MQTT-3.2.2-15]. */
   maxPacketSize?: number;
   /** Protocol level for packets other than CONNECT; a decoded CONNECT sets it. Default 4. */
   version?: ProtocolVersion;

@@ -123,7 +123,7 @@ function parseConnect(r: Reader): ConnectPacket {
     throw new ProtocolError('UNSUPPORTED_PROTOCOL_NAME', `unsupported protocol name "${protocolName}"`);
   }
   if ((protocolName === 'MQTT' && level !== 4 && level !== 5) || (protocolName === 'MQIsdp' && level !== 3)) {
-    // [MQTT-3.1.2-2] answered with CONNACK 0x01 / 0x84 by the channel
+    // [MQTT-3.1.2-2] answered with CONNACK 0x01 (channel/refusal.ts)
     throw new ProtocolError(
       'UNSUPPORTED_PROTOCOL_VERSION',
       `unsupported protocol level ${level} for ${protocolName}`,
@@ -244,9 +244,10 @@ function parseSubscribe(r: Reader, version: ProtocolVersion): SubscribePacket {
     const topic = r.utf8('a topic filter');
     const options = r.u8('the subscription options');
     const qos = options & 0x03;
-    if (qos === 3) throw malformed('requested QoS must not be 3'); // [MQTT-3.8.3-4]
+    // 3.1.1 [MQTT-3-8.3-4] (so printed there); in MQTT 5 a rule without an id (§3.8.3.1).
+    if (qos === 3) throw malformed('requested QoS must not be 3');
     if (version < 5) {
-      if (options & 0xfc) throw malformed('reserved subscription option bits must be 0'); // [MQTT-3-8.3-4] 3.1.1
+      if (options & 0xfc) throw malformed('reserved subscription option bits must be 0'); // 3.1.1 [MQTT-3-8.3-4]
       subscriptions.push({
         topic,
         qos: qos as QoS,

@@ -77,7 +77,7 @@ export const PROPERTY_DEFS: readonly PropertyDef[] = [
     name: 'subscriptionIdentifiers',
     type: 'vbi',
     contexts: anyOf('publish', 'subscribe'),
-    min: 1, // [MQTT-3.8.2-?] "It is a Protocol Error if the Subscription Identifier has a value of 0"
+    min: 1, // "It is a Protocol Error if the Subscription Identifier has a value of 0" (MQTT 5 §3.3.2.3.8, §3.8.2.1.2)
   },
   {
     id: 0x11,

@@ -65,7 +65,7 @@ export class Session {
   // no Map of its own (read them freely; write through the methods below).
   subscriptions: ReadonlyMap<string, SubscriptionOptions> & Map<string, SubscriptionOptions> = EMPTY_SUBS;
   inflight: Map<number, InflightEntry> = EMPTY_INFLIGHT;
-  /** Inbound QoS 2 ids for which PUBREC was sent and PUBREL not yet received [MQTT-4.3.3-*]. */
+  /** Inbound QoS 2 ids for which PUBREC was sent and PUBREL not yet received (MQTT 5 §4.3.3). */
   awaitingRelease: Set<number> = EMPTY_IDS;
   /** Durable sessions: the dedupe ids (Message.dedupe) of those messages, by packet id. */
   dedupeIds: Map<number, string> | undefined;

@@ -195,7 +195,7 @@ export class TopicTree<V> {
       }
       const level = levels[i];
       if (level === '#') {
-        // The parent level itself [MQTT-4.7.1-2 example: "sport/#" matches "sport"]; the root holds none.
+        // The parent level itself ("sport/#" matches "sport", MQTT 5 §4.7.1.2); the root holds none.
         if (node.topic !== undefined) visit(node.topic, node.val as V);
         pushKids(node, SUBTREE, i === 0, nodes, at);
       } else if (level === '+') {

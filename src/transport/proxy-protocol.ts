@@ -10,6 +10,7 @@
  * peer is the address then (health checks from the balancer itself).
  */
 import net from 'node:net';
+import type { ErrorCode } from '../errors.js';
 
 export interface ProxyEndpoint {
   address: string;
@@ -29,6 +30,7 @@ export interface ProxyHeader {
 
 export class ProxyProtocolError extends Error {
   override readonly name = 'ProxyProtocolError';
+  readonly code = 'PROXY_HEADER_INVALID' satisfies ErrorCode;
 }
 
 /** v2 signature: \r\n\r\n\0\r\nQUIT\n */
