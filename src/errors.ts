@@ -58,7 +58,7 @@ export const ERRORS = {
     audience: 'operator',
     exitCode: 1,
     meaning:
-      "the single node's persistence.dir cannot be opened (corrupt, in use by another process, unknown format); the message names the file and the recovery command `shoal repair-data DIR`",
+      "the single node's persistence.dir cannot be opened (corrupt, in use by another process, unknown format), or a write to it failed (later writes are refused too); the message names the file and the recovery command `shoal repair-data DIR`",
   },
   PASSWORD_FILE_INVALID: {
     audience: 'operator',

@@ -23,6 +23,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
+import type { ErrorCode } from '../../errors.js';
 import type { Delivery, Message, SubscriptionOptions } from '../../message.js';
 import type { HubJournal, HubState, OwnerRecord, SessionRecord } from '../memory/journal.js';
 import { decodeDelivery, decodeMessage, encodeDelivery, encodeMessage } from '../record.js';
@@ -35,7 +36,7 @@ const SEP = '\u0000';
 
 /** The data dir cannot be used: names the file and says how to recover (docs/configuration.md). */
 export class DataDirError extends Error {
-  readonly code = 'SHOAL_DATA_DIR';
+  readonly code = 'SHOAL_DATA_DIR' satisfies ErrorCode;
   constructor(
     readonly dir: string,
     /** The file at fault (the dir itself when no file can be named). */
