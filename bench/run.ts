@@ -11,7 +11,8 @@
  * More: --duration S, --warmup S, --idle N, --workers N, --payload BYTES, --latency-tick-ms MS,
  * --offered-rate MSG_PER_S (fan-in/fan-out publishers paced at this total instead of flooding),
  * --pin (taskset: brokers on CPU 1, load on CPU 0), --shoal-impl dist|build|tsx, --shoal-cli,
- * --shoal-log-level LEVEL. See docs/benchmarks.md.
+ * --shoal-log-level LEVEL, --shoal-base DIR (the dist/ of another commit, run as broker shoal-base).
+ * See docs/benchmarks.md.
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -53,7 +54,7 @@ function usage(message: string): never {
       '                        [--quick] [--json FILE] [--duration S] [--warmup S] [--idle N] [--workers N]\n' +
       '                        [--payload BYTES] [--latency-tick-ms MS] [--offered-rate MSG_PER_S] [--pin]\n' +
       '                        [--shoal-impl dist|build|tsx]' +
-      ' [--shoal-cli] [--shoal-log-level LEVEL]',
+      ' [--shoal-cli] [--shoal-log-level LEVEL] [--shoal-base DIR]',
   );
   process.exit(2);
 }
@@ -73,6 +74,7 @@ const VALUED = new Set([
   '--offered-rate',
   '--shoal-impl',
   '--shoal-log-level',
+  '--shoal-base',
 ]);
 const args = parseArgs(argv, FLAGS, VALUED, usage);
 const values = args.values;
@@ -153,6 +155,7 @@ for (const scenario of scenarios) {
             prefix: { raiseNofile: true, cpus: pin ? '1' : undefined },
             shoalLogLevel,
             startTimeoutMs: 15_000,
+            shoalBase: values.get('--shoal-base'),
           }),
       });
       trials.push(trial);
@@ -207,6 +210,7 @@ const NAMES: Record<BrokerName, string> = {
   'shoal-disk': 'Shoal disk (batch)',
   'shoal-disk-always': 'Shoal disk (always)',
   'mosquitto-disk': 'Mosquitto persistence',
+  'shoal-base': 'Shoal (base commit)',
 };
 const others = brokers.filter((b) => b !== 'shoal');
 const headers = [

@@ -31,7 +31,8 @@ export type BrokerName =
   | 'aedes'
   | 'shoal-disk'
   | 'shoal-disk-always'
-  | 'mosquitto-disk';
+  | 'mosquitto-disk'
+  | 'shoal-base';
 /** The brokers a run compares by default. */
 export const BROKERS: readonly BrokerName[] = ['shoal', 'mosquitto', 'aedes'];
 /**
@@ -43,6 +44,8 @@ export const ALL_BROKERS: readonly BrokerName[] = [
   'shoal-disk',
   'shoal-disk-always',
   'mosquitto-disk',
+  // Shoal built from another commit (--shoal-base DIR): a regression check in the same run.
+  'shoal-base',
 ];
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -402,6 +405,8 @@ export interface StartOptions {
   prefix: SpawnPrefix;
   shoalLogLevel: string;
   startTimeoutMs: number;
+  /** For 'shoal-base': the compiled tree (dist/) of the commit compared against. */
+  shoalBase?: string;
 }
 
 export async function startBroker(name: BrokerName, options: StartOptions): Promise<RunningBroker> {
@@ -413,6 +418,15 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
       command = process.execPath;
       args = options.launchers.shoal(port, options.shoalLogLevel);
       break;
+    case 'shoal-base': {
+      if (options.shoalBase === undefined) throw new Error('shoal-base needs --shoal-base DIR');
+      command = process.execPath;
+      args = options.launchers.shoal(port, options.shoalLogLevel);
+      const at = args.indexOf('--impl');
+      if (at < 0) throw new Error('shoal-base needs the launcher (not --shoal-cli)');
+      args[at + 1] = options.shoalBase;
+      break;
+    }
     case 'shoal-disk':
     case 'shoal-disk-always': {
       const dir = join(options.workDir, `${name}-${port}`);
