@@ -144,6 +144,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
           clock,
           nodeId,
           maxQueued: config.mqtt.maxQueuedMessages,
+          instruments,
         })
       : undefined;
   if (local !== undefined)

@@ -13,6 +13,8 @@ export interface Instruments {
   inboxLag(seconds: number): void;
   /** A session taken over by a new connection: seconds from the claim to the old connection's release. */
   takeover(seconds: number): void;
+  /** One commit of a single node's data dir: seconds to write and fsync it, the changes it held, failed or not. */
+  persistenceCommit(seconds: number, writes: number, failed: boolean): void;
 }
 
 export const noInstruments: Instruments = {
@@ -20,4 +22,5 @@ export const noInstruments: Instruments = {
   clusterBatch: () => undefined,
   inboxLag: () => undefined,
   takeover: () => undefined,
+  persistenceCommit: () => undefined,
 };

@@ -305,6 +305,23 @@ export function createInstruments(registry: Registry): Instruments {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers,
   });
+  const commitSeconds = new Histogram({
+    name: 'shoal_persistence_commit_duration_seconds',
+    help: 'A single node with persistence.dir: time to write and fsync one commit (acknowledgements wait for it).',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers,
+  });
+  const commitWrites = new Histogram({
+    name: 'shoal_persistence_commit_writes',
+    help: 'A single node with persistence.dir: changed records per commit (how many changes share one fsync).',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000],
+    registers,
+  });
+  const commitErrors = new Counter({
+    name: 'shoal_persistence_commit_errors_total',
+    help: 'A single node with persistence.dir: commits that failed (disk full, I/O error); after one, every write is refused until a restart.',
+    registers,
+  });
   for (const kind of ['durable', 'volatile']) batches.zero({ kind });
   // These run inside the data path (Redis replies, inbox reads, batch sends): a measurement must
   // never throw there, and prom-client throws on a non-finite value.
@@ -322,6 +339,13 @@ export function createInstruments(registry: Registry): Instruments {
     },
     takeover(seconds) {
       if (ok(seconds)) takeover.observe(seconds);
+    },
+    persistenceCommit(seconds, writes, failed) {
+      if (failed) commitErrors.inc();
+      else if (ok(seconds) && ok(writes)) {
+        commitSeconds.observe(seconds);
+        commitWrites.observe(writes);
+      }
     },
   };
 }

@@ -88,11 +88,15 @@ describe('single node with persistence.dir', () => {
     const topic = uniq('retained');
     const { client: pub } = await client(first, uniq('pub'), { clean: true, properties: {} });
     await pub.publishAsync(topic, 'kept', { qos: 1, retain: true });
+    // Every acknowledged change was committed: the commits are measured.
+    expect(await first.metric('shoal_persistence_commit_duration_seconds_count')).toBeGreaterThan(0);
+    expect(await first.metric('shoal_persistence_commit_errors_total')).toBe(0);
     await client(first, uniq('will'), {
       clean: true,
       properties: {},
       will: { topic: `${topic}/will`, payload: Buffer.from('gone'), qos: 1, retain: true },
     });
+    // Killed right after the CONNACK: the will was stored before it.
     first.kill('SIGKILL');
     await first.process.exited;
     await endAll(...clients.splice(0));

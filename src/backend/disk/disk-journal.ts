@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { ErrorCode } from '../../errors.js';
 import type { Delivery, Message, SubscriptionOptions } from '../../message.js';
+import { type Instruments, noInstruments } from '../../observability/instruments.js';
 import type { HubJournal, HubState, OwnerRecord, SessionRecord } from '../memory/journal.js';
 import { decodeDelivery, decodeMessage, encodeDelivery, encodeMessage } from '../record.js';
 import type { StoredWill } from '../types.js';
@@ -87,13 +88,18 @@ export class DiskJournal implements HubJournal {
     private readonly db: ClassicLevel<string, Buffer>,
     readonly dir: string,
     private readonly sync: SyncPolicy,
+    private readonly instruments: Pick<Instruments, 'persistenceCommit'>,
   ) {}
 
   /**
    * Opens (or creates) the store in `dir` and loads it. Fails with a DataDirError naming the file
    * when the dir is in use by another process, corrupt, or of an unknown format.
    */
-  static async open(dir: string, sync: SyncPolicy): Promise<{ journal: DiskJournal; state: HubState }> {
+  static async open(
+    dir: string,
+    sync: SyncPolicy,
+    instruments: Pick<Instruments, 'persistenceCommit'> = noInstruments,
+  ): Promise<{ journal: DiskJournal; state: HubState }> {
     const db = new ClassicLevel<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
     try {
       await db.open();
@@ -102,7 +108,7 @@ export class DiskJournal implements HubJournal {
     }
     try {
       const state = await load(db, dir);
-      const journal = new DiskJournal(db, dir, sync);
+      const journal = new DiskJournal(db, dir, sync, instruments);
       return { journal, state };
     } catch (err) {
       await db.close().catch(() => undefined);
@@ -208,6 +214,7 @@ export class DiskJournal implements HubJournal {
       return;
     }
     this.writing = g;
+    const started = performance.now();
     const ops = [...g.ops].map(([key, value]) =>
       value === null ? { type: 'del' as const, key } : { type: 'put' as const, key, value },
     );
@@ -215,11 +222,13 @@ export class DiskJournal implements HubJournal {
       () => {
         this.stats.commits++;
         this.stats.writes += ops.length;
+        this.instruments.persistenceCommit((performance.now() - started) / 1000, ops.length, false);
         this.writing = undefined;
         g.resolve();
         this.pump();
       },
       (err: Error) => {
+        this.instruments.persistenceCommit(0, ops.length, true);
         this.failed = new DataDirError(this.dir, this.dir, `write failed: ${err.message}`);
         this.writing = undefined;
         g.reject(this.failed);

@@ -4,6 +4,7 @@
  * persistent sessions take the one durable path (session/durable-queue.ts) whatever stores them.
  */
 import type { Clock } from '../../clock.js';
+import type { Instruments } from '../../observability/instruments.js';
 import { MemoryHub } from '../memory/cluster-hub.js';
 import type { ClusterBackend } from '../types.js';
 import { DiskJournal, type SyncPolicy } from './disk-journal.js';
@@ -22,8 +23,9 @@ export async function openLocalNode(options: {
   clock: Clock;
   nodeId: string;
   maxQueued: number;
+  instruments?: Pick<Instruments, 'persistenceCommit'>;
 }): Promise<LocalNode> {
-  const { journal, state } = await DiskJournal.open(options.dir, options.sync);
+  const { journal, state } = await DiskJournal.open(options.dir, options.sync, options.instruments);
   const hub = new MemoryHub(options.clock, journal, state);
   const backend = hub.node(options.nodeId, options.maxQueued);
   return {
