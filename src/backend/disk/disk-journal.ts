@@ -81,6 +81,7 @@ export class DiskJournal implements HubJournal {
   private readonly owners = new Map<string, OwnerRecord | undefined>();
   /** The first write error: the journal refuses everything after it (the node must restart). */
   private failed: Error | undefined;
+  private closed = false;
   /** Commits and the changes they carried, since open (metrics, the persistence benchmark). */
   readonly stats = { commits: 0, writes: 0 };
 
@@ -163,11 +164,12 @@ export class DiskJournal implements HubJournal {
     return last?.done ?? Promise.resolve();
   }
 
-  /** Writes what is pending, then closes the store. */
+  /** Writes what is pending, then closes the store; a change reported later is refused, not written. */
   async close(): Promise<void> {
     this.seal();
     const last = this.queue.at(-1) ?? this.writing;
     await last?.done.catch(() => undefined);
+    this.closed = true;
     await this.db.close();
   }
 
@@ -208,8 +210,8 @@ export class DiskJournal implements HubJournal {
     if (this.writing !== undefined) return;
     const g = this.queue.shift();
     if (g === undefined) return;
-    if (this.failed !== undefined) {
-      g.reject(this.failed);
+    if (this.failed !== undefined || this.closed) {
+      g.reject(this.failed ?? new DataDirError(this.dir, this.dir, 'closed'));
       this.pump();
       return;
     }
