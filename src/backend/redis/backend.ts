@@ -30,6 +30,7 @@ import { RedisRetainedStore } from './retained-store.js';
 import { compareIds, RouteSync } from './route-sync.js';
 import { type RouteKeys, type Script, scripts } from './scripts.js';
 import { RedisSessionStore } from './session-store.js';
+import { RedisStats } from './stats.js';
 import { decodeWill, RedisWills } from './wills.js';
 
 export interface RedisBackendOptions {
@@ -101,6 +102,7 @@ export class RedisClusterBackend implements ClusterBackend {
   /** Pub/sub channels this node listens to, and their handlers (listen()). */
   private readonly channels = new Map<string, (msg: Buffer) => void>();
   private readonly wills: RedisWills;
+  private readonly stats: RedisStats;
 
   constructor(o: RedisBackendOptions) {
     this.nodeId = o.nodeId;
@@ -204,6 +206,12 @@ export class RedisClusterBackend implements ClusterBackend {
       replicated,
       decodeWill,
     });
+    this.stats = new RedisStats({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      liveNodes: () => this.liveNodes(),
+    });
     this.instruments = o.instruments;
     this.inbox = new InboxReader({
       reader: this.inboxReader,
@@ -300,7 +308,7 @@ export class RedisClusterBackend implements ClusterBackend {
       // Bounded: with Redis away, commands would wait for it forever. Leave nothing behind that no
       // reaper would remove (a stopped node is no longer in the node set).
       await withTimeout(this.membership.leave(), 1000);
-      await this.cmd.hdel(this.keys.nodeStats, this.nodeId);
+      await this.stats.leave();
       await this.cmd.hdel(this.keys.routeApplied, this.nodeId);
       await this.retained.leave();
     } catch {
@@ -387,12 +395,8 @@ export class RedisClusterBackend implements ClusterBackend {
     return this.wills.reap(node, (inc) => fenceAdmits(fence, inc));
   }
 
-  async shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
-    await this.cmd.hset(this.keys.nodeStats, this.nodeId, JSON.stringify(mine));
-    const [live, raw] = await Promise.all([this.liveNodes(), this.cmd.hgetall(this.keys.nodeStats)]);
-    const out: Record<string, Record<string, number>> = {};
-    for (const { nodeId } of live) if (raw[nodeId] !== undefined) out[nodeId] = JSON.parse(raw[nodeId]);
-    return out;
+  shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
+    return this.stats.share(mine);
   }
 
   liveNodes(): Promise<ClusterNodeInfo[]> {
