@@ -20,11 +20,13 @@ import type {
 } from '../types.js';
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
+import { ControlChannel } from './control.js';
 import { fieldsOf, handOverInbox, InboxReader } from './inbox.js';
 import { observeCommands } from './instrument.js';
 import { Keys } from './keys.js';
 import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
+import { PubSubListener } from './pubsub.js';
 import { withTimeout } from './redis-util.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { compareIds, RouteSync } from './route-sync.js';
@@ -99,8 +101,8 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly run = randomBytes(6).toString('hex');
   private readonly membership: RedisMembership;
   private readonly ownership: RedisOwnership;
-  /** Pub/sub channels this node listens to, and their handlers (listen()). */
-  private readonly channels = new Map<string, (msg: Buffer) => void>();
+  private readonly pubsub: PubSubListener;
+  private readonly control: ControlChannel;
   private readonly wills: RedisWills;
   private readonly stats: RedisStats;
 
@@ -119,6 +121,16 @@ export class RedisClusterBackend implements ClusterBackend {
     this.inboxReader = this.target.create();
     this.sub = this.target.create();
     this.replica = new RouteReplica(this.nodeId);
+    this.pubsub = new PubSubListener(this.sub, this.target.kind === 'cluster');
+    this.control = new ControlChannel({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      sharded: this.target.kind === 'cluster',
+      release: (clientId, epoch) => this.handlers?.release(clientId, epoch),
+      released: (clientId, epoch) => this.ownership.released(clientId, epoch),
+      poke: (clientIds) => this.handlers?.poke(clientIds),
+    });
     this.retained = new RedisRetainedStore(
       this.cmd,
       this.keys,
@@ -146,7 +158,7 @@ export class RedisClusterBackend implements ClusterBackend {
       maxQueued: o.maxQueued ?? 1000,
       logMaxLen: this.logMaxLen,
       handlers: () => this.handlers,
-      sendControl: (node, msg) => this.sendControl(node, msg),
+      sendControl: (node, msg) => this.control.send(node, msg),
       replicated,
       routeApplied: (id) => this.sync.confirmed(id),
     });
@@ -200,7 +212,7 @@ export class RedisClusterBackend implements ClusterBackend {
       incarnation: () => this.membership.incarnation,
       connected: () => this.connected,
       mayAnswer: (node) => this.membership.mayAnswer(node),
-      sendControl: (node, msg) => this.sendControl(node, msg),
+      sendControl: (node, msg) => this.control.send(node, msg),
       kick: (node, clientId, epoch) => this.wills.kick(node, clientId, epoch, 10 * this.livenessMs),
       lateWill: (will) => this.handlers?.publishWill(will),
       replicated,
@@ -267,9 +279,9 @@ export class RedisClusterBackend implements ClusterBackend {
     await this.membership.removeNode(this.nodeId);
     this.dataSet = await this.markDataSet();
     await this.heartbeat();
-    await this.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
-    await this.listen(this.keys.control(this.nodeId), (msg) => this.onControl(msg));
-    await this.listen(this.sync.channel, () => this.sync.nudged());
+    await this.pubsub.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
+    await this.pubsub.listen(this.control.channel, (msg) => this.control.receive(msg));
+    await this.pubsub.listen(this.sync.channel, () => this.sync.nudged());
     await this.resync();
     this.connected = true;
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
@@ -338,51 +350,6 @@ export class RedisClusterBackend implements ClusterBackend {
 
   takeWill(clientId: string, epoch: number): Promise<boolean> {
     return this.wills.take(clientId, epoch);
-  }
-
-  private sendControl(node: string, msg: Record<string, unknown>): void {
-    const channel = this.keys.control(node);
-    const body = JSON.stringify(msg);
-    const sent =
-      this.target.kind === 'cluster' ? this.cmd.spublish(channel, body) : this.cmd.publish(channel, body);
-    sent.catch(() => undefined);
-  }
-
-  /** The control channel: takeover requests and answers, pokes for the sessions served here. */
-  private onControl(raw: Buffer): void {
-    let msg: { t?: string; c?: unknown; e?: number; f?: string };
-    try {
-      msg = JSON.parse(raw.toString());
-    } catch {
-      return;
-    }
-    if (
-      msg.t === 'kick' &&
-      typeof msg.c === 'string' &&
-      typeof msg.e === 'number' &&
-      typeof msg.f === 'string'
-    ) {
-      this.handlers?.release(msg.c, msg.e);
-      this.sendControl(msg.f, { t: 'released', c: msg.c, e: msg.e });
-    } else if (msg.t === 'poke' && Array.isArray(msg.c)) {
-      this.handlers?.poke(msg.c.filter((c): c is string => typeof c === 'string'));
-    } else if (msg.t === 'released') {
-      this.ownership.released(msg.c, msg.e);
-    }
-  }
-
-  /**
-   * Subscribes the pub/sub connection to `channel` (sharded on Redis Cluster). One listener on the
-   * connection hands each message to its channel's handler, so channels never see each other's.
-   */
-  private async listen(channel: string, handler: (msg: Buffer) => void): Promise<void> {
-    if (this.channels.size === 0) {
-      const dispatch = (ch: Buffer, msg: Buffer) => this.channels.get(ch.toString())?.(msg);
-      this.sub.on(this.target.kind === 'cluster' ? 'smessageBuffer' : 'messageBuffer', dispatch);
-    }
-    this.channels.set(channel, handler);
-    if (this.target.kind === 'cluster') await this.sub.ssubscribe(channel);
-    else await this.sub.subscribe(channel);
   }
 
   /**
