@@ -9,15 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
-import { filterKey, RouteReplica } from '../route-replica.js';
-import type {
-  Claim,
-  ClusterBackend,
-  ClusterHandlers,
-  ClusterNodeInfo,
-  RouteTable,
-  StoredWill,
-} from '../types.js';
+import { RouteReplica } from '../route-replica.js';
+import type { Claim, ClusterBackend, ClusterHandlers, ClusterNodeInfo, StoredWill } from '../types.js';
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
 import { ControlChannel } from './control.js';
@@ -27,10 +20,10 @@ import { Keys } from './keys.js';
 import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
 import { PubSubListener } from './pubsub.js';
-import { withTimeout } from './redis-util.js';
+import { pause, withTimeout } from './redis-util.js';
 import { RedisRetainedStore } from './retained-store.js';
 import { compareIds, RouteSync } from './route-sync.js';
-import { type RouteKeys, type Script, scripts } from './scripts.js';
+import { RedisRoutes } from './routes.js';
 import { RedisSessionStore } from './session-store.js';
 import { RedisStats } from './stats.js';
 import { decodeWill, RedisWills } from './wills.js';
@@ -59,7 +52,7 @@ type StreamReply = [key: Buffer, entries: [id: Buffer, fields: Buffer[]][]][] | 
 
 export class RedisClusterBackend implements ClusterBackend {
   readonly nodeId: string;
-  readonly routes: RouteTable;
+  readonly routes: RedisRoutes;
   readonly bus: RedisBus;
   readonly retained: RedisRetainedStore;
   readonly replica: RouteReplica;
@@ -78,10 +71,6 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly log: Logger;
   private readonly instruments: Instruments | undefined;
   private readonly clock: Clock;
-  /** This node's own routes (filter keys), re-announced after Redis comes back. */
-  private readonly own = new Set<string>();
-  /** Routes being stored and confirmed, by filter key: later local subscribers wait for them too. */
-  private readonly confirming = new Map<string, Promise<void>>();
   private readonly sync: RouteSync;
   private handlers: ClusterHandlers | undefined;
   private timer: TimerHandle | undefined;
@@ -238,13 +227,19 @@ export class RedisClusterBackend implements ClusterBackend {
       observeCommands(this.cmd, o.instruments.redisCommand);
       this.bus.onBatch = o.instruments.clusterBatch;
     }
-    this.routes = {
-      add: (filter, group) => this.addRoute(filterKey(filter, group)),
-      pending: (filter, group) => this.confirming.get(filterKey(filter, group)),
-      remove: (filter, group) => this.removeRoute(filterKey(filter, group)),
-      matchNodes: (topic, visit) => this.replica.matchNodes(topic, visit),
-      matchShared: (topic, visit) => this.replica.matchShared(topic, visit),
-    };
+    this.routes = new RedisRoutes({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      clock: this.clock,
+      logger: this.log,
+      livenessMs: this.livenessMs,
+      logMaxLen: this.logMaxLen,
+      replica: this.replica,
+      confirmed: (id) => this.sync.confirmed(id),
+      connected: () => this.connected,
+      running: () => this.running,
+    });
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.on('error', () => undefined);
   }
 
@@ -372,64 +367,6 @@ export class RedisClusterBackend implements ClusterBackend {
 
   // ---- routes ------------------------------------------------------------------------------------
 
-  /**
-   * Stores the route (retried while Redis does not answer, within the liveness timeout: route-add.lua is
-   * idempotent), then waits until every live node applied it (RouteSync): guarantee 8.
-   */
-  private addRoute(fkey: string): Promise<void> | undefined {
-    this.own.add(fkey);
-    if (!this.connected) {
-      // Redis is away: no node routes through it now, and this route is announced again (with
-      // every own route) when it is back. Local subscribers are served meanwhile (guarantee 3).
-      this.runRoute(scripts.routeAdd, fkey).catch(() => undefined);
-      return undefined;
-    }
-    const confirmed = this.storeRoute(fkey, this.clock.now() + this.livenessMs).then((id) =>
-      this.sync.confirmed(id),
-    );
-    this.confirming.set(fkey, confirmed);
-    const forget = () => {
-      if (this.confirming.get(fkey) === confirmed) this.confirming.delete(fkey);
-    };
-    confirmed.then(forget, (err: Error) => {
-      forget();
-      this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message });
-    });
-    return confirmed;
-  }
-
-  private async storeRoute(fkey: string, deadline: number): Promise<string> {
-    for (;;) {
-      try {
-        // Bounded: ioredis holds commands while its connection is down.
-        return String(
-          await withTimeout(this.runRoute(scripts.routeAdd, fkey), Math.max(1, deadline - this.clock.now())),
-        );
-      } catch (err) {
-        if (!this.running || this.clock.now() >= deadline) throw err;
-        await this.pause();
-      }
-    }
-  }
-
-  private removeRoute(fkey: string): void {
-    this.own.delete(fkey);
-    this.runRoute(scripts.routeDel, fkey).catch((err: Error) =>
-      this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
-    );
-  }
-
-  private runRoute<R>(script: Script<RouteKeys, R>, fkey: string): Promise<R> {
-    const k = this.keys;
-    return script.run(
-      this.cmd,
-      [k.routes, k.nodeRoutes(this.nodeId), k.routeLog],
-      this.nodeId,
-      fkey,
-      this.logMaxLen,
-    );
-  }
-
   /** Snapshot of routes and retained messages, then this node's own routes announced again. */
   private async resync(): Promise<void> {
     const gen = ++this.generation;
@@ -474,10 +411,7 @@ export class RedisClusterBackend implements ClusterBackend {
     // Senders never create an inbox (NOMKSTREAM): this node makes its own before it routes (again,
     // after a reaper or a Redis without persistence removed it).
     if (this.running) await this.cmd.xadd(k.inbox(this.nodeId), '*', 'o', this.run);
-    for (const fkey of this.own)
-      this.runRoute(scripts.routeAdd, fkey).catch((err: Error) =>
-        this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
-      );
+    this.routes.announce();
     this.loaded = true;
   }
 
@@ -506,7 +440,7 @@ export class RedisClusterBackend implements ClusterBackend {
         )) as StreamReply;
       } catch {
         if (!this.running) return;
-        await this.pause();
+        await pause(this.clock);
         continue;
       }
       if (reply === null || gen !== this.generation) continue;
@@ -529,7 +463,7 @@ export class RedisClusterBackend implements ClusterBackend {
         bodies = await this.retained.bodies(retainedRefs(reply, k.retainedLog));
       } catch {
         if (!this.running) return;
-        await this.pause();
+        await pause(this.clock);
         continue; // nothing applied: the same entries are read again
       }
       if (gen !== this.generation) continue;
@@ -585,10 +519,6 @@ export class RedisClusterBackend implements ClusterBackend {
       const first = field('first-entry');
       return Array.isArray(first) && compareIds(String(first[0]), read) > 0;
     });
-  }
-
-  private pause(): Promise<void> {
-    return new Promise((resolve) => this.clock.setTimeout(resolve, 200));
   }
 
   // ---- membership --------------------------------------------------------------------------------
