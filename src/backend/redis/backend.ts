@@ -14,15 +14,16 @@ import type { Claim, ClusterBackend, ClusterHandlers, ClusterNodeInfo, StoredWil
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
 import { ControlChannel } from './control.js';
-import { fieldsOf, handOverInbox, InboxReader } from './inbox.js';
+import { handOverInbox, InboxReader } from './inbox.js';
 import { observeCommands } from './instrument.js';
 import { Keys } from './keys.js';
 import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
 import { PubSubListener } from './pubsub.js';
-import { pause, withTimeout } from './redis-util.js';
+import { withTimeout } from './redis-util.js';
+import { Replicas } from './replicas.js';
 import { RedisRetainedStore } from './retained-store.js';
-import { compareIds, RouteSync } from './route-sync.js';
+import { RouteSync } from './route-sync.js';
 import { RedisRoutes } from './routes.js';
 import { RedisSessionStore } from './session-store.js';
 import { RedisStats } from './stats.js';
@@ -47,8 +48,6 @@ export interface RedisBackendOptions {
   /** Redis command latency, batch sizes and inbox lag go here (metrics.ts). */
   instruments?: Instruments;
 }
-
-type StreamReply = [key: Buffer, entries: [id: Buffer, fields: Buffer[]][]][] | null;
 
 export class RedisClusterBackend implements ClusterBackend {
   readonly nodeId: string;
@@ -80,12 +79,10 @@ export class RedisClusterBackend implements ClusterBackend {
   private loaded = false;
   private connected = false;
   private lastReady = false;
-  private routeLogId = '0-0';
   /** The Redis data set this node joined (Keys.dataSet); another one after a reconnect: data lost. */
   private dataSet = '';
-  private retainedLogId = '0-0';
   private readonly inbox: InboxReader;
-  private generation = 0;
+  private readonly replicas: Replicas;
   /** This process's run: a claim ioredis re-sends is recognised by it. */
   private readonly run = randomBytes(6).toString('hex');
   private readonly membership: RedisMembership;
@@ -223,6 +220,23 @@ export class RedisClusterBackend implements ClusterBackend {
       instruments: o.instruments,
       deliver: (envelope) => this.handlers?.deliver(envelope),
     });
+    this.replicas = new Replicas({
+      reader: this.logReader,
+      cmd: this.cmd,
+      keys: this.keys,
+      clock: this.clock,
+      logger: this.log,
+      logMaxLen: this.logMaxLen,
+      replica: this.replica,
+      retained: this.retained,
+      appliedUpTo: (id) => this.sync.appliedUpTo(id),
+      running: () => this.running,
+      snapshotApplied: async () => {
+        if (this.running) await this.inbox.create(this.run);
+        this.routes.announce();
+        this.loaded = true;
+      },
+    });
     if (o.instruments !== undefined) {
       observeCommands(this.cmd, o.instruments.redisCommand);
       this.bus.onBatch = o.instruments.clusterBatch;
@@ -277,10 +291,10 @@ export class RedisClusterBackend implements ClusterBackend {
     await this.pubsub.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
     await this.pubsub.listen(this.control.channel, (msg) => this.control.receive(msg));
     await this.pubsub.listen(this.sync.channel, () => this.sync.nudged());
-    await this.resync();
+    await this.replicas.resync();
     this.connected = true;
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
-    void this.readLogs();
+    void this.replicas.run();
     void this.inbox.run();
     // Its wills and sessions too: reaped like a dead node's (no survivor reaps a node that came back
     // within the liveness timeout), once this node routes like the others.
@@ -367,160 +381,6 @@ export class RedisClusterBackend implements ClusterBackend {
 
   // ---- routes ------------------------------------------------------------------------------------
 
-  /** Snapshot of routes and retained messages, then this node's own routes announced again. */
-  private async resync(): Promise<void> {
-    const gen = ++this.generation;
-    const k = this.keys;
-    const [routeTail, retainedTail] = await Promise.all([
-      this.cmd.xrevrange(k.routeLog, '+', '-', 'COUNT', 1),
-      this.cmd.xrevrange(k.retainedLog, '+', '-', 'COUNT', 1),
-    ]);
-    // Guarantee 3 (no QoS >= 1 loss on a Redis blip): the current replica keeps routing publishes
-    // until the snapshot is complete and is replaced in one step. Clearing it before the awaits let
-    // publishes arriving meanwhile find no remote route: acknowledged (0x10), sent nowhere, lost.
-    const fields: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, items] = await this.cmd.hscan(k.routes, cursor, 'COUNT', 1000);
-      cursor = next;
-      for (let i = 0; i < items.length; i += 2) fields.push(items[i]);
-    } while (cursor !== '0');
-    const sessionRoutes: string[] = [];
-    cursor = '0';
-    do {
-      const [next, items] = await this.cmd.hscan(k.sessionRoutes, cursor, 'COUNT', 1000);
-      cursor = next;
-      sessionRoutes.push(...items);
-    } while (cursor !== '0');
-    await this.retained.loadSnapshot();
-    if (gen !== this.generation) return;
-    this.replica.clear();
-    for (const field of fields) {
-      const nl = field.indexOf('\n');
-      if (nl > 0) this.replica.apply('a', field.slice(0, nl), field.slice(nl + 1));
-    }
-    for (let i = 0; i + 1 < sessionRoutes.length; i += 2) {
-      // `clientId\0filter`: NUL is the one character no MQTT string may hold [MQTT-1.5.4-2].
-      const field = sessionRoutes[i];
-      const nul = field.indexOf('\0');
-      if (nul > 0) this.replica.apply('s', field.slice(0, nul), field.slice(nul + 1), sessionRoutes[i + 1]);
-    }
-    this.routeLogId = routeTail[0]?.[0] ?? '0-0';
-    this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';
-    this.sync.appliedUpTo(this.routeLogId);
-    // Senders never create an inbox (NOMKSTREAM): this node makes its own before it routes (again,
-    // after a reaper or a Redis without persistence removed it).
-    if (this.running) await this.cmd.xadd(k.inbox(this.nodeId), '*', 'o', this.run);
-    this.routes.announce();
-    this.loaded = true;
-  }
-
-  // ---- loops -------------------------------------------------------------------------------------
-
-  private async readLogs(): Promise<void> {
-    const k = this.keys;
-    while (this.running) {
-      const gen = this.generation;
-      const from: Record<string, string> = {
-        [k.routeLog]: this.routeLogId,
-        [k.retainedLog]: this.retainedLogId,
-      };
-      let reply: StreamReply;
-      try {
-        reply = (await this.logReader.xreadBuffer(
-          'COUNT',
-          LOG_READ_COUNT,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          k.routeLog,
-          k.retainedLog,
-          this.routeLogId,
-          this.retainedLogId,
-        )) as StreamReply;
-      } catch {
-        if (!this.running) return;
-        await pause(this.clock);
-        continue;
-      }
-      if (reply === null || gen !== this.generation) continue;
-      if (await this.missedEntries(reply, from).catch(() => false)) {
-        // The log was trimmed past what this node read (it was paused or saturated): what it missed
-        // is only in the snapshot.
-        this.log.warn({
-          event: 'cluster.log_gap',
-          routeLog: from[k.routeLog],
-          retainedLog: from[k.retainedLog],
-        });
-        await this.resync().catch((err: Error) =>
-          this.log.warn({ event: 'cluster.resync_failed', err: err.message }),
-        );
-        continue;
-      }
-      // Large retained messages are logged by topic only (op h): their bodies come from the hash.
-      let bodies: Map<string, Buffer | null>;
-      try {
-        bodies = await this.retained.bodies(retainedRefs(reply, k.retainedLog));
-      } catch {
-        if (!this.running) return;
-        await pause(this.clock);
-        continue; // nothing applied: the same entries are read again
-      }
-      if (gen !== this.generation) continue;
-      for (const [key, entries] of reply) {
-        const isRoutes = key.toString() === k.routeLog;
-        for (const [id, fields] of entries) {
-          const f = fieldsOf(fields);
-          if (isRoutes) {
-            this.replica.apply(
-              f.op?.toString() ?? '',
-              f.n?.toString() ?? '',
-              f.f?.toString() ?? '',
-              f.o?.toString(),
-            );
-            this.routeLogId = id.toString();
-          } else {
-            const op = f.op?.toString() ?? '';
-            const topic = f.t?.toString() ?? '';
-            if (op === 'h') this.retained.applyLog('s', topic, bodies.get(topic) ?? EMPTY);
-            else this.retained.applyLog(op, topic, f.m ?? EMPTY);
-            this.retainedLogId = id.toString();
-          }
-        }
-      }
-      this.sync.appliedUpTo(this.routeLogId);
-    }
-  }
-
-  /**
-   * Whether the logs lost entries this node had not read: Redis trims them to about `logMaxLen`
-   * entries. Once the entry this node read last is gone (the stream's first entry, XINFO STREAM, is
-   * newer), entries after it may have been trimmed unread: the node is about `logMaxLen` entries
-   * behind (paused, saturated), and only the snapshot has what it missed. From an empty log ('0-0'),
-   * any trimmed entry was missed. (Conservative: near the cap it may resync with nothing missed.)
-   * Asked only of a stream whose reply is as long as it can be: with fewer unread entries than the
-   * cap keeps, none were trimmed, so the common read costs no extra round trip.
-   */
-  private async missedEntries(
-    reply: NonNullable<StreamReply>,
-    from: Record<string, string>,
-  ): Promise<boolean> {
-    const full = reply.filter(([, entries]) => entries.length >= Math.min(LOG_READ_COUNT, this.logMaxLen));
-    if (full.length === 0) return false;
-    const pipeline = this.cmd.pipeline();
-    for (const [key] of full) pipeline.xinfo('STREAM', key.toString());
-    const infos = (await pipeline.exec()) ?? [];
-    return full.some(([key], i) => {
-      const info = infos[i]?.[1];
-      if (!Array.isArray(info)) return false;
-      const field = (name: string) => info[info.indexOf(name) + 1];
-      const read = from[key.toString()] ?? '0-0';
-      if (read === '0-0') return Number(field('entries-added')) > Number(field('length'));
-      const first = field('first-entry');
-      return Array.isArray(first) && compareIds(String(first[0]), read) > 0;
-    });
-  }
-
   // ---- membership --------------------------------------------------------------------------------
 
   /** Its heartbeat; found reaped by the others (true), its clients must claim again. */
@@ -533,7 +393,7 @@ export class RedisClusterBackend implements ClusterBackend {
   private tick(): void {
     if (!this.connected) return;
     this.heartbeat()
-      .then((reaped) => (reaped ? this.resync() : undefined))
+      .then((reaped) => (reaped ? this.replicas.resync() : undefined))
       .catch((err: Error) => this.log.warn({ event: 'cluster.heartbeat_failed', err: err.message }));
     this.sessions
       .sweep()
@@ -584,7 +444,7 @@ export class RedisClusterBackend implements ClusterBackend {
     this.log.info({ event: 'cluster.redis_back', nodeId: this.nodeId });
     this.checkDataSet()
       .then(() => this.heartbeat())
-      .then(() => this.resync())
+      .then(() => this.replicas.resync())
       .then(() => {
         this.connected = true;
         this.membership.holdReaping();
@@ -599,23 +459,6 @@ export class RedisClusterBackend implements ClusterBackend {
     this.lastReady = ready;
     this.handlers?.readinessChanged(ready);
   }
-}
-
-const EMPTY = Buffer.alloc(0);
-/** Log entries read per XREAD. */
-const LOG_READ_COUNT = 1000;
-
-/** Topics of the retained-log entries in `reply` that carry no body (op h). */
-function retainedRefs(reply: NonNullable<StreamReply>, retainedLog: string): string[] {
-  const topics: string[] = [];
-  for (const [key, entries] of reply) {
-    if (key.toString() !== retainedLog) continue;
-    for (const [, fields] of entries) {
-      const f = fieldsOf(fields);
-      if (f.op?.toString() === 'h' && f.t !== undefined) topics.push(f.t.toString());
-    }
-  }
-  return topics;
 }
 
 /** Whether a reaper's incarnation fence ('=R', '!R' or '': session-orphan.lua) admits run `inc`'s claim. */

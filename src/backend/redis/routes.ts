@@ -2,7 +2,7 @@
  * The route table as one node sees it (RouteTable): this node's own routes written to Redis
  * (route-add.lua / route-del.lua, idempotent) and announced again after Redis comes back, the wait
  * until every live node applied a new one (route-sync.ts: guarantee 8), and other nodes' routes
- * matched in the replica (kept current by replicas.ts). See docs/cluster.md "Routes".
+ * matched in the replica (kept current by replicas.ts). See docs/cluster.md "Route table".
  */
 import type { Clock } from '../../clock.js';
 import type { Logger } from '../../observability/logger.js';
@@ -22,7 +22,7 @@ export interface RoutesOptions {
   livenessMs: number;
   logMaxLen: number;
   /** Where other nodes' routes are matched. */
-  replica: RouteReplica;
+  replica: Pick<RouteReplica, 'matchNodes' | 'matchShared'>;
   /** Resolves once every live node applied the route log up to `id` (RouteSync). */
   confirmed(id: string): Promise<void>;
   /** False while Redis is away. */
