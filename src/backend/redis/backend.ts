@@ -20,6 +20,7 @@ import { Keys } from './keys.js';
 import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
 import { PubSubListener } from './pubsub.js';
+import { Readiness } from './readiness.js';
 import { withTimeout } from './redis-util.js';
 import { Replicas } from './replicas.js';
 import { RedisRetainedStore } from './retained-store.js';
@@ -76,11 +77,7 @@ export class RedisClusterBackend implements ClusterBackend {
   private running = false;
   /** Set once start() finished: connection events before that belong to the start itself. */
   private joined = false;
-  private loaded = false;
-  private connected = false;
-  private lastReady = false;
-  /** The Redis data set this node joined (Keys.dataSet); another one after a reconnect: data lost. */
-  private dataSet = '';
+  private readonly readiness: Readiness;
   private readonly inbox: InboxReader;
   private readonly replicas: Replicas;
   /** This process's run: a claim ioredis re-sends is recognised by it. */
@@ -116,6 +113,18 @@ export class RedisClusterBackend implements ClusterBackend {
       release: (clientId, epoch) => this.handlers?.release(clientId, epoch),
       released: (clientId, epoch) => this.ownership.released(clientId, epoch),
       poke: (clientIds) => this.handlers?.poke(clientIds),
+    });
+    this.readiness = new Readiness({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      logger: this.log,
+      active: () => this.joined && this.running,
+      heartbeat: () => this.heartbeat(),
+      resync: () => this.replicas.resync(),
+      holdReaping: () => this.membership.holdReaping(),
+      stateLost: () => this.handlers?.stateLost(),
+      readinessChanged: (ready) => this.handlers?.readinessChanged(ready),
     });
     this.retained = new RedisRetainedStore(
       this.cmd,
@@ -157,7 +166,7 @@ export class RedisClusterBackend implements ClusterBackend {
       heartbeatMs: this.heartbeatMs,
       livenessMs: this.livenessMs,
       logMaxLen: this.logMaxLen,
-      connected: () => this.connected,
+      connected: () => this.readiness.connected,
       reapWills: (node, fence) => this.reapWills(node, fence),
       reapSessions: (node, fence) => this.sessions.reap(node, fence),
       handOver: (node) =>
@@ -196,7 +205,7 @@ export class RedisClusterBackend implements ClusterBackend {
       sessions: this.sessions,
       run: this.run,
       incarnation: () => this.membership.incarnation,
-      connected: () => this.connected,
+      connected: () => this.readiness.connected,
       mayAnswer: (node) => this.membership.mayAnswer(node),
       sendControl: (node, msg) => this.control.send(node, msg),
       kick: (node, clientId, epoch) => this.wills.kick(node, clientId, epoch, 10 * this.livenessMs),
@@ -234,7 +243,7 @@ export class RedisClusterBackend implements ClusterBackend {
       snapshotApplied: async () => {
         if (this.running) await this.inbox.create(this.run);
         this.routes.announce();
-        this.loaded = true;
+        this.readiness.loaded = true;
       },
     });
     if (o.instruments !== undefined) {
@@ -251,14 +260,14 @@ export class RedisClusterBackend implements ClusterBackend {
       logMaxLen: this.logMaxLen,
       replica: this.replica,
       confirmed: (id) => this.sync.confirmed(id),
-      connected: () => this.connected,
+      connected: () => this.readiness.connected,
       running: () => this.running,
     });
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.on('error', () => undefined);
   }
 
   get ready(): boolean {
-    return this.loaded && this.connected;
+    return this.readiness.ready;
   }
 
   get busStats(): { envelopes: number; batches: number } {
@@ -272,12 +281,12 @@ export class RedisClusterBackend implements ClusterBackend {
   async start(handlers: ClusterHandlers): Promise<void> {
     this.handlers = handlers;
     this.running = true;
-    this.cmd.on('ready', () => this.onRedisReady());
+    this.cmd.on('ready', () => this.readiness.back());
     // Pokes come over pub/sub, which loses what is sent while its connection is down.
     this.sub.on('ready', () => {
       if (this.joined && this.running) this.handlers?.refetch();
     });
-    this.cmd.on('close', () => this.onRedisLost());
+    this.cmd.on('close', () => this.readiness.lost());
     await Promise.all([
       this.cmd.connect(),
       this.logReader.connect(),
@@ -286,13 +295,13 @@ export class RedisClusterBackend implements ClusterBackend {
     ]);
     // A previous process with this node id may have left routes behind.
     await this.membership.removeNode(this.nodeId);
-    this.dataSet = await this.markDataSet();
+    await this.readiness.joinDataSet();
     await this.heartbeat();
     await this.pubsub.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
     await this.pubsub.listen(this.control.channel, (msg) => this.control.receive(msg));
     await this.pubsub.listen(this.sync.channel, () => this.sync.nudged());
     await this.replicas.resync();
-    this.connected = true;
+    this.readiness.connected = true;
     this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
     void this.replicas.run();
     void this.inbox.run();
@@ -303,7 +312,7 @@ export class RedisClusterBackend implements ClusterBackend {
     const sessions = await this.sessions.reap(this.nodeId, earlier);
     if (wills + sessions > 0) this.log.warn({ event: 'cluster.previous_run_reaped', wills, sessions });
     this.joined = true;
-    this.updateReadiness();
+    this.readiness.update();
     this.log.info({
       event: 'cluster.joined',
       nodeId: this.nodeId,
@@ -379,8 +388,6 @@ export class RedisClusterBackend implements ClusterBackend {
     return this.membership.liveNodes();
   }
 
-  // ---- routes ------------------------------------------------------------------------------------
-
   // ---- membership --------------------------------------------------------------------------------
 
   /** Its heartbeat; found reaped by the others (true), its clients must claim again. */
@@ -391,7 +398,7 @@ export class RedisClusterBackend implements ClusterBackend {
   }
 
   private tick(): void {
-    if (!this.connected) return;
+    if (!this.readiness.connected) return;
     this.heartbeat()
       .then((reaped) => (reaped ? this.replicas.resync() : undefined))
       .catch((err: Error) => this.log.warn({ event: 'cluster.heartbeat_failed', err: err.message }));
@@ -413,51 +420,6 @@ export class RedisClusterBackend implements ClusterBackend {
     this.wills
       .drainKicks()
       .catch((err: Error) => this.log.warn({ event: 'cluster.kicks_failed', err: err.message }));
-  }
-
-  // ---- Redis connectivity ------------------------------------------------------------------------
-
-  private onRedisLost(): void {
-    if (!this.joined || !this.running || !this.connected) return;
-    this.connected = false;
-    this.log.warn({ event: 'cluster.redis_lost', nodeId: this.nodeId });
-    this.updateReadiness();
-  }
-
-  /** The id of the Redis data set, made by the first node that finds none. */
-  private async markDataSet(): Promise<string> {
-    await this.cmd.set(this.keys.dataSet, randomBytes(8).toString('hex'), 'NX');
-    return (await this.cmd.get(this.keys.dataSet)) ?? '';
-  }
-
-  /** After a reconnect: did Redis keep its data? If not, the node's clients must claim again. */
-  private async checkDataSet(): Promise<void> {
-    const now = await this.markDataSet();
-    if (now === this.dataSet) return;
-    this.dataSet = now;
-    this.log.error({ event: 'cluster.redis_data_lost', nodeId: this.nodeId });
-    this.handlers?.stateLost();
-  }
-
-  private onRedisReady(): void {
-    if (!this.joined || !this.running || this.connected) return;
-    this.log.info({ event: 'cluster.redis_back', nodeId: this.nodeId });
-    this.checkDataSet()
-      .then(() => this.heartbeat())
-      .then(() => this.replicas.resync())
-      .then(() => {
-        this.connected = true;
-        this.membership.holdReaping();
-        this.updateReadiness();
-      })
-      .catch((err: Error) => this.log.warn({ event: 'cluster.resync_failed', err: err.message }));
-  }
-
-  private updateReadiness(): void {
-    const ready = this.ready;
-    if (ready === this.lastReady) return;
-    this.lastReady = ready;
-    this.handlers?.readinessChanged(ready);
   }
 }
 
