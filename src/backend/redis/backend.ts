@@ -28,7 +28,7 @@ import { RouteSync } from './route-sync.js';
 import { RedisRoutes } from './routes.js';
 import { RedisSessionStore } from './session-store.js';
 import { RedisStats } from './stats.js';
-import { decodeWill, RedisWills } from './wills.js';
+import { decodeWill, fenceAdmits, RedisWills } from './wills.js';
 
 export interface RedisBackendOptions {
   url: string;
@@ -339,7 +339,7 @@ export class RedisClusterBackend implements ClusterBackend {
       // reaper would remove (a stopped node is no longer in the node set).
       await withTimeout(this.membership.leave(), 1000);
       await this.stats.leave();
-      await this.cmd.hdel(this.keys.routeApplied, this.nodeId);
+      await this.sync.leave();
       await this.retained.leave();
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
@@ -421,10 +421,4 @@ export class RedisClusterBackend implements ClusterBackend {
       .drainKicks()
       .catch((err: Error) => this.log.warn({ event: 'cluster.kicks_failed', err: err.message }));
   }
-}
-
-/** Whether a reaper's incarnation fence ('=R', '!R' or '': session-orphan.lua) admits run `inc`'s claim. */
-function fenceAdmits(fence: string, inc: string): boolean {
-  if (fence === '') return true;
-  return (fence[0] === '=') === (inc === fence.slice(1));
 }
