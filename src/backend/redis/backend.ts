@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import type { Clock, TimerHandle } from '../../clock.js';
+import type { Clock } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
 import { RouteReplica } from '../route-replica.js';
@@ -28,6 +28,7 @@ import { RouteSync } from './route-sync.js';
 import { RedisRoutes } from './routes.js';
 import { RedisSessionStore } from './session-store.js';
 import { RedisStats } from './stats.js';
+import { HeartbeatTick } from './tick.js';
 import { decodeWill, fenceAdmits, RedisWills } from './wills.js';
 
 export interface RedisBackendOptions {
@@ -73,7 +74,6 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly clock: Clock;
   private readonly sync: RouteSync;
   private handlers: ClusterHandlers | undefined;
-  private timer: TimerHandle | undefined;
   private running = false;
   /** Set once start() finished: connection events before that belong to the start itself. */
   private joined = false;
@@ -88,6 +88,7 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly control: ControlChannel;
   private readonly wills: RedisWills;
   private readonly stats: RedisStats;
+  private readonly tick: HeartbeatTick;
 
   constructor(o: RedisBackendOptions) {
     this.nodeId = o.nodeId;
@@ -120,7 +121,7 @@ export class RedisClusterBackend implements ClusterBackend {
       nodeId: this.nodeId,
       logger: this.log,
       active: () => this.joined && this.running,
-      heartbeat: () => this.heartbeat(),
+      heartbeat: () => this.tick.heartbeat(),
       resync: () => this.replicas.resync(),
       holdReaping: () => this.membership.holdReaping(),
       stateLost: () => this.handlers?.stateLost(),
@@ -263,6 +264,20 @@ export class RedisClusterBackend implements ClusterBackend {
       connected: () => this.readiness.connected,
       running: () => this.running,
     });
+    this.tick = new HeartbeatTick({
+      clock: this.clock,
+      logger: this.log,
+      heartbeatMs: this.heartbeatMs,
+      membership: this.membership,
+      sessions: this.sessions,
+      retained: this.retained,
+      wills: this.wills,
+      connected: () => this.readiness.connected,
+      joined: () => this.joined,
+      resync: () => this.replicas.resync(),
+      stateLost: () => this.handlers?.stateLost(),
+      serves: (clientId) => this.handlers?.serves(clientId) ?? false,
+    });
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.on('error', () => undefined);
   }
 
@@ -296,13 +311,13 @@ export class RedisClusterBackend implements ClusterBackend {
     // A previous process with this node id may have left routes behind.
     await this.membership.removeNode(this.nodeId);
     await this.readiness.joinDataSet();
-    await this.heartbeat();
+    await this.tick.heartbeat();
     await this.pubsub.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
     await this.pubsub.listen(this.control.channel, (msg) => this.control.receive(msg));
     await this.pubsub.listen(this.sync.channel, () => this.sync.nudged());
     await this.replicas.resync();
     this.readiness.connected = true;
-    this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
+    this.tick.start();
     void this.replicas.run();
     void this.inbox.run();
     // Its wills and sessions too: reaped like a dead node's (no survivor reaps a node that came back
@@ -325,7 +340,7 @@ export class RedisClusterBackend implements ClusterBackend {
     if (!this.running) return;
     this.running = false;
     this.inbox.stop();
-    this.timer?.cancel();
+    this.tick.stop();
     this.ownership.stop();
     this.sync.stop();
     this.bus.flush();
@@ -386,39 +401,5 @@ export class RedisClusterBackend implements ClusterBackend {
 
   liveNodes(): Promise<ClusterNodeInfo[]> {
     return this.membership.liveNodes();
-  }
-
-  // ---- membership --------------------------------------------------------------------------------
-
-  /** Its heartbeat; found reaped by the others (true), its clients must claim again. */
-  private async heartbeat(): Promise<boolean> {
-    const reaped = await this.membership.heartbeat(this.joined);
-    if (reaped) this.handlers?.stateLost();
-    return reaped;
-  }
-
-  private tick(): void {
-    if (!this.readiness.connected) return;
-    this.heartbeat()
-      .then((reaped) => (reaped ? this.replicas.resync() : undefined))
-      .catch((err: Error) => this.log.warn({ event: 'cluster.heartbeat_failed', err: err.message }));
-    this.sessions
-      .sweep()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));
-    this.retained
-      .sweep()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.retained_sweep_failed', err: err.message }));
-    this.sessions
-      .checkServed((id) => this.handlers?.serves(id) ?? false)
-      .catch((err: Error) => this.log.warn({ event: 'cluster.session_check_failed', err: err.message }));
-    this.membership
-      .reapDead()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
-    this.wills
-      .fireDue()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.will_failed', err: err.message }));
-    this.wills
-      .drainKicks()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.kicks_failed', err: err.message }));
   }
 }
