@@ -1,8 +1,20 @@
 /**
- * The Redis cluster backend of one node, composed of its parts: membership (membership.ts), ownership
- * and takeover (ownership.ts), the route table (Lua writes + a replica kept current from the route
- * log), the bus (inbox stream and pub/sub), sessions and retained messages. See docs/cluster.md for
- * the key schema and the reasons.
+ * The Redis cluster backend of one node (ClusterBackend), composed of its parts: this file builds
+ * them, wires them to each other and to the broker's handlers, and starts and stops them. The parts:
+ *   membership.ts      the heartbeat in the node set, liveness on Redis' clock, reaping dead nodes
+ *   ownership.ts       claims of client ids (fencing epoch) and takeover requests
+ *   control.ts         each node's control channel: takeover requests and answers, pokes
+ *   routes.ts          the route table: this node's routes written, confirmed everywhere (route-sync.ts)
+ *   replicas.ts        the route and retained replicas: snapshot, logs, resync on a gap
+ *   bus.ts, inbox.ts   envelopes to other nodes (batches, flow control); this node's inbox read and delivered
+ *   wills.ts           wills stored and taken, the due wills of dead nodes, durable kicks
+ *   session-store.ts   persistent sessions
+ *   retained-store.ts  retained messages, written to Redis and read from this node's replica
+ *   stats.ts           counters shared for the cluster-wide $SYS topics
+ *   readiness.ts       Redis outages (lost, back, data lost) and readiness
+ *   tick.ts            what runs every heartbeat interval
+ *   pubsub.ts          the subscriptions of the pub/sub connection
+ * See docs/cluster.md for the key schema and the reasons.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -61,6 +73,7 @@ export class RedisClusterBackend implements ClusterBackend {
 
   private readonly target: RedisTarget;
   private readonly keys: Keys;
+  // Connections: commands; the blocking reads of the logs and of the inbox; pub/sub.
   private readonly cmd: RedisClient;
   private readonly logReader: RedisClient;
   private readonly inboxReader: RedisClient;
@@ -72,23 +85,24 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly log: Logger;
   private readonly instruments: Instruments | undefined;
   private readonly clock: Clock;
-  private readonly sync: RouteSync;
   private handlers: ClusterHandlers | undefined;
   private running = false;
   /** Set once start() finished: connection events before that belong to the start itself. */
   private joined = false;
-  private readonly readiness: Readiness;
-  private readonly inbox: InboxReader;
-  private readonly replicas: Replicas;
   /** This process's run: a claim ioredis re-sends is recognised by it. */
   private readonly run = randomBytes(6).toString('hex');
+  // The parts.
   private readonly membership: RedisMembership;
   private readonly ownership: RedisOwnership;
-  private readonly pubsub: PubSubListener;
   private readonly control: ControlChannel;
+  private readonly replicas: Replicas;
+  private readonly sync: RouteSync;
+  private readonly inbox: InboxReader;
   private readonly wills: RedisWills;
   private readonly stats: RedisStats;
+  private readonly readiness: Readiness;
   private readonly tick: HeartbeatTick;
+  private readonly pubsub: PubSubListener;
 
   constructor(o: RedisBackendOptions) {
     this.nodeId = o.nodeId;
@@ -363,7 +377,7 @@ export class RedisClusterBackend implements ClusterBackend {
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.disconnect();
   }
 
-  // ---- ownership and wills -----------------------------------------------------------------------
+  // ---- the ClusterBackend calls, each answered by its part ---------------------------------------
 
   claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
     return this.ownership.claim(clientId, clean, expirySeconds);
