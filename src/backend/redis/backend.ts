@@ -1,36 +1,47 @@
 /**
- * The Redis cluster backend of one node, composed of its parts: membership (membership.ts), ownership
- * and takeover (ownership.ts), the route table (Lua writes + a replica kept current from the route
- * log), the bus (inbox stream and pub/sub), sessions and retained messages. See docs/cluster.md for
- * the key schema and the reasons.
+ * The Redis cluster backend of one node (ClusterBackend), composed of its parts: this file builds
+ * them, wires them to each other and to the broker's handlers, and starts and stops them. The parts:
+ *   membership.ts      the heartbeat in the node set, liveness on Redis' clock, reaping dead nodes
+ *   ownership.ts       claims of client ids (fencing epoch) and takeover requests
+ *   control.ts         each node's control channel: takeover requests and answers, pokes
+ *   routes.ts          the route table: this node's routes written, confirmed everywhere (route-sync.ts)
+ *   replicas.ts        the route and retained replicas: snapshot, logs, resync on a gap
+ *   bus.ts, inbox.ts   envelopes to other nodes (batches, flow control); this node's inbox read and delivered
+ *   wills.ts           wills stored and taken, the due wills of dead nodes, durable kicks
+ *   session-store.ts   persistent sessions
+ *   retained-store.ts  retained messages, written to Redis and read from this node's replica
+ *   stats.ts           counters shared for the cluster-wide $SYS topics
+ *   readiness.ts       Redis outages (lost, back, data lost) and readiness
+ *   tick.ts            what runs every heartbeat interval
+ *   pubsub.ts          the subscriptions of the pub/sub connection
+ * See docs/cluster.md for the key schema and the reasons.
  */
 
 import { randomBytes } from 'node:crypto';
-import type { Clock, TimerHandle } from '../../clock.js';
+import type { Clock } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
-import { filterKey, RouteReplica } from '../route-replica.js';
-import type {
-  Claim,
-  ClusterBackend,
-  ClusterHandlers,
-  ClusterNodeInfo,
-  RouteTable,
-  StoredWill,
-} from '../types.js';
+import { RouteReplica } from '../route-replica.js';
+import type { Claim, ClusterBackend, ClusterHandlers, ClusterNodeInfo, StoredWill } from '../types.js';
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
-import { fieldsOf, handOverInbox, InboxReader } from './inbox.js';
+import { ControlChannel } from './control.js';
+import { handOverInbox, InboxReader } from './inbox.js';
 import { observeCommands } from './instrument.js';
 import { Keys } from './keys.js';
 import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
+import { PubSubListener } from './pubsub.js';
+import { Readiness } from './readiness.js';
 import { withTimeout } from './redis-util.js';
+import { Replicas } from './replicas.js';
 import { RedisRetainedStore } from './retained-store.js';
-import { compareIds, RouteSync } from './route-sync.js';
-import { type RouteKeys, type Script, scripts } from './scripts.js';
+import { RouteSync } from './route-sync.js';
+import { RedisRoutes } from './routes.js';
 import { RedisSessionStore } from './session-store.js';
-import { decodeWill, RedisWills } from './wills.js';
+import { RedisStats } from './stats.js';
+import { HeartbeatTick } from './tick.js';
+import { decodeWill, fenceAdmits, RedisWills } from './wills.js';
 
 export interface RedisBackendOptions {
   url: string;
@@ -52,11 +63,9 @@ export interface RedisBackendOptions {
   instruments?: Instruments;
 }
 
-type StreamReply = [key: Buffer, entries: [id: Buffer, fields: Buffer[]][]][] | null;
-
 export class RedisClusterBackend implements ClusterBackend {
   readonly nodeId: string;
-  readonly routes: RouteTable;
+  readonly routes: RedisRoutes;
   readonly bus: RedisBus;
   readonly retained: RedisRetainedStore;
   readonly replica: RouteReplica;
@@ -64,6 +73,7 @@ export class RedisClusterBackend implements ClusterBackend {
 
   private readonly target: RedisTarget;
   private readonly keys: Keys;
+  // Connections: commands; the blocking reads of the logs and of the inbox; pub/sub.
   private readonly cmd: RedisClient;
   private readonly logReader: RedisClient;
   private readonly inboxReader: RedisClient;
@@ -75,32 +85,24 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly log: Logger;
   private readonly instruments: Instruments | undefined;
   private readonly clock: Clock;
-  /** This node's own routes (filter keys), re-announced after Redis comes back. */
-  private readonly own = new Set<string>();
-  /** Routes being stored and confirmed, by filter key: later local subscribers wait for them too. */
-  private readonly confirming = new Map<string, Promise<void>>();
-  private readonly sync: RouteSync;
   private handlers: ClusterHandlers | undefined;
-  private timer: TimerHandle | undefined;
   private running = false;
   /** Set once start() finished: connection events before that belong to the start itself. */
   private joined = false;
-  private loaded = false;
-  private connected = false;
-  private lastReady = false;
-  private routeLogId = '0-0';
-  /** The Redis data set this node joined (Keys.dataSet); another one after a reconnect: data lost. */
-  private dataSet = '';
-  private retainedLogId = '0-0';
-  private readonly inbox: InboxReader;
-  private generation = 0;
   /** This process's run: a claim ioredis re-sends is recognised by it. */
   private readonly run = randomBytes(6).toString('hex');
+  // The parts.
   private readonly membership: RedisMembership;
   private readonly ownership: RedisOwnership;
-  /** Pub/sub channels this node listens to, and their handlers (listen()). */
-  private readonly channels = new Map<string, (msg: Buffer) => void>();
+  private readonly control: ControlChannel;
+  private readonly replicas: Replicas;
+  private readonly sync: RouteSync;
+  private readonly inbox: InboxReader;
   private readonly wills: RedisWills;
+  private readonly stats: RedisStats;
+  private readonly readiness: Readiness;
+  private readonly tick: HeartbeatTick;
+  private readonly pubsub: PubSubListener;
 
   constructor(o: RedisBackendOptions) {
     this.nodeId = o.nodeId;
@@ -117,6 +119,28 @@ export class RedisClusterBackend implements ClusterBackend {
     this.inboxReader = this.target.create();
     this.sub = this.target.create();
     this.replica = new RouteReplica(this.nodeId);
+    this.pubsub = new PubSubListener(this.sub, this.target.kind === 'cluster');
+    this.control = new ControlChannel({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      sharded: this.target.kind === 'cluster',
+      release: (clientId, epoch) => this.handlers?.release(clientId, epoch),
+      released: (clientId, epoch) => this.ownership.released(clientId, epoch),
+      poke: (clientIds) => this.handlers?.poke(clientIds),
+    });
+    this.readiness = new Readiness({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      logger: this.log,
+      active: () => this.joined && this.running,
+      heartbeat: () => this.tick.heartbeat(),
+      resync: () => this.replicas.resync(),
+      holdReaping: () => this.membership.holdReaping(),
+      stateLost: () => this.handlers?.stateLost(),
+      readinessChanged: (ready) => this.handlers?.readinessChanged(ready),
+    });
     this.retained = new RedisRetainedStore(
       this.cmd,
       this.keys,
@@ -144,7 +168,7 @@ export class RedisClusterBackend implements ClusterBackend {
       maxQueued: o.maxQueued ?? 1000,
       logMaxLen: this.logMaxLen,
       handlers: () => this.handlers,
-      sendControl: (node, msg) => this.sendControl(node, msg),
+      sendControl: (node, msg) => this.control.send(node, msg),
       replicated,
       routeApplied: (id) => this.sync.confirmed(id),
     });
@@ -157,7 +181,7 @@ export class RedisClusterBackend implements ClusterBackend {
       heartbeatMs: this.heartbeatMs,
       livenessMs: this.livenessMs,
       logMaxLen: this.logMaxLen,
-      connected: () => this.connected,
+      connected: () => this.readiness.connected,
       reapWills: (node, fence) => this.reapWills(node, fence),
       reapSessions: (node, fence) => this.sessions.reap(node, fence),
       handOver: (node) =>
@@ -196,13 +220,19 @@ export class RedisClusterBackend implements ClusterBackend {
       sessions: this.sessions,
       run: this.run,
       incarnation: () => this.membership.incarnation,
-      connected: () => this.connected,
+      connected: () => this.readiness.connected,
       mayAnswer: (node) => this.membership.mayAnswer(node),
-      sendControl: (node, msg) => this.sendControl(node, msg),
+      sendControl: (node, msg) => this.control.send(node, msg),
       kick: (node, clientId, epoch) => this.wills.kick(node, clientId, epoch, 10 * this.livenessMs),
       lateWill: (will) => this.handlers?.publishWill(will),
       replicated,
       decodeWill,
+    });
+    this.stats = new RedisStats({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      liveNodes: () => this.liveNodes(),
     });
     this.instruments = o.instruments;
     this.inbox = new InboxReader({
@@ -214,22 +244,59 @@ export class RedisClusterBackend implements ClusterBackend {
       instruments: o.instruments,
       deliver: (envelope) => this.handlers?.deliver(envelope),
     });
+    this.replicas = new Replicas({
+      reader: this.logReader,
+      cmd: this.cmd,
+      keys: this.keys,
+      clock: this.clock,
+      logger: this.log,
+      logMaxLen: this.logMaxLen,
+      replica: this.replica,
+      retained: this.retained,
+      appliedUpTo: (id) => this.sync.appliedUpTo(id),
+      running: () => this.running,
+      snapshotApplied: async () => {
+        if (this.running) await this.inbox.create(this.run);
+        this.routes.announce();
+        this.readiness.loaded = true;
+      },
+    });
     if (o.instruments !== undefined) {
       observeCommands(this.cmd, o.instruments.redisCommand);
       this.bus.onBatch = o.instruments.clusterBatch;
     }
-    this.routes = {
-      add: (filter, group) => this.addRoute(filterKey(filter, group)),
-      pending: (filter, group) => this.confirming.get(filterKey(filter, group)),
-      remove: (filter, group) => this.removeRoute(filterKey(filter, group)),
-      matchNodes: (topic, visit) => this.replica.matchNodes(topic, visit),
-      matchShared: (topic, visit) => this.replica.matchShared(topic, visit),
-    };
+    this.routes = new RedisRoutes({
+      cmd: this.cmd,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      clock: this.clock,
+      logger: this.log,
+      livenessMs: this.livenessMs,
+      logMaxLen: this.logMaxLen,
+      replica: this.replica,
+      confirmed: (id) => this.sync.confirmed(id),
+      connected: () => this.readiness.connected,
+      running: () => this.running,
+    });
+    this.tick = new HeartbeatTick({
+      clock: this.clock,
+      logger: this.log,
+      heartbeatMs: this.heartbeatMs,
+      membership: this.membership,
+      sessions: this.sessions,
+      retained: this.retained,
+      wills: this.wills,
+      connected: () => this.readiness.connected,
+      joined: () => this.joined,
+      resync: () => this.replicas.resync(),
+      stateLost: () => this.handlers?.stateLost(),
+      serves: (clientId) => this.handlers?.serves(clientId) ?? false,
+    });
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.on('error', () => undefined);
   }
 
   get ready(): boolean {
-    return this.loaded && this.connected;
+    return this.readiness.ready;
   }
 
   get busStats(): { envelopes: number; batches: number } {
@@ -243,12 +310,12 @@ export class RedisClusterBackend implements ClusterBackend {
   async start(handlers: ClusterHandlers): Promise<void> {
     this.handlers = handlers;
     this.running = true;
-    this.cmd.on('ready', () => this.onRedisReady());
+    this.cmd.on('ready', () => this.readiness.back());
     // Pokes come over pub/sub, which loses what is sent while its connection is down.
     this.sub.on('ready', () => {
       if (this.joined && this.running) this.handlers?.refetch();
     });
-    this.cmd.on('close', () => this.onRedisLost());
+    this.cmd.on('close', () => this.readiness.lost());
     await Promise.all([
       this.cmd.connect(),
       this.logReader.connect(),
@@ -257,15 +324,15 @@ export class RedisClusterBackend implements ClusterBackend {
     ]);
     // A previous process with this node id may have left routes behind.
     await this.membership.removeNode(this.nodeId);
-    this.dataSet = await this.markDataSet();
-    await this.heartbeat();
-    await this.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
-    await this.listen(this.keys.control(this.nodeId), (msg) => this.onControl(msg));
-    await this.listen(this.sync.channel, () => this.sync.nudged());
-    await this.resync();
-    this.connected = true;
-    this.timer = this.clock.setInterval(() => this.tick(), this.heartbeatMs);
-    void this.readLogs();
+    await this.readiness.joinDataSet();
+    await this.tick.heartbeat();
+    await this.pubsub.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
+    await this.pubsub.listen(this.control.channel, (msg) => this.control.receive(msg));
+    await this.pubsub.listen(this.sync.channel, () => this.sync.nudged());
+    await this.replicas.resync();
+    this.readiness.connected = true;
+    this.tick.start();
+    void this.replicas.run();
     void this.inbox.run();
     // Its wills and sessions too: reaped like a dead node's (no survivor reaps a node that came back
     // within the liveness timeout), once this node routes like the others.
@@ -274,7 +341,7 @@ export class RedisClusterBackend implements ClusterBackend {
     const sessions = await this.sessions.reap(this.nodeId, earlier);
     if (wills + sessions > 0) this.log.warn({ event: 'cluster.previous_run_reaped', wills, sessions });
     this.joined = true;
-    this.updateReadiness();
+    this.readiness.update();
     this.log.info({
       event: 'cluster.joined',
       nodeId: this.nodeId,
@@ -287,7 +354,7 @@ export class RedisClusterBackend implements ClusterBackend {
     if (!this.running) return;
     this.running = false;
     this.inbox.stop();
-    this.timer?.cancel();
+    this.tick.stop();
     this.ownership.stop();
     this.sync.stop();
     this.bus.flush();
@@ -300,8 +367,8 @@ export class RedisClusterBackend implements ClusterBackend {
       // Bounded: with Redis away, commands would wait for it forever. Leave nothing behind that no
       // reaper would remove (a stopped node is no longer in the node set).
       await withTimeout(this.membership.leave(), 1000);
-      await this.cmd.hdel(this.keys.nodeStats, this.nodeId);
-      await this.cmd.hdel(this.keys.routeApplied, this.nodeId);
+      await this.stats.leave();
+      await this.sync.leave();
       await this.retained.leave();
     } catch {
       // Redis is gone: survivors reap this node after the liveness timeout.
@@ -310,7 +377,7 @@ export class RedisClusterBackend implements ClusterBackend {
     for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.disconnect();
   }
 
-  // ---- ownership and wills -----------------------------------------------------------------------
+  // ---- the ClusterBackend calls, each answered by its part ---------------------------------------
 
   claim(clientId: string, clean: boolean, expirySeconds = 0): Promise<Claim> {
     return this.ownership.claim(clientId, clean, expirySeconds);
@@ -332,51 +399,6 @@ export class RedisClusterBackend implements ClusterBackend {
     return this.wills.take(clientId, epoch);
   }
 
-  private sendControl(node: string, msg: Record<string, unknown>): void {
-    const channel = this.keys.control(node);
-    const body = JSON.stringify(msg);
-    const sent =
-      this.target.kind === 'cluster' ? this.cmd.spublish(channel, body) : this.cmd.publish(channel, body);
-    sent.catch(() => undefined);
-  }
-
-  /** The control channel: takeover requests and answers, pokes for the sessions served here. */
-  private onControl(raw: Buffer): void {
-    let msg: { t?: string; c?: unknown; e?: number; f?: string };
-    try {
-      msg = JSON.parse(raw.toString());
-    } catch {
-      return;
-    }
-    if (
-      msg.t === 'kick' &&
-      typeof msg.c === 'string' &&
-      typeof msg.e === 'number' &&
-      typeof msg.f === 'string'
-    ) {
-      this.handlers?.release(msg.c, msg.e);
-      this.sendControl(msg.f, { t: 'released', c: msg.c, e: msg.e });
-    } else if (msg.t === 'poke' && Array.isArray(msg.c)) {
-      this.handlers?.poke(msg.c.filter((c): c is string => typeof c === 'string'));
-    } else if (msg.t === 'released') {
-      this.ownership.released(msg.c, msg.e);
-    }
-  }
-
-  /**
-   * Subscribes the pub/sub connection to `channel` (sharded on Redis Cluster). One listener on the
-   * connection hands each message to its channel's handler, so channels never see each other's.
-   */
-  private async listen(channel: string, handler: (msg: Buffer) => void): Promise<void> {
-    if (this.channels.size === 0) {
-      const dispatch = (ch: Buffer, msg: Buffer) => this.channels.get(ch.toString())?.(msg);
-      this.sub.on(this.target.kind === 'cluster' ? 'smessageBuffer' : 'messageBuffer', dispatch);
-    }
-    this.channels.set(channel, handler);
-    if (this.target.kind === 'cluster') await this.sub.ssubscribe(channel);
-    else await this.sub.subscribe(channel);
-  }
-
   /**
    * Schedules the wills a dead node's run left: each published after its delay, if still there then.
    * `fence` names the run (see session-orphan.lua): a client claimed by a later run of the node keeps its
@@ -387,338 +409,11 @@ export class RedisClusterBackend implements ClusterBackend {
     return this.wills.reap(node, (inc) => fenceAdmits(fence, inc));
   }
 
-  async shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
-    await this.cmd.hset(this.keys.nodeStats, this.nodeId, JSON.stringify(mine));
-    const [live, raw] = await Promise.all([this.liveNodes(), this.cmd.hgetall(this.keys.nodeStats)]);
-    const out: Record<string, Record<string, number>> = {};
-    for (const { nodeId } of live) if (raw[nodeId] !== undefined) out[nodeId] = JSON.parse(raw[nodeId]);
-    return out;
+  shareStats(mine: Record<string, number>): Promise<Record<string, Record<string, number>>> {
+    return this.stats.share(mine);
   }
 
   liveNodes(): Promise<ClusterNodeInfo[]> {
     return this.membership.liveNodes();
   }
-
-  // ---- routes ------------------------------------------------------------------------------------
-
-  /**
-   * Stores the route (retried while Redis does not answer, within the liveness timeout: route-add.lua is
-   * idempotent), then waits until every live node applied it (RouteSync): guarantee 8.
-   */
-  private addRoute(fkey: string): Promise<void> | undefined {
-    this.own.add(fkey);
-    if (!this.connected) {
-      // Redis is away: no node routes through it now, and this route is announced again (with
-      // every own route) when it is back. Local subscribers are served meanwhile (guarantee 3).
-      this.runRoute(scripts.routeAdd, fkey).catch(() => undefined);
-      return undefined;
-    }
-    const confirmed = this.storeRoute(fkey, this.clock.now() + this.livenessMs).then((id) =>
-      this.sync.confirmed(id),
-    );
-    this.confirming.set(fkey, confirmed);
-    const forget = () => {
-      if (this.confirming.get(fkey) === confirmed) this.confirming.delete(fkey);
-    };
-    confirmed.then(forget, (err: Error) => {
-      forget();
-      this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message });
-    });
-    return confirmed;
-  }
-
-  private async storeRoute(fkey: string, deadline: number): Promise<string> {
-    for (;;) {
-      try {
-        // Bounded: ioredis holds commands while its connection is down.
-        return String(
-          await withTimeout(this.runRoute(scripts.routeAdd, fkey), Math.max(1, deadline - this.clock.now())),
-        );
-      } catch (err) {
-        if (!this.running || this.clock.now() >= deadline) throw err;
-        await this.pause();
-      }
-    }
-  }
-
-  private removeRoute(fkey: string): void {
-    this.own.delete(fkey);
-    this.runRoute(scripts.routeDel, fkey).catch((err: Error) =>
-      this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
-    );
-  }
-
-  private runRoute<R>(script: Script<RouteKeys, R>, fkey: string): Promise<R> {
-    const k = this.keys;
-    return script.run(
-      this.cmd,
-      [k.routes, k.nodeRoutes(this.nodeId), k.routeLog],
-      this.nodeId,
-      fkey,
-      this.logMaxLen,
-    );
-  }
-
-  /** Snapshot of routes and retained messages, then this node's own routes announced again. */
-  private async resync(): Promise<void> {
-    const gen = ++this.generation;
-    const k = this.keys;
-    const [routeTail, retainedTail] = await Promise.all([
-      this.cmd.xrevrange(k.routeLog, '+', '-', 'COUNT', 1),
-      this.cmd.xrevrange(k.retainedLog, '+', '-', 'COUNT', 1),
-    ]);
-    // Guarantee 3 (no QoS >= 1 loss on a Redis blip): the current replica keeps routing publishes
-    // until the snapshot is complete and is replaced in one step. Clearing it before the awaits let
-    // publishes arriving meanwhile find no remote route: acknowledged (0x10), sent nowhere, lost.
-    const fields: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, items] = await this.cmd.hscan(k.routes, cursor, 'COUNT', 1000);
-      cursor = next;
-      for (let i = 0; i < items.length; i += 2) fields.push(items[i]);
-    } while (cursor !== '0');
-    const sessionRoutes: string[] = [];
-    cursor = '0';
-    do {
-      const [next, items] = await this.cmd.hscan(k.sessionRoutes, cursor, 'COUNT', 1000);
-      cursor = next;
-      sessionRoutes.push(...items);
-    } while (cursor !== '0');
-    await this.retained.loadSnapshot();
-    if (gen !== this.generation) return;
-    this.replica.clear();
-    for (const field of fields) {
-      const nl = field.indexOf('\n');
-      if (nl > 0) this.replica.apply('a', field.slice(0, nl), field.slice(nl + 1));
-    }
-    for (let i = 0; i + 1 < sessionRoutes.length; i += 2) {
-      // `clientId\0filter`: NUL is the one character no MQTT string may hold [MQTT-1.5.4-2].
-      const field = sessionRoutes[i];
-      const nul = field.indexOf('\0');
-      if (nul > 0) this.replica.apply('s', field.slice(0, nul), field.slice(nul + 1), sessionRoutes[i + 1]);
-    }
-    this.routeLogId = routeTail[0]?.[0] ?? '0-0';
-    this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';
-    this.sync.appliedUpTo(this.routeLogId);
-    // Senders never create an inbox (NOMKSTREAM): this node makes its own before it routes (again,
-    // after a reaper or a Redis without persistence removed it).
-    if (this.running) await this.cmd.xadd(k.inbox(this.nodeId), '*', 'o', this.run);
-    for (const fkey of this.own)
-      this.runRoute(scripts.routeAdd, fkey).catch((err: Error) =>
-        this.log.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
-      );
-    this.loaded = true;
-  }
-
-  // ---- loops -------------------------------------------------------------------------------------
-
-  private async readLogs(): Promise<void> {
-    const k = this.keys;
-    while (this.running) {
-      const gen = this.generation;
-      const from: Record<string, string> = {
-        [k.routeLog]: this.routeLogId,
-        [k.retainedLog]: this.retainedLogId,
-      };
-      let reply: StreamReply;
-      try {
-        reply = (await this.logReader.xreadBuffer(
-          'COUNT',
-          LOG_READ_COUNT,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          k.routeLog,
-          k.retainedLog,
-          this.routeLogId,
-          this.retainedLogId,
-        )) as StreamReply;
-      } catch {
-        if (!this.running) return;
-        await this.pause();
-        continue;
-      }
-      if (reply === null || gen !== this.generation) continue;
-      if (await this.missedEntries(reply, from).catch(() => false)) {
-        // The log was trimmed past what this node read (it was paused or saturated): what it missed
-        // is only in the snapshot.
-        this.log.warn({
-          event: 'cluster.log_gap',
-          routeLog: from[k.routeLog],
-          retainedLog: from[k.retainedLog],
-        });
-        await this.resync().catch((err: Error) =>
-          this.log.warn({ event: 'cluster.resync_failed', err: err.message }),
-        );
-        continue;
-      }
-      // Large retained messages are logged by topic only (op h): their bodies come from the hash.
-      let bodies: Map<string, Buffer | null>;
-      try {
-        bodies = await this.retained.bodies(retainedRefs(reply, k.retainedLog));
-      } catch {
-        if (!this.running) return;
-        await this.pause();
-        continue; // nothing applied: the same entries are read again
-      }
-      if (gen !== this.generation) continue;
-      for (const [key, entries] of reply) {
-        const isRoutes = key.toString() === k.routeLog;
-        for (const [id, fields] of entries) {
-          const f = fieldsOf(fields);
-          if (isRoutes) {
-            this.replica.apply(
-              f.op?.toString() ?? '',
-              f.n?.toString() ?? '',
-              f.f?.toString() ?? '',
-              f.o?.toString(),
-            );
-            this.routeLogId = id.toString();
-          } else {
-            const op = f.op?.toString() ?? '';
-            const topic = f.t?.toString() ?? '';
-            if (op === 'h') this.retained.applyLog('s', topic, bodies.get(topic) ?? EMPTY);
-            else this.retained.applyLog(op, topic, f.m ?? EMPTY);
-            this.retainedLogId = id.toString();
-          }
-        }
-      }
-      this.sync.appliedUpTo(this.routeLogId);
-    }
-  }
-
-  /**
-   * Whether the logs lost entries this node had not read: Redis trims them to about `logMaxLen`
-   * entries. Once the entry this node read last is gone (the stream's first entry, XINFO STREAM, is
-   * newer), entries after it may have been trimmed unread: the node is about `logMaxLen` entries
-   * behind (paused, saturated), and only the snapshot has what it missed. From an empty log ('0-0'),
-   * any trimmed entry was missed. (Conservative: near the cap it may resync with nothing missed.)
-   * Asked only of a stream whose reply is as long as it can be: with fewer unread entries than the
-   * cap keeps, none were trimmed, so the common read costs no extra round trip.
-   */
-  private async missedEntries(
-    reply: NonNullable<StreamReply>,
-    from: Record<string, string>,
-  ): Promise<boolean> {
-    const full = reply.filter(([, entries]) => entries.length >= Math.min(LOG_READ_COUNT, this.logMaxLen));
-    if (full.length === 0) return false;
-    const pipeline = this.cmd.pipeline();
-    for (const [key] of full) pipeline.xinfo('STREAM', key.toString());
-    const infos = (await pipeline.exec()) ?? [];
-    return full.some(([key], i) => {
-      const info = infos[i]?.[1];
-      if (!Array.isArray(info)) return false;
-      const field = (name: string) => info[info.indexOf(name) + 1];
-      const read = from[key.toString()] ?? '0-0';
-      if (read === '0-0') return Number(field('entries-added')) > Number(field('length'));
-      const first = field('first-entry');
-      return Array.isArray(first) && compareIds(String(first[0]), read) > 0;
-    });
-  }
-
-  private pause(): Promise<void> {
-    return new Promise((resolve) => this.clock.setTimeout(resolve, 200));
-  }
-
-  // ---- membership --------------------------------------------------------------------------------
-
-  /** Its heartbeat; found reaped by the others (true), its clients must claim again. */
-  private async heartbeat(): Promise<boolean> {
-    const reaped = await this.membership.heartbeat(this.joined);
-    if (reaped) this.handlers?.stateLost();
-    return reaped;
-  }
-
-  private tick(): void {
-    if (!this.connected) return;
-    this.heartbeat()
-      .then((reaped) => (reaped ? this.resync() : undefined))
-      .catch((err: Error) => this.log.warn({ event: 'cluster.heartbeat_failed', err: err.message }));
-    this.sessions
-      .sweep()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.session_sweep_failed', err: err.message }));
-    this.retained
-      .sweep()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.retained_sweep_failed', err: err.message }));
-    this.sessions
-      .checkServed((id) => this.handlers?.serves(id) ?? false)
-      .catch((err: Error) => this.log.warn({ event: 'cluster.session_check_failed', err: err.message }));
-    this.membership
-      .reapDead()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.reap_failed', err: err.message }));
-    this.wills
-      .fireDue()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.will_failed', err: err.message }));
-    this.wills
-      .drainKicks()
-      .catch((err: Error) => this.log.warn({ event: 'cluster.kicks_failed', err: err.message }));
-  }
-
-  // ---- Redis connectivity ------------------------------------------------------------------------
-
-  private onRedisLost(): void {
-    if (!this.joined || !this.running || !this.connected) return;
-    this.connected = false;
-    this.log.warn({ event: 'cluster.redis_lost', nodeId: this.nodeId });
-    this.updateReadiness();
-  }
-
-  /** The id of the Redis data set, made by the first node that finds none. */
-  private async markDataSet(): Promise<string> {
-    await this.cmd.set(this.keys.dataSet, randomBytes(8).toString('hex'), 'NX');
-    return (await this.cmd.get(this.keys.dataSet)) ?? '';
-  }
-
-  /** After a reconnect: did Redis keep its data? If not, the node's clients must claim again. */
-  private async checkDataSet(): Promise<void> {
-    const now = await this.markDataSet();
-    if (now === this.dataSet) return;
-    this.dataSet = now;
-    this.log.error({ event: 'cluster.redis_data_lost', nodeId: this.nodeId });
-    this.handlers?.stateLost();
-  }
-
-  private onRedisReady(): void {
-    if (!this.joined || !this.running || this.connected) return;
-    this.log.info({ event: 'cluster.redis_back', nodeId: this.nodeId });
-    this.checkDataSet()
-      .then(() => this.heartbeat())
-      .then(() => this.resync())
-      .then(() => {
-        this.connected = true;
-        this.membership.holdReaping();
-        this.updateReadiness();
-      })
-      .catch((err: Error) => this.log.warn({ event: 'cluster.resync_failed', err: err.message }));
-  }
-
-  private updateReadiness(): void {
-    const ready = this.ready;
-    if (ready === this.lastReady) return;
-    this.lastReady = ready;
-    this.handlers?.readinessChanged(ready);
-  }
-}
-
-const EMPTY = Buffer.alloc(0);
-/** Log entries read per XREAD. */
-const LOG_READ_COUNT = 1000;
-
-/** Topics of the retained-log entries in `reply` that carry no body (op h). */
-function retainedRefs(reply: NonNullable<StreamReply>, retainedLog: string): string[] {
-  const topics: string[] = [];
-  for (const [key, entries] of reply) {
-    if (key.toString() !== retainedLog) continue;
-    for (const [, fields] of entries) {
-      const f = fieldsOf(fields);
-      if (f.op?.toString() === 'h' && f.t !== undefined) topics.push(f.t.toString());
-    }
-  }
-  return topics;
-}
-
-/** Whether a reaper's incarnation fence ('=R', '!R' or '': session-orphan.lua) admits run `inc`'s claim. */
-function fenceAdmits(fence: string, inc: string): boolean {
-  if (fence === '') return true;
-  return (fence[0] === '=') === (inc === fence.slice(1));
 }

@@ -86,6 +86,14 @@ export class InboxReader {
   }
 
   /**
+   * Senders never create an inbox (NOMKSTREAM): this node makes its own before it routes (again,
+   * after a reaper or a Redis without persistence removed it).
+   */
+  async create(run: string): Promise<void> {
+    await this.o.cmd.xadd(this.o.key, '*', 'o', run);
+  }
+
+  /**
    * Trims below `id` once `writes` are in Redis (exactly, not `~`: the inbox length is what
    * publishers are held back by, and a reaper hands over what is left of a dead node's inbox).
    */

@@ -1,4 +1,5 @@
 /** Small helpers the Redis backend's parts share. */
+import type { Clock } from '../../clock.js';
 
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -15,4 +16,9 @@ export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/** The pause before a loop tries Redis again after a command failed. */
+export function pause(clock: Clock): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, 200));
 }

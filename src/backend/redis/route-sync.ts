@@ -83,6 +83,11 @@ export class RouteSync {
     });
   }
 
+  /** This node leaves: its applied position goes. */
+  async leave(): Promise<void> {
+    await this.o.cmd.hdel(this.o.keys.routeApplied, this.o.nodeId);
+  }
+
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();

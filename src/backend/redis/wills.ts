@@ -197,6 +197,12 @@ function clientOf(e: string): string {
   return nl < 0 ? e : e.slice(0, nl);
 }
 
+/** Whether a reaper's incarnation fence ('=R', '!R' or '': session-orphan.lua) admits run `inc`'s claim. */
+export function fenceAdmits(fence: string, inc: string): boolean {
+  if (fence === '') return true;
+  return (fence[0] === '=') === (inc === fence.slice(1));
+}
+
 /** A will in Redis: the message with its expiry carried as Message Expiry Interval. */
 export function encodeWill(will: StoredWill): Buffer {
   const m: Message = { ...will.message };
