@@ -83,7 +83,6 @@ export class RedisClusterBackend implements ClusterBackend {
   private readonly logMaxLen: number;
   private readonly inboxMaxLen: number;
   private readonly log: Logger;
-  private readonly instruments: Instruments | undefined;
   private readonly clock: Clock;
   private handlers: ClusterHandlers | undefined;
   private running = false;
@@ -234,7 +233,6 @@ export class RedisClusterBackend implements ClusterBackend {
       nodeId: this.nodeId,
       liveNodes: () => this.liveNodes(),
     });
-    this.instruments = o.instruments;
     this.inbox = new InboxReader({
       reader: this.inboxReader,
       cmd: this.cmd,
@@ -301,10 +299,6 @@ export class RedisClusterBackend implements ClusterBackend {
 
   get busStats(): { envelopes: number; batches: number } {
     return this.bus.stats;
-  }
-
-  get redisKind(): string {
-    return this.target.kind;
   }
 
   async start(handlers: ClusterHandlers): Promise<void> {
