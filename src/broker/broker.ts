@@ -1,7 +1,9 @@
 /**
- * The broker of one node: owns the sessions, the subscription index, retained messages, delayed
- * wills and session expiry, and the publish pipeline. Connections reach it through their channel's
- * ChannelContext; transports reach it through `accept`.
+ * The broker of one node: the publish pipeline, the subscription index, retained messages, $SYS and
+ * the node's connections. The session lifecycle (ownership of client ids, open, close, expiry,
+ * wills) is the SessionManager's (src/session/manager.ts): the broker hands it narrow ports and
+ * delegates the session methods of ChannelContext to it. Connections reach the broker through their
+ * channel's ChannelContext; transports reach it through `admits` and `attach`.
  */
 import { randomBytes } from 'node:crypto';
 import { type AuthHooks, allowAll } from '../auth/types.js';
@@ -16,8 +18,8 @@ import type {
   StoredSession,
 } from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
-import type { ChannelContext, Counters, OpenedSession, PendingWill } from '../channel/context.js';
-import type { Clock, TimerHandle } from '../clock.js';
+import type { ChannelContext, Claimed, Counters, OpenedSession, PendingWill } from '../channel/context.js';
+import type { Clock } from '../clock.js';
 import { Limits } from '../limits/limits.js';
 import { defaultLimitOptions } from '../limits/options.js';
 import { isExpired, type Message, type SubscriptionOptions } from '../message.js';
@@ -30,9 +32,8 @@ import {
 import type { Instruments } from '../observability/instruments.js';
 import type { Logger } from '../observability/logger.js';
 import type { BrokerStats } from '../observability/stats.js';
-import { ReasonCode } from '../protocol/index.js';
-import { StoredQueue } from '../session/durable-queue.js';
-import { type DropReason, Session } from '../session/session.js';
+import { SessionManager } from '../session/manager.js';
+import type { Session } from '../session/session.js';
 import { parseSubscription } from '../topics/index.js';
 import { ClusterRouter } from './cluster-router.js';
 import { type Drainable, type DrainOptions, drainConnections } from './drain.js';
@@ -60,12 +61,6 @@ export interface BrokerDeps {
   instruments?: Pick<Instruments, 'takeover'>;
 }
 
-const NEVER = 0xffffffff;
-
-/** A refused will is published again this many times at most, this far apart (~30 s in all). */
-const WILL_PUBLISH_ATTEMPTS = 60;
-const WILL_RETRY_MS = 500;
-
 export class Broker implements ChannelContext {
   readonly options: BrokerOptions;
   readonly clock: Clock;
@@ -90,28 +85,20 @@ export class Broker implements ChannelContext {
   };
   readonly startedAt: number;
 
-  private readonly sessions = new Map<string, Session>();
-  private readonly online = new Map<string, Channel>();
+  /** The session lifecycle: client id ownership, open and close, expiry, wills. */
+  private readonly manager: SessionManager<Channel>;
   private readonly connections = new Set<Drainable>();
   private readonly index = new SubscriptionIndex();
-  private readonly expiryTimers = new Map<string, TimerHandle>();
-  private readonly delayedWills = new Map<string, { will: PendingWill; timer: TimerHandle }>();
   private readonly sys: SysTopics;
   private readonly cluster: ClusterBackend | undefined;
   private readonly router: ClusterRouter | undefined;
   private clientsTotal = 0;
   /** Operator view: connection breakdowns for metrics, the admin API's operations. */
   readonly inspector: BrokerInspector;
-  private readonly instruments: Pick<Instruments, 'takeover'> | undefined;
   private clusterReceived = 0;
   private closing = false;
   /** Messages routed again under their dedupe id reach this node's subscribers once. */
   private readonly recent: RecentIds;
-  /** Cluster mode: the store of each connection's will in Redis, awaited by whatever takes it. */
-  private readonly willStores = new WeakMap<Channel, Promise<void>>();
-  private readonly sessionEvents = {
-    dropped: (reason: DropReason, session: Session) => this.dropped(reason, session.clientId),
-  };
 
   constructor(deps: BrokerDeps) {
     this.options = deps.options;
@@ -128,35 +115,51 @@ export class Broker implements ChannelContext {
     this.startedAt = deps.clock.now();
     this.recent = new RecentIds(() => this.clock.now());
     this.sys = new SysTopics(this, deps.version);
-    this.instruments = deps.instruments;
+    this.manager = new SessionManager<Channel>({
+      options: this.options,
+      clock: this.clock,
+      logger: this.logger,
+      cluster: deps.cluster,
+      subscriptions: {
+        joinShared: (session, filter, group, options) => {
+          if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
+        },
+        leave: (session, raw) => this.unsubscribeIndex(session, raw),
+      },
+      publish: (message, accepted) => this.publish(message, accepted),
+      counters: this.counters,
+      instruments: deps.instruments,
+      dropped: (reason, clientId) => this.dropped(reason, clientId),
+    });
     this.inspector = new BrokerInspector({
-      sessions: this.sessions,
-      online: this.online,
+      sessions: this.manager.sessions,
+      online: this.manager.online,
       retained: this.retained,
       clock: this.clock,
       publish: (message, accepted) => this.publish(message, accepted),
-      endSession: (session) => this.endSession(session),
+      endSession: (session) => this.manager.endSession(session),
     });
   }
 
   /** Starts the periodic work ($SYS topics) and, in cluster mode, joins the cluster. */
   async start(): Promise<void> {
+    const m = this.manager;
     // Join first: $SYS writes retained messages, which in cluster mode are Redis commands, and a
     // command on a lazy ioredis client connects it, so the backend's own connect() would then fail.
     await this.cluster?.start({
       deliver: (envelope) => this.deliverRemote(envelope),
       handOver: (envelopes, gone) => this.handOverShares(envelopes, gone),
-      release: (clientId, epoch) => this.releaseClient(clientId, epoch),
-      publishWill: (will) => this.publishWill(will),
+      release: (clientId, epoch) => m.releaseClient(clientId, epoch),
+      publishWill: (will) => m.publishWill(will),
       readinessChanged: (ready) => {
         this.logger.info({ event: ready ? 'cluster.ready' : 'cluster.not_ready' });
         // Pokes sent while Redis was away are lost: look at every served queue again.
-        if (ready) this.pokeSessions(this.sessions.keys());
+        if (ready) m.pokeAll();
       },
-      poke: (ids) => this.pokeSessions(ids),
-      refetch: () => this.pokeSessions(this.sessions.keys()),
-      stateLost: () => this.reconnectAll(),
-      serves: (id) => this.online.has(id) || this.claiming.has(id),
+      poke: (ids) => m.pokeSessions(ids),
+      refetch: () => m.pokeAll(),
+      stateLost: () => m.reconnectAll(),
+      serves: (id) => m.serves(id),
       dropped: (reason, clientId) => this.dropped(reason, clientId),
     });
     this.sys.start();
@@ -187,8 +190,10 @@ export class Broker implements ChannelContext {
   }
 
   get stats(): BrokerStats {
+    const online = this.manager.online.size;
+    const sessions = this.manager.sessions.size;
     return {
-      clientsConnected: this.online.size,
+      clientsConnected: online,
       clientsTotal: this.clientsTotal,
       messagesReceived: this.counters.messagesReceived,
       messagesSent: this.counters.messagesSent,
@@ -198,14 +203,14 @@ export class Broker implements ChannelContext {
       retained: this.retained.size,
       dropped: { ...this.counters.dropped },
       authFailures: this.counters.authFailures,
-      sessions: this.sessions.size,
+      sessions,
       clusterMessagesSent: this.cluster?.busStats.envelopes ?? 0,
       clusterBatchesSent: this.cluster?.busStats.batches ?? 0,
       clusterMessagesReceived: this.clusterReceived,
       connectionsOpen: this.connections.size,
       connectedBy: this.inspector.connectedBy(),
       connectsBy: this.inspector.connectsBy,
-      sessionsOffline: this.sessions.size - this.online.size,
+      sessionsOffline: sessions - online,
       sharedGroups: this.index.sharedGroupCount,
       receivedByQos: [...this.counters.receivedByQos],
       receivedBytesByQos: [...this.counters.receivedBytesByQos],
@@ -224,371 +229,57 @@ export class Broker implements ChannelContext {
    */
   async shutdown(drain: DrainOptions = {}): Promise<void> {
     this.closing = true;
+    this.manager.beginDrain();
     this.sys.stop();
     this.logger.info({
       event: 'drain.started',
-      clients: this.online.size,
+      clients: this.manager.online.size,
       ratePerSecond: drain.ratePerSecond ?? 0,
     });
     await drainConnections(this.connections, drain, this.clock);
     this.logger.info({ event: 'drain.clients_closed' });
-    for (const t of this.expiryTimers.values()) t.cancel();
-    for (const w of this.delayedWills.values()) w.timer.cancel();
-    this.expiryTimers.clear();
-    this.delayedWills.clear();
+    this.manager.stop();
     await this.quotas.stop();
     await this.cluster?.stop();
   }
 
-  // ---- cluster-wide ownership ---------------------------------------------------------------------
+  // ---- sessions (the SessionManager's) ------------------------------------------------------------
 
-  /** Channels between CONNECT and CONNACK while they claim their id in the cluster. */
-  private readonly claiming = new Map<string, Channel>();
-
-  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<boolean> | undefined {
-    const cluster = this.cluster;
-    if (cluster === undefined) return undefined;
-    const id = channel.clientId;
-    this.claiming.set(id, channel);
-    const started = this.clock.now();
-    return (async () => {
-      try {
-        const claim = await cluster.claim(id, clean, expirySeconds);
-        channel.epoch = claim.epoch;
-        channel.stored = claim.session;
-        // The previous connection's session ended (Clean Start) or its will had no delay: send it now.
-        if (claim.will !== null) this.publishWill(claim.will);
-        if (claim.previous !== null && claim.previous !== cluster.nodeId) {
-          await cluster.requestRelease(claim.previous, id, claim.epoch);
-          this.counters.takeovers++;
-          this.instruments?.takeover((this.clock.now() - started) / 1000);
-          this.logger.info({
-            event: 'client.takeover',
-            clientId: id,
-            from: claim.previous,
-            epoch: claim.epoch,
-            ms: this.clock.now() - started,
-          });
-        }
-        // The client left while its claim ran: the session it claimed goes offline again (or,
-        // with none, the ownership it claimed is released).
-        if (channel.state === 'closed' && claim.session !== undefined)
-          this.store?.detach(id, claim.epoch, expirySeconds).catch(() => undefined);
-        else if (channel.state === 'closed') cluster.releaseOwnership(id, claim.epoch).catch(() => undefined);
-        return channel.supersededBy <= claim.epoch;
-      } finally {
-        // A turn later: the channel goes online (connect.ts) in the promise callbacks of this one,
-        // and until then it must still count as served here (Redis' checkServed).
-        setImmediate(() => {
-          if (this.claiming.get(id) === channel) this.claiming.delete(id);
-        });
-      }
-    })();
-  }
-
-  /** Another node claimed `clientId` with `epoch`: an older local connection closes (0x8E). */
-  private releaseClient(clientId: string, epoch: number): void {
-    // The client's session resumed elsewhere: a will this node delays for an older connection of it
-    // is not sent (the take would fail anyway), and its timer need not wait out the delay.
-    const pending = this.delayedWills.get(clientId);
-    if (pending !== undefined && (pending.will.epoch ?? 0) < epoch) this.cancelDelayedWill(clientId);
-    const connecting = this.claiming.get(clientId);
-    if (connecting !== undefined && connecting.epoch < epoch) {
-      connecting.supersededBy = Math.max(connecting.supersededBy, epoch);
-    }
-    const online = this.online.get(clientId);
-    if (online !== undefined && online.epoch < epoch) {
-      online.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
-    }
+  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<Claimed> | undefined {
+    return this.manager.claimOwnership(channel, clean, expirySeconds);
   }
 
   assignClientId(): string {
     return `shoal-${randomBytes(9).toString('base64url')}`;
   }
 
-  // ---- sessions ----------------------------------------------------------------------------------
+  openSession(
+    channel: Channel,
+    clean: boolean,
+    expirySeconds: number,
+    stored?: StoredSession,
+  ): OpenedSession {
+    const opened = this.manager.openSession(channel, clean, expirySeconds, stored);
+    this.clientsTotal++;
+    this.inspector.countConnect(channel);
+    if (connectChannel.hasSubscribers)
+      connectChannel.publish({
+        clientId: channel.clientId,
+        protocolVersion: channel.version,
+        listener: channel.out.transportKind,
+        sessionPresent: opened.present,
+      });
+    return opened;
+  }
+
+  channelClosed(channel: Channel, will: PendingWill | undefined): Promise<void> | undefined {
+    if (disconnectChannel.hasSubscribers) disconnectChannel.publish({ clientId: channel.clientId });
+    return this.manager.connectionClosed(channel, will);
+  }
 
   /** Persistent sessions the cluster keeps (Redis); undefined on a single node. */
   private get store(): SessionStore | undefined {
     return this.cluster?.sessions;
-  }
-
-  /**
-   * Redis lost the cluster's data: every connection of this node holds a claim Redis forgot, so
-   * each is closed (MQTT 5: 0x80 with a reason string) and its client claims again on reconnect.
-   */
-  private reconnectAll(): void {
-    for (const channel of [...this.online.values()])
-      channel.disconnect(ReasonCode.UnspecifiedError, 'cluster state lost: reconnect');
-  }
-
-  /** Messages were queued for these sessions: those served here fetch them. */
-  private pokeSessions(ids: Iterable<string>): void {
-    for (const id of ids) this.sessions.get(id)?.durable?.poke();
-  }
-
-  /**
-   * A session the cluster keeps, as loaded at claim: its subscriptions (shared ones join this node's
-   * index: their messages come through the node's inbox), in-flight messages and QoS 2 ids.
-   */
-  private openStored(channel: Channel, stored: StoredSession, store: SessionStore): Session {
-    const id = channel.clientId;
-    const session = new Session(
-      id,
-      this.options.maxQueuedMessages,
-      () => this.clock.now(),
-      this.sessionEvents,
-    );
-    session.durable = new StoredQueue(
-      store,
-      session,
-      channel.epoch,
-      this.logger,
-      this.clock,
-      stored.position,
-    );
-    for (const [raw, options] of stored.subscriptions) {
-      session.setSubscription(raw, options);
-      const parsed = parseSubscription(raw);
-      if (parsed?.group != null && this.index.add(session, parsed.filter, parsed.group, options))
-        this.cluster?.routes.add(parsed.filter, parsed.group);
-    }
-    session.restore(stored.inflight);
-    for (const packetId of stored.awaitingRelease) {
-      if (session.awaitingRelease.size === 0) session.awaitingRelease = new Set();
-      session.awaitingRelease.add(packetId);
-    }
-    if (stored.dedupeIds.size > 0) session.dedupeIds = new Map(stored.dedupeIds);
-    return session;
-  }
-
-  openSession(channel: Channel, clean: boolean, expirySeconds: number): OpenedSession {
-    const id = channel.clientId;
-    const previous = this.online.get(id);
-    if (previous !== undefined && previous !== channel) {
-      // [MQTT-3.1.4-2] take over: the old connection is closed (MQTT 5: DISCONNECT 0x8E).
-      this.logger.info({ event: 'client.takeover', clientId: id });
-      previous.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
-      this.counters.takeovers++;
-      this.instruments?.takeover(0);
-    }
-    this.online.set(id, channel);
-    this.clientsTotal++;
-    this.inspector.countConnect(channel);
-    this.cancelExpiry(id);
-
-    const stored = channel.stored;
-    const store = this.store;
-    if (stored !== undefined && store !== undefined) {
-      channel.stored = undefined;
-      // The cluster keeps this session: whatever this node held for the id is replaced by it.
-      const old = this.sessions.get(id);
-      if (old?.durable !== undefined) this.dropLocal(old);
-      else if (old !== undefined) this.endSession(old);
-      const session = this.openStored(channel, stored, store);
-      this.sessions.set(id, session);
-      session.expirySeconds = expirySeconds;
-      if (stored.present) this.cancelDelayedWill(id);
-      this.afterOpen(channel, stored.present);
-      return { session, present: stored.present };
-    }
-    let session = this.sessions.get(id);
-    let present = false;
-    if (session !== undefined && clean) {
-      // [MQTT-3.1.2-4] Clean Start: the old session ends here, and with it a pending delayed will.
-      this.endSession(session);
-      session = undefined;
-    } else if (session !== undefined) {
-      present = true; // [MQTT-3.2.2-2]
-      // [MQTT-3.1.3-9] resuming within the will delay cancels the will.
-      this.cancelDelayedWill(id);
-    }
-    if (session === undefined) {
-      session = new Session(id, this.options.maxQueuedMessages, () => this.clock.now(), this.sessionEvents);
-      this.sessions.set(id, session);
-    }
-    session.expirySeconds = expirySeconds;
-    this.afterOpen(channel, present);
-    return { session, present };
-  }
-
-  private afterOpen(channel: Channel, present: boolean): void {
-    const id = channel.clientId;
-    if (channel.will !== undefined && channel.epoch > 0) {
-      // Not awaited: CONNACK does not wait for it (failures are logged by the backend). Whatever
-      // takes the will later (a DISCONNECT dropping it, an abnormal close sending it) waits for it.
-      const stored = this.cluster?.storeWill(id, channel.epoch, channel.will);
-      if (stored !== undefined) this.willStores.set(channel, stored);
-    }
-    if (connectChannel.hasSubscribers)
-      connectChannel.publish({
-        clientId: id,
-        protocolVersion: channel.version,
-        listener: channel.out.transportKind,
-        sessionPresent: present,
-      });
-  }
-
-  /** Forgets a session the cluster keeps (its state stays in Redis): its shared memberships leave. */
-  private dropLocal(session: Session): void {
-    for (const raw of session.subscriptions.keys()) {
-      if (raw.startsWith('$share/')) this.unsubscribeIndex(session, raw);
-    }
-    session.clear();
-    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
-  }
-
-  channelClosed(channel: Channel, will: PendingWill | undefined): Promise<void> | undefined {
-    const id = channel.clientId;
-    if (disconnectChannel.hasSubscribers) disconnectChannel.publish({ clientId: id });
-    if (channel.epoch > 0) {
-      const stored = this.willStores.get(channel);
-      if (will !== undefined) {
-        will.epoch = channel.epoch;
-        will.stored = stored;
-      } else if (stored !== undefined) {
-        // A normal DISCONNECT: the will kept in Redis for this connection is dropped (once stored).
-        const epoch = channel.epoch;
-        stored.then(() => this.cluster?.takeWill(id, epoch)).catch(() => undefined);
-      }
-    }
-    if (this.online.get(id) !== channel) {
-      // Taken over: the session belongs to the new connection now; only the will remains to send.
-      if (will !== undefined && !this.closing) this.scheduleWill(id, will, NEVER);
-      return undefined;
-    }
-    this.online.delete(id);
-    const session = channel.session;
-    // Nothing of it stays in the cluster (a durable session's detach does this for its own).
-    if (channel.epoch > 0 && session?.durable === undefined)
-      this.cluster?.releaseOwnership(id, channel.epoch).catch(() => undefined);
-    if (session === null) return undefined;
-    session.detach();
-    if (session.durable !== undefined) {
-      // Kept by the cluster: offline in Redis (expiring there), nothing of it stays on this node.
-      this.dropLocal(session);
-      if (will !== undefined && !this.closing) this.scheduleWill(id, will, session.expirySeconds);
-      return this.store
-        ?.detach(id, channel.epoch, session.expirySeconds)
-        .catch((err: Error) =>
-          this.logger.warn({ event: 'session.detach_failed', clientId: id, err: err.message }),
-        );
-    }
-    if (this.closing) return undefined;
-    if (will !== undefined) this.scheduleWill(id, will, session.expirySeconds);
-    if (session.expirySeconds === 0) this.endSession(session);
-    else if (session.expirySeconds !== NEVER) {
-      const timer = this.clock.setTimeout(() => {
-        this.expiryTimers.delete(id);
-        if (this.sessions.get(id) === session && session.link === null) {
-          this.logger.debug({ event: 'session.expired', clientId: id });
-          this.endSession(session);
-        }
-      }, session.expirySeconds * 1000);
-      this.expiryTimers.set(id, timer);
-    }
-    return undefined;
-  }
-
-  /** Discards a session: its subscriptions leave the index; a delayed will goes out now [MQTT-3.1.3-9]. */
-  private endSession(session: Session): void {
-    const id = session.clientId;
-    for (const raw of session.subscriptions.keys()) this.unsubscribeIndex(session, raw);
-    session.clear();
-    if (this.sessions.get(id) === session) this.sessions.delete(id);
-    this.cancelExpiry(id);
-    const pending = this.delayedWills.get(id);
-    if (pending !== undefined) {
-      pending.timer.cancel();
-      this.delayedWills.delete(id);
-      this.fireWill(id, pending.will);
-    }
-  }
-
-  private cancelExpiry(id: string): void {
-    const t = this.expiryTimers.get(id);
-    if (t !== undefined) {
-      t.cancel();
-      this.expiryTimers.delete(id);
-    }
-  }
-
-  // ---- wills -------------------------------------------------------------------------------------
-
-  private scheduleWill(id: string, will: PendingWill, sessionExpirySeconds: number): void {
-    // The will goes out after its delay or when the session ends, whichever is first.
-    const delay = Math.min(will.delaySeconds, sessionExpirySeconds);
-    if (delay === 0) {
-      this.fireWill(id, will);
-      return;
-    }
-    this.cancelDelayedWill(id);
-    const timer = this.clock.setTimeout(() => {
-      this.delayedWills.delete(id);
-      this.fireWill(id, will);
-    }, delay * 1000);
-    this.delayedWills.set(id, { will, timer });
-  }
-
-  private cancelDelayedWill(id: string): void {
-    const pending = this.delayedWills.get(id);
-    if (pending !== undefined) {
-      pending.timer.cancel();
-      this.delayedWills.delete(id);
-    }
-  }
-
-  /**
-   * A will of a connection of this node is due. In cluster mode it is taken from Redis first, so it
-   * goes out once even if a survivor or a new owner could also send it (guarantee 4).
-   */
-  private fireWill(id: string, will: PendingWill): void {
-    const cluster = this.cluster;
-    if (cluster === undefined || will.epoch === undefined) {
-      this.publishWill(will);
-      return;
-    }
-    const epoch = will.epoch;
-    (will.stored ?? Promise.resolve())
-      .then(() => cluster.takeWill(id, epoch))
-      .then(
-        (taken) => {
-          if (taken) this.publishWill(will);
-        },
-        (err: Error) => {
-          // Redis unreachable: better twice than never for a will.
-          this.logger.warn({ event: 'will.untracked', clientId: id, err: err.message });
-          this.publishWill(will);
-        },
-      );
-  }
-
-  /**
-   * Publishes a will. In cluster mode a QoS >= 1 will whose routing the cluster refused (e.g. a
-   * replica could not confirm it in a Redis failover: the write may be discarded with the former
-   * master) is published again until accepted; nobody else holds it any more. Under one dedupe id,
-   * so a subscriber that got an earlier attempt does not get it twice.
-   */
-  private publishWill(will: PendingWill): void {
-    const message: Message = { ...will.message };
-    if (will.expirySeconds !== undefined) message.expiresAt = this.clock.now() + will.expirySeconds * 1000;
-    this.logger.debug({ event: 'will.published', clientId: message.origin, topic: message.topic });
-    if (this.cluster === undefined || message.qos === 0) {
-      this.publish(message);
-      return;
-    }
-    message.dedupe = `will.${randomBytes(9).toString('base64url')}`;
-    let attempts = 0;
-    const attempt = () =>
-      this.publish({ ...message }, (err) => {
-        if (err === undefined) return;
-        if (++attempts >= WILL_PUBLISH_ATTEMPTS || this.closing) {
-          this.logger.warn({ event: 'will.not_published', clientId: message.origin, err: err.message });
-          return;
-        }
-        this.clock.setTimeout(attempt, WILL_RETRY_MS);
-      });
-    attempt();
   }
 
   // ---- routing -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  */
 import type { PeerCertificate } from 'node:tls';
 import type { TopicPermissions } from '../auth/types.js';
-import { FencedError, type StoredSession } from '../backend/types.js';
+import { FencedError } from '../backend/types.js';
 import { ClientLimiter } from '../limits/client.js';
 import type { Delivery, Message } from '../message.js';
 import { remainingExpirySeconds } from '../message.js';
@@ -23,6 +23,7 @@ import {
   type ProtocolVersion,
   ReasonCode,
 } from '../protocol/index.js';
+import type { SessionOwner } from '../session/manager.js';
 import type { Session, SessionLink } from '../session/session.js';
 import { handleConnect } from './connect.js';
 import type { ChannelContext, PendingWill } from './context.js';
@@ -60,7 +61,7 @@ export interface PendingAck {
 
 export type ChannelState = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
 
-export class Channel implements SessionLink {
+export class Channel implements SessionLink, SessionOwner {
   state: ChannelState = 'awaiting-connect';
   version: ProtocolVersion = 4;
   clientId = '';
@@ -69,12 +70,8 @@ export class Channel implements SessionLink {
   permissions: TopicPermissions | undefined;
   session: Session | null = null;
   will: PendingWill | undefined;
-  /** Cluster mode: this connection's fencing token for its client id (0 on a single node). */
+  /** Cluster mode: this connection's fencing token for its client id, from its claim (0 on a single node). */
   epoch = 0;
-  /** Cluster mode: the persistent session the cluster keeps for this connection, loaded at claim. */
-  stored: StoredSession | undefined;
-  /** Cluster mode: the highest epoch another node claimed this id with while this one connected. */
-  supersededBy = 0;
   /** limits.user.maxConnections: the connection slot this channel asked for (given back on close). */
   userSlot: { user: string; id: string; taken: Promise<boolean> } | undefined;
   /** Session Expiry Interval asked for at CONNECT (for the DISCONNECT rule of MQTT 5 3.14.2.2.2). */
@@ -111,6 +108,11 @@ export class Channel implements SessionLink {
     readonly out: ChannelOutput,
   ) {
     this.inflightLimit = ctx.options.maxInflightMessages;
+  }
+
+  /** The connection has ended (the session manager asks while a claim runs). */
+  get closed(): boolean {
+    return this.state === 'closed';
   }
 
   get writable(): boolean {

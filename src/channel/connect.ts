@@ -5,6 +5,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { type AuthDecision, isThenable, reasonCodeOf } from '../auth/types.js';
+import type { StoredSession } from '../backend/types.js';
 import { forwardedProperties, type Message } from '../message.js';
 import {
   type ConnackPacket,
@@ -186,14 +187,15 @@ function claim(ch: Channel, p: ConnectPacket): boolean {
   }
   ch.out.holdInput(true);
   claim.then(
-    (owned) => {
+    (claimed) => {
+      ch.epoch = claimed.epoch;
       if (ch.state !== 'connecting') return;
-      if (!owned) {
+      if (claimed.superseded) {
         // Another connection with this id claimed it after us: it wins (takeover is last-come).
         refuse(ch, ReasonCode.ServerBusy);
         return;
       }
-      establish(ch, p);
+      establish(ch, p, claimed.stored);
       ch.out.holdInput(false);
     },
     (err: unknown) => {
@@ -210,8 +212,11 @@ function sessionExpiry(ch: Channel, p: ConnectPacket): number {
   return Math.min(expiry, ch.ctx.options.maxSessionExpirySeconds);
 }
 
-/** Everything after authentication and ownership: session, keep-alive, will, CONNACK, resume. */
-function establish(ch: Channel, p: ConnectPacket): void {
+/**
+ * Everything after authentication and ownership: session, keep-alive, will, CONNACK, resume.
+ * `stored`: cluster mode, the session the cluster keeps for this connection, loaded by its claim.
+ */
+function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession): void {
   const o = ch.ctx.options;
   const props = p.properties;
 
@@ -234,7 +239,7 @@ function establish(ch: Channel, p: ConnectPacket): void {
 
   ch.will = p.will === undefined ? undefined : makeWill(p.will, ch.clientId);
 
-  const { session, present } = ch.ctx.openSession(ch, p.clean, expiry);
+  const { session, present } = ch.ctx.openSession(ch, p.clean, expiry, stored);
   ch.session = session;
   ch.state = 'connected';
   // [MQTT-3.1.2-22] 1.5 times the keep alive, in milliseconds.

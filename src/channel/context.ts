@@ -3,14 +3,17 @@
  * driven in tests without sockets and the broker behind it can be single-node or clustered.
  */
 import type { AuthHooks } from '../auth/types.js';
-import type { QuotaStore, RetainedStore } from '../backend/types.js';
+import type { QuotaStore, RetainedStore, StoredSession } from '../backend/types.js';
 import type { BrokerOptions } from '../broker/options.js';
 import type { Clock } from '../clock.js';
 import type { Limits } from '../limits/limits.js';
 import type { Message, SubscriptionOptions } from '../message.js';
 import type { Logger } from '../observability/logger.js';
+import type { Claimed, OpenedSession, PendingWill } from '../session/manager.js';
 import type { Session } from '../session/session.js';
 import type { Channel } from './channel.js';
+
+export type { Claimed, OpenedSession, PendingWill } from '../session/manager.js';
 
 /** Counters the channel bumps on its hot path (plain fields: no per-message metric calls). */
 export interface Counters {
@@ -32,12 +35,6 @@ export interface Counters {
   rateLimited: Record<string, number>;
 }
 
-export interface OpenedSession {
-  session: Session;
-  /** CONNACK Session Present. */
-  present: boolean;
-}
-
 export interface ChannelContext {
   readonly options: BrokerOptions;
   readonly clock: Clock;
@@ -51,17 +48,19 @@ export interface ChannelContext {
   readonly quotas?: QuotaStore;
   /**
    * Cluster mode: makes this connection the cluster-wide owner of its client id (asking the node
-   * that holds it to close its connection) and resolves true, or false when a later CONNECT claimed
-   * it meanwhile. Undefined in single-node mode (openSession handles takeover on one node).
+   * that holds it to close its connection) and resolves with its epoch, the session the cluster
+   * keeps for it, and whether a later CONNECT claimed it meanwhile (the channel keeps them).
+   * Undefined in single-node mode (openSession handles takeover on one node).
    */
-  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<boolean> | undefined;
+  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<Claimed> | undefined;
   /** A fresh client identifier for a client that sent an empty one [MQTT-3.1.3-6]. */
   assignClientId(): string;
   /**
    * Makes `channel` the owner of its client id: closes any other connection with the same id
    * (DISCONNECT 0x8E) and opens, resumes or replaces the session [MQTT-3.1.4-3] [MQTT-3.1.4-4].
+   * `stored`: the session the cluster keeps for it, as its claim loaded it.
    */
-  openSession(channel: Channel, clean: boolean, expirySeconds: number): OpenedSession;
+  openSession(channel: Channel, clean: boolean, expirySeconds: number, stored?: StoredSession): OpenedSession;
   /**
    * Routes a message to every matching subscription; returns how many deliveries it started.
    * `accepted` (QoS >= 1) is called, maybe synchronously, once the message is safe to acknowledge.
@@ -86,16 +85,4 @@ export interface ChannelContext {
    * writes are in Redis.
    */
   channelClosed(channel: Channel, will: PendingWill | undefined): Promise<void> | undefined;
-}
-
-export interface PendingWill {
-  message: Message;
-  /** Will Delay Interval in seconds (MQTT 5 3.1.3.2.2). */
-  delaySeconds: number;
-  /** Message Expiry Interval of the will, applied when it is published. */
-  expirySeconds?: number;
-  /** Cluster mode: the epoch of the connection it belongs to (it is taken from Redis under it). */
-  epoch?: number;
-  /** Cluster mode: settles once the will is stored in Redis; it is taken only after that. */
-  stored?: Promise<void>;
 }

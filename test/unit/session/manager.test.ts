@@ -1,0 +1,323 @@
+/**
+ * The SessionManager (src/session/manager.ts) through its ports: a FakeClock, real Sessions, a
+ * recorder for the subscription index and the publish pipeline, and connections that act as a
+ * channel does (a server-side close reports the will at once). Cluster claims run on a MemoryHub.
+ * The same behaviour over sockets: test/integration/broker/session.test.ts, will.test.ts,
+ * memory-cluster.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryHub } from '../../../src/backend/memory/cluster-hub.js';
+import type { StoredSession } from '../../../src/backend/types.js';
+import type { SubscriptionOptions } from '../../../src/message.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { ReasonCode } from '../../../src/protocol/index.js';
+import {
+  type OpenedSession,
+  type PendingWill,
+  type SessionCluster,
+  SessionManager,
+  type SessionOwner,
+} from '../../../src/session/manager.js';
+import type { Session } from '../../../src/session/session.js';
+import { idleHandlers } from '../../helpers/cluster-handlers.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+const NEVER = 0xffffffff;
+const options: SubscriptionOptions = { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 };
+
+/** One node's manager with its ports recorded. */
+function node(clock: FakeClock, cluster?: SessionCluster) {
+  const published: string[] = [];
+  const left: string[] = [];
+  const joined: string[] = [];
+  const counters = { takeovers: 0 };
+  const manager: SessionManager<Connection> = new SessionManager<Connection>({
+    options: { maxQueuedMessages: 100 },
+    clock,
+    logger: createLogger('silent'),
+    cluster,
+    subscriptions: {
+      joinShared: (_session, filter, group) => joined.push(`${group} ${filter}`),
+      leave: (_session, raw) => left.push(raw),
+    },
+    publish: (message, accepted) => {
+      published.push(message.payload.toString());
+      accepted?.();
+      return 1;
+    },
+    counters,
+    dropped: () => undefined,
+  });
+  const connection = (clientId: string) => new Connection(clientId, manager);
+  return { manager, published, left, joined, counters, connection };
+}
+
+/** A connection as the manager sees a channel. */
+class Connection implements SessionOwner {
+  epoch = 0;
+  will: PendingWill | undefined;
+  session: Session | null = null;
+  closed = false;
+  readonly disconnects: number[] = [];
+  private connected = false;
+
+  constructor(
+    readonly clientId: string,
+    private readonly manager: SessionManager<Connection>,
+  ) {}
+
+  /** CONNECT accepted: the session opens (with a will armed), as connect.ts does after its claim. */
+  open(
+    clean: boolean,
+    expirySeconds: number,
+    o: { will?: string; delaySeconds?: number; stored?: StoredSession } = {},
+  ): OpenedSession {
+    this.will = o.will === undefined ? undefined : willOf(o.will, o.delaySeconds ?? 0);
+    const opened = this.manager.openSession(this, clean, expirySeconds, o.stored);
+    this.session = opened.session;
+    this.connected = true;
+    return opened;
+  }
+
+  /** The connection ends without a DISCONNECT: the will goes to the manager. */
+  lost(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.connected) this.manager.connectionClosed(this, this.will);
+    this.will = undefined;
+  }
+
+  disconnect(reasonCode: number): void {
+    if (this.closed) return;
+    this.disconnects.push(reasonCode);
+    this.lost();
+  }
+}
+
+function willOf(payload: string, delaySeconds: number): PendingWill {
+  const message = { topic: 'will/t', payload: Buffer.from(payload), qos: 0 as const, retain: false };
+  return { message, delaySeconds };
+}
+
+describe('SessionManager on one node', () => {
+  it('[MQTT-3.1.2-4] [MQTT-3.1.2-8] Clean Start ends the old session: its subscriptions leave the index, its delayed will goes out at once', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const first = n.connection('c');
+    const old = first.open(false, 300, { will: 'w1', delaySeconds: 60 }).session;
+    old.setSubscription('a/+', options);
+    first.lost();
+    clock.advance(10_000);
+    expect(n.published).toEqual([]);
+
+    const opened = n.connection('c').open(true, 300);
+    expect(opened.present).toBe(false);
+    expect(opened.session).not.toBe(old);
+    expect(n.left).toEqual(['a/+']);
+    expect(n.published).toEqual(['w1']);
+    clock.advance(120_000);
+    expect(n.published).toEqual(['w1']); // once
+  });
+
+  it('[MQTT-3.1.3-9] a resume within the will delay cancels the will', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const first = n.connection('c');
+    const session = first.open(false, 300, { will: 'w1', delaySeconds: 60 }).session;
+    first.lost();
+    clock.advance(59_000);
+
+    const opened = n.connection('c').open(false, 300);
+    expect(opened.present).toBe(true);
+    expect(opened.session).toBe(session);
+    clock.advance(600_000);
+    expect(n.published).toEqual([]);
+  });
+
+  it('[MQTT-3.1.2-8] the will waits for its delay, or for the end of a session that expires sooner', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const delayed = n.connection('delayed');
+    delayed.open(false, 300, { will: 'after-delay', delaySeconds: 20 });
+    delayed.lost();
+    const expiring = n.connection('expiring');
+    expiring.open(false, 10, { will: 'at-expiry', delaySeconds: 60 });
+    expiring.lost();
+
+    clock.advance(9_999);
+    expect(n.published).toEqual([]);
+    clock.advance(1);
+    expect(n.published).toEqual(['at-expiry']);
+    expect(n.manager.sessions.has('expiring')).toBe(false);
+    clock.advance(10_000);
+    expect(n.published).toEqual(['at-expiry', 'after-delay']);
+    expect(n.manager.sessions.has('delayed')).toBe(true);
+  });
+
+  it('[MQTT-3.1.2-23] an offline session is kept for its Session Expiry Interval, then ends', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const first = n.connection('c');
+    first.open(false, 30).session.setSubscription('a/+', options);
+    first.lost();
+    expect(n.manager.online.has('c')).toBe(false);
+
+    clock.advance(29_999);
+    expect(n.manager.sessions.has('c')).toBe(true);
+    expect(n.left).toEqual([]);
+    clock.advance(1);
+    expect(n.manager.sessions.has('c')).toBe(false);
+    expect(n.left).toEqual(['a/+']);
+    expect(n.connection('c').open(false, 30).present).toBe(false);
+  });
+
+  it('[MQTT-3.1.2-23] a resume before the interval passed keeps the session past the old deadline', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const first = n.connection('c');
+    const session = first.open(false, 30).session;
+    first.lost();
+    clock.advance(20_000);
+    n.connection('c').open(false, 30);
+    clock.advance(60_000);
+    expect(n.manager.sessions.get('c')).toBe(session);
+  });
+
+  it('(3.1.1 [MQTT-3.1.2-6]) a session with expiry 0 ends with its connection; one that never expires stays', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const clean = n.connection('clean');
+    clean.open(true, 0).session.setSubscription('a/+', options);
+    clean.lost();
+    expect(n.manager.sessions.has('clean')).toBe(false);
+    expect(n.left).toEqual(['a/+']);
+
+    const kept = n.connection('kept');
+    kept.open(false, NEVER);
+    kept.lost();
+    expect(clock.pending).toBe(0); // no timer for a session that never expires
+    expect(n.manager.sessions.has('kept')).toBe(true);
+  });
+
+  it('[MQTT-3.1.4-3] a second connection with the id takes over: the first gets 0x8E and its will goes out, the session moves on', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const first = n.connection('c');
+    const session = first.open(false, 300, { will: 'w1' }).session;
+    const second = n.connection('c');
+    const opened = second.open(false, 300);
+
+    expect(first.disconnects).toEqual([ReasonCode.SessionTakenOver]);
+    expect(n.published).toEqual(['w1']);
+    expect(n.counters.takeovers).toBe(1);
+    expect(opened).toEqual({ session, present: true });
+    expect(n.manager.online.get('c')).toBe(second);
+  });
+
+  it('while the node drains, a closing connection leaves no will and no expiry timer behind; stop cancels the pending ones', () => {
+    const clock = new FakeClock();
+    const n = node(clock);
+    const before = n.connection('before');
+    before.open(false, 300, { will: 'w-before', delaySeconds: 60 });
+    before.lost();
+    expect(clock.pending).toBe(2); // the will delay and the session expiry
+
+    n.manager.beginDrain();
+    const drained = n.connection('drained');
+    drained.open(false, 300, { will: 'w-drained' });
+    drained.lost();
+    expect(clock.pending).toBe(2);
+    n.manager.stop();
+    expect(clock.pending).toBe(0);
+    clock.advance(600_000);
+    expect(n.published).toEqual([]);
+  });
+});
+
+describe('SessionManager in a cluster (MemoryHub)', () => {
+  function cluster() {
+    const clock = new FakeClock();
+    const hub = new MemoryHub(clock);
+    const start = async (id: string) => {
+      const backend = hub.node(id);
+      const n = node(clock, backend);
+      await backend.start(
+        idleHandlers({
+          release: (clientId, epoch) => n.manager.releaseClient(clientId, epoch),
+          publishWill: (will) => n.manager.publishWill(will),
+          serves: (clientId) => n.manager.serves(clientId),
+        }),
+      );
+      return { ...n, backend };
+    };
+    return { hub, start };
+  }
+
+  it('[MQTT-3.1.4-3] a CONNECT on another node takes the id over: the older connection closes with 0x8E', async () => {
+    const { start } = cluster();
+    const a = await start('A');
+    const b = await start('B');
+    const first = a.connection('c');
+    first.epoch = (await a.manager.claimOwnership(first, false, 0))!.epoch;
+    first.open(false, 0);
+
+    const second = b.connection('c');
+    const claimed = await b.manager.claimOwnership(second, false, 0);
+    expect(claimed).toEqual({ epoch: first.epoch + 1, stored: undefined, superseded: false });
+    expect(first.disconnects).toEqual([ReasonCode.SessionTakenOver]);
+    expect(b.counters.takeovers).toBe(1);
+    // A notice for an epoch not later than the connection's own closes nothing.
+    second.epoch = claimed!.epoch;
+    second.open(false, 0);
+    b.manager.releaseClient('c', second.epoch);
+    expect(second.disconnects).toEqual([]);
+  });
+
+  it('a notice of a later claim that reaches a CONNECT still claiming makes its claim resolve superseded', async () => {
+    const { start } = cluster();
+    const a = await start('A');
+    const connecting = a.connection('c');
+    const claim = a.manager.claimOwnership(connecting, false, 0)!;
+    a.manager.releaseClient('c', 2); // another node's claim, after this one's (epoch 1)
+    expect(await claim).toEqual({ epoch: 1, stored: undefined, superseded: true });
+  });
+
+  it('serves the id from the start of the claim until a turn after it settled; a CONNECT that closed meanwhile gives the ownership back', async () => {
+    const { hub, start } = cluster();
+    const a = await start('A');
+    const connecting = a.connection('c');
+    const claim = a.manager.claimOwnership(connecting, false, 0)!;
+    expect(a.manager.serves('c')).toBe(true);
+    connecting.lost();
+    await claim;
+    expect(hub.owners.has('c')).toBe(false);
+    expect(a.manager.serves('c')).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(a.manager.serves('c')).toBe(false);
+  });
+
+  it('[MQTT-3.1.2-5] a stored session resumes through its claim: Session Present, its shared subscriptions join the index', async () => {
+    const { start } = cluster();
+    const a = await start('A');
+    const b = await start('B');
+    const first = a.connection('c');
+    const created = await a.manager.claimOwnership(first, false, 300);
+    expect(created?.stored?.present).toBe(false);
+    first.epoch = created!.epoch;
+    first.open(false, 300, { stored: created!.stored });
+    await a.backend.sessions.subscribe('c', first.epoch, 't/+', options, true);
+    await a.backend.sessions.subscribe('c', first.epoch, '$share/g/s/#', options, false);
+    first.lost();
+    expect(a.manager.sessions.has('c')).toBe(false); // offline in the store, nothing of it on A
+    expect(a.left).toEqual([]);
+
+    const second = b.connection('c');
+    const resumed = await b.manager.claimOwnership(second, false, 300);
+    second.epoch = resumed!.epoch;
+    const opened = second.open(false, 300, { stored: resumed!.stored });
+    expect(opened.present).toBe(true);
+    expect(opened.session.durable?.epoch).toBe(second.epoch);
+    expect([...opened.session.subscriptions.keys()]).toEqual(['t/+', '$share/g/s/#']);
+    expect(b.joined).toEqual(['g s/#']);
+  });
+});
