@@ -245,8 +245,13 @@ export class Broker implements ChannelContext {
 
   // ---- sessions (the SessionManager's) ------------------------------------------------------------
 
-  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<Claimed> | undefined {
-    return this.manager.claimOwnership(channel, clean, expirySeconds);
+  claimOwnership(
+    channel: Channel,
+    clean: boolean,
+    expirySeconds: number,
+    will?: PendingWill,
+  ): Promise<Claimed> | undefined {
+    return this.manager.claimOwnership(channel, clean, expirySeconds, will);
   }
 
   assignClientId(): string {

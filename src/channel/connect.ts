@@ -16,6 +16,7 @@ import {
 } from '../protocol/index.js';
 import { isValidTopicName } from '../topics/index.js';
 import type { Channel } from './channel.js';
+import type { PendingWill } from './context.js';
 import { startEnhancedAuth, supportsAuthMethod } from './enhanced-auth.js';
 import { isAuthFailure } from './refusal.js';
 
@@ -180,9 +181,11 @@ function takeUserConnection(ch: Channel): Promise<boolean> | undefined {
 
 /** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-3]. */
 function claim(ch: Channel, p: ConnectPacket): boolean {
-  const claim = ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p));
+  // The will is stored by the claim, before CONNACK (guarantee 4 holds from the CONNACK on).
+  const will = p.will === undefined ? undefined : makeWill(p.will, ch.clientId);
+  const claim = ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p), will);
   if (claim === undefined) {
-    establish(ch, p);
+    establish(ch, p, undefined, will);
     return true;
   }
   ch.out.holdInput(true);
@@ -195,7 +198,7 @@ function claim(ch: Channel, p: ConnectPacket): boolean {
         refuse(ch, ReasonCode.ServerBusy);
         return;
       }
-      establish(ch, p, claimed.stored);
+      establish(ch, p, claimed.stored, will);
       ch.out.holdInput(false);
     },
     (err: unknown) => {
@@ -216,7 +219,7 @@ function sessionExpiry(ch: Channel, p: ConnectPacket): number {
  * Everything after authentication and ownership: session, keep-alive, will, CONNACK, resume.
  * `stored`: cluster mode, the session the cluster keeps for this connection, loaded by its claim.
  */
-function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession): void {
+function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession, will?: PendingWill): void {
   const o = ch.ctx.options;
   const props = p.properties;
 
@@ -237,7 +240,7 @@ function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession): void 
     serverKeepAlive = keepalive;
   }
 
-  ch.will = p.will === undefined ? undefined : makeWill(p.will, ch.clientId);
+  ch.will = will;
 
   const { session, present } = ch.ctx.openSession(ch, p.clean, expiry, stored);
   ch.session = session;
@@ -288,7 +291,7 @@ function connackProperties(ch: Channel, p: ConnectPacket, serverKeepAlive: numbe
   return props;
 }
 
-function makeWill(w: NonNullable<ConnectPacket['will']>, clientId: string) {
+function makeWill(w: NonNullable<ConnectPacket['will']>, clientId: string): PendingWill {
   const message: Message = {
     topic: w.topic,
     payload: Buffer.from(w.payload),

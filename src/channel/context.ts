@@ -52,7 +52,12 @@ export interface ChannelContext {
    * keeps for it, and whether a later CONNECT claimed it meanwhile (the channel keeps them).
    * Undefined in single-node mode (openSession handles takeover on one node).
    */
-  claimOwnership(channel: Channel, clean: boolean, expirySeconds: number): Promise<Claimed> | undefined;
+  claimOwnership(
+    channel: Channel,
+    clean: boolean,
+    expirySeconds: number,
+    will?: PendingWill,
+  ): Promise<Claimed> | undefined;
   /** A fresh client identifier for a client that sent an empty one [MQTT-3.1.3-6]. */
   assignClientId(): string;
   /**

@@ -161,9 +161,16 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
   /**
    * Cluster mode: makes `owner` the cluster-wide owner of its client id (asking the node that holds
    * it to close its connection) and resolves with the claim. Undefined in single-node mode
-   * (openSession handles takeover on one node).
+   * (openSession handles takeover on one node). `will`: the CONNECT's will, stored before the claim
+   * resolves (so before CONNACK): a node that dies right after the CONNACK still leaves it for a
+   * survivor, or, on a single node with a data dir, for the restart.
    */
-  claimOwnership(owner: C, clean: boolean, expirySeconds: number): Promise<Claimed> | undefined {
+  claimOwnership(
+    owner: C,
+    clean: boolean,
+    expirySeconds: number,
+    will?: PendingWill,
+  ): Promise<Claimed> | undefined {
     const cluster = this.cluster;
     if (cluster === undefined) return undefined;
     const id = owner.clientId;
@@ -187,6 +194,13 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
             epoch: claim.epoch,
             ms: this.d.clock.now() - started,
           });
+        }
+        if (will !== undefined && !owner.closed && claiming.supersededBy <= claim.epoch) {
+          const stored = cluster.storeWill(id, claim.epoch, will);
+          this.willStores.set(owner, stored);
+          await stored.catch(() => undefined);
+          // Closed meanwhile (before any CONNACK): the will it stored is not its to leave behind.
+          if (owner.closed) cluster.takeWill(id, claim.epoch).catch(() => undefined);
         }
         // The client left while its claim ran: the session it claimed goes offline again (or,
         // with none, the ownership it claimed is released).
@@ -334,9 +348,10 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
   }
 
   private afterOpen(owner: C): void {
-    if (owner.will !== undefined && owner.epoch > 0) {
-      // Not awaited: CONNACK does not wait for it (failures are logged by the backend). Whatever
-      // takes the will later (a DISCONNECT dropping it, an abnormal close sending it) waits for it.
+    if (owner.will !== undefined && owner.epoch > 0 && !this.willStores.has(owner)) {
+      // Stored by the claim when given there; else now, not awaited (failures are logged by the
+      // backend). Whatever takes the will later (a DISCONNECT dropping it, an abnormal close
+      // sending it) waits for it.
       const stored = this.cluster?.storeWill(owner.clientId, owner.epoch, owner.will);
       if (stored !== undefined) this.willStores.set(owner, stored);
     }

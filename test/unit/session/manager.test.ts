@@ -296,6 +296,27 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
     expect(a.manager.serves('c')).toBe(false);
   });
 
+  it('(guarantee 4) the will of a CONNECT is stored before its claim resolves, so before CONNACK; one whose CONNECT closed meanwhile is dropped', async () => {
+    const { hub, start } = cluster();
+    const a = await start('A');
+    const will = {
+      message: { topic: 'w', payload: Buffer.from('bye'), qos: 1 as const, retain: false },
+      delaySeconds: 0,
+    };
+    const claimed = await a.manager.claimOwnership(a.connection('c'), false, 0, will);
+    expect(hub.owners.get('c')?.epoch).toBe(claimed?.epoch);
+    expect(hub.owners.get('c')?.will?.message.payload.toString()).toBe('bye');
+
+    const leaving = a.connection('d');
+    const claim = a.manager.claimOwnership(leaving, false, 0, will)!;
+    // Closed while its will is being stored (the claim itself is done at once on a memory hub).
+    await Promise.resolve();
+    leaving.lost();
+    await claim;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(hub.owners.get('d')?.will).toBeUndefined();
+  });
+
   it('[MQTT-3.1.2-5] a stored session resumes through its claim: Session Present, its shared subscriptions join the index', async () => {
     const { start } = cluster();
     const a = await start('A');
