@@ -10,10 +10,12 @@ import { ClassicLevel } from 'classic-level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataDirError, DiskJournal, type SyncPolicy } from '../../src/backend/disk/disk-journal.js';
 import { MemoryHub } from '../../src/backend/memory/cluster-hub.js';
-import type { ClusterHandlers, StoredWill } from '../../src/backend/types.js';
+import type { StoredWill } from '../../src/backend/types.js';
 import { systemClock } from '../../src/clock.js';
 import type { Delivery, Message } from '../../src/message.js';
+import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { hubClusterPair, hubSessionPair } from '../helpers/hub-pairs.js';
 import { clusterBackendContract } from './cluster-backend.contract.js';
 import { retainedStoreContract } from './retained-store.contract.js';
 import { sessionStoreContract } from './session-store.contract.js';
@@ -42,53 +44,13 @@ afterEach(async () => {
 
 retainedStoreContract('disk', async (clock) => (await diskHub(clock)).hub.retained);
 
-clusterBackendContract('disk hub', async () => {
-  const { hub } = await diskHub();
-  const a = hub.node('A');
-  const b = hub.node('B');
-  return {
-    a,
-    b,
-    async stop() {
-      await a.stop();
-      await b.stop();
-    },
-  };
-});
+clusterBackendContract('disk hub', async () => hubClusterPair((await diskHub()).hub));
 
 for (const sync of ['batch', 'always'] as const) {
-  sessionStoreContract(`disk hub (sync ${sync})`, async (handlers) => {
-    const { hub } = await diskHub(systemClock, undefined, sync);
-    const a = hub.node('A', 3);
-    const b = hub.node('B', 3);
-    await a.start(handlers('A'));
-    await b.start(handlers('B'));
-    return {
-      a,
-      b,
-      async reapA() {
-        hub.kill('A');
-      },
-      async stop() {
-        await a.stop();
-        await b.stop();
-      },
-    };
-  });
+  sessionStoreContract(`disk hub (sync ${sync})`, async (handlers) =>
+    hubSessionPair((await diskHub(systemClock, undefined, sync)).hub, handlers),
+  );
 }
-
-const handlers = (overrides: Partial<ClusterHandlers> = {}): ClusterHandlers => ({
-  deliver: () => undefined,
-  release: () => undefined,
-  publishWill: () => undefined,
-  readinessChanged: () => undefined,
-  poke: () => undefined,
-  refetch: () => undefined,
-  dropped: () => undefined,
-  stateLost: () => undefined,
-  serves: () => true,
-  ...overrides,
-});
 
 const message = (payload: string, extra: Partial<Message> = {}): Message => ({
   topic: 't/1',
@@ -118,7 +80,7 @@ describe('disk store: what comes back after a restart', () => {
   it('[MQTT-4.1.0-1] a persistent session: subscriptions, queue, in-flight ids with their phase, inbound QoS 2 ids', async () => {
     const first = await diskHub();
     const node = first.hub.node('local', 100);
-    await node.start(handlers());
+    await node.start(idleHandlers());
     const claim = await node.claim('c1', false, 3600);
     await node.sessions.subscribe('c1', claim.epoch, 't/#', { ...subOptions, subscriptionId: 7 }, true);
     await node.sessions.subscribe('c1', claim.epoch, '$share/g/t/#', subOptions, false);
@@ -132,7 +94,7 @@ describe('disk store: what comes back after a restart', () => {
 
     const second = await diskHub(systemClock, first.dir);
     const again = second.hub.node('local', 100);
-    await again.start(handlers());
+    await again.start(idleHandlers());
     const resumed = await again.claim('c1', false, 3600);
     expect(resumed.epoch).toBeGreaterThan(claim.epoch);
     const s = resumed.session!;
@@ -157,7 +119,7 @@ describe('disk store: what comes back after a restart', () => {
     const clock = new FakeClock(1_000_000);
     const first = await diskHub(clock);
     const node = first.hub.node('local', 100);
-    await node.start(handlers());
+    await node.start(idleHandlers());
     const c = await node.claim('acked', false, 3600);
     await append(first.hub, 'local', 'acked', delivery('a1'));
     await append(first.hub, 'local', 'acked', delivery('a2'));
@@ -170,7 +132,7 @@ describe('disk store: what comes back after a restart', () => {
     clock.advance(11_000);
     const second = await diskHub(clock, first.dir);
     const again = second.hub.node('local', 100);
-    await again.start(handlers());
+    await again.start(idleHandlers());
     const resumed = await again.claim('acked', false, 3600);
     expect(resumed.session?.inflight).toEqual([]);
     const rest = await again.sessions.fetch('acked', resumed.epoch, 10, resumed.session!.position);
@@ -202,7 +164,7 @@ describe('disk store: what comes back after a restart', () => {
     const clock = new FakeClock(0);
     const first = await diskHub(clock);
     const node = first.hub.node('local');
-    await node.start(handlers());
+    await node.start(idleHandlers());
     const will = (p: string, delaySeconds: number): StoredWill => ({
       message: message(p, { topic: 'wills' }),
       delaySeconds,
@@ -214,7 +176,7 @@ describe('disk store: what comes back after a restart', () => {
     const second = await diskHub(clock, first.dir);
     const published: string[] = [];
     const again = second.hub.node('local');
-    await again.start(handlers({ publishWill: (w) => published.push(w.message.payload.toString()) }));
+    await again.start(idleHandlers({ publishWill: (w) => published.push(w.message.payload.toString()) }));
     clock.advance(4_000);
     await new Promise((r) => setImmediate(r));
     expect(published).toEqual([]);
@@ -230,7 +192,7 @@ describe('disk store: what comes back after a restart', () => {
     const after: string[] = [];
     await third.hub
       .node('local')
-      .start(handlers({ publishWill: (w) => after.push(w.message.payload.toString()) }));
+      .start(idleHandlers({ publishWill: (w) => after.push(w.message.payload.toString()) }));
     clock.advance(10_000);
     await new Promise((r) => setImmediate(r));
     expect(after).toEqual([]);
@@ -253,7 +215,7 @@ describe('disk store: what comes back after a restart', () => {
     for (const sync of ['batch', 'always'] as const) {
       const { hub, journal } = await diskHub(systemClock, undefined, sync);
       const node = hub.node('local', 1000);
-      await node.start(handlers());
+      await node.start(idleHandlers());
       const c = await node.claim('g', false, 3600);
       const before = journal.stats.commits;
       await Promise.all(
