@@ -1,5 +1,5 @@
 /**
- * Redis keys must not grow without bound (#11.12): what a client, a retained message or a node run
+ * Redis keys must not grow without bound (#11.12): what a shared.client, a retained message or a node run
  * leaves in Redis goes away (or gets a TTL) once nothing needs it, without weakening the fencing or
  * the replicas. Real Redis, real backends (and, where the broker decides, a real broker).
  */
@@ -15,20 +15,9 @@ import { createLogger } from '../../src/observability/logger.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { connectMqtt, uniq, waitFor } from '../helpers/cluster.js';
 import { idleHandlers } from '../helpers/cluster-handlers.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { redisPerFile } from '../helpers/redis.js';
 
-let redis: RedisHandle;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  client = redisClient(redis);
-});
-
-afterAll(async () => {
-  client?.disconnect();
-  await redis?.stop();
-});
+const shared = redisPerFile();
 
 const backends: RedisClusterBackend[] = [];
 const brokers: TestBroker[] = [];
@@ -40,7 +29,7 @@ afterEach(async () => {
 
 function backend(nodeId: string, prefix: string): RedisClusterBackend {
   const b = new RedisClusterBackend({
-    url: redis.url,
+    url: shared.redis.url,
     nodeId,
     clock: systemClock,
     logger: createLogger('silent'),
@@ -63,7 +52,7 @@ const redisNow = (t: (number | string)[]) => Number(t[0]) * 1000 + Math.floor(Nu
 
 const freshPrefix = () => `g-${randomBytes(4).toString('hex')}`;
 
-describe('owner hashes do not outlive their client (#11.12a)', () => {
+describe('owner hashes do not outlive their shared.client (#11.12a)', () => {
   it('(#11.12a) a clean session that connected and disconnected leaves its owner hash with a TTL (or none)', async () => {
     const prefix = freshPrefix();
     const broker = await startTestBroker({}, { cluster: backend('A', prefix) });
@@ -71,10 +60,10 @@ describe('owner hashes do not outlive their client (#11.12a)', () => {
     const clientId = uniq('clean');
     const { client: mqtt } = await connectMqtt(broker.url, { clientId, clean: true });
     const owner = new Keys(prefix).owner(clientId);
-    expect(await client.exists(owner)).toBe(1);
+    expect(await shared.client.exists(owner)).toBe(1);
     await mqtt.endAsync();
     // No TTL is -1; a TTL is > 0; gone is -2.
-    await waitFor(async () => (await client.pttl(owner)) !== -1, 5000, 'a TTL on the owner hash');
+    await waitFor(async () => (await shared.client.pttl(owner)) !== -1, 5000, 'a TTL on the owner hash');
   });
 
   it('(#11.12a) a persistent session that went offline: its owner hash lives at least as long as the session', async () => {
@@ -83,11 +72,11 @@ describe('owner hashes do not outlive their client (#11.12a)', () => {
     const c = await a.claim('p1', false, 60);
     await a.sessions.detach('p1', c.epoch, 60);
     const keys = new Keys(prefix);
-    expect(await client.pttl(keys.session('p1'))).toBeGreaterThan(0);
-    expect(await client.pttl(keys.owner('p1'))).toBeGreaterThan(60_000);
+    expect(await shared.client.pttl(keys.session('p1'))).toBeGreaterThan(0);
+    expect(await shared.client.pttl(keys.owner('p1'))).toBeGreaterThan(60_000);
     // Claimed again: no TTL while a connection owns it.
     await a.claim('p1', false, 60);
-    expect(await client.pttl(keys.owner('p1'))).toBe(-1);
+    expect(await shared.client.pttl(keys.owner('p1'))).toBe(-1);
   });
 
   it('(#11.12a) once an owner hash is gone, a new claim still gets a higher epoch and a write of the old epoch is refused', async () => {
@@ -98,9 +87,13 @@ describe('owner hashes do not outlive their client (#11.12a)', () => {
     await a.sessions.detach('e1', old.epoch, 60);
     // Redis expires the owner hash only once its clock passed the epoch by OWNER_LINGER_MS (that
     // margin is for a clock stepped back); here it goes as soon as the clock passed the epoch.
-    expect(await client.pttl(keys.owner('e1'))).toBeGreaterThan(60_000 + OWNER_LINGER_MS - 1000);
-    await waitFor(async () => redisNow(await client.time()) > old.epoch, 2000, "Redis' clock past the epoch");
-    await client.del(keys.owner('e1'), keys.session('e1'));
+    expect(await shared.client.pttl(keys.owner('e1'))).toBeGreaterThan(60_000 + OWNER_LINGER_MS - 1000);
+    await waitFor(
+      async () => redisNow(await shared.client.time()) > old.epoch,
+      2000,
+      "Redis' clock past the epoch",
+    );
+    await shared.client.del(keys.owner('e1'), keys.session('e1'));
     const fresh = await a.claim('e1', false, 60);
     expect(fresh.epoch).toBeGreaterThan(old.epoch);
     // The former connection (same node) writes with its epoch: fenced.
@@ -109,7 +102,7 @@ describe('owner hashes do not outlive their client (#11.12a)', () => {
       message: { topic: 'w', payload: Buffer.from('stale'), qos: 0, retain: false },
       delaySeconds: 0,
     });
-    expect(await client.hexists(keys.owner('e1'), 'will')).toBe(0);
+    expect(await shared.client.hexists(keys.owner('e1'), 'will')).toBe(0);
     expect(await a.takeWill('e1', old.epoch)).toBe(false);
   });
 });
@@ -134,13 +127,13 @@ describe('expired retained messages are swept (#11.12b)', () => {
     await a.retained.set(retainedMsg('x/replaced', 'new, no expiry'));
     await waitFor(() => b.retained.size === 2, 5000, "B's replica holding both");
     await waitFor(
-      async () => (await client.hexists(keys.retained, 'x/expiring')) === 0,
+      async () => (await shared.client.hexists(keys.retained, 'x/expiring')) === 0,
       6000,
       'the expired message gone from Redis',
     );
     // The delete went through the retained log: B's replica dropped it without a read.
     await waitFor(() => b.retained.size === 1, 5000, "B's replica without it");
-    expect(await client.hexists(keys.retained, 'x/replaced')).toBe(1);
+    expect(await shared.client.hexists(keys.retained, 'x/replaced')).toBe(1);
     expect(b.retained.get('x/replaced')?.payload.toString()).toBe('new, no expiry');
   });
 });
@@ -170,7 +163,7 @@ describe('the retained log is bounded in bytes, not only entries (#11.12c)', () 
       10_000,
       "B's replica with the right payloads",
     );
-    const bytes = Number(await client.call('MEMORY', 'USAGE', keys.retainedLog, 'SAMPLES', '0'));
+    const bytes = Number(await shared.client.call('MEMORY', 'USAGE', keys.retainedLog, 'SAMPLES', '0'));
     // 32 entries of a short topic each; the payloads (3 MB) are only in the hash.
     expect(bytes).toBeLessThan(64 * 1024);
     // A node that loads from scratch (snapshot) agrees.
@@ -183,9 +176,9 @@ describe('the retained log is bounded in bytes, not only entries (#11.12c)', () 
 describe('retained writers leave no state behind (#11.12d)', () => {
   /** The retained-seq keys of a prefix with their PTTL. */
   async function seqKeys(prefix: string): Promise<Map<string, number>> {
-    const found = await client.keys(`{${prefix}}:retained-seq*`);
+    const found = await shared.client.keys(`{${prefix}}:retained-seq*`);
     const out = new Map<string, number>();
-    for (const key of found) out.set(key, await client.pttl(key));
+    for (const key of found) out.set(key, await shared.client.pttl(key));
     return out;
   }
 

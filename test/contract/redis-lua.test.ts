@@ -2,8 +2,8 @@
  * The Lua wrapper (src/backend/redis/scripts.ts) on a real Redis: every script compiles and Redis
  * names it by the SHA the wrapper computed; calls go by EVALSHA once a connection has the script,
  * and a call Redis answers NOSCRIPT (after SCRIPT FLUSH) is made again as EVAL and answered; Buffer
- * replies stay binary; calls queued in a pipeline or a transaction work on a client that ran none;
- * a client connect.ts makes (auto-pipelining) has every script before its first command.
+ * replies stay binary; calls queued in a pipeline or a transaction work on a shared.client that ran none;
+ * a shared.client connect.ts makes (auto-pipelining) has every script before its first command.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -11,26 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRedisUrl } from '../../src/backend/redis/connect.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { scripts } from '../../src/backend/redis/scripts.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { redisClient, redisPerFile } from '../helpers/redis.js';
 
-let redis: RedisHandle;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  client = redisClient(redis);
-});
-
-afterAll(async () => {
-  client?.disconnect();
-  await redis?.stop();
-});
+const shared = redisPerFile();
 
 const freshKeys = () => new Keys(`lua-${randomBytes(5).toString('hex')}`);
 
 /** `calls` of EVAL and EVALSHA since the last CONFIG RESETSTAT (INFO commandstats). */
 async function scriptCalls(): Promise<{ eval: number; evalsha: number }> {
-  const info = await client.info('commandstats');
+  const info = await shared.client.info('commandstats');
   const calls = (name: string) =>
     Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
   return { eval: calls('eval'), evalsha: calls('evalsha') };
@@ -39,20 +28,20 @@ async function scriptCalls(): Promise<{ eval: number; evalsha: number }> {
 describe('Lua scripts through the wrapper', () => {
   it('every script compiles, and Redis names it by the SHA the wrapper computed', async () => {
     for (const s of Object.values(scripts)) {
-      expect(await client.script('LOAD', s.lua), s.file).toBe(s.sha);
+      expect(await shared.client.script('LOAD', s.lua), s.file).toBe(s.sha);
     }
   });
 
   it('repeated calls are EVALSHA: the script text goes once per connection', async () => {
     const k = freshKeys();
-    const own = redisClient(redis);
+    const own = redisClient(shared.redis);
     try {
-      await client.hset(k.owner('e'), 'epoch', '41');
-      await client.config('RESETSTAT');
+      await shared.client.hset(k.owner('e'), 'epoch', '41');
+      await shared.client.config('RESETSTAT');
       for (let i = 0; i < 5; i++) expect(await scripts.ownerEpoch.run(own, [k.owner('e')])).toBe(41);
       // The first call on the connection is EVAL (Redis may not have the script), the others EVALSHA.
       expect(await scriptCalls()).toEqual({ eval: 1, evalsha: 4 });
-      expect(await client.script('EXISTS', scripts.ownerEpoch.sha)).toEqual([1]);
+      expect(await shared.client.script('EXISTS', scripts.ownerEpoch.sha)).toEqual([1]);
     } finally {
       own.disconnect();
     }
@@ -61,41 +50,41 @@ describe('Lua scripts through the wrapper', () => {
   it('after SCRIPT FLUSH (NOSCRIPT) a call is made again as EVAL and answered; EVALSHA after that', async () => {
     const k = freshKeys();
     const keys: [string, string, string] = [k.routes, k.nodeRoutes('A'), k.routeLog];
-    const first = await scripts.routeAdd.run(client, keys, 'A', 'a/+', 100);
+    const first = await scripts.routeAdd.run(shared.client, keys, 'A', 'a/+', 100);
     expect(first).toMatch(/^\d+-\d+$/);
-    await client.script('FLUSH');
-    expect(await client.script('EXISTS', scripts.routeAdd.sha)).toEqual([0]);
-    await client.config('RESETSTAT');
+    await shared.client.script('FLUSH');
+    expect(await shared.client.script('EXISTS', scripts.routeAdd.sha)).toEqual([0]);
+    await shared.client.config('RESETSTAT');
     // The route is there: the log's last entry, which is the one added.
-    expect(await scripts.routeAdd.run(client, keys, 'A', 'a/+', 100)).toBe(first);
+    expect(await scripts.routeAdd.run(shared.client, keys, 'A', 'a/+', 100)).toBe(first);
     expect(await scriptCalls()).toEqual({ eval: 1, evalsha: 1 }); // the EVALSHA answered NOSCRIPT
-    expect(await client.script('EXISTS', scripts.routeAdd.sha)).toEqual([1]);
-    expect(await scripts.routeDel.run(client, keys, 'A', 'a/+', 100)).toBe(1);
+    expect(await shared.client.script('EXISTS', scripts.routeAdd.sha)).toEqual([1]);
+    expect(await scripts.routeDel.run(shared.client, keys, 'A', 'a/+', 100)).toBe(1);
     expect(await scriptCalls()).toEqual({ eval: 2, evalsha: 1 }); // route-del.lua: new on this connection
-    expect(await scripts.routeDel.run(client, keys, 'A', 'a/+', 100)).toBe(0);
+    expect(await scripts.routeDel.run(shared.client, keys, 'A', 'a/+', 100)).toBe(0);
     expect(await scriptCalls()).toEqual({ eval: 2, evalsha: 2 });
   });
 
   it('a script with Buffer replies answers binary data as it was stored', async () => {
     const k = freshKeys();
     const will = Buffer.from([0, 0xff, 0x80, 0x0a, 0x7f]);
-    await client.hset(k.owner('w'), 'epoch', '7');
-    expect(await scripts.willSet.run(client, [k.owner('w')], '7', will, '0')).toBe(1);
-    const taken = await scripts.willTake.run(client, [k.owner('w')], '7');
+    await shared.client.hset(k.owner('w'), 'epoch', '7');
+    expect(await scripts.willSet.run(shared.client, [k.owner('w')], '7', will, '0')).toBe(1);
+    const taken = await scripts.willTake.run(shared.client, [k.owner('w')], '7');
     expect(Buffer.isBuffer(taken) && taken.equals(will)).toBe(true);
-    expect(await scripts.willTake.run(client, [k.owner('w')], '7')).toBeNull(); // taken once
+    expect(await scripts.willTake.run(shared.client, [k.owner('w')], '7')).toBeNull(); // taken once
   });
 
-  it('calls queued in a pipeline and in a transaction, on a client that ran no script yet', async () => {
+  it('calls queued in a pipeline and in a transaction, on a shared.client that ran no script yet', async () => {
     const k = freshKeys();
     const keys: [string, string, string] = [k.routes, k.nodeRoutes('P'), k.routeLog];
-    const fresh = redisClient(redis);
+    const fresh = redisClient(shared.redis);
     try {
       const pipeline = fresh.pipeline();
       for (const f of ['p/1', 'p/2', 'p/3']) scripts.routeAdd.queue(pipeline, keys, 'P', f, 100);
       const added = (await pipeline.exec()) ?? [];
       expect(added.map(([err]) => err)).toEqual([null, null, null]);
-      expect(await client.hlen(k.routes)).toBe(3);
+      expect(await shared.client.hlen(k.routes)).toBe(3);
 
       const multi = fresh.multi();
       scripts.routeDel.queue(multi, keys, 'P', 'p/1', 100);
@@ -104,15 +93,15 @@ describe('Lua scripts through the wrapper', () => {
         [null, 1],
         [null, 0],
       ]);
-      expect(await client.hlen(k.routes)).toBe(2);
+      expect(await shared.client.hlen(k.routes)).toBe(2);
     } finally {
       fresh.disconnect();
     }
   });
 
-  it('a client connect.ts makes has the scripts from the start: one auto-pipelined with other commands works', async () => {
+  it('a shared.client connect.ts makes has the scripts from the start: one auto-pipelined with other commands works', async () => {
     const k = freshKeys();
-    const made = parseRedisUrl(redis.url).create();
+    const made = parseRedisUrl(shared.redis.url).create();
     try {
       await made.connect();
       // The first command of the tick makes the auto-pipeline; the script call joins it.

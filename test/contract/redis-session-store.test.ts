@@ -14,21 +14,10 @@ import type { Delivery, Message } from '../../src/message.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { waitFor } from '../helpers/cluster.js';
 import { idleHandlers } from '../helpers/cluster-handlers.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { redisPerFile } from '../helpers/redis.js';
 import { sessionStoreContract } from './session-store.contract.js';
 
-let redis: RedisHandle;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  client = redisClient(redis);
-});
-
-afterAll(async () => {
-  client?.disconnect();
-  await redis?.stop();
-});
+const shared = redisPerFile();
 
 interface Node {
   backend: RedisClusterBackend;
@@ -42,7 +31,7 @@ const started: RedisClusterBackend[] = [];
 async function node(nodeId: string): Promise<Node> {
   const n: Node = {
     backend: new RedisClusterBackend({
-      url: redis.url,
+      url: shared.redis.url,
       nodeId,
       clock: systemClock,
       logger: createLogger('silent'),
@@ -72,13 +61,13 @@ const delivery = (payload: string, qos: 0 | 1 | 2 = 1): Delivery => {
   return { message, qos, retain: false };
 };
 
-/** The keys the session scripts take for client `id` (owner, session, queue, inflight, awaitingRelease). */
+/** The keys the session scripts take for shared.client `id` (owner, session, queue, inflight, awaitingRelease). */
 function sessionKeys(id: string): SessionKeys {
   const k = new Keys(prefix);
   return [k.owner(id), k.session(id), k.queue(id), k.inflight(id), k.awaitingRelease(id)];
 }
 
-/** The keys session-append.lua takes for client `id` (session, queue, dedupe, applied batches). */
+/** The keys session-append.lua takes for shared.client `id` (session, queue, dedupe, applied batches). */
 function appendKeys(id: string): [string, string, string, string] {
   const k = new Keys(prefix);
   return [k.session(id), k.queue(id), k.dedupe(id), k.appliedBatches(id)];
@@ -95,7 +84,7 @@ sessionStoreContract('redis', async (handlers) => {
   prefix = `ss-${randomBytes(4).toString('hex')}`;
   const make = async (nodeId: 'A' | 'B') => {
     const backend = new RedisClusterBackend({
-      url: redis.url,
+      url: shared.redis.url,
       nodeId,
       clock: systemClock,
       logger: createLogger('silent'),
@@ -126,19 +115,19 @@ describe('Redis session store: keys and expiry', () => {
     const [a, b] = [await node('A'), await node('B')];
     const c = await a.backend.claim('c3', false, 60);
     await append(a, 'c3', delivery('q0'));
-    expect(await client.pttl(`${prefix}:q:{c3}`)).toBe(-1); // online: kept
+    expect(await shared.client.pttl(`${prefix}:q:{c3}`)).toBe(-1); // online: kept
     await a.backend.sessions.detach('c3', c.epoch, 60);
-    expect(await client.hget(`${prefix}:sess:{c3}`, 'on')).toBe('');
-    expect(await client.pttl(`${prefix}:q:{c3}`)).toBeGreaterThan(50_000);
+    expect(await shared.client.hget(`${prefix}:sess:{c3}`, 'on')).toBe('');
+    expect(await shared.client.pttl(`${prefix}:q:{c3}`)).toBeGreaterThan(50_000);
     await append(a, 'c3', delivery('q1')); // appended while offline: the same expiry
-    expect(await client.pttl(`${prefix}:q:{c3}`)).toBeGreaterThan(50_000);
+    expect(await shared.client.pttl(`${prefix}:q:{c3}`)).toBeGreaterThan(50_000);
     await a.backend.claim('c3', true, 0);
-    expect(await client.exists(`${prefix}:q:{c3}`, `${prefix}:sess:{c3}`)).toBe(0);
+    expect(await shared.client.exists(`${prefix}:q:{c3}`, `${prefix}:sess:{c3}`)).toBe(0);
 
     await a.backend.claim('c4', false, 30);
     expect(await b.backend.sessions.reap('A', '')).toBe(1);
-    expect(await client.hget(`${prefix}:sess:{c4}`, 'on')).toBe('');
-    expect(await client.pttl(`${prefix}:sess:{c4}`)).toBeGreaterThan(20_000);
+    expect(await shared.client.hget(`${prefix}:sess:{c4}`, 'on')).toBe('');
+    expect(await shared.client.pttl(`${prefix}:sess:{c4}`)).toBeGreaterThan(20_000);
   });
 
   it('an append batch re-sent after a reconnect (same node run and batch number) is queued once', async () => {
@@ -147,15 +136,15 @@ describe('Redis session store: keys and expiry', () => {
     await a.backend.claim('c7', false, 60);
     const keys = appendKeys('c7');
     const append = (run: string, batch: number) =>
-      scripts.sessionAppend.run(client, keys, 10, 'X', run, batch, 'record', '1', '0', '');
+      scripts.sessionAppend.run(shared.client, keys, 10, 'X', run, batch, 'record', '1', '0', '');
     await append('r1', 5);
     await append('r1', 5); // the re-send
-    expect(await client.xlen(keys[1])).toBe(1);
+    expect(await shared.client.xlen(keys[1])).toBe(1);
     await append('r1', 6);
     await append('r1', 5); // an older one, late
-    expect(await client.xlen(keys[1])).toBe(2);
+    expect(await shared.client.xlen(keys[1])).toBe(2);
     await append('r2', 1); // the node restarted: a new run counts from 1
-    expect(await client.xlen(keys[1])).toBe(3);
+    expect(await shared.client.xlen(keys[1])).toBe(3);
   });
 
   it('(guarantee 1) append batches that reach the session out of their sender’s order are all queued (Redis Cluster retries)', async () => {
@@ -164,15 +153,15 @@ describe('Redis session store: keys and expiry', () => {
     await a.backend.claim('c8', false, 60);
     const keys = appendKeys('c8');
     const append = (batch: number) =>
-      scripts.sessionAppend.run(client, keys, 10, 'X', 'r1', batch, 'record', '1', '0', '');
+      scripts.sessionAppend.run(shared.client, keys, 10, 'X', 'r1', batch, 'record', '1', '0', '');
     // A shard failover: ioredis retries each failed script on its own schedule, so batch 8 can
     // land before batch 7. Neither has been seen: both are queued.
     await append(8);
     await append(7);
-    expect(await client.xlen(keys[1])).toBe(2);
+    expect(await shared.client.xlen(keys[1])).toBe(2);
     await append(7); // re-sent after its answer was lost
     await append(8);
-    expect(await client.xlen(keys[1])).toBe(2);
+    expect(await shared.client.xlen(keys[1])).toBe(2);
   });
 
   it('(#11.9) an append batch re-sent after a takeover claimed the session is still queued once', async () => {
@@ -182,12 +171,12 @@ describe('Redis session store: keys and expiry', () => {
     await a.backend.claim('c9', false, 60);
     const keys = appendKeys('c9');
     const append = (run: string, batch: number) =>
-      scripts.sessionAppend.run(client, keys, 10, 'X', run, batch, 'record', '1', '0', '');
+      scripts.sessionAppend.run(shared.client, keys, 10, 'X', run, batch, 'record', '1', '0', '');
     await append('r1', 5);
-    // The client moves to B while X's answer is lost; ioredis then re-sends X's batch.
+    // The shared.client moves to B while X's answer is lost; ioredis then re-sends X's batch.
     await b.backend.claim('c9', false, 60);
     await append('r1', 5);
-    expect(await client.xlen(keys[1])).toBe(1);
+    expect(await shared.client.xlen(keys[1])).toBe(1);
   });
 
   it('(#11.9) a QoS 2 delivery appended again under the same dedupe id (its publisher re-sent it) is queued once', async () => {
@@ -196,12 +185,12 @@ describe('Redis session store: keys and expiry', () => {
     await a.backend.claim('c10', false, 60);
     const keys = appendKeys('c10');
     const append = (batch: number, token: string) =>
-      scripts.sessionAppend.run(client, keys, 10, 'X', 'r1', batch, 'record', '2', '0', token);
+      scripts.sessionAppend.run(shared.client, keys, 10, 'X', 'r1', batch, 'record', '2', '0', token);
     await append(1, 'p/1');
     await append(2, 'p/1'); // routed again after a partial failure, another batch
     await append(3, 'p/2');
-    expect(await client.xlen(keys[1])).toBe(2);
-    expect(await client.pttl(keys[2])).toBeGreaterThan(0);
+    expect(await shared.client.xlen(keys[1])).toBe(2);
+    expect(await shared.client.pttl(keys[2])).toBeGreaterThan(0);
   });
 
   it('a claim re-sent after a reconnect (same name) answers what the first run did and claims nothing more', async () => {
@@ -213,7 +202,7 @@ describe('Redis session store: keys and expiry', () => {
       delaySeconds: 0,
     });
     const keys = sessionKeys('c8');
-    const claim = () => scripts.ownerClaim.run(client, keys, 'B', '0', '60', 'B/run/1', 'run');
+    const claim = () => scripts.ownerClaim.run(shared.client, keys, 'B', '0', '60', 'B/run/1', 'run');
     const once = await claim();
     const twice = await claim(); // the re-send
     expect(String(once[0])).toBe('A');
@@ -222,7 +211,7 @@ describe('Redis session store: keys and expiry', () => {
     expect(String(twice[2])).toBe(String(once[2])); // the will the first run took
     expect(Number(once[4])).toBe(1);
     expect(Number(twice[4])).toBe(1); // Session Present as the first run said it
-    expect(await client.hget(keys[0], 'epoch')).toBe(String(once[1])); // raised once
+    expect(await shared.client.hget(keys[0], 'epoch')).toBe(String(once[1])); // raised once
     expect(Number(once[1])).toBeGreaterThan(first.epoch);
   });
 
@@ -234,19 +223,19 @@ describe('Redis session store: keys and expiry', () => {
     await a.backend.sessions.subscribe('c9', old.epoch, 'keep/+', options, true);
     // B takes over with Clean Start: the session and its routes are dropped, the floor raised.
     const fresh = await b.backend.claim('c9', true, 60);
-    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0keep/+')).toBe(0);
+    expect(await shared.client.hexists(`{${prefix}}:session-routes`, 'c9\0keep/+')).toBe(0);
     // A, paused until now, routes a subscription it had stored before: refused.
     const route = (a.backend.sessions as unknown as { route(...args: unknown[]): Promise<void> }).route.bind(
       a.backend.sessions,
     );
     await expect(route('c9', 'stale/+', JSON.stringify(options), old.epoch)).rejects.toThrow(/fenced/);
-    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0stale/+')).toBe(0);
+    expect(await shared.client.hexists(`{${prefix}}:session-routes`, 'c9\0stale/+')).toBe(0);
     // The new connection routes its own.
     await b.backend.sessions.subscribe('c9', fresh.epoch, 'new/+', options, true);
-    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0new/+')).toBe(1);
+    expect(await shared.client.hexists(`{${prefix}}:session-routes`, 'c9\0new/+')).toBe(1);
     // A drop at the old epoch (a late sweep) leaves the new session's route alone.
     await a.backend.sessions.dropRoutes('c9', old.epoch);
-    expect(await client.hexists(`{${prefix}}:session-routes`, 'c9\0new/+')).toBe(1);
+    expect(await shared.client.hexists(`{${prefix}}:session-routes`, 'c9\0new/+')).toBe(1);
   });
 
   it('(fencing) a route write older than the epoch that last routed the filter is refused; a re-sent claim after a takeover fails', async () => {
@@ -262,13 +251,13 @@ describe('Redis session store: keys and expiry', () => {
     await b.backend.sessions.subscribe('c10', resumed.epoch, 'f/+', options, true);
     // The old connection, paused until now, unroutes the filter the new one routed: refused.
     await expect(route(a.backend.sessions)('c10', 'f/+', '', old.epoch)).rejects.toThrow(/fenced/);
-    expect(await client.hexists(`{${prefix}}:session-routes`, 'c10\0f/+')).toBe(1);
+    expect(await shared.client.hexists(`{${prefix}}:session-routes`, 'c10\0f/+')).toBe(1);
     // A's claim, re-sent by ioredis after B took the id: refused instead of answered.
     const keys = sessionKeys('c10');
-    const name = (await client.hget(keys[0], 'cn')) ?? '';
-    await client.hset(keys[0], 'cn', name.replace(/^B/, 'A'));
+    const name = (await shared.client.hget(keys[0], 'cn')) ?? '';
+    await shared.client.hset(keys[0], 'cn', name.replace(/^B/, 'A'));
     await expect(
-      scripts.ownerClaim.run(client, keys, 'A', '0', '60', name.replace(/^B/, 'A'), 'run'),
+      scripts.ownerClaim.run(shared.client, keys, 'A', '0', '60', name.replace(/^B/, 'A'), 'run'),
     ).rejects.toThrow(/claim superseded/);
   });
 });
@@ -285,16 +274,20 @@ describe('Redis session store: routes of sessions that expired while their node 
       { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
       true,
     );
-    expect(await client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')).toBe(1);
+    expect(await shared.client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')).toBe(1);
     // A's last command: the detach itself (1 s expiry); A dies before it writes the sweep's hint.
     const keys = sessionKeys('c5');
-    await scripts.sessionDetach.run(client, keys, c.epoch, 'A', 1);
+    await scripts.sessionDetach.run(shared.client, keys, c.epoch, 'A', 1);
     await b.backend.sessions.reap('A', '');
-    await waitFor(async () => (await client.exists(keys[1])) === 0, 5_000, 'the session to expire in Redis');
+    await waitFor(
+      async () => (await shared.client.exists(keys[1])) === 0,
+      5_000,
+      'the session to expire in Redis',
+    );
     await waitFor(
       async () => {
         await b.backend.sessions.sweep();
-        return (await client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')) === 0;
+        return (await shared.client.hexists(`{${prefix}}:session-routes`, 'c5\0late/t')) === 0;
       },
       5_000,
       "the expired session's route to be dropped",

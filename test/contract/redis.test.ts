@@ -18,27 +18,16 @@ import type { Message } from '../../src/message.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { FakeClock } from '../helpers/fake-clock.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { redisPerFile } from '../helpers/redis.js';
 import { clusterBackendContract } from './cluster-backend.contract.js';
 import { nextWindow, quotaStoreContract } from './quota-store.contract.js';
 import { retainedStoreContract } from './retained-store.contract.js';
 
-let redis: RedisHandle;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  client = redisClient(redis);
-});
-
-afterAll(async () => {
-  client?.disconnect();
-  await redis?.stop();
-});
+const shared = redisPerFile();
 
 const freshKeys = () => new Keys(`t-${randomBytes(5).toString('hex')}`);
 
-retainedStoreContract('redis', (clock) => new RedisRetainedStore(client, freshKeys(), clock, 1000));
+retainedStoreContract('redis', (clock) => new RedisRetainedStore(shared.client, freshKeys(), clock, 1000));
 
 const msg = (topic: string, payload: string, extra: Partial<Message> = {}): Message => ({
   topic,
@@ -58,7 +47,7 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
   it('a second store on the same keys loads what the first wrote (set, replace, delete), with properties and expiry', async () => {
     const keys = freshKeys();
     const clock = new FakeClock();
-    const a = new RedisRetainedStore(client, keys, clock, 1000);
+    const a = new RedisRetainedStore(shared.client, keys, clock, 1000);
     await a.set(msg('x/1', 'one'));
     await a.set(
       msg('x/2', 'two', { properties: { contentType: 'text/plain' }, expiresAt: clock.now() + 60_000 }),
@@ -66,9 +55,9 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
     await a.set(msg('x/1', 'uno'));
     await a.set(msg('x/3', 'three'));
     await a.set(msg('x/3', ''));
-    expect(await client.hlen(keys.retained)).toBe(2);
+    expect(await shared.client.hlen(keys.retained)).toBe(2);
 
-    const b = new RedisRetainedStore(client, keys, clock, 1000);
+    const b = new RedisRetainedStore(shared.client, keys, clock, 1000);
     await b.loadSnapshot();
     expect(b.size).toBe(2);
     expect(collect(b, 'x/#')).toEqual(['x/1=uno', 'x/2=two']);
@@ -81,13 +70,13 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
   it('replaying the retained log onto an empty replica reproduces the store', async () => {
     const keys = freshKeys();
     const clock = new FakeClock();
-    const a = new RedisRetainedStore(client, keys, clock, 1000);
+    const a = new RedisRetainedStore(shared.client, keys, clock, 1000);
     await a.set(msg('r/a', '1'));
     await a.set(msg('r/b', '2'));
     await a.set(msg('r/a', ''));
     await a.set(msg('r/c', '3'));
-    const replica = new RedisRetainedStore(client, keys, clock, 1000);
-    const entries = await client.xrangeBuffer(keys.retainedLog, '-', '+');
+    const replica = new RedisRetainedStore(shared.client, keys, clock, 1000);
+    const entries = await shared.client.xrangeBuffer(keys.retainedLog, '-', '+');
     expect(entries.map(([, f]) => f[1].toString())).toEqual(['s', 's', 'd', 's']);
     for (const [, fields] of entries) {
       const f: Record<string, Buffer> = {};
@@ -101,8 +90,8 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
   it('an expired message is removed from Redis too, unless it was replaced meanwhile', async () => {
     const keys = freshKeys();
     const clock = new FakeClock();
-    const a = new RedisRetainedStore(client, keys, clock, 1000);
-    const stale = new RedisRetainedStore(client, keys, clock, 1000);
+    const a = new RedisRetainedStore(shared.client, keys, clock, 1000);
+    const stale = new RedisRetainedStore(shared.client, keys, clock, 1000);
     await a.set(msg('e/1', 'old', { expiresAt: clock.now() + 1000 }));
     await stale.loadSnapshot();
     await a.set(msg('e/1', 'new'));
@@ -110,23 +99,26 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
     // `stale` still holds the expired copy: expiring it must not delete the newer message in Redis.
     expect(stale.get('e/1')).toBeUndefined();
     // Same connection, so this reply comes after the expiry script's.
-    expect((await client.hgetBuffer(keys.retained, 'e/1')) === null).toBe(false);
+    expect((await shared.client.hgetBuffer(keys.retained, 'e/1')) === null).toBe(false);
     await a.set(msg('e/2', 'short', { expiresAt: clock.now() + 10 }));
     clock.advance(10);
     expect(collect(a, 'e/#')).toEqual(['e/1=new']);
-    expect(await client.hexists(keys.retained, 'e/2')).toBe(0);
+    expect(await shared.client.hexists(keys.retained, 'e/2')).toBe(0);
   });
 });
 
-quotaStoreContract('redis', (clock) => new RedisQuotaStore({ client, keys: freshKeys(), clock }));
+quotaStoreContract(
+  'redis',
+  (clock) => new RedisQuotaStore({ client: shared.client, keys: freshKeys(), clock }),
+);
 
 describe('RedisQuotaStore: quotas shared by the nodes of a cluster', () => {
   /** Two nodes' stores on the same keys and clock (their flush timers run when the clock moves). */
   function twoNodes(ttlMs = 5000) {
     const keys = freshKeys();
     const clock = new FakeClock();
-    const a = new RedisQuotaStore({ client, keys, clock, connectionTtlMs: ttlMs });
-    const b = new RedisQuotaStore({ client, keys, clock, connectionTtlMs: ttlMs });
+    const a = new RedisQuotaStore({ client: shared.client, keys, clock, connectionTtlMs: ttlMs });
+    const b = new RedisQuotaStore({ client: shared.client, keys, clock, connectionTtlMs: ttlMs });
     return { clock, a, b };
   }
 
@@ -169,7 +161,7 @@ describe('RedisQuotaStore: quotas shared by the nodes of a cluster', () => {
     await a.flush();
     expect(a.takeMessage('alice', 10)).toBe(false);
     expect(
-      Number(await client.get(new Keys(keysPrefix(a)).userMessages('alice', clock.now() / 60_000))),
+      Number(await shared.client.get(new Keys(keysPrefix(a)).userMessages('alice', clock.now() / 60_000))),
     ).toBe(12);
     nextWindow(clock);
     expect(a.takeMessage('alice', 10)).toBe(true);
@@ -187,7 +179,7 @@ clusterBackendContract('redis', async () => {
   const logger = createLogger('silent');
   const make = (nodeId: string) =>
     new RedisClusterBackend({
-      url: redis.url,
+      url: shared.redis.url,
       nodeId,
       clock: systemClock,
       logger,
@@ -212,7 +204,7 @@ async function busPair(prefix: string) {
   const logger = createLogger('silent');
   const delivered: string[] = [];
   const make = (nodeId: string) =>
-    new RedisClusterBackend({ url: redis.url, nodeId, clock: systemClock, logger, prefix });
+    new RedisClusterBackend({ url: shared.redis.url, nodeId, clock: systemClock, logger, prefix });
   const a = make('A');
   const b = make('B');
   const handlers = idleHandlers({
@@ -237,8 +229,8 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
       );
       // What ioredis does when a reconnect cut off the XADD's answer: the same entry again.
       const inbox = `${prefix}:inbox:{B}`;
-      const [[, fields]] = (await client.xrangeBuffer(inbox, '-', '+')) as [Buffer, Buffer[]][];
-      await client.xadd(inbox, '*', ...fields);
+      const [[, fields]] = (await shared.client.xrangeBuffer(inbox, '-', '+')) as [Buffer, Buffer[]][];
+      await shared.client.xadd(inbox, '*', ...fields);
       await new Promise<void>((resolve, reject) =>
         a.bus.send('B', { message: msg('t', 'next', { qos: 1 }), direct: true }, (err) =>
           err ? reject(err) : resolve(),
@@ -265,12 +257,12 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
       // A shard failover on Redis Cluster: ioredis retries each failed XADD on its own schedule,
       // so a sender's batch 2 can land before its batch 1. Replayed here as another sender's.
       const inbox = `${prefix}:inbox:{B}`;
-      const entries = (await client.xrangeBuffer(inbox, '-', '+')) as [Buffer, Buffer[]][];
+      const entries = (await shared.client.xrangeBuffer(inbox, '-', '+')) as [Buffer, Buffer[]][];
       const asSender = (fields: Buffer[]) =>
         fields.map((v, k) => (k > 0 && fields[k - 1].toString() === 'f' ? Buffer.from('X/retry') : v));
       expect(entries).toHaveLength(2);
-      await client.xadd(inbox, '*', ...asSender(entries[1][1]));
-      await client.xadd(inbox, '*', ...asSender(entries[0][1]));
+      await shared.client.xadd(inbox, '*', ...asSender(entries[1][1]));
+      await shared.client.xadd(inbox, '*', ...asSender(entries[0][1]));
       await expect.poll(() => delivered, { timeout: 5_000 }).toEqual(['first', 'second', 'second', 'first']);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
@@ -284,7 +276,7 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
     const keys = new Keys(prefix);
     // The cap is the cluster's (every node trims the logs to it): 10 here, as the burst below.
     const b = new RedisClusterBackend({
-      url: redis.url,
+      url: shared.redis.url,
       nodeId: 'B',
       clock: systemClock,
       logger: createLogger('silent'),
@@ -295,7 +287,7 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
     try {
       // Node Z routes 3,000 filters in one burst, the log trimmed to about 10 entries as it goes:
       // B's reader, woken by the first, finds most of the rest gone when it reads again.
-      const burst = client.pipeline();
+      const burst = shared.client.pipeline();
       for (let i = 0; i < 3000; i++)
         scripts.routeAdd.queue(
           burst,
@@ -305,7 +297,7 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
           10,
         );
       await burst.exec();
-      expect(await client.xlen(keys.routeLog)).toBeLessThan(3000);
+      expect(await shared.client.xlen(keys.routeLog)).toBeLessThan(3000);
       const routed = () => {
         let n = 0;
         for (let i = 0; i < 3000; i++) b.routes.matchNodes(`gap/${i}`, () => n++);
@@ -330,20 +322,32 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
 
   it('(guarantee 9) a batch for a stopped node does not make its inbox again (XADD NOMKSTREAM), and is accepted: nobody is left there to deliver to', async () => {
     const prefix = `ng-${randomBytes(4).toString('hex')}`;
-    const a = new RedisClusterBackend({ url: redis.url, nodeId: 'A', clock: systemClock, logger, prefix });
-    const b = new RedisClusterBackend({ url: redis.url, nodeId: 'B', clock: systemClock, logger, prefix });
+    const a = new RedisClusterBackend({
+      url: shared.redis.url,
+      nodeId: 'A',
+      clock: systemClock,
+      logger,
+      prefix,
+    });
+    const b = new RedisClusterBackend({
+      url: shared.redis.url,
+      nodeId: 'B',
+      clock: systemClock,
+      logger,
+      prefix,
+    });
     await a.start(handlers);
     await b.start(handlers);
     const inbox = `${prefix}:inbox:{B}`;
     try {
-      expect(await client.exists(inbox)).toBe(1);
+      expect(await shared.client.exists(inbox)).toBe(1);
       await b.stop();
-      expect(await client.exists(inbox)).toBe(0);
+      expect(await shared.client.exists(inbox)).toBe(0);
       await sent(a, 'B', 'late');
-      expect(await client.exists(inbox)).toBe(0);
+      expect(await shared.client.exists(inbox)).toBe(0);
       // A node that never existed (or was reaped): likewise.
       await sent(a, 'nobody', 'late');
-      expect(await client.exists(`${prefix}:inbox:{nobody}`)).toBe(0);
+      expect(await shared.client.exists(`${prefix}:inbox:{nobody}`)).toBe(0);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
@@ -352,7 +356,7 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
   it('(guarantee 10) past cluster.inboxMaxLength unread batches, a publisher is answered only once the reader trimmed below it; nothing is trimmed unread', async () => {
     const prefix = `nb-${randomBytes(4).toString('hex')}`;
     const a = new RedisClusterBackend({
-      url: redis.url,
+      url: shared.redis.url,
       nodeId: 'A',
       clock: systemClock,
       logger,
@@ -362,7 +366,7 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
     await a.start(handlers);
     // B's inbox with no reader behind it (a stopped process): made as a node makes its own.
     const inbox = `${prefix}:inbox:{B}`;
-    await client.xadd(inbox, '*', 'o', 'test');
+    await shared.client.xadd(inbox, '*', 'o', 'test');
     try {
       for (let i = 0; i < 2; i++) await sent(a, 'B', `m${i}`);
       let answered = false;
@@ -370,14 +374,14 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
         answered = true;
       });
       // The batch is in the inbox (4 entries, past 3), its publisher not answered.
-      await expect.poll(() => client.xlen(inbox), { timeout: 5_000 }).toBe(4);
+      await expect.poll(() => shared.client.xlen(inbox), { timeout: 5_000 }).toBe(4);
       expect(answered).toBe(false);
       // What a reader does once it processed them: trims below the last one processed.
-      const entries = await client.xrange(inbox, '-', '+');
-      await client.xtrim(inbox, 'MINID', entries[3][0]);
+      const entries = await shared.client.xrange(inbox, '-', '+');
+      await shared.client.xtrim(inbox, 'MINID', entries[3][0]);
       await held;
       expect(answered).toBe(true);
-      expect((await client.xrange(inbox, '-', '+')).length).toBe(1);
+      expect((await shared.client.xrange(inbox, '-', '+')).length).toBe(1);
     } finally {
       await a.stop();
     }
@@ -390,7 +394,7 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
  */
 function retainedWrite(keys: Keys, writer: string, seq: number, topic: string, payload: string) {
   return scripts.retainedSet.run(
-    client,
+    shared.client,
     [keys.retained, keys.retainedLog, keys.retainedSeq(writer), keys.retainedExpiry],
     topic,
     encodeMessage(msg(topic, payload)),
@@ -408,11 +412,13 @@ describe('retained-set.lua: a write ioredis re-sends after a reconnect', () => {
     await write('A/run1', 1, 'W1');
     await write('B/run1', 1, 'W2');
     await write('A/run1', 1, 'W1'); // the answer to the first was lost with the connection
-    const stored = await client.hgetBuffer(keys.retained, 'a/t');
+    const stored = await shared.client.hgetBuffer(keys.retained, 'a/t');
     expect(decodeMessage(stored!).payload.toString()).toBe('W2');
     // A later write of the same node is new, not a re-send: it wins.
     await write('A/run1', 2, 'W3');
-    expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('W3');
+    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe(
+      'W3',
+    );
   });
 
   it('(guarantee 5) writes of one node that land out of order (Redis Cluster retries) are all applied; their re-sends are not', async () => {
@@ -423,10 +429,14 @@ describe('retained-set.lua: a write ioredis re-sends after a reconnect', () => {
     // b) lands before write 1 (topic a). Neither was applied: both are.
     expect(await write(2, 'b/t', 'B1')).toBe(1);
     expect(await write(1, 'a/t', 'A1')).toBe(1);
-    expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('A1');
+    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe(
+      'A1',
+    );
     await write(3, 'a/t', 'A2');
     expect(await write(1, 'a/t', 'A1')).toBe(0); // re-sent after its answer was lost
-    expect(decodeMessage((await client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe('A2');
+    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe(
+      'A2',
+    );
   });
 });
 
@@ -437,7 +447,7 @@ describe('Claims: a claim that timed out still hands over what it took (#11.6)',
     const wills: string[] = [];
     const make = (nodeId: string) =>
       new RedisClusterBackend({
-        url: redis.url,
+        url: shared.redis.url,
         nodeId,
         clock: systemClock,
         logger,
@@ -455,7 +465,7 @@ describe('Claims: a claim that timed out still hands over what it took (#11.6)',
       await a.storeWill(id, epoch, { message: msg('will/c', 'gone', { retain: false }), delaySeconds: 0 });
       // Redis stalls longer than a claim waits (a slow script, a fork, a failover under way): the
       // claim gives up, but its script runs once Redis is back and takes the will with the session.
-      await client.call('CLIENT', 'PAUSE', 1_000, 'ALL');
+      await shared.client.call('CLIENT', 'PAUSE', 1_000, 'ALL');
       await expect(b.claim(id, true)).rejects.toThrow();
       await expect.poll(() => wills, { timeout: 5_000 }).toEqual(['gone']);
       expect(await a.takeWill(id, epoch)).toBe(false);
@@ -469,9 +479,9 @@ describe('Wills: a store Redis refused is made again', () => {
   it('(guarantee 4) a will whose store failed (e.g. MOVED during a Redis Cluster failover, ioredis#2075) is stored once Redis takes writes again', async () => {
     const keys = freshKeys();
     const owner = keys.owner('w1');
-    await client.hset(owner, 'node', 'A', 'epoch', '3');
+    await shared.client.hset(owner, 'node', 'A', 'epoch', '3');
     const wills = new RedisWills({
-      cmd: client,
+      cmd: shared.client,
       keys,
       nodeId: 'A',
       clock: systemClock,
@@ -481,22 +491,22 @@ describe('Wills: a store Redis refused is made again', () => {
     });
     const will = { message: msg('w/gone', 'bye', { retain: false }), delaySeconds: 0 };
     // Writes refused (out of memory, no eviction) as a failing-over shard refuses them.
-    const [, policy] = (await client.config('GET', 'maxmemory-policy')) as string[];
-    await client.config('SET', 'maxmemory-policy', 'noeviction');
-    await client.config('SET', 'maxmemory', '1');
+    const [, policy] = (await shared.client.config('GET', 'maxmemory-policy')) as string[];
+    await shared.client.config('SET', 'maxmemory-policy', 'noeviction');
+    await shared.client.config('SET', 'maxmemory', '1');
     let stored = false;
     try {
       const storing = wills.store('w1', 3, will).then(() => {
         stored = true;
       });
-      await expect(client.sadd(keys.nodeWills('A'), 'probe')).rejects.toThrow(/OOM/);
-      await client.config('SET', 'maxmemory', '0');
+      await expect(shared.client.sadd(keys.nodeWills('A'), 'probe')).rejects.toThrow(/OOM/);
+      await shared.client.config('SET', 'maxmemory', '0');
       await storing;
     } finally {
-      await client.config('SET', 'maxmemory', '0');
-      await client.config('SET', 'maxmemory-policy', policy);
+      await shared.client.config('SET', 'maxmemory', '0');
+      await shared.client.config('SET', 'maxmemory-policy', policy);
     }
     expect(stored).toBe(true);
-    expect(await client.hgetBuffer(owner, 'will')).toEqual(encodeWill(will));
+    expect(await shared.client.hgetBuffer(owner, 'will')).toEqual(encodeWill(will));
   });
 });

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from './ports.js';
 import { spawnTracked, type TrackedProcess } from './processes.js';
 
@@ -313,4 +314,21 @@ async function waitForPing(host: string, port: number, timeoutMs: number): Promi
   throw new Error(`Redis at ${host}:${port} did not answer PING within ${timeoutMs} ms`, {
     cause: lastError,
   });
+}
+
+/**
+ * One Redis (and a client on it) for a whole test file: started before its tests, stopped after.
+ * Read `redis` and `client` inside tests (they are set once beforeAll has run).
+ */
+export function redisPerFile(): { readonly redis: RedisHandle; readonly client: Redis } {
+  const shared = {} as { redis: RedisHandle; client: Redis };
+  beforeAll(async () => {
+    shared.redis = await startRedis();
+    shared.client = redisClient(shared.redis);
+  });
+  afterAll(async () => {
+    shared.client?.disconnect();
+    await shared.redis?.stop();
+  });
+  return shared;
 }
