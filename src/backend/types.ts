@@ -121,6 +121,16 @@ export interface FetchedDelivery {
  * from it as the client's window allows. Every write of the serving node carries its epoch and node
  * (the fence): after a takeover or a reap, a former owner's writes are refused.
  */
+/** An offline persistent session as the admin API shows it. */
+export interface OfflineSession {
+  clientId: string;
+  expirySeconds: number;
+  subscriptions: ReadonlyMap<string, SubscriptionOptions>;
+  /** Messages queued, in flight included. */
+  queued: number;
+  inflight: number;
+}
+
 export interface SessionStore {
   /** Persistent sessions with a plain subscription matching `topic`, once per matching filter. */
   matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void;
@@ -164,6 +174,21 @@ export interface SessionStore {
   unsubscribe(clientId: string, epoch: number, raw: string, plain: boolean): Promise<void>;
   /** The client's connection ended: the session is kept `expirySeconds` (0: ends now, routes dropped). */
   detach(clientId: string, epoch: number, expirySeconds: number): Promise<void>;
+  /**
+   * Shared subscriptions of offline sessions matching `topic`, as `group\nfilter` keys with their
+   * members (where the store keeps them: the memory hub; not Redis). A group with no live member
+   * anywhere queues its share for one of them.
+   */
+  matchOfflineShared?(
+    topic: string,
+    visit: (key: string, clientId: string, options: SubscriptionOptions) => void,
+  ): void;
+  /** Offline sessions it keeps, where it can count them at once (the memory hub; not Redis). */
+  offlineCount?(): number;
+  /** Its offline sessions, where it can read them at once (the memory hub; not Redis): the admin API's view. */
+  offlineSessions?(): Iterable<OfflineSession>;
+  /** Ends an offline session at once (the admin API's discard); false when there is none offline. */
+  discardOffline?(clientId: string): boolean;
 }
 
 /** What a cluster backend calls back into the broker. */
@@ -197,8 +222,11 @@ export interface ClusterHandlers {
   poke(clientIds: readonly string[]): void;
   /** Whether a connection (or a CONNECT still claiming) of `clientId` is on this node. */
   serves(clientId: string): boolean;
-  /** A delivery to a persistent session was dropped (its queue was full). */
-  dropped(reason: 'queue_full', clientId: string): void;
+  /**
+   * A delivery to a persistent session was dropped: its queue was full, QoS 0 while it is offline,
+   * or (where the store purges them) expired in its queue.
+   */
+  dropped(reason: 'queue_full' | 'offline_qos0' | 'expired', clientId: string): void;
 }
 
 export interface ClusterNodeInfo {
@@ -212,8 +240,10 @@ export interface ClusterBackend {
   readonly routes: RouteTable;
   readonly bus: ClusterBus;
   readonly retained: RetainedStore;
-  /** Persistent sessions kept cluster-wide; absent: they live on the node their client is on. */
-  readonly sessions?: SessionStore;
+  /** Persistent sessions: the memory hub's (a single node, in memory or on disk) or Redis'. */
+  readonly sessions: SessionStore;
+  /** True for a single node's own backend (its memory hub): there is no cluster to report. */
+  readonly standalone?: boolean;
   /** True once the route replica is loaded and the inbox is read, and while Redis is reachable. */
   readonly ready: boolean;
   start(handlers: ClusterHandlers): Promise<void>;

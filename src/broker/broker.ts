@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type AuthHooks, allowAll } from '../auth/types.js';
+import { MemoryHub } from '../backend/memory/cluster-hub.js';
 import { MemoryQuotaStore } from '../backend/memory/quota-store.js';
-import { MemoryRetainedStore } from '../backend/memory/retained-store.js';
 import type {
   ClusterBackend,
   Envelope,
@@ -90,8 +90,8 @@ export class Broker implements ChannelContext {
   private readonly connections = new Set<Drainable>();
   private readonly index = new SubscriptionIndex();
   private readonly sys: SysTopics;
-  private readonly cluster: ClusterBackend | undefined;
-  private readonly router: ClusterRouter | undefined;
+  private readonly cluster: ClusterBackend;
+  private readonly router: ClusterRouter;
   private clientsTotal = 0;
   /** Operator view: connection breakdowns for metrics, the admin API's operations. */
   readonly inspector: BrokerInspector;
@@ -105,13 +105,20 @@ export class Broker implements ChannelContext {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.auth = { ...allowAll, ...deps.auth };
-    this.cluster = deps.cluster;
-    this.retained = deps.retained ?? deps.cluster?.retained ?? new MemoryRetainedStore(deps.clock);
+    // Without one given, the node keeps its state in a memory hub of its own (nothing survives a
+    // restart; with a data dir, server.ts gives it one on disk): one session path for every store.
+    this.cluster =
+      deps.cluster ??
+      new MemoryHub(deps.clock, undefined, undefined, { standalone: true }).node(
+        'local',
+        deps.options.maxQueuedMessages,
+      );
+    this.retained = deps.retained ?? this.cluster.retained;
     this.limits = deps.limits ?? new Limits(defaultLimitOptions, deps.clock);
     this.quotas = deps.quotas ?? new MemoryQuotaStore(deps.clock);
     // Limit hits are counted where they happen (listeners too): the stats read the one record.
     this.counters.rateLimited = this.limits.hits;
-    this.router = deps.cluster ? new ClusterRouter(deps.cluster, this.index) : undefined;
+    this.router = new ClusterRouter(this.cluster, this.index);
     this.startedAt = deps.clock.now();
     this.recent = new RecentIds(() => this.clock.now());
     this.sys = new SysTopics(this, deps.version);
@@ -119,10 +126,10 @@ export class Broker implements ChannelContext {
       options: this.options,
       clock: this.clock,
       logger: this.logger,
-      cluster: deps.cluster,
+      cluster: this.cluster,
       subscriptions: {
         joinShared: (session, filter, group, options) => {
-          if (this.index.add(session, filter, group, options)) this.cluster?.routes.add(filter, group);
+          if (this.index.add(session, filter, group, options)) this.cluster.routes.add(filter, group);
         },
         leave: (session, raw) => this.unsubscribeIndex(session, raw),
       },
@@ -135,6 +142,7 @@ export class Broker implements ChannelContext {
       sessions: this.manager.sessions,
       online: this.manager.online,
       retained: this.retained,
+      store: this.cluster.sessions,
       clock: this.clock,
       publish: (message, accepted) => this.publish(message, accepted),
       endSession: (session) => this.manager.endSession(session),
@@ -146,7 +154,7 @@ export class Broker implements ChannelContext {
     const m = this.manager;
     // Join first: $SYS writes retained messages, which in cluster mode are Redis commands, and a
     // command on a lazy ioredis client connects it, so the backend's own connect() would then fail.
-    await this.cluster?.start({
+    await this.cluster.start({
       deliver: (envelope) => this.deliverRemote(envelope),
       handOver: (envelopes, gone) => this.handOverShares(envelopes, gone),
       release: (clientId, epoch) => m.releaseClient(clientId, epoch),
@@ -166,13 +174,14 @@ export class Broker implements ChannelContext {
     this.quotas.start();
   }
 
+  /** The cluster this node is part of; undefined for a single node (its own backend is no cluster). */
   get clusterBackend(): ClusterBackend | undefined {
-    return this.cluster;
+    return this.cluster.standalone === true ? undefined : this.cluster;
   }
 
-  /** Ready to take clients: always in single-node mode; in cluster mode while the backend is. */
+  /** Ready to take clients: while the backend is (a single node's always is). */
   get ready(): boolean {
-    return this.cluster?.ready ?? true;
+    return this.cluster.ready;
   }
 
   /**
@@ -191,7 +200,8 @@ export class Broker implements ChannelContext {
 
   get stats(): BrokerStats {
     const online = this.manager.online.size;
-    const sessions = this.manager.sessions.size;
+    // Offline sessions are the store's: counted where it can count them (a single node's hub).
+    const sessions = this.manager.sessions.size + (this.store.offlineCount?.() ?? 0);
     return {
       clientsConnected: online,
       clientsTotal: this.clientsTotal,
@@ -204,8 +214,8 @@ export class Broker implements ChannelContext {
       dropped: { ...this.counters.dropped },
       authFailures: this.counters.authFailures,
       sessions,
-      clusterMessagesSent: this.cluster?.busStats.envelopes ?? 0,
-      clusterBatchesSent: this.cluster?.busStats.batches ?? 0,
+      clusterMessagesSent: this.cluster.busStats.envelopes ?? 0,
+      clusterBatchesSent: this.cluster.busStats.batches ?? 0,
       clusterMessagesReceived: this.clusterReceived,
       connectionsOpen: this.connections.size,
       connectedBy: this.inspector.connectedBy(),
@@ -240,7 +250,7 @@ export class Broker implements ChannelContext {
     this.logger.info({ event: 'drain.clients_closed' });
     this.manager.stop();
     await this.quotas.stop();
-    await this.cluster?.stop();
+    await this.cluster.stop();
   }
 
   // ---- sessions (the SessionManager's) ------------------------------------------------------------
@@ -250,7 +260,7 @@ export class Broker implements ChannelContext {
     clean: boolean,
     expirySeconds: number,
     will?: PendingWill,
-  ): Promise<Claimed> | undefined {
+  ): Promise<Claimed> {
     return this.manager.claimOwnership(channel, clean, expirySeconds, will);
   }
 
@@ -258,13 +268,8 @@ export class Broker implements ChannelContext {
     return `shoal-${randomBytes(9).toString('base64url')}`;
   }
 
-  openSession(
-    channel: Channel,
-    clean: boolean,
-    expirySeconds: number,
-    stored?: StoredSession,
-  ): OpenedSession {
-    const opened = this.manager.openSession(channel, clean, expirySeconds, stored);
+  openSession(channel: Channel, expirySeconds: number, stored?: StoredSession): OpenedSession {
+    const opened = this.manager.openSession(channel, expirySeconds, stored);
     this.clientsTotal++;
     this.inspector.countConnect(channel);
     if (connectChannel.hasSubscribers)
@@ -282,9 +287,9 @@ export class Broker implements ChannelContext {
     return this.manager.connectionClosed(channel, will);
   }
 
-  /** Persistent sessions the cluster keeps (Redis); undefined on a single node. */
-  private get store(): SessionStore | undefined {
-    return this.cluster?.sessions;
+  /** Persistent sessions: the memory hub's (a single node) or Redis'. */
+  private get store(): SessionStore {
+    return this.cluster.sessions;
   }
 
   // ---- routing -----------------------------------------------------------------------------------
@@ -317,8 +322,7 @@ export class Broker implements ChannelContext {
       // other nodes and persistent sessions skip it on their side.
       const visit =
         message.dedupe === undefined || this.recent.add(message.dedupe) ? deliverTo(message, hold) : skip;
-      if (this.router === undefined) delivered = this.index.route(message, visit);
-      else delivered = this.index.routeDirect(message, visit) + this.router.route(message, visit, hold);
+      delivered = this.index.routeDirect(message, visit) + this.router.route(message, visit, hold);
     }
     if (delivered === 0 && !message.retain) {
       // Counted, not logged: publishing to a topic nobody reads is normal.
@@ -350,7 +354,7 @@ export class Broker implements ChannelContext {
       for (const key of envelope.shared) {
         // The group's last member here left after the share was routed here: another member takes it.
         if (this.index.deliverShared(key, visit)) continue;
-        if (!this.router?.reroute(message, key, this.cluster?.nodeId ?? '', visit, latch?.hold))
+        if (!this.router.reroute(message, key, this.cluster.nodeId, visit, latch?.hold))
           this.dropped('no_subscriber', '');
       }
     if (latch === undefined || !latch.waiting) return undefined;
@@ -364,7 +368,6 @@ export class Broker implements ChannelContext {
   /** Shares left in a dead node's inbox: each to a live member of its group (cluster mode only). */
   private handOverShares(envelopes: Envelope[], gone: string): Promise<void> {
     const router = this.router;
-    if (router === undefined) return Promise.resolve();
     return new Promise((resolve) => {
       const latch = new Latch(() => resolve());
       for (const { message, shared } of envelopes) {
@@ -391,12 +394,12 @@ export class Broker implements ChannelContext {
     // whose filter another local subscriber is still confirming.
     let routed: Promise<void> | undefined;
     if (durable === undefined || group !== null) {
-      const routes = this.cluster?.routes;
+      const routes = this.cluster.routes;
       if (this.index.add(session, filter, group, options)) routed = routes?.add(filter, group);
       else routed = routes?.pending(filter, group);
     }
     if (durable === undefined) return routed;
-    const stored = this.store?.subscribe(session.clientId, durable.epoch, raw, options, group === null);
+    const stored = this.store.subscribe(session.clientId, durable.epoch, raw, options, group === null);
     if (routed === undefined) return stored;
     return Promise.all([routed, stored]).then(() => undefined);
   }
@@ -406,7 +409,7 @@ export class Broker implements ChannelContext {
     this.unsubscribeIndex(session, raw);
     session.subscriptions.delete(raw);
     const durable = session.durable;
-    if (durable === undefined || this.store === undefined) return { existed: true };
+    if (durable === undefined) return { existed: true };
     const stored = this.store.unsubscribe(session.clientId, durable.epoch, raw, !raw.startsWith('$share/'));
     return { existed: true, stored };
   }
@@ -416,7 +419,7 @@ export class Broker implements ChannelContext {
     const parsed = parseSubscription(raw);
     if (parsed === null) return;
     const { filter, group } = parsed;
-    if (this.index.remove(session, filter, group)) this.cluster?.routes.remove(filter, group);
+    if (this.index.remove(session, filter, group)) this.cluster.routes.remove(filter, group);
   }
 
   private dropped(reason: string, clientId: string): void {

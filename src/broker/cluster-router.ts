@@ -45,7 +45,10 @@ export class ClusterRouter {
       remoteShared.set(key, nodes);
     });
     let delivered = 0;
+    const offline = this.backend.sessions.matchOfflineShared;
+    let served: Set<string> | undefined;
     this.index.matchShared(topic, (key) => {
+      if (offline !== undefined) served = seen(served, key);
       const remote = remoteShared?.get(key);
       remoteShared?.delete(key);
       const node = this.choose(key, remote, true, message.dedupe);
@@ -59,6 +62,7 @@ export class ClusterRouter {
     });
     if (remoteShared !== undefined) {
       for (const [key, nodes] of remoteShared) {
+        if (offline !== undefined) served = seen(served, key);
         const node = this.choose(key, nodes, false, message.dedupe);
         if (node) {
           const e = to(node);
@@ -73,9 +77,43 @@ export class ClusterRouter {
         this.backend.bus.send(node, envelope, message.qos > 0 && hold ? hold() : undefined);
       }
     }
-    const sessions = this.backend.sessions;
-    if (sessions !== undefined) delivered += this.routeSessions(sessions, message, hold);
+    delivered += this.routeSessions(this.backend.sessions, message, hold);
+    if (offline !== undefined) delivered += this.routeOfflineShared(message, served, hold);
     return delivered;
+  }
+
+  /**
+   * Groups whose members are all offline (where the store keeps them): the share is queued for one
+   * of those members, in turn (MQTT 5 4.8.2: the message reaches one session of the group).
+   */
+  private routeOfflineShared(
+    message: Message,
+    served: Set<string> | undefined,
+    hold: Hold | undefined,
+  ): number {
+    const sessions = this.backend.sessions;
+    let groups: Map<string, { clientId: string; qos: QoS; retain: boolean; id?: number }[]> | undefined;
+    sessions.matchOfflineShared?.(message.topic, (key, clientId, o) => {
+      if (served?.has(key)) return;
+      groups ??= new Map();
+      let members = groups.get(key);
+      if (members === undefined) {
+        members = [];
+        groups.set(key, members);
+      }
+      members.push({ clientId, qos: o.qos, retain: o.retainAsPublished, id: o.subscriptionId });
+    });
+    if (groups === undefined) return 0;
+    for (const [key, members] of groups) {
+      const t = this.turn.get(key) ?? 0;
+      this.turn.set(key, t + 1);
+      const m = members[t % members.length];
+      const qos = Math.min(message.qos, m.qos) as QoS;
+      const ids = m.id === undefined ? undefined : [m.id];
+      const delivery = { message, qos, retain: m.retain && message.retain, subscriptionIds: ids };
+      sessions.append(m.clientId, delivery, qos > 0 && hold !== undefined ? hold() : undefined);
+    }
+    return groups.size;
   }
 
   /**
@@ -155,6 +193,13 @@ export class ClusterRouter {
     for (const node of remote ?? []) if (i-- === 0) return node;
     return undefined;
   }
+}
+
+/** `set` (made on first use) with `key` added. */
+function seen(set: Set<string> | undefined, key: string): Set<string> {
+  const s = set ?? new Set<string>();
+  s.add(key);
+  return s;
 }
 
 /** FNV-1a of a string, as an unsigned 32-bit number. */

@@ -4,7 +4,7 @@
  * publish). The broker hands it its maps; it never keeps state of its own besides counters.
  */
 import { isUtf8 } from 'node:buffer';
-import type { RetainedStore } from '../backend/types.js';
+import type { OfflineSession, RetainedStore, SessionStore } from '../backend/types.js';
 import type { Channel } from '../channel/channel.js';
 import type { Clock } from '../clock.js';
 import type { ErrorCode } from '../errors.js';
@@ -26,6 +26,8 @@ export interface InspectorDeps {
   sessions: ReadonlyMap<string, Session>;
   online: ReadonlyMap<string, Channel>;
   retained: RetainedStore;
+  /** The store's offline sessions, where it can read them (a single node's hub). */
+  store: Pick<SessionStore, 'offlineSessions' | 'discardOffline'>;
   clock: Clock;
   /** Routes a message like a client's PUBLISH; `accepted` as in Broker.publish. */
   publish(message: Message, accepted?: (err?: Error) => void): number;
@@ -65,28 +67,35 @@ export class BrokerInspector implements BrokerAdmin {
   // ---- clients -----------------------------------------------------------------------------------
 
   clients(q: AdminClientQuery): AdminPage<AdminClient> {
-    const ids: string[] = [];
+    const found = new Map<string, AdminClient>();
+    const wanted = (id: string) =>
+      (q.prefix === undefined || id.startsWith(q.prefix)) && (q.after === undefined || id > q.after);
     for (const [id, session] of this.d.sessions) {
-      if (q.prefix !== undefined && !id.startsWith(q.prefix)) continue;
-      if (q.after !== undefined && id <= q.after) continue;
+      if (!wanted(id)) continue;
       if (q.username !== undefined && this.channelOf(session)?.username !== q.username) continue;
-      ids.push(id);
+      found.set(id, this.summary(session));
     }
+    // Offline sessions have no user name to match.
+    if (q.username === undefined)
+      for (const s of this.d.store.offlineSessions?.() ?? [])
+        if (wanted(s.clientId) && !found.has(s.clientId)) found.set(s.clientId, offlineSummary(s));
     // Channels between CONNECT and CONNACK have no session yet; clients are sessions.
-    ids.sort();
+    const ids = [...found.keys()].sort();
     const page = ids.slice(0, q.limit);
     return {
-      items: page.map((id) => this.summary(this.d.sessions.get(id) as Session)),
+      items: page.map((id) => found.get(id) as AdminClient),
       next: ids.length > q.limit ? page[page.length - 1] : null,
     };
   }
 
   client(id: string): AdminClientDetail | undefined {
     const session = this.d.sessions.get(id);
-    if (session === undefined) return undefined;
+    const offline = session === undefined ? this.offline(id) : undefined;
+    if (session === undefined && offline === undefined) return undefined;
+    const subscriptions = session?.subscriptions ?? (offline as OfflineSession).subscriptions;
     return {
-      ...this.summary(session),
-      subscriptions: [...session.subscriptions].map(([topicFilter, o]) => ({
+      ...(session === undefined ? offlineSummary(offline as OfflineSession) : this.summary(session)),
+      subscriptions: [...subscriptions].map(([topicFilter, o]) => ({
         topicFilter,
         qos: o.qos,
         noLocal: o.noLocal,
@@ -100,7 +109,12 @@ export class BrokerInspector implements BrokerAdmin {
   kick(id: string, discardSession: boolean): boolean {
     const session = this.d.sessions.get(id);
     const channel = this.d.online.get(id);
-    if (session === undefined && channel === undefined) return false;
+    if (session === undefined && channel === undefined) {
+      // Offline in the store: nothing to disconnect; discarded there when asked.
+      if (this.offline(id) === undefined) return false;
+      if (discardSession) this.d.store.discardOffline?.(id);
+      return true;
+    }
     // A session kept by the cluster ends where it is kept: closing with expiry 0 removes it from Redis.
     if (discardSession && channel?.session?.durable !== undefined) channel.session.expirySeconds = 0;
     // MQTT 5: DISCONNECT 0x98 Administrative action. The will follows the usual rules.
@@ -108,6 +122,11 @@ export class BrokerInspector implements BrokerAdmin {
     const left = this.d.sessions.get(id);
     if (discardSession && left !== undefined && left.link === null) this.d.endSession(left);
     return true;
+  }
+
+  private offline(id: string): OfflineSession | undefined {
+    for (const s of this.d.store.offlineSessions?.() ?? []) if (s.clientId === id) return s;
+    return undefined;
   }
 
   private channelOf(session: Session): Channel | undefined {
@@ -185,6 +204,21 @@ export class BrokerInspector implements BrokerAdmin {
       settle();
     });
   }
+}
+
+function offlineSummary(s: OfflineSession): AdminClient {
+  return {
+    clientId: s.clientId,
+    connected: false,
+    username: null,
+    protocolVersion: null,
+    listener: null,
+    remoteAddress: null,
+    sessionExpirySeconds: s.expirySeconds,
+    subscriptionCount: s.subscriptions.size,
+    inflight: s.inflight,
+    queued: s.queued,
+  };
 }
 
 /** A request the admin API must answer with 400. */

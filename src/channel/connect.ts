@@ -143,7 +143,10 @@ function accept(ch: Channel, p: ConnectPacket, decision: AuthDecision): boolean 
   }
   if (typeof decision === 'object') ch.permissions = decision.permissions;
   const quota = takeUserConnection(ch);
-  if (quota === undefined) return claim(ch, p);
+  if (quota === undefined) {
+    claim(ch, p);
+    return false;
+  }
   ch.out.holdInput(true);
   quota.then(
     (ok) => {
@@ -153,7 +156,7 @@ function accept(ch: Channel, p: ConnectPacket, decision: AuthDecision): boolean 
         refuse(ch, ReasonCode.QuotaExceeded);
         return;
       }
-      if (claim(ch, p)) ch.out.holdInput(false);
+      claim(ch, p);
     },
     (err: unknown) => {
       ch.ctx.logger.warn({ event: 'quota.connection_failed', clientId: ch.clientId, err: String(err) });
@@ -179,17 +182,12 @@ function takeUserConnection(ch: Channel): Promise<boolean> | undefined {
   return taken;
 }
 
-/** Cluster mode: become the one owner of this client id in the whole cluster first [MQTT-3.1.4-3]. */
-function claim(ch: Channel, p: ConnectPacket): boolean {
+/** First the one owner of this client id, in the whole cluster [MQTT-3.1.4-3]: input waits for it. */
+function claim(ch: Channel, p: ConnectPacket): void {
   // The will is stored by the claim, before CONNACK (guarantee 4 holds from the CONNACK on).
   const will = p.will === undefined ? undefined : makeWill(p.will, ch.clientId);
-  const claim = ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p), will);
-  if (claim === undefined) {
-    establish(ch, p, undefined, will);
-    return true;
-  }
   ch.out.holdInput(true);
-  claim.then(
+  ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p), will).then(
     (claimed) => {
       ch.epoch = claimed.epoch;
       if (ch.state !== 'connecting') return;
@@ -206,7 +204,6 @@ function claim(ch: Channel, p: ConnectPacket): boolean {
       if (ch.state === 'connecting') refuse(ch, ReasonCode.ServerUnavailable);
     },
   );
-  return false;
 }
 
 /** Session lifetime: 3.x Clean Session 0 keeps the session; 5.0 uses Session Expiry Interval. */
@@ -217,7 +214,7 @@ function sessionExpiry(ch: Channel, p: ConnectPacket): number {
 
 /**
  * Everything after authentication and ownership: session, keep-alive, will, CONNACK, resume.
- * `stored`: cluster mode, the session the cluster keeps for this connection, loaded by its claim.
+ * `stored`: the session the store keeps for this connection, loaded by its claim (none for expiry 0).
  */
 function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession, will?: PendingWill): void {
   const o = ch.ctx.options;
@@ -242,7 +239,7 @@ function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession, will?:
 
   ch.will = will;
 
-  const { session, present } = ch.ctx.openSession(ch, p.clean, expiry, stored);
+  const { session, present } = ch.ctx.openSession(ch, expiry, stored);
   ch.session = session;
   ch.state = 'connected';
   // [MQTT-3.1.2-22] 1.5 times the keep alive, in milliseconds.

@@ -47,25 +47,24 @@ export interface ChannelContext {
   /** Per-username quotas (limits.user.*): memory on one node, Redis in a cluster; none = not enforced. */
   readonly quotas?: QuotaStore;
   /**
-   * Cluster mode: makes this connection the cluster-wide owner of its client id (asking the node
-   * that holds it to close its connection) and resolves with its epoch, the session the cluster
-   * keeps for it, and whether a later CONNECT claimed it meanwhile (the channel keeps them).
-   * Undefined in single-node mode (openSession handles takeover on one node).
+   * Makes this connection the owner of its client id, cluster-wide (asking the node that holds it
+   * to close its connection), and resolves with its epoch, the session the store keeps for it, and
+   * whether a later CONNECT claimed it meanwhile (the channel keeps them).
    */
   claimOwnership(
     channel: Channel,
     clean: boolean,
     expirySeconds: number,
     will?: PendingWill,
-  ): Promise<Claimed> | undefined;
+  ): Promise<Claimed>;
   /** A fresh client identifier for a client that sent an empty one [MQTT-3.1.3-6]. */
   assignClientId(): string;
   /**
    * Makes `channel` the owner of its client id: closes any other connection with the same id
    * (DISCONNECT 0x8E) and opens, resumes or replaces the session [MQTT-3.1.4-3] [MQTT-3.1.4-4].
-   * `stored`: the session the cluster keeps for it, as its claim loaded it.
+   * `stored`: the session the store keeps for it, as its claim loaded it.
    */
-  openSession(channel: Channel, clean: boolean, expirySeconds: number, stored?: StoredSession): OpenedSession;
+  openSession(channel: Channel, expirySeconds: number, stored?: StoredSession): OpenedSession;
   /**
    * Routes a message to every matching subscription; returns how many deliveries it started.
    * `accepted` (QoS >= 1) is called, maybe synchronously, once the message is safe to acknowledge.

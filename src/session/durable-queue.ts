@@ -42,7 +42,11 @@ export class StoredQueue implements DurableQueue {
     const link = this.session.link;
     if (link === null) return;
     const room = link.inflightLimit - this.session.inflight.size;
-    if (room <= 0 || !link.writable) return;
+    // Fetched in batches: a fetch for every acknowledgement would cost a round trip per message.
+    // With the window at most an eighth full, a fetch goes out whatever the room, so a client
+    // that acknowledges slowly still gets what is queued.
+    const batch = this.session.inflight.size * 8 <= link.inflightLimit ? 1 : link.inflightLimit >> 3;
+    if (room < Math.max(1, batch) || !link.writable) return;
     this.fetching = true;
     this.more = false;
     const id = this.session.clientId;

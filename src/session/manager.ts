@@ -4,18 +4,18 @@
  * sessions at CONNECT, what a closing connection leaves behind (the session offline, its expiry
  * timer, its will), and the end of sessions. It owns the node's sessions and online connections.
  *
- * A session has one of two bodies, decided at each CONNECT: in this process (a single node in
- * memory; with a SessionStore, a session its claim found nothing stored for and with expiry 0), or
- * kept by the SessionStore (a persistent session in a cluster, or on a single node with a data dir),
- * where this node holds only what is in flight on the connection. They are two branches here
- * (openSession, connectionClosed), not yet one path.
+ * Every node has a SessionStore behind its backend: the memory hub of a single node (in memory, or
+ * with a data dir on disk) or Redis in a cluster, and one path serves them all. A persistent session
+ * (expiry above 0) is kept by the store, and this node holds only what is in flight on its
+ * connection; its expiry runs in the store. A session with expiry 0 lives only as long as its
+ * connection, in this process: nothing of it is stored.
  *
  * What it needs of the broker comes through narrow ports (SessionManagerDeps); of a connection,
  * through SessionOwner (the channel implements it). It writes nothing into a connection: a claim
  * resolves with what the connection keeps.
  */
 import type { ClusterBackend, SessionStore, StoredSession } from '../backend/types.js';
-import type { Clock, TimerHandle } from '../clock.js';
+import type { Clock } from '../clock.js';
 import type { Message, SubscriptionOptions } from '../message.js';
 import type { Instruments } from '../observability/instruments.js';
 import type { Logger } from '../observability/logger.js';
@@ -30,9 +30,9 @@ export type { PendingWill } from './wills.js';
 /** What the manager needs of a connection that claims or owns a client id (the channel). */
 export interface SessionOwner {
   readonly clientId: string;
-  /** Cluster mode: the fencing epoch its claim resolved with (0 on a single node). */
+  /** The fencing epoch its claim resolved with (0 until then). */
   readonly epoch: number;
-  /** The will armed at CONNECT (stored in the cluster when the session opens). */
+  /** The will armed at CONNECT (stored by the claim). */
   readonly will: PendingWill | undefined;
   /** The session it serves (null until CONNACK). */
   readonly session: Session | null;
@@ -48,11 +48,11 @@ export interface OpenedSession {
   present: boolean;
 }
 
-/** A CONNECT's cluster-wide claim, as the connection keeps it. */
+/** A CONNECT's claim of its client id, as the connection keeps it. */
 export interface Claimed {
   /** The connection's fencing token for its client id. */
   epoch: number;
-  /** The persistent session the cluster keeps for the connection, loaded with the claim. */
+  /** The persistent session the store keeps for the connection, loaded with the claim. */
   stored: StoredSession | undefined;
   /** A later CONNECT claimed the id meanwhile: it wins (takeover is last-come). */
   superseded: boolean;
@@ -66,7 +66,7 @@ export interface SubscriptionPort {
   leave(session: Session, raw: string): void;
 }
 
-/** What the manager needs of the cluster backend (none on a single node). */
+/** What the manager needs of the backend (the memory hub of a single node, or Redis). */
 export type SessionCluster = Pick<
   ClusterBackend,
   'nodeId' | 'sessions' | 'claim' | 'requestRelease' | 'releaseOwnership' | 'storeWill' | 'takeWill'
@@ -76,7 +76,7 @@ export interface SessionManagerDeps {
   options: { readonly maxQueuedMessages: number };
   clock: Clock;
   logger: Logger;
-  cluster?: SessionCluster;
+  cluster: SessionCluster;
   subscriptions: SubscriptionPort;
   /** Routes a will like a client's PUBLISH (the broker's pipeline); `accepted` as there. */
   publish(message: Message, accepted?: (err?: Error) => void): number;
@@ -101,13 +101,12 @@ interface Claiming {
 export class SessionManager<C extends SessionOwner = SessionOwner> {
   private readonly byId = new Map<string, Session>();
   private readonly connected = new Map<string, C>();
-  /** Connections between CONNECT and CONNACK while they claim their id in the cluster. */
+  /** Connections between CONNECT and CONNACK while they claim their id. */
   private readonly claiming = new Map<string, Claiming>();
-  private readonly expiryTimers = new Map<string, TimerHandle>();
-  /** Cluster mode: the store of each connection's will in Redis, awaited by whatever takes it. */
+  /** The store of each connection's will, awaited by whatever takes it. */
   private readonly willStores = new WeakMap<C, Promise<void>>();
   private readonly wills: Wills;
-  private readonly cluster: SessionCluster | undefined;
+  private readonly cluster: SessionCluster;
   private closing = false;
   private readonly sessionEvents = {
     dropped: (reason: DropReason, session: Session) => this.d.dropped(reason, session.clientId),
@@ -144,35 +143,26 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
     this.closing = true;
   }
 
-  /** Stops the expiry and will-delay timers (after the drain). */
+  /** Stops the will-delay timers (after the drain). */
   stop(): void {
-    for (const t of this.expiryTimers.values()) t.cancel();
-    this.expiryTimers.clear();
     this.wills.stop();
   }
 
-  /** Persistent sessions the cluster keeps (Redis); undefined on a single node. */
-  private get store(): SessionStore | undefined {
-    return this.cluster?.sessions;
+  /** Persistent sessions: the memory hub's, or Redis'. */
+  private get store(): SessionStore {
+    return this.cluster.sessions;
   }
 
-  // ---- cluster-wide ownership ---------------------------------------------------------------------
+  // ---- ownership ---------------------------------------------------------------------------------
 
   /**
-   * Cluster mode: makes `owner` the cluster-wide owner of its client id (asking the node that holds
-   * it to close its connection) and resolves with the claim. Undefined in single-node mode
-   * (openSession handles takeover on one node). `will`: the CONNECT's will, stored before the claim
-   * resolves (so before CONNACK): a node that dies right after the CONNACK still leaves it for a
-   * survivor, or, on a single node with a data dir, for the restart.
+   * Makes `owner` the owner of its client id in the whole cluster (asking the node that holds it to
+   * close its connection) and resolves with the claim. `will`: the CONNECT's will, stored before
+   * the claim resolves (so before CONNACK): a node that dies right after the CONNACK still leaves
+   * it for a survivor, or, on a single node with a data dir, for the restart.
    */
-  claimOwnership(
-    owner: C,
-    clean: boolean,
-    expirySeconds: number,
-    will?: PendingWill,
-  ): Promise<Claimed> | undefined {
+  claimOwnership(owner: C, clean: boolean, expirySeconds: number, will?: PendingWill): Promise<Claimed> {
     const cluster = this.cluster;
-    if (cluster === undefined) return undefined;
     const id = owner.clientId;
     const claiming: Claiming = { epoch: 0, supersededBy: 0 };
     this.claiming.set(id, claiming);
@@ -205,7 +195,7 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
         // The client left while its claim ran: the session it claimed goes offline again (or,
         // with none, the ownership it claimed is released).
         if (owner.closed && claim.session !== undefined)
-          this.store?.detach(id, claim.epoch, expirySeconds).catch(() => undefined);
+          this.store.detach(id, claim.epoch, expirySeconds).catch(() => undefined);
         else if (owner.closed) cluster.releaseOwnership(id, claim.epoch).catch(() => undefined);
         return {
           epoch: claim.epoch,
@@ -266,9 +256,9 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
   /**
    * Makes `owner` the owner of its client id: closes any other connection with the same id
    * (DISCONNECT 0x8E) and opens, resumes or replaces the session [MQTT-3.1.4-3] [MQTT-3.1.4-4].
-   * `stored`: the session the cluster keeps for it, as its claim loaded it.
+   * `stored`: the session the store keeps for it, as its claim loaded it (none for expiry 0).
    */
-  openSession(owner: C, clean: boolean, expirySeconds: number, stored?: StoredSession): OpenedSession {
+  openSession(owner: C, expirySeconds: number, stored?: StoredSession): OpenedSession {
     const id = owner.clientId;
     const previous = this.connected.get(id);
     if (previous !== undefined && previous !== owner) {
@@ -279,37 +269,17 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
       this.d.instruments?.takeover(0);
     }
     this.connected.set(id, owner);
-    this.cancelExpiry(id);
-
-    const store = this.store;
-    if (stored !== undefined && store !== undefined) {
-      // The cluster keeps this session: whatever this node held for the id is replaced by it.
-      const old = this.byId.get(id);
-      if (old?.durable !== undefined) this.dropLocal(old);
-      else if (old !== undefined) this.endSession(old);
-      const session = this.openStored(owner, stored, store);
-      this.byId.set(id, session);
-      session.expirySeconds = expirySeconds;
-      if (stored.present) this.wills.cancel(id);
-      this.afterOpen(owner);
-      return { session, present: stored.present };
-    }
-    let session = this.byId.get(id);
-    let present = false;
-    if (session !== undefined && clean) {
-      // [MQTT-3.1.2-4] Clean Start: the old session ends here, and with it a pending delayed will.
-      this.endSession(session);
-      session = undefined;
-    } else if (session !== undefined) {
-      present = true; // [MQTT-3.2.2-2]
-      // [MQTT-3.1.3-9] resuming within the will delay cancels the will.
-      this.wills.cancel(id);
-    }
-    if (session === undefined) {
-      session = this.newSession(id);
-      this.byId.set(id, session);
-    }
+    // Whatever this node held for the id is replaced: by the session the store keeps, or by a new
+    // one (a session with expiry 0 ends with its connection, so none is resumed).
+    const old = this.byId.get(id);
+    if (old?.durable !== undefined) this.dropLocal(old);
+    else if (old !== undefined) this.endSession(old);
+    const session = stored === undefined ? this.newSession(id) : this.openStored(owner, stored, this.store);
+    this.byId.set(id, session);
     session.expirySeconds = expirySeconds;
+    // [MQTT-3.2.2-2] [MQTT-3.1.3-9] resuming within the will delay cancels the will.
+    const present = stored?.present === true;
+    if (present) this.wills.cancel(id);
     this.afterOpen(owner);
     return { session, present };
   }
@@ -352,8 +322,7 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
       // Stored by the claim when given there; else now, not awaited (failures are logged by the
       // backend). Whatever takes the will later (a DISCONNECT dropping it, an abnormal close
       // sending it) waits for it.
-      const stored = this.cluster?.storeWill(owner.clientId, owner.epoch, owner.will);
-      if (stored !== undefined) this.willStores.set(owner, stored);
+      this.willStores.set(owner, this.cluster.storeWill(owner.clientId, owner.epoch, owner.will));
     }
   }
 
@@ -361,8 +330,8 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
 
   /**
    * The connection of `owner` has ended. `will` is the message to publish (after its delay), or
-   * undefined after a normal DISCONNECT. For a session the cluster keeps, resolves once its last
-   * writes are in Redis.
+   * undefined after a normal DISCONNECT. For a session the store keeps, resolves once its last
+   * writes are stored.
    */
   connectionClosed(owner: C, will: PendingWill | undefined): Promise<void> | undefined {
     const id = owner.clientId;
@@ -373,7 +342,7 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
       } else if (stored !== undefined) {
         // A normal DISCONNECT: the will kept in Redis for this connection is dropped (once stored).
         const epoch = owner.epoch;
-        stored.then(() => this.cluster?.takeWill(id, epoch)).catch(() => undefined);
+        stored.then(() => this.cluster.takeWill(id, epoch)).catch(() => undefined);
       }
     }
     if (this.connected.get(id) !== owner) {
@@ -383,35 +352,24 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
     }
     this.connected.delete(id);
     const session = owner.session;
-    // Nothing of it stays in the cluster (a durable session's detach does this for its own).
+    // Nothing of it stays in the store (a durable session's detach does this for its own).
     if (owner.epoch > 0 && session?.durable === undefined)
-      this.cluster?.releaseOwnership(id, owner.epoch).catch(() => undefined);
+      this.cluster.releaseOwnership(id, owner.epoch).catch(() => undefined);
     if (session === null) return undefined;
     session.detach();
-    if (session.durable !== undefined) {
-      // Kept by the cluster: offline in Redis (expiring there), nothing of it stays on this node.
-      this.dropLocal(session);
-      if (will !== undefined && !this.closing) this.wills.schedule(id, will, session.expirySeconds);
-      return this.store
-        ?.detach(id, owner.epoch, session.expirySeconds)
-        .catch((err: Error) =>
-          this.d.logger.warn({ event: 'session.detach_failed', clientId: id, err: err.message }),
-        );
+    if (will !== undefined && !this.closing) this.wills.schedule(id, will, session.expirySeconds);
+    if (session.durable === undefined) {
+      // Expiry 0: the session ends with its connection [MQTT-3.1.2-6] (a will with a delay still waits).
+      this.endSession(session);
+      return undefined;
     }
-    if (this.closing) return undefined;
-    if (will !== undefined) this.wills.schedule(id, will, session.expirySeconds);
-    if (session.expirySeconds === 0) this.endSession(session);
-    else if (session.expirySeconds !== NEVER) {
-      const timer = this.d.clock.setTimeout(() => {
-        this.expiryTimers.delete(id);
-        if (this.byId.get(id) === session && session.link === null) {
-          this.d.logger.debug({ event: 'session.expired', clientId: id });
-          this.endSession(session);
-        }
-      }, session.expirySeconds * 1000);
-      this.expiryTimers.set(id, timer);
-    }
-    return undefined;
+    // Kept by the store: offline there (expiring there), nothing of it stays on this node.
+    this.dropLocal(session);
+    return this.store
+      .detach(id, owner.epoch, session.expirySeconds)
+      .catch((err: Error) =>
+        this.d.logger.warn({ event: 'session.detach_failed', clientId: id, err: err.message }),
+      );
   }
 
   /** Discards a session: its subscriptions leave the index; a delayed will goes out now [MQTT-3.1.3-9]. */
@@ -420,24 +378,15 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
     for (const raw of session.subscriptions.keys()) this.d.subscriptions.leave(session, raw);
     session.clear();
     if (this.byId.get(id) === session) this.byId.delete(id);
-    this.cancelExpiry(id);
     this.wills.sessionEnded(id);
   }
 
-  /** Forgets a session the cluster keeps (its state stays in Redis): its shared memberships leave. */
+  /** Forgets a session the store keeps (its state stays there): its shared memberships leave. */
   private dropLocal(session: Session): void {
     for (const raw of session.subscriptions.keys()) {
       if (raw.startsWith('$share/')) this.d.subscriptions.leave(session, raw);
     }
     session.clear();
     if (this.byId.get(session.clientId) === session) this.byId.delete(session.clientId);
-  }
-
-  private cancelExpiry(id: string): void {
-    const t = this.expiryTimers.get(id);
-    if (t !== undefined) {
-      t.cancel();
-      this.expiryTimers.delete(id);
-    }
   }
 }

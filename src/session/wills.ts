@@ -22,13 +22,13 @@ export interface PendingWill {
   stored?: Promise<void>;
 }
 
-/** What the wills need of the cluster: taking a will once (absent on a single node). */
+/** What the wills need of the backend: taking a will once. */
 export type WillCluster = Pick<ClusterBackend, 'takeWill'>;
 
 export interface WillsDeps {
   clock: Clock;
   logger: Logger;
-  cluster: WillCluster | undefined;
+  cluster: WillCluster;
   /** Routes a message like a client's PUBLISH (the broker's pipeline); `accepted` as there. */
   publish(message: Message, accepted?: (err?: Error) => void): number;
   /** The node is draining: a refused will is not published again. */
@@ -96,7 +96,7 @@ export class Wills {
    */
   private fire(id: string, will: PendingWill): void {
     const cluster = this.d.cluster;
-    if (cluster === undefined || will.epoch === undefined) {
+    if (will.epoch === undefined) {
       this.publish(will);
       return;
     }
@@ -126,7 +126,7 @@ export class Wills {
     const message: Message = { ...will.message };
     if (will.expirySeconds !== undefined) message.expiresAt = clock.now() + will.expirySeconds * 1000;
     logger.debug({ event: 'will.published', clientId: message.origin, topic: message.topic });
-    if (this.d.cluster === undefined || message.qos === 0) {
+    if (message.qos === 0) {
       this.d.publish(message);
       return;
     }

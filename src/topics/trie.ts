@@ -264,6 +264,8 @@ export class TopicTrie<V> {
    * the walk may or may not be visited).
    */
   match(topic: string, visit: TrieVisitor<V>): void {
+    // An empty trie (no other node's routes, no stored sessions) costs no split.
+    if (this.nEntries === 0) return;
     const levels = topic.split('/');
     const n = levels.length;
     const nested = this.matching;

@@ -4,8 +4,7 @@
  * the replicas. Real Redis, real backends (and, where the broker decides, a real broker).
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { OWNER_LINGER_MS } from '../../src/backend/redis/scripts.js';

@@ -6,8 +6,7 @@
  * a shared.client connect.ts makes (auto-pipelining) has every script before its first command.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseRedisUrl } from '../../src/backend/redis/connect.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { scripts } from '../../src/backend/redis/scripts.js';

@@ -4,8 +4,7 @@
  * Redis does — expiry by key TTL, keys deleted by Clean Start, a reaped session's expiry.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { type SessionKeys, scripts } from '../../src/backend/redis/scripts.js';

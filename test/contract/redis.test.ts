@@ -4,8 +4,7 @@
  * same messages from its snapshot) and the retained log replays every change to other replicas.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage } from '../../src/backend/record.js';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';

@@ -39,7 +39,7 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       readinessChanged: () => undefined,
       poke: () => undefined,
       refetch: () => undefined,
-      dropped: (_reason, clientId) => dropped[node].push(clientId),
+      dropped: (reason, clientId) => dropped[node].push(`${reason} ${clientId}`),
       stateLost: () => undefined,
       serves: () => true, // the test drives claims itself: none is abandoned
     });
@@ -168,7 +168,7 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       await a.sessions.detach('c3', c.epoch, 60);
       await append(b.sessions, 'c3', delivery('zero', 0));
       for (const p of ['q0', 'q1', 'q2', 'q3']) await append(b.sessions, 'c3', delivery(p));
-      expect(dropped.B).toEqual(['c3']);
+      expect(dropped.B).toEqual(['offline_qos0 c3', 'queue_full c3']);
       const back = await a.claim('c3', false, 60);
       expect(back.session?.present).toBe(true);
       expect(payloads(await a.sessions.fetch('c3', back.epoch, 10, back.session!.position))).toEqual([

@@ -26,7 +26,7 @@ export async function openLocalNode(options: {
   instruments?: Pick<Instruments, 'persistenceCommit'>;
 }): Promise<LocalNode> {
   const { journal, state } = await DiskJournal.open(options.dir, options.sync, options.instruments);
-  const hub = new MemoryHub(options.clock, journal, state);
+  const hub = new MemoryHub(options.clock, journal, state, { standalone: true });
   const backend = hub.node(options.nodeId, options.maxQueued);
   return {
     backend,

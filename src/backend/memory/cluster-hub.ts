@@ -41,11 +41,16 @@ export class MemoryHub {
   private orphanedWills: [clientId: string, epoch: number, will: StoredWill][] = [];
   private readonly memoryRetained: MemoryRetainedStore;
 
+  /** A single node's own hub (the only node there can be): it reports no cluster. */
+  readonly standalone: boolean;
+
   constructor(
     readonly clock: Clock,
     readonly journal?: HubJournal,
     state?: HubState,
+    options: { standalone?: boolean } = {},
   ) {
+    this.standalone = options.standalone ?? false;
     this.memoryRetained = new MemoryRetainedStore(clock);
     this.retained =
       journal === undefined ? this.memoryRetained : journaledRetained(this.memoryRetained, journal);
@@ -54,6 +59,7 @@ export class MemoryHub {
       (clientId) => this.owners.get(clientId),
       (node) => this.nodes.get(node)?.clusterHandlers,
       journal,
+      this.standalone && journal === undefined,
     );
     if (state !== undefined) this.restore(state);
   }
@@ -150,6 +156,7 @@ export class MemoryClusterBackend implements ClusterBackend {
   readonly bus: ClusterBus;
   readonly busStats = { envelopes: 0, batches: 0 };
   readonly sessions: MemorySessionStore;
+  readonly standalone: boolean;
   private handlers: ClusterHandlers | undefined;
   private running = false;
 
@@ -159,6 +166,7 @@ export class MemoryClusterBackend implements ClusterBackend {
     maxQueued: number,
   ) {
     this.replica = new RouteReplica(nodeId);
+    this.standalone = hub.standalone;
     this.sessions = new MemorySessionStore(hub.sessions, nodeId, maxQueued);
     const own = (): Set<string> => {
       let set = hub.routes.get(nodeId);

@@ -6,12 +6,13 @@
 
 import type { Clock, TimerHandle } from '../../clock.js';
 import type { Delivery, SubscriptionOptions } from '../../message.js';
-import { DEDUPE_MAX, DEDUPE_WINDOW_MS, ownPayload } from '../../message.js';
+import { DEDUPE_MAX, DEDUPE_WINDOW_MS, isExpired, ownPayload } from '../../message.js';
 import { parseSubscription, TopicTrie } from '../../topics/index.js';
 import {
   type ClusterHandlers,
   FencedError,
   type FetchedDelivery,
+  type OfflineSession,
   type SessionStore,
   type StoredSession,
 } from '../types.js';
@@ -29,7 +30,11 @@ const NEVER = 0xffffffff;
 export interface HubSession extends SessionRecord {
   /** The node serving it; '' while offline. */
   on: string;
-  queue: { seq: number; delivery: Delivery }[];
+  /**
+   * Queued deliveries by sequence, in order: every sequence in (taken, appended] is here (not yet
+   * taken), and those taken stay until acknowledged (QoS 1/2 in flight).
+   */
+  queue: Map<number, Delivery>;
   /** Dedupe ids of the messages queued lately, with when (as Redis' `dd` sorted set). */
   dedupe: Map<string, number>;
   expiry?: TimerHandle;
@@ -41,6 +46,8 @@ export interface HubSession extends SessionRecord {
 export class HubSessions {
   readonly sessions = new Map<string, HubSession>();
   readonly routes = new TopicTrie<SubscriptionOptions>();
+  /** Shared subscriptions of persistent sessions, by filter, under `group\nclientId`. */
+  readonly shared = new TopicTrie<SubscriptionOptions>();
 
   constructor(
     readonly clock: Clock,
@@ -50,7 +57,49 @@ export class HubSessions {
     readonly handlersOf: (node: string) => ClusterHandlers | undefined,
     /** Where changes go to survive a restart (a single node's data dir); none: memory only. */
     readonly journal?: HubJournal,
+    /**
+     * A single node's own hub: appends are answered at once (nothing else to wait for). Nodes of
+     * an in-process cluster are answered a turn later, as Redis would.
+     */
+    readonly answersAtOnce = false,
   ) {}
+
+  /** Sessions appended to this turn, by the node serving them: poked together on the next turn. */
+  private pokes = new Map<string, Set<string>>();
+  /** Callbacks due on the next turn (answers without a journal), run together. */
+  private due: (() => void)[] = [];
+  private scheduled = false;
+
+  /** Tells `node` on the next turn that messages were queued for `clientId` (one poke per node per turn). */
+  poke(node: string, clientId: string): void {
+    let ids = this.pokes.get(node);
+    if (ids === undefined) {
+      ids = new Set();
+      this.pokes.set(node, ids);
+    }
+    ids.add(clientId);
+    this.schedule();
+  }
+
+  /** Runs `fn` on the next turn, as an answer over Redis would come. */
+  later(fn: () => void): void {
+    this.due.push(fn);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const pokes = this.pokes;
+      const due = this.due;
+      this.pokes = new Map();
+      this.due = [];
+      for (const [node, ids] of pokes) this.handlersOf(node)?.poke([...ids]);
+      for (const fn of due) fn();
+    });
+  }
 
   /** Resolves once what changed so far is on disk; undefined without a journal (nothing to wait for). */
   durable(): Promise<void> | undefined {
@@ -70,10 +119,10 @@ export class HubSessions {
   restore(state: HubState['sessions']): void {
     const now = this.clock.now();
     for (const [clientId, { record, queue, dedupe }] of state) {
-      const s: HubSession = { ...record, on: '', queue, dedupe, drainWaiters: [] };
+      const ordered = new Map([...queue].sort((a, b) => a.seq - b.seq).map((e) => [e.seq, e.delivery]));
+      const s: HubSession = { ...record, on: '', queue: ordered, dedupe, drainWaiters: [] };
       this.sessions.set(clientId, s);
-      for (const [raw, options] of s.subscriptions)
-        if (parseSubscription(raw)?.group === null) this.routes.add(raw, clientId, { ...options });
+      for (const [raw, options] of s.subscriptions) this.route(clientId, raw, options);
       const since = record.offlineAt ?? now;
       const left =
         s.expirySeconds === NEVER ? NEVER : Math.ceil((since + s.expirySeconds * 1000 - now) / 1000);
@@ -103,7 +152,7 @@ export class HubSessions {
         offlineAt: undefined,
         expirySeconds,
         subscriptions: new Map(),
-        queue: [],
+        queue: new Map(),
         taken: 0,
         appended: 0,
         nextPacketId: 1,
@@ -119,11 +168,10 @@ export class HubSessions {
     s.expirySeconds = expirySeconds;
     s.expiry?.cancel();
     s.expiry = undefined;
-    const bySeq = new Map(s.queue.map((e) => [e.seq, e.delivery]));
     const inflight: StoredSession['inflight'] = [];
     for (const [packetId, { seq, phase }] of [...s.inflight].sort((a, b) => a[1].seq - b[1].seq)) {
-      const delivery = bySeq.get(seq);
-      if (delivery !== undefined) inflight.push({ packetId, phase, delivery: { ...delivery } });
+      const delivery = s.queue.get(seq);
+      if (delivery !== undefined) inflight.push({ packetId, phase, delivery: handOut(delivery, packetId) });
       else s.inflight.delete(packetId);
     }
     this.changed(clientId, s);
@@ -137,15 +185,31 @@ export class HubSessions {
     };
   }
 
+  /** Routes subscription `raw` of a stored session (plain: to its queue; shared: as an offline member). */
+  route(clientId: string, raw: string, options: SubscriptionOptions): void {
+    const parsed = parseSubscription(raw);
+    if (parsed === null) return;
+    if (parsed.group === null) this.routes.add(raw, clientId, { ...options });
+    else this.shared.add(parsed.filter, `${parsed.group}\n${clientId}`, { ...options });
+  }
+
+  /** Removes the route of subscription `raw` of a stored session. */
+  unroute(clientId: string, raw: string): void {
+    const parsed = parseSubscription(raw);
+    if (parsed === null) return;
+    if (parsed.group === null) this.routes.remove(raw, clientId);
+    else this.shared.remove(parsed.filter, `${parsed.group}\n${clientId}`);
+  }
+
   /** The session ends: its queue and routes go, held publishers are released. */
   end(clientId: string): void {
     const s = this.sessions.get(clientId);
     if (s === undefined) return;
     this.sessions.delete(clientId);
     s.expiry?.cancel();
-    for (const raw of s.subscriptions.keys()) this.routes.remove(raw, clientId);
+    for (const raw of s.subscriptions.keys()) this.unroute(clientId, raw);
     if (this.journal !== undefined) {
-      for (const e of s.queue) this.journal.dequeued(clientId, e.seq);
+      for (const seq of s.queue.keys()) this.journal.dequeued(clientId, seq);
       for (const id of s.dedupe.keys()) this.journal.dedupe(clientId, id, undefined);
       this.journal.session(clientId, undefined);
     }
@@ -191,7 +255,7 @@ export class HubSessions {
    */
   releaseDrained(s: HubSession, all = false): void {
     if (s.drainWaiters.length === 0) return;
-    if (!all && s.on !== '' && s.queue.length > this.mark >> 1) return;
+    if (!all && s.on !== '' && s.queue.size > this.mark >> 1) return;
     const waiters = s.drainWaiters;
     s.drainWaiters = [];
     for (const release of waiters) release();
@@ -216,6 +280,8 @@ export class MemorySessionStore implements SessionStore {
     // Answered on a later turn, as over Redis; with a journal once the change is on disk.
     const answer = () => this.answer(accepted);
     if (s === undefined || (s.on === '' && delivery.qos === 0)) {
+      // [MQTT-3.1.2-23] no QoS 0 for an offline session (counted, as on the session path).
+      if (s !== undefined) this.hub.handlersOf(this.nodeId)?.dropped('offline_qos0', clientId);
       answer();
       return;
     }
@@ -225,7 +291,10 @@ export class MemorySessionStore implements SessionStore {
       return;
     }
     const flow = s.on !== '' && accepted !== undefined;
-    if (s.queue.length >= (flow ? this.maxQueued * 4 : this.maxQueued)) {
+    const limit = flow ? this.maxQueued * 4 : this.maxQueued;
+    // [MQTT-3.3.2-5] expired messages are deleted, so they never take the place of live ones.
+    if (s.queue.size >= limit) this.purgeExpired(clientId, s);
+    if (s.queue.size >= limit) {
       this.hub.handlersOf(this.nodeId)?.dropped('queue_full', clientId);
       answer();
       return;
@@ -236,15 +305,15 @@ export class MemorySessionStore implements SessionStore {
       s.dedupe.set(id, at);
       this.hub.journal?.dedupe(clientId, id, at);
     }
-    const entry = { seq: ++s.appended, delivery: { ...delivery } };
-    s.queue.push(entry);
+    const seq = ++s.appended;
+    const copy = handOut(delivery, 0);
+    s.queue.set(seq, copy);
     if (this.hub.journal !== undefined) {
-      this.hub.journal.queued(clientId, entry.seq, entry.delivery);
+      this.hub.journal.queued(clientId, seq, copy);
       this.hub.changed(clientId, s);
     }
-    const serving = s.on;
-    if (serving !== '') setImmediate(() => this.hub.handlersOf(serving)?.poke([clientId]));
-    if (flow && s.queue.length >= this.hub.mark) {
+    if (s.on !== '') this.hub.poke(s.on, clientId);
+    if (flow && s.queue.size >= this.hub.mark) {
       // Held now (so an end or offline of the session releases it), answered once it drains.
       s.drainWaiters.push(() => this.answer(accepted));
       return;
@@ -252,11 +321,25 @@ export class MemorySessionStore implements SessionStore {
     answer();
   }
 
+  /** Deletes the queued (not yet taken) messages of `s` whose Message Expiry passed. */
+  private purgeExpired(clientId: string, s: HubSession): void {
+    const now = this.hub.clock.now();
+    for (const [seq, delivery] of s.queue) {
+      if (seq <= s.taken || !isExpired(delivery.message, now)) continue;
+      s.queue.delete(seq);
+      this.hub.journal?.dequeued(clientId, seq);
+      this.hub.handlersOf(this.nodeId)?.dropped('expired', clientId);
+    }
+  }
+
   /** Calls `accepted` on a later turn, or once the journal committed what it waits for (with its error). */
   private answer(accepted: ((err?: Error) => void) | undefined): void {
     const durable = this.hub.durable();
-    if (durable === undefined) setImmediate(() => accepted?.());
-    else
+    if (durable === undefined) {
+      if (accepted === undefined) return;
+      if (this.hub.answersAtOnce) accepted();
+      else this.hub.later(accepted);
+    } else
       durable.then(
         () => accepted?.(),
         (err: Error) => accepted?.(err),
@@ -295,29 +378,28 @@ export class MemorySessionStore implements SessionStore {
     const known = Number(after);
     if (s.taken > known) {
       // Taken by a fetch whose answer the caller did not get: handed over again, with their ids.
-      const bySeq = new Map(s.queue.map((e) => [e.seq, e.delivery]));
       for (const [packetId, { seq }] of [...s.inflight].sort((a, b) => a[1].seq - b[1].seq)) {
-        const delivery = bySeq.get(seq);
+        const delivery = s.queue.get(seq);
         if (seq > known && delivery !== undefined)
-          out.push({ packetId, delivery: { ...delivery }, position: String(seq) });
+          out.push({ packetId, delivery: handOut(delivery, packetId), position: String(seq) });
       }
     }
-    for (const entry of [...s.queue]) {
-      // Handed-over entries count against the client's window too.
-      if (out.length >= max) break;
-      if (entry.seq <= s.taken) continue;
-      s.taken = entry.seq;
-      if (entry.delivery.qos === 0) {
-        s.queue.splice(s.queue.indexOf(entry), 1);
-        this.hub.journal?.dequeued(clientId, entry.seq);
-        out.push({ packetId: 0, delivery: { ...entry.delivery }, position: String(entry.seq) });
+    // Handed-over entries count against the client's window too.
+    while (out.length < max && s.taken < s.appended) {
+      const seq = ++s.taken;
+      const delivery = s.queue.get(seq);
+      if (delivery === undefined) continue;
+      if (delivery.qos === 0) {
+        s.queue.delete(seq);
+        this.hub.journal?.dequeued(clientId, seq);
+        out.push({ packetId: 0, delivery: handOut(delivery, 0), position: String(seq) });
         continue;
       }
       while (s.inflight.has(s.nextPacketId)) s.nextPacketId = (s.nextPacketId % 0xffff) + 1;
       const packetId = s.nextPacketId;
       s.nextPacketId = (packetId % 0xffff) + 1;
-      s.inflight.set(packetId, { seq: entry.seq, phase: 'publish' });
-      out.push({ packetId, delivery: { ...entry.delivery }, position: String(entry.seq) });
+      s.inflight.set(packetId, { seq, phase: 'publish' });
+      out.push({ packetId, delivery: handOut(delivery, packetId), position: String(seq) });
     }
     this.hub.releaseDrained(s);
     if (out.length > 0) {
@@ -333,8 +415,7 @@ export class MemorySessionStore implements SessionStore {
     const entry = s?.inflight.get(packetId);
     if (s === undefined || entry === undefined) return;
     s.inflight.delete(packetId);
-    const i = s.queue.findIndex((e) => e.seq === entry.seq);
-    if (i >= 0) s.queue.splice(i, 1);
+    s.queue.delete(entry.seq);
     this.hub.journal?.dequeued(clientId, entry.seq);
     this.hub.changed(clientId, s);
     this.hub.releaseDrained(s);
@@ -367,21 +448,53 @@ export class MemorySessionStore implements SessionStore {
     epoch: number,
     raw: string,
     options: SubscriptionOptions,
-    plain: boolean,
+    _plain: boolean,
   ): Promise<void> {
     const s = this.owned(clientId, epoch);
     s.subscriptions.set(raw, { ...options });
-    if (plain && parseSubscription(raw)?.group === null) this.hub.routes.add(raw, clientId, { ...options });
+    this.hub.route(clientId, raw, options);
     this.hub.changed(clientId, s);
     await this.hub.durable();
   }
 
-  async unsubscribe(clientId: string, epoch: number, raw: string, plain: boolean): Promise<void> {
+  async unsubscribe(clientId: string, epoch: number, raw: string, _plain: boolean): Promise<void> {
     const s = this.owned(clientId, epoch);
     s.subscriptions.delete(raw);
-    if (plain) this.hub.routes.remove(raw, clientId);
+    this.hub.unroute(clientId, raw);
     this.hub.changed(clientId, s);
     await this.hub.durable();
+  }
+
+  matchOfflineShared(
+    topic: string,
+    visit: (key: string, clientId: string, options: SubscriptionOptions) => void,
+  ): void {
+    this.hub.shared.match(topic, (member, options, filter) => {
+      const nl = member.indexOf('\n');
+      const clientId = member.slice(nl + 1);
+      if (this.hub.sessions.get(clientId)?.on === '')
+        visit(`${member.slice(0, nl)}\n${filter}`, clientId, options);
+    });
+  }
+
+  *offlineSessions(): Iterable<OfflineSession> {
+    for (const [clientId, s] of this.hub.sessions) {
+      if (s.on !== '') continue;
+      const { expirySeconds, subscriptions } = s;
+      yield { clientId, expirySeconds, subscriptions, queued: s.queue.size, inflight: s.inflight.size };
+    }
+  }
+
+  discardOffline(clientId: string): boolean {
+    if (this.hub.sessions.get(clientId)?.on !== '') return false;
+    this.hub.end(clientId);
+    return true;
+  }
+
+  offlineCount(): number {
+    let n = 0;
+    for (const s of this.hub.sessions.values()) if (s.on === '') n++;
+    return n;
   }
 
   async detach(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
@@ -389,4 +502,14 @@ export class MemorySessionStore implements SessionStore {
     if (s !== undefined) this.hub.offline(clientId, s, expirySeconds);
     await this.hub.durable();
   }
+}
+
+/**
+ * A copy of `delivery` for the store or for the session that takes it, in the one shape the session
+ * gives an in-flight message (packet id and phase included), so the session's writes to those
+ * fields keep it fast.
+ */
+function handOut(delivery: Delivery, packetId: number): Delivery {
+  const { message, qos, retain, subscriptionIds } = delivery;
+  return { message, qos, retain, subscriptionIds, packetId, phase: 'publish' } as Delivery;
 }

@@ -151,6 +151,7 @@ export class RedisSessionStore implements SessionStore {
           for (let i = 0; i < batch.accepted.length; i++) {
             const result = Number(results[i]);
             if (result === -1) this.o.handlers()?.dropped('queue_full', clientId);
+            else if (result === -3) this.o.handlers()?.dropped('offline_qos0', clientId);
             const accepted = batch.accepted[i];
             if (accepted === undefined) continue;
             const release =

@@ -1,7 +1,8 @@
 /**
  * The SessionManager (src/session/manager.ts) through its ports: a FakeClock, real Sessions, a
  * recorder for the subscription index and the publish pipeline, and connections that act as a
- * channel does (a server-side close reports the will at once). Cluster claims run on a MemoryHub.
+ * channel does (a server-side close reports the will at once). Claims run on a MemoryHub: one
+ * node of it is the single-node default, several a cluster.
  * The same behaviour over sockets: test/integration/broker/session.test.ts, will.test.ts,
  * memory-cluster.test.ts.
  */
@@ -26,7 +27,7 @@ const NEVER = 0xffffffff;
 const options: SubscriptionOptions = { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 };
 
 /** One node's manager with its ports recorded. */
-function node(clock: FakeClock, cluster?: SessionCluster) {
+function node(clock: FakeClock, cluster: SessionCluster) {
   const published: string[] = [];
   const left: string[] = [];
   const joined: string[] = [];
@@ -68,15 +69,26 @@ class Connection implements SessionOwner {
 
   /** CONNECT accepted: the session opens (with a will armed), as connect.ts does after its claim. */
   open(
-    clean: boolean,
     expirySeconds: number,
     o: { will?: string; delaySeconds?: number; stored?: StoredSession } = {},
   ): OpenedSession {
     this.will = o.will === undefined ? undefined : willOf(o.will, o.delaySeconds ?? 0);
-    const opened = this.manager.openSession(this, clean, expirySeconds, o.stored);
+    const opened = this.manager.openSession(this, expirySeconds, o.stored);
     this.session = opened.session;
     this.connected = true;
     return opened;
+  }
+
+  /** CONNECT: the claim (which stores the will), then the session opens with what it loaded. */
+  async connect(
+    clean: boolean,
+    expirySeconds: number,
+    o: { will?: string; delaySeconds?: number } = {},
+  ): Promise<OpenedSession> {
+    const will = o.will === undefined ? undefined : willOf(o.will, o.delaySeconds ?? 0);
+    const claimed = await this.manager.claimOwnership(this, clean, expirySeconds, will);
+    this.epoch = claimed.epoch;
+    return this.open(expirySeconds, { ...o, stored: claimed.stored });
   }
 
   /** The connection ends without a DISCONNECT: the will goes to the manager. */
@@ -99,140 +111,182 @@ function willOf(payload: string, delaySeconds: number): PendingWill {
   return { message, delaySeconds };
 }
 
-describe('SessionManager on one node', () => {
-  it('[MQTT-3.1.2-4] [MQTT-3.1.2-8] Clean Start ends the old session: its subscriptions leave the index, its delayed will goes out at once', () => {
+describe('SessionManager on one node (a one-node MemoryHub, as the single-node default)', () => {
+  async function single() {
     const clock = new FakeClock();
-    const n = node(clock);
-    const first = n.connection('c');
-    const old = first.open(false, 300, { will: 'w1', delaySeconds: 60 }).session;
-    old.setSubscription('a/+', options);
-    first.lost();
-    clock.advance(10_000);
-    expect(n.published).toEqual([]);
+    const hub = new MemoryHub(clock);
+    const backend = hub.node('A');
+    const n = node(clock, backend);
+    await backend.start(
+      idleHandlers({
+        release: (clientId, epoch) => n.manager.releaseClient(clientId, epoch),
+        publishWill: (will) => n.manager.publishWill(will),
+        serves: (clientId) => n.manager.serves(clientId),
+      }),
+    );
+    /** Whether the store keeps a session for `clientId`. */
+    const kept = (clientId: string) => hub.sessions.sessions.has(clientId);
+    /** Client ids whose stored subscriptions match `topic`. */
+    const routed = (topic: string) => {
+      const ids: string[] = [];
+      backend.sessions.matchSessions(topic, (id) => ids.push(id));
+      return ids;
+    };
+    return { clock, hub, backend, kept, routed, ...n };
+  }
 
-    const opened = n.connection('c').open(true, 300);
+  it('[MQTT-3.1.2-4] [MQTT-3.1.2-8] Clean Start ends the old session: its stored subscriptions go, its delayed will goes out at once', async () => {
+    const n = await single();
+    const first = n.connection('c');
+    await first.connect(false, 300, { will: 'w1', delaySeconds: 60 });
+    await n.backend.sessions.subscribe('c', first.epoch, 'a/+', options, true);
+    first.lost();
+    n.clock.advance(10_000);
+    expect(n.published).toEqual([]);
+    expect(n.routed('a/x')).toEqual(['c']);
+
+    const opened = await n.connection('c').connect(true, 300);
     expect(opened.present).toBe(false);
-    expect(opened.session).not.toBe(old);
-    expect(n.left).toEqual(['a/+']);
+    expect(opened.session.subscriptions.size).toBe(0);
+    expect(n.routed('a/x')).toEqual([]);
     expect(n.published).toEqual(['w1']);
-    clock.advance(120_000);
+    n.clock.advance(120_000);
+    await settle();
     expect(n.published).toEqual(['w1']); // once
   });
 
-  it('[MQTT-3.1.3-9] a resume within the will delay cancels the will', () => {
-    const clock = new FakeClock();
-    const n = node(clock);
+  it('[MQTT-3.1.3-9] a resume within the will delay cancels the will', async () => {
+    const n = await single();
     const first = n.connection('c');
-    const session = first.open(false, 300, { will: 'w1', delaySeconds: 60 }).session;
+    await first.connect(false, 300, { will: 'w1', delaySeconds: 60 });
     first.lost();
-    clock.advance(59_000);
+    n.clock.advance(59_000);
 
-    const opened = n.connection('c').open(false, 300);
+    const opened = await n.connection('c').connect(false, 300);
     expect(opened.present).toBe(true);
-    expect(opened.session).toBe(session);
-    clock.advance(600_000);
+    n.clock.advance(600_000);
+    await settle();
     expect(n.published).toEqual([]);
   });
 
-  it('[MQTT-3.1.2-8] the will waits for its delay, or for the end of a session that expires sooner', () => {
-    const clock = new FakeClock();
-    const n = node(clock);
+  it('[MQTT-3.1.2-8] the will waits for its delay, or for the end of a session that expires sooner', async () => {
+    const n = await single();
     const delayed = n.connection('delayed');
-    delayed.open(false, 300, { will: 'after-delay', delaySeconds: 20 });
+    await delayed.connect(false, 300, { will: 'after-delay', delaySeconds: 20 });
     delayed.lost();
     const expiring = n.connection('expiring');
-    expiring.open(false, 10, { will: 'at-expiry', delaySeconds: 60 });
+    await expiring.connect(false, 10, { will: 'at-expiry', delaySeconds: 60 });
     expiring.lost();
 
-    clock.advance(9_999);
+    n.clock.advance(9_999);
+    await settle();
     expect(n.published).toEqual([]);
-    clock.advance(1);
+    n.clock.advance(1);
+    await settle();
     expect(n.published).toEqual(['at-expiry']);
-    expect(n.manager.sessions.has('expiring')).toBe(false);
-    clock.advance(10_000);
+    expect(n.kept('expiring')).toBe(false);
+    n.clock.advance(10_000);
+    await settle();
     expect(n.published).toEqual(['at-expiry', 'after-delay']);
-    expect(n.manager.sessions.has('delayed')).toBe(true);
+    expect(n.kept('delayed')).toBe(true);
   });
 
-  it('[MQTT-3.1.2-23] an offline session is kept for its Session Expiry Interval, then ends', () => {
-    const clock = new FakeClock();
-    const n = node(clock);
+  it('[MQTT-3.1.2-23] an offline session is kept for its Session Expiry Interval, then ends', async () => {
+    const n = await single();
     const first = n.connection('c');
-    first.open(false, 30).session.setSubscription('a/+', options);
+    await first.connect(false, 30);
+    await n.backend.sessions.subscribe('c', first.epoch, 'a/+', options, true);
     first.lost();
+    await settle();
     expect(n.manager.online.has('c')).toBe(false);
+    expect(n.manager.sessions.has('c')).toBe(false); // kept by the store, nothing of it here
 
-    clock.advance(29_999);
-    expect(n.manager.sessions.has('c')).toBe(true);
-    expect(n.left).toEqual([]);
-    clock.advance(1);
-    expect(n.manager.sessions.has('c')).toBe(false);
-    expect(n.left).toEqual(['a/+']);
-    expect(n.connection('c').open(false, 30).present).toBe(false);
+    n.clock.advance(29_999);
+    expect(n.kept('c')).toBe(true);
+    expect(n.routed('a/b')).toEqual(['c']);
+    n.clock.advance(1);
+    expect(n.kept('c')).toBe(false);
+    expect(n.routed('a/b')).toEqual([]);
+    expect((await n.connection('c').connect(false, 30)).present).toBe(false);
   });
 
-  it('[MQTT-3.1.2-23] a resume before the interval passed keeps the session past the old deadline', () => {
-    const clock = new FakeClock();
-    const n = node(clock);
+  it('[MQTT-3.1.2-23] a resume before the interval passed keeps the session past the old deadline', async () => {
+    const n = await single();
     const first = n.connection('c');
-    const session = first.open(false, 30).session;
+    await first.connect(false, 30);
     first.lost();
-    clock.advance(20_000);
-    n.connection('c').open(false, 30);
-    clock.advance(60_000);
-    expect(n.manager.sessions.get('c')).toBe(session);
+    await settle();
+    n.clock.advance(20_000);
+    const again = n.connection('c');
+    expect((await again.connect(false, 30)).present).toBe(true);
+    n.clock.advance(60_000);
+    expect(n.kept('c')).toBe(true);
+    again.lost();
+    await settle();
+    n.clock.advance(30_000);
+    expect(n.kept('c')).toBe(false);
   });
 
-  it('(3.1.1 [MQTT-3.1.2-6]) a session with expiry 0 ends with its connection; one that never expires stays', () => {
-    const clock = new FakeClock();
-    const n = node(clock);
+  it('(3.1.1 [MQTT-3.1.2-6]) a session with expiry 0 is not stored and ends with its connection; one that never expires stays', async () => {
+    const n = await single();
     const clean = n.connection('clean');
-    clean.open(true, 0).session.setSubscription('a/+', options);
+    const opened = await clean.connect(true, 0);
+    expect(opened.session.durable).toBeUndefined();
+    expect(n.kept('clean')).toBe(false);
+    opened.session.setSubscription('a/+', options);
     clean.lost();
     expect(n.manager.sessions.has('clean')).toBe(false);
     expect(n.left).toEqual(['a/+']);
 
     const kept = n.connection('kept');
-    kept.open(false, NEVER);
+    expect((await kept.connect(false, NEVER)).session.durable).toBeDefined();
+    const timers = n.clock.pending;
     kept.lost();
-    expect(clock.pending).toBe(0); // no timer for a session that never expires
-    expect(n.manager.sessions.has('kept')).toBe(true);
+    await settle();
+    expect(n.clock.pending).toBe(timers); // no timer for a session that never expires
+    n.clock.advance(365 * 24 * 3600_000);
+    expect(n.kept('kept')).toBe(true);
   });
 
-  it('[MQTT-3.1.4-3] a second connection with the id takes over: the first gets 0x8E and its will goes out, the session moves on', () => {
-    const clock = new FakeClock();
-    const n = node(clock);
+  it('[MQTT-3.1.4-3] a second connection with the id takes over: the first gets 0x8E and its will goes out, the session moves on', async () => {
+    const n = await single();
     const first = n.connection('c');
-    const session = first.open(false, 300, { will: 'w1' }).session;
+    await first.connect(false, 300, { will: 'w1' });
     const second = n.connection('c');
-    const opened = second.open(false, 300);
+    const opened = await second.connect(false, 300);
 
     expect(first.disconnects).toEqual([ReasonCode.SessionTakenOver]);
+    await settle();
     expect(n.published).toEqual(['w1']);
     expect(n.counters.takeovers).toBe(1);
-    expect(opened).toEqual({ session, present: true });
+    expect(opened.present).toBe(true);
+    expect(opened.session.durable?.epoch).toBe(second.epoch);
     expect(n.manager.online.get('c')).toBe(second);
   });
 
-  it('while the node drains, a closing connection leaves no will and no expiry timer behind; stop cancels the pending ones', () => {
-    const clock = new FakeClock();
-    const n = node(clock);
+  it('while the node drains, a closing connection leaves no will behind; stop cancels the pending ones', async () => {
+    const n = await single();
     const before = n.connection('before');
-    before.open(false, 300, { will: 'w-before', delaySeconds: 60 });
+    await before.connect(false, 300, { will: 'w-before', delaySeconds: 60 });
     before.lost();
-    expect(clock.pending).toBe(2); // the will delay and the session expiry
+    await settle();
 
     n.manager.beginDrain();
     const drained = n.connection('drained');
-    drained.open(false, 300, { will: 'w-drained' });
+    await drained.connect(false, 300, { will: 'w-drained' });
     drained.lost();
-    expect(clock.pending).toBe(2);
+    await settle();
     n.manager.stop();
-    expect(clock.pending).toBe(0);
-    clock.advance(600_000);
+    n.clock.advance(600_000);
+    await settle();
     expect(n.published).toEqual([]);
   });
 });
+
+/** Lets the store's answers (a turn later, as over Redis) and the wills they release run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+}
 
 describe('SessionManager in a cluster (MemoryHub)', () => {
   function cluster() {
@@ -258,8 +312,8 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
     const a = await start('A');
     const b = await start('B');
     const first = a.connection('c');
-    first.epoch = (await a.manager.claimOwnership(first, false, 0))!.epoch;
-    first.open(false, 0);
+    first.epoch = (await a.manager.claimOwnership(first, false, 0)).epoch;
+    first.open(0);
 
     const second = b.connection('c');
     const claimed = await b.manager.claimOwnership(second, false, 0);
@@ -267,8 +321,8 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
     expect(first.disconnects).toEqual([ReasonCode.SessionTakenOver]);
     expect(b.counters.takeovers).toBe(1);
     // A notice for an epoch not later than the connection's own closes nothing.
-    second.epoch = claimed!.epoch;
-    second.open(false, 0);
+    second.epoch = claimed.epoch;
+    second.open(0);
     b.manager.releaseClient('c', second.epoch);
     expect(second.disconnects).toEqual([]);
   });
@@ -277,7 +331,7 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
     const { start } = cluster();
     const a = await start('A');
     const connecting = a.connection('c');
-    const claim = a.manager.claimOwnership(connecting, false, 0)!;
+    const claim = a.manager.claimOwnership(connecting, false, 0);
     a.manager.releaseClient('c', 2); // another node's claim, after this one's (epoch 1)
     expect(await claim).toEqual({ epoch: 1, stored: undefined, superseded: true });
   });
@@ -286,7 +340,7 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
     const { hub, start } = cluster();
     const a = await start('A');
     const connecting = a.connection('c');
-    const claim = a.manager.claimOwnership(connecting, false, 0)!;
+    const claim = a.manager.claimOwnership(connecting, false, 0);
     expect(a.manager.serves('c')).toBe(true);
     connecting.lost();
     await claim;
@@ -304,11 +358,11 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
       delaySeconds: 0,
     };
     const claimed = await a.manager.claimOwnership(a.connection('c'), false, 0, will);
-    expect(hub.owners.get('c')?.epoch).toBe(claimed?.epoch);
+    expect(hub.owners.get('c')?.epoch).toBe(claimed.epoch);
     expect(hub.owners.get('c')?.will?.message.payload.toString()).toBe('bye');
 
     const leaving = a.connection('d');
-    const claim = a.manager.claimOwnership(leaving, false, 0, will)!;
+    const claim = a.manager.claimOwnership(leaving, false, 0, will);
     // Closed while its will is being stored (the claim itself is done at once on a memory hub).
     await Promise.resolve();
     leaving.lost();
@@ -323,9 +377,9 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
     const b = await start('B');
     const first = a.connection('c');
     const created = await a.manager.claimOwnership(first, false, 300);
-    expect(created?.stored?.present).toBe(false);
-    first.epoch = created!.epoch;
-    first.open(false, 300, { stored: created!.stored });
+    expect(created.stored?.present).toBe(false);
+    first.epoch = created.epoch;
+    first.open(300, { stored: created.stored });
     await a.backend.sessions.subscribe('c', first.epoch, 't/+', options, true);
     await a.backend.sessions.subscribe('c', first.epoch, '$share/g/s/#', options, false);
     first.lost();
@@ -334,8 +388,8 @@ describe('SessionManager in a cluster (MemoryHub)', () => {
 
     const second = b.connection('c');
     const resumed = await b.manager.claimOwnership(second, false, 300);
-    second.epoch = resumed!.epoch;
-    const opened = second.open(false, 300, { stored: resumed!.stored });
+    second.epoch = resumed.epoch;
+    const opened = second.open(300, { stored: resumed.stored });
     expect(opened.present).toBe(true);
     expect(opened.session.durable?.epoch).toBe(second.epoch);
     expect([...opened.session.subscriptions.keys()]).toEqual(['t/+', '$share/g/s/#']);
