@@ -50,6 +50,8 @@ export interface ChannelOutput {
   throttle(): () => void;
   /** Flushes pending writes, then closes. */
   close(): void;
+  /** Closes (as close()) once `settled` settles, or after a bounded wait if it takes longer. */
+  closeWhen(settled: Promise<unknown>): void;
 }
 
 export interface PendingAck {
@@ -187,21 +189,10 @@ export class Channel implements SessionLink, SessionOwner {
     // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; reason 0x04 asks for it.
     if (packet.reasonCode !== ReasonCode.DisconnectWithWillMessage) this.will = undefined;
     const written = this.finish(true);
-    if (written === undefined) {
-      this.out.close();
-      return;
-    }
-    // A session the cluster keeps: its last acknowledgements reach Redis before the socket closes,
-    // so a client reconnecting elsewhere at once is not sent them again (bounded: Redis may be away).
-    let closed = false;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      timer.cancel();
-      this.out.close();
-    };
-    const timer = this.ctx.clock.setTimeout(close, 2000);
-    written.then(close, close);
+    // A session the store keeps: its last acknowledgements are stored before the socket closes, so
+    // a client reconnecting elsewhere at once is not sent them again (bounded: Redis may be away).
+    if (written === undefined) this.out.close();
+    else this.out.closeWhen(written);
   }
 
   /**

@@ -19,6 +19,8 @@ let flushScheduled = false;
 
 /** How long a closing connection waits for the peer's FIN before the socket is destroyed. */
 const CLOSE_GRACE_MS = 5_000;
+/** closeWhen: the longest wait for what the close waits on (a store's last writes). */
+const CLOSE_WAIT_MS = 2000;
 
 /** Why reading is paused: any set bit pauses, the last cleared resumes. */
 enum Pause {
@@ -332,6 +334,18 @@ export class Connection implements ChannelOutput {
     // socket forever, past keep-alive. Drop it after a grace period.
     this.timer = this.ctx.clock.setTimeout(() => this.destroy(), CLOSE_GRACE_MS);
     this.schedule();
+  }
+
+  closeWhen(settled: Promise<unknown>): void {
+    let done = false;
+    const close = () => {
+      if (done) return;
+      done = true;
+      timer.cancel();
+      this.close();
+    };
+    const timer = this.ctx.clock.setTimeout(close, CLOSE_WAIT_MS);
+    settled.then(close, close);
   }
 
   /** Server-side close for a drain: DISCONNECT `reasonCode` (MQTT 5), no will, then close. */
