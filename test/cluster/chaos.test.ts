@@ -20,7 +20,7 @@ import {
   untilRouted,
   waitFor,
 } from '../helpers/cluster.js';
-import { type Balancer, haproxyBin, startHaproxy } from '../helpers/haproxy.js';
+import { type Balancer, startHaproxy } from '../helpers/haproxy.js';
 import { killAllTracked } from '../helpers/processes.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 
@@ -36,7 +36,7 @@ beforeAll(async () => {
   redis = await startRedis();
   admin = redisClient(redis);
   nodes = await startCluster(3, redis.url, CONFIG);
-  if (haproxyBin !== undefined) lb = await startHaproxy(nodes, { check: true });
+  lb = await startHaproxy(nodes, { check: true });
 }, 60_000);
 
 afterAll(async () => {
@@ -154,65 +154,61 @@ describe('kill -9 of the subscriber node', () => {
     [1, 'through HAProxy'],
     [2, 'through HAProxy'],
   ] as const) {
-    it.skipIf(via !== 'directly' && haproxyBin === undefined)(
-      `QoS ${qos}, reconnecting ${via}: every acknowledged message arrives${qos === 1 ? ', repeats with DUP' : ' exactly once'}`,
-      async () => {
-        const id = uniq('chaos');
-        const topic = uniq('k');
-        const entry = via === 'directly' ? nodes[0].url : lb!.url;
-        // The client keeps its own session state across connections (MQTT 4.1): mqtt.js delivers a
-        // QoS 2 message on PUBREL from the PUBLISH it stored, so the reconnecting client shares it.
-        const incomingStore = new Store();
-        const sub = await connectMqtt(entry, { clientId: id, ...SESSION, incomingStore });
-        clients.push(sub.client);
-        const victim = await servingNode(id);
-        // The publisher is on another node, which survives.
-        const pubNode = nodes.find((n) => n !== victim)!;
-        const pub = await connectMqtt(pubNode.url);
-        clients.push(pub.client);
-        await sub.client.subscribeAsync(topic, { qos });
-        await untilRouted(pub.client, topic, [sub.inbox]);
+    it(`QoS ${qos}, reconnecting ${via}: every acknowledged message arrives${qos === 1 ? ', repeats with DUP' : ' exactly once'}`, async () => {
+      const id = uniq('chaos');
+      const topic = uniq('k');
+      const entry = via === 'directly' ? nodes[0].url : lb!.url;
+      // The client keeps its own session state across connections (MQTT 4.1): mqtt.js delivers a
+      // QoS 2 message on PUBREL from the PUBLISH it stored, so the reconnecting client shares it.
+      const incomingStore = new Store();
+      const sub = await connectMqtt(entry, { clientId: id, ...SESSION, incomingStore });
+      clients.push(sub.client);
+      const victim = await servingNode(id);
+      // The publisher is on another node, which survives.
+      const pubNode = nodes.find((n) => n !== victim)!;
+      const pub = await connectMqtt(pubNode.url);
+      clients.push(pub.client);
+      await sub.client.subscribeAsync(topic, { qos });
+      await untilRouted(pub.client, topic, [sub.inbox]);
 
-        const acked: string[] = [];
-        const count = 400;
-        let killed = false;
-        const publishing = publishSeries(pub.client, topic, count, qos, acked, (i) => {
-          if (i === 150) {
-            killed = victim.kill('SIGKILL');
-          }
-        });
-        const closed = new Promise<void>((resolve) => sub.client.once('close', () => resolve()));
-        await closed;
-        expect(killed).toBe(true);
-        // Back through a survivor (the balancer skips the dead server), while publishing goes on.
-        const survivor = nodes.find((n) => n !== victim && n !== pubNode)!;
-        const again = await connectMqtt(via === 'directly' ? survivor.url : lb!.url, {
-          clientId: id,
-          ...SESSION,
-          incomingStore,
-        });
-        clients.push(again.client);
-        expect(again.client.connected).toBe(true);
-        await publishing;
-        const all = () => [...sub.inbox.data, ...again.inbox.data];
-        const missing = () => {
-          const got = new Set(all().map((m) => m.payload));
-          return acked.filter((p) => !got.has(p));
-        };
-        try {
-          await waitFor(
-            () => missing().length === 0,
-            20_000,
-            `all ${acked.length} acknowledged messages delivered`,
-          );
-        } catch (err) {
-          throw new Error(`${String(err)}\n${await diagnose(id, missing())}`);
+      const acked: string[] = [];
+      const count = 400;
+      let killed = false;
+      const publishing = publishSeries(pub.client, topic, count, qos, acked, (i) => {
+        if (i === 150) {
+          killed = victim.kill('SIGKILL');
         }
-        checkDelivery(acked, all(), qos);
-        expect(acked.length).toBe(count);
-      },
-      60_000,
-    );
+      });
+      const closed = new Promise<void>((resolve) => sub.client.once('close', () => resolve()));
+      await closed;
+      expect(killed).toBe(true);
+      // Back through a survivor (the balancer skips the dead server), while publishing goes on.
+      const survivor = nodes.find((n) => n !== victim && n !== pubNode)!;
+      const again = await connectMqtt(via === 'directly' ? survivor.url : lb!.url, {
+        clientId: id,
+        ...SESSION,
+        incomingStore,
+      });
+      clients.push(again.client);
+      expect(again.client.connected).toBe(true);
+      await publishing;
+      const all = () => [...sub.inbox.data, ...again.inbox.data];
+      const missing = () => {
+        const got = new Set(all().map((m) => m.payload));
+        return acked.filter((p) => !got.has(p));
+      };
+      try {
+        await waitFor(
+          () => missing().length === 0,
+          20_000,
+          `all ${acked.length} acknowledged messages delivered`,
+        );
+      } catch (err) {
+        throw new Error(`${String(err)}\n${await diagnose(id, missing())}`);
+      }
+      checkDelivery(acked, all(), qos);
+      expect(acked.length).toBe(count);
+    }, 60_000);
   }
 });
 
@@ -256,7 +252,7 @@ describe('a node cut off past the liveness timeout', () => {
   }, 60_000);
 });
 
-describe.skipIf(haproxyBin === undefined)('rolling restart behind HAProxy', () => {
+describe('rolling restart behind HAProxy', () => {
   it('each node SIGTERMed in turn under QoS 1 load: no message for persistent sessions lost', async () => {
     const topic = uniq('roll');
     const subscribers: { client: MqttClient; inbox: Inbox }[] = [];

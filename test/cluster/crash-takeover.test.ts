@@ -5,34 +5,14 @@
  * every message acknowledged to the publisher meanwhile reaches it, with the default queue limit.
  * The survivors reap the crashed node early too (#11 of issue #11).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  connectMqtt,
-  endAll,
-  type ShoalNode,
-  startCluster,
-  uniq,
-  untilRouted,
-  waitFor,
-} from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type RedisHandle, startRedis } from '../helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { connectMqtt, endAll, uniq, untilRouted, waitFor } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
-let redis: RedisHandle;
-let A: ShoalNode;
-let B: ShoalNode;
-let C: ShoalNode;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  // Default liveness (heartbeat 1 s, timeout 5 s) and queue limit (1,000): what a user runs.
-  [A, B, C] = await startCluster(3, redis.url);
-}, 60_000);
-
-afterAll(async () => {
-  await killAllTracked();
-  await redis?.stop();
-});
+// Default liveness (heartbeat 1 s, timeout 5 s) and queue limit (1,000): what a user runs.
+const {
+  nodes: [A, B, C],
+} = clusterPerFile({ nodes: 3 });
 
 const RATE_PER_TICK = 20; // every 10 ms: 2,000 msg/s
 const TICKS = 300; // 3 s of publishing

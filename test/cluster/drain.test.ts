@@ -1,12 +1,3 @@
-/**
- * Graceful drain in a cluster, end to end: three Shoal processes on one Redis behind a real HAProxy
- * (TCP, PROXY protocol v2 to the nodes, health checks on /readyz), MQTT.js clients that reconnect
- * through HAProxy. SIGTERM one node: its /readyz goes 503, its clients get DISCONNECT 0x8B spread
- * over time (drain.ratePerSecond), reconnect through HAProxy to the two others and receive messages
- * there again; the process exits 0 well within its grace period, and Redis holds nothing of it
- * (membership, routes, inbox). Needs haproxy and redis-server (installed by .ci/run).
- */
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,17 +5,10 @@ import type { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ShoalNode, startCluster, waitFor } from '../helpers/cluster.js';
+import { haproxyBin } from '../helpers/haproxy.js';
 import { freePort, waitForPort } from '../helpers/ports.js';
 import { killAllTracked, spawnTracked } from '../helpers/processes.js';
 import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
-
-const haproxyBin = (() => {
-  try {
-    return execFileSync('sh', ['-c', 'command -v haproxy'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-})();
 
 const CLIENTS = 24;
 const RATE = 10;
@@ -49,7 +33,6 @@ interface Tracked {
 const tracked: Tracked[] = [];
 
 beforeAll(async () => {
-  if (haproxyBin === undefined) return;
   redis = await startRedis();
   admin = redisClient(redis);
   nodes = await startCluster(3, redis.url, {
@@ -127,7 +110,7 @@ function connect(i: number): Promise<Tracked> {
   });
 }
 
-describe.skipIf(haproxyBin === undefined)('drain behind HAProxy', () => {
+describe('drain behind HAProxy', () => {
   it('moves the drained node’s clients to the other nodes with 0x8B and exits 0 in time', async () => {
     const all = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => connect(i)));
     // Round robin: every node holds clients.

@@ -5,47 +5,23 @@
  * wait on the inbox bound instead).
  */
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Packet } from '../../src/protocol/index.js';
-import {
-  connectMqtt,
-  endAll,
-  type ShoalNode,
-  startCluster,
-  uniq,
-  untilRouted,
-  waitFor,
-} from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
+import { connectMqtt, type ShoalNode, uniq, untilRouted, waitFor } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { type RedisHandle, startRedis } from '../helpers/redis.js';
-
-let redis: RedisHandle;
-let A: ShoalNode;
-let B: ShoalNode;
 
 /** Inbox entries (batches) a node's inbox may hold unread: tiny, so it would be passed at once. */
 const INBOX_BOUND = 5;
 
-beforeAll(async () => {
-  redis = await startRedis();
+const {
+  nodes: [A, B],
+  clients,
+  raws,
+} = clusterPerFile({
+  nodes: 2,
   // A small queue makes a subscriber congested quickly.
-  [A, B] = await startCluster(2, redis.url, {
-    mqtt: { maxQueuedMessages: 100 },
-    cluster: { inboxMaxLength: INBOX_BOUND },
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await killAllTracked();
-  await redis?.stop();
-});
-
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.destroy();
-  await endAll(...clients.splice(0));
+  config: { mqtt: { maxQueuedMessages: 100 }, cluster: { inboxMaxLength: INBOX_BOUND } },
 });
 
 /**

@@ -1,19 +1,7 @@
-/**
- * Three Shoal processes sharing one Redis (CLUSTER.md): publishers on node A, subscribers on B and C.
- * QoS 0/1/2 end to end for MQTT 3.1.1 and 5, wildcards, cluster-wide retained messages (guarantee 5),
- * shared subscriptions across nodes, No Local, message expiry, per-publisher order (guarantee 6),
- * a node without matching subscribers seeing nothing (guarantee 7), and a node killed with SIGKILL
- * whose routes survivors remove after the liveness timeout.
- *
- * A subscription made on one node reaches the other nodes' route replicas through the Redis route
- * log, so tests wait for it with `untilRouted` (QoS 0 probes until one arrives) before counting.
- */
-import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   connectMqtt,
-  endAll,
   type Inbox,
   type ShoalNode,
   startCluster,
@@ -21,27 +9,10 @@ import {
   untilRouted,
   waitFor,
 } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
-let redis: RedisHandle;
-let admin: Redis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = redisClient(redis);
-}, 30_000);
-
-afterAll(async () => {
-  admin?.disconnect();
-  await killAllTracked();
-  await redis?.stop();
-});
-
-const clients: MqttClient[] = [];
-afterEach(async () => {
-  await endAll(...clients.splice(0));
-});
+// The tests start their own nodes.
+const { redis, admin, clients } = clusterPerFile({ nodes: 0 });
 
 async function conn(
   node: ShoalNode,

@@ -1,27 +1,17 @@
-/**
- * Guarantee 2 of CLUSTER.md (no acknowledged message lost for a persistent session), with three
- * Shoal processes on one Redis: a persistent session resumes through any node with its
- * subscriptions, queue, in-flight messages (same packet ids, DUP) and QoS 2 state; it expires
- * cluster-wide; its queue is bounded; and kill -9 of the subscriber's node during QoS 1 and QoS 2
- * traffic loses nothing that was acknowledged to the publisher.
- */
-import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PublishPacket } from '../../src/protocol/index.js';
 import {
   connectMqtt,
   endAll,
   type Inbox,
   type ShoalNode,
-  startCluster,
   uniq,
   untilRouted,
   waitFor,
 } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 
 // A small queue limit (the queue-limit test), and publishers held to 100 unacknowledged messages (flow control).
 const CONFIG = {
@@ -29,30 +19,12 @@ const CONFIG = {
   mqtt: { maxQueuedMessages: 200, receiveMaximum: 100 },
 };
 
-let redis: RedisHandle;
-let admin: Redis;
-let A: ShoalNode;
-let B: ShoalNode;
-let C: ShoalNode;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = redisClient(redis);
-  [A, B, C] = await startCluster(3, redis.url, CONFIG);
-}, 60_000);
-
-afterAll(async () => {
-  admin?.disconnect();
-  await killAllTracked();
-  await redis?.stop();
-});
-
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
-afterEach(async () => {
-  await endAll(...clients.splice(0));
-  for (const r of raws.splice(0)) r.destroy();
-});
+const {
+  admin,
+  nodes: [A, B, C],
+  clients,
+  raws,
+} = clusterPerFile({ nodes: 3, config: CONFIG });
 
 /** A persistent MQTT 5 session (expiry 300 s) on `node`, tracked for cleanup. */
 async function persistent(node: ShoalNode, clientId: string, expiry = 300) {

@@ -13,38 +13,24 @@
  */
 import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   connectMqtt,
   endAll,
   type Inbox,
   type ShoalNode,
-  startCluster,
   uniq,
   untilRouted,
   waitFor,
 } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type ProcessRedisHandle, redisClient, startRedisProcess } from '../helpers/redis.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
+import { redisClient } from '../helpers/redis.js';
 
-let redis: ProcessRedisHandle;
-let A: ShoalNode;
-let B: ShoalNode;
-const clients: MqttClient[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisProcess({ persistence: true });
-  [A, B] = await startCluster(2, redis.url);
-}, 30_000);
-
-afterEach(async () => {
-  await endAll(...clients.splice(0));
-});
-
-afterAll(async () => {
-  await killAllTracked();
-  await redis?.stop();
-});
+const {
+  redis,
+  nodes: [A, B],
+  clients,
+} = clusterPerFile({ nodes: 2, processRedis: { persistence: true } });
 
 async function conn(node: ShoalNode, opts: Parameters<typeof connectMqtt>[1] = {}) {
   const c = await connectMqtt(node.url, opts);

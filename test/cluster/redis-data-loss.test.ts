@@ -1,41 +1,15 @@
-/**
- * The "Redis restart without persistence" row of docs/guarantees.md: Redis comes back empty, so
- * claims, persistent sessions, queues, wills, routes and retained messages kept there are gone.
- * What Shoal promises then: nodes recover without a restart (/readyz 200 again), every client of a
- * node is disconnected so that it claims its id again (its old claim is forgotten), a persistent
- * session starts over (Session Present 0), and new subscriptions work across nodes.
- */
-import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  connectMqtt,
-  endAll,
-  type ShoalNode,
-  startCluster,
-  uniq,
-  untilRouted,
-  waitFor,
-} from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type ProcessRedisHandle, startRedisProcess } from '../helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { connectMqtt, uniq, untilRouted, waitFor } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
-let redis: ProcessRedisHandle;
-let A: ShoalNode;
-let B: ShoalNode;
-const clients: MqttClient[] = [];
-
-beforeAll(async () => {
-  redis = await startRedisProcess({ persistence: false });
-  [A, B] = await startCluster(2, redis.url, { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } });
-}, 30_000);
-
-afterEach(async () => {
-  await endAll(...clients.splice(0));
-});
-
-afterAll(async () => {
-  await killAllTracked();
-  await redis?.stop();
+const {
+  redis,
+  nodes: [A, B],
+  clients,
+} = clusterPerFile({
+  nodes: 2,
+  config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } },
+  processRedis: { persistence: false },
 });
 
 describe('Redis restarted without persistence', () => {

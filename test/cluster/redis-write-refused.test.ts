@@ -1,32 +1,11 @@
-/**
- * A write Redis refuses costs what it wrote, never the node (product rule: bad input and failing
- * parts close a connection or refuse a request, not the process). Found by the verifier's
- * `cluster-master-kill` class: ioredis hands MOVED back to the caller during a Redis Cluster
- * failover with autopipelining (ioredis#2075), and a QoS 0 retained publish whose write failed was
- * an unhandled rejection that killed all three nodes. Replayed here with writes refused for lack of
- * memory (maxmemory 1, noeviction), as a failing-over shard refuses them.
- */
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectMqtt, endAll, type ShoalNode, startCluster, uniq, waitFor } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { connectMqtt, endAll, uniq, waitFor } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
-let redis: RedisHandle;
-let admin: Redis;
-let A: ShoalNode;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = redisClient(redis);
-  [A] = await startCluster(1, redis.url);
-}, 30_000);
-
-afterAll(async () => {
-  admin?.disconnect();
-  await killAllTracked();
-  await redis?.stop();
-});
+const {
+  admin,
+  nodes: [A],
+} = clusterPerFile({ nodes: 1 });
 
 /** How many commands Redis refused for lack of memory so far. */
 async function oomErrors(): Promise<number> {

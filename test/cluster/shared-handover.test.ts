@@ -1,30 +1,13 @@
-/**
- * Shared subscriptions survive a member's node (CLUSTER.md "shared subscriptions that survive a
- * member's death"): shares acknowledged to their publisher and waiting in the inbox of a node that
- * dies are handed by the reaper to a member of the group on a live node.
- */
-import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { connectMqtt, endAll, type ShoalNode, startCluster, uniq, waitFor } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { expect, it } from 'vitest';
+import { connectMqtt, uniq, waitFor } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
+import { redisClient } from '../helpers/redis.js';
 
-let redis: RedisHandle;
-let A: ShoalNode;
-let B: ShoalNode;
-let C: ShoalNode;
-const clients: MqttClient[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  [A, B, C] = await startCluster(3, redis.url, { cluster: { heartbeatMs: 500, livenessTimeoutMs: 2000 } });
-}, 60_000);
-
-afterAll(async () => {
-  await endAll(...clients.splice(0));
-  await killAllTracked();
-  await redis?.stop();
-});
+const {
+  redis,
+  nodes: [A, B, C],
+  clients,
+} = clusterPerFile({ nodes: 3, config: { cluster: { heartbeatMs: 500, livenessTimeoutMs: 2000 } } });
 
 it('(shared subscriptions, guarantee 2) shares in the inbox of a node killed with kill -9 while stopped reach the group member on a live node', async () => {
   const topic = uniq('handover');

@@ -1,40 +1,15 @@
-/**
- * Guarantee 8 of CLUSTER.md (SUBACK means routed everywhere), with three Shoal processes on one
- * Redis: a client that subscribes on node B and, the moment its SUBACK arrives, makes a publisher on
- * node A publish (request/response) gets that very first message — for clean and persistent
- * sessions and shared subscriptions. No `untilRouted` here: that is the point. A route Redis cannot
- * store gives a failure SUBACK, not a success nobody routes to.
- */
-import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectMqtt, endAll, type Inbox, type ShoalNode, startCluster, uniq } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { describe, expect, it } from 'vitest';
+import { connectMqtt, endAll, type Inbox, type ShoalNode, uniq } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
 const CONFIG = { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } };
 
-let redis: RedisHandle;
-let admin: Redis;
-let A: ShoalNode;
-let B: ShoalNode;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = redisClient(redis);
-  [A, B] = await startCluster(3, redis.url, CONFIG);
-}, 60_000);
-
-afterAll(async () => {
-  admin?.disconnect();
-  await killAllTracked();
-  await redis?.stop();
-});
-
-const clients: MqttClient[] = [];
-afterEach(async () => {
-  await endAll(...clients.splice(0));
-});
+const {
+  admin,
+  nodes: [A, B],
+  clients,
+} = clusterPerFile({ nodes: 3, config: CONFIG });
 
 async function conn(node: ShoalNode, opts: Parameters<typeof connectMqtt>[1] = {}) {
   const c = await connectMqtt(node.url, opts);

@@ -1,49 +1,22 @@
-/**
- * Guarantee 1 (one owner per client id) and guarantee 4 (wills survive their node) of CLUSTER.md,
- * with three Shoal processes on one Redis: a CONNECT on node B takes over a client connected to node
- * A (DISCONNECT 0x8E there), racing CONNECTs of the same ids on three nodes end with one live
- * connection per id, a paused former owner is fenced out, and the will of a client whose node was
- * killed is published once by a survivor.
- */
-import type { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   connectMqtt,
-  endAll,
   type Inbox,
   type ShoalNode,
-  startCluster,
   startNode,
   uniq,
   untilRouted,
   waitFor,
 } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
-let redis: RedisHandle;
-let admin: Redis;
-let A: ShoalNode;
-let B: ShoalNode;
-let C: ShoalNode;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = redisClient(redis);
-  [A, B, C] = await startCluster(3, redis.url, { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } });
-}, 60_000);
-
-afterAll(async () => {
-  admin?.disconnect();
-  await killAllTracked();
-  await redis?.stop();
-});
-
-const clients: MqttClient[] = [];
-afterEach(async () => {
-  await endAll(...clients.splice(0));
-});
+const {
+  redis,
+  admin,
+  nodes: [A, B, C],
+  clients,
+} = clusterPerFile({ nodes: 3, config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } } });
 
 /** Resolves with the reason code of the DISCONNECT the broker sends (or -1 when it just closes). */
 function disconnected(client: MqttClient): Promise<number> {

@@ -1,40 +1,17 @@
-/**
- * limits.user.* across two Shoal processes sharing one Redis: a username's connections count on
- * both nodes (the one over the quota gets CONNACK 0x97 on the other node), and its messages per
- * minute too, within the documented slack of one flush interval (docs/security.md). A node's flush
- * is waited for by polling the Redis counter it writes (an observable condition in another process).
- */
-import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Keys } from '../../src/backend/redis/keys.js';
-import { connectMqtt, endAll, type ShoalNode, startCluster, uniq, waitFor } from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
+import { connectMqtt, type ShoalNode, uniq, waitFor } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
-let redis: RedisHandle;
-let admin: Redis;
-let A: ShoalNode;
-let B: ShoalNode;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = redisClient(redis);
-  [A, B] = await startCluster(2, redis.url, {
-    limits: { user: { maxConnections: 2, messagesPerMinute: 10 } },
-  });
-}, 40_000);
-
+const {
+  admin,
+  nodes: [A, B],
+  clients,
+} = clusterPerFile({ nodes: 2, config: { limits: { user: { maxConnections: 2, messagesPerMinute: 10 } } } });
+// Stopped gracefully first (registered after the fixture's hooks, so run before them).
 afterAll(async () => {
-  await Promise.all([A, B].map((n) => n?.stop()));
-  admin?.disconnect();
-  await killAllTracked();
-  await redis?.stop();
-});
-
-const clients: MqttClient[] = [];
-afterEach(async () => {
-  await endAll(...clients.splice(0));
+  await Promise.all([A, B].map((n) => n.stop()));
 });
 
 async function conn(node: ShoalNode, username: string): Promise<MqttClient> {

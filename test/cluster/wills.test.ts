@@ -1,51 +1,17 @@
-/**
- * Guarantee 4 (wills survive their node) and guarantee 1 (a connection that lost its client id
- * closes) of CLUSTER.md, where the timing is tight: a will stored right after CONNACK and taken at
- * once by a DISCONNECT or an abnormal close; a delayed will whose node and reaper both die; a
- * connection whose takeover kick pub/sub never delivered. Node processes on one real Redis.
- */
-import type { Redis } from 'ioredis';
-import type { MqttClient } from 'mqtt';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  connectMqtt,
-  endAll,
-  type ShoalNode,
-  startCluster,
-  startNode,
-  uniq,
-  untilRouted,
-  waitFor,
-} from '../helpers/cluster.js';
-import { killAllTracked } from '../helpers/processes.js';
+import { describe, expect, it } from 'vitest';
+import { connectMqtt, type ShoalNode, startNode, uniq, untilRouted, waitFor } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { type RedisHandle, redisClient, startRedis } from '../helpers/redis.js';
 
 const CONFIG = { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } };
 
-let redis: RedisHandle;
-let admin: Redis;
-let A: ShoalNode;
-let B: ShoalNode;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  admin = redisClient(redis);
-  [A, B] = await startCluster(2, redis.url, CONFIG);
-}, 60_000);
-
-afterAll(async () => {
-  admin?.disconnect();
-  await killAllTracked();
-  await redis?.stop();
-});
-
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
-afterEach(async () => {
-  await endAll(...clients.splice(0));
-  for (const r of raws.splice(0)) r.destroy();
-});
+const {
+  redis,
+  admin,
+  nodes: [A, B],
+  clients,
+  raws,
+} = clusterPerFile({ nodes: 2, config: CONFIG });
 
 const extra = (name: string) => startNode({ redisUrl: redis.url, nodeId: uniq(name), config: CONFIG });
 

@@ -1,23 +1,16 @@
 /**
  * HAProxy in TCP mode in front of Shoal nodes (round robin), as operators run it. Needs the haproxy
- * binary (installed by .ci/run); `haproxyBin` is undefined where it is missing.
+ * binary (installed by .ci/run; the suite stops at start without it: test/helpers/tools.ts).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ShoalNode } from './cluster.js';
 import { freePort, waitForPort } from './ports.js';
 import { spawnTracked } from './processes.js';
+import { requireTool } from './tools.js';
 
-export const haproxyBin: string | undefined = (() => {
-  if (process.env.HAPROXY_BIN !== undefined) return process.env.HAPROXY_BIN;
-  try {
-    return execFileSync('sh', ['-c', 'command -v haproxy'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-})();
+export const haproxyBin: string = requireTool('haproxy', process.env.HAPROXY_BIN);
 
 export interface Balancer {
   /** mqtt://127.0.0.1:port of the frontend. */

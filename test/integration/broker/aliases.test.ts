@@ -6,7 +6,6 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReasonCode } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
-import { RawClient } from '../../helpers/raw-client.js';
 import {
   closeAll,
   connect,
@@ -19,7 +18,8 @@ import {
   subscribe,
   takePublishes,
   uid,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
+import { RawClient } from '../../helpers/raw-client.js';
 
 let b: TestBroker;
 beforeAll(async () => {

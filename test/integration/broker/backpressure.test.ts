@@ -8,7 +8,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../src/config/schema.js';
 import type { Transport } from '../../../src/transport/types.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
-import type { RawClient } from '../../helpers/raw-client.js';
 import {
   closeAll,
   connect,
@@ -20,7 +19,8 @@ import {
   sync,
   takePublishes,
   uid,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
+import type { RawClient } from '../../helpers/raw-client.js';
 
 const LIMIT = 64 * 1024;
 const PAYLOAD = Buffer.alloc(4096, 0x61);

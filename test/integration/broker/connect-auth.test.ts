@@ -8,7 +8,7 @@ import type { BrokerOptions } from '../../../src/broker/options.js';
 import { encode, type Packet, ReasonCode } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import { closed, deferred, Peers, publish, subscribe, until } from './raw-peers.js';
+import { closedWithin, deferred, Peers, publishAwait, subscribeTo, until } from '../../helpers/mqtt.js';
 
 const peers = new Peers();
 const brokers: TestBroker[] = [];
@@ -58,7 +58,7 @@ describe('authentication hook', () => {
       const t = await broker({}, { auth: { authenticate } });
       const { client, connack } = await peers.connect(t.port, version, { clean: false, clientId: 'refused' });
       expect(connack).toMatchObject({ type: 'connack', sessionPresent: false, reasonCode: expected });
-      await closed(client);
+      await closedWithin(client);
       expect(t.broker.stats.sessions).toBe(0);
     },
   );
@@ -99,7 +99,7 @@ describe('authentication hook', () => {
       const t = await broker({}, { auth: { authenticate: failing[how] } });
       const { client, connack } = await peers.connect(t.port, version);
       expect(connack.reasonCode).toBe(version === 5 ? ReasonCode.ServerUnavailable : 3);
-      await closed(client);
+      await closedWithin(client);
     },
   );
 
@@ -158,7 +158,7 @@ describe('authentication hook', () => {
       { auth: { authenticate: (info) => (info.clientId === 'intruder' ? decision.promise : 0) } },
     );
     const watcher = await peers.online(t.port, 5, { clientId: 'watcher' });
-    await subscribe(watcher, 'guarded/#', 1);
+    await subscribeTo(watcher, 'guarded/#', 1);
     const c = await peers.raw(t.port, 5);
     c.version = 5;
     c.sendBytes(
@@ -179,9 +179,9 @@ describe('authentication hook', () => {
     );
     decision.resolve(ReasonCode.NotAuthorized);
     expect((await c.next('connack')).reasonCode).toBe(ReasonCode.NotAuthorized);
-    await closed(c);
+    await closedWithin(c);
     // A marker published afterwards is the first (and only) thing the watcher gets; nothing was retained.
-    await publish(watcher, 'guarded/marker', 'marker', 1, 7);
+    await publishAwait(watcher, 'guarded/marker', 'marker', 1, 7);
     expect((await watcher.next('publish')).payload.toString()).toBe('marker');
     expect(t.broker.stats.retained).toBe(0);
   });
@@ -246,7 +246,7 @@ describe('connect timeout (MQTT 5 3.1.4 step 1)', () => {
   it('a silent connection is closed once connectTimeoutMs has passed', async () => {
     const { clock, c } = await silent(5000);
     clock.advance(5000);
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
   });
 
@@ -254,7 +254,7 @@ describe('connect timeout (MQTT 5 3.1.4 step 1)', () => {
     const { clock, c } = await silent(5000);
     c.sendBytes(encode(connectPacket('partial', 4), 4).subarray(0, 6));
     clock.advance(5000);
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
   });
 
@@ -263,7 +263,7 @@ describe('connect timeout (MQTT 5 3.1.4 step 1)', () => {
     c.send(connectPacket('slow', 4));
     await until(() => asked.slow === 1, 'CONNECT handed to the hook');
     clock.advance(5000);
-    await closed(c);
+    await closedWithin(c);
     decision.resolve(0);
     await decision.promise;
     expect(c.received).toEqual([]);

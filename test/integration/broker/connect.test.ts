@@ -7,7 +7,14 @@ import type { BrokerOptions } from '../../../src/broker/options.js';
 import { encode, ReasonCode } from '../../../src/protocol/index.js';
 import { hex } from '../../fixtures/hex.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
-import { barrier, closed, disconnectedWith, Peers, publish, subscribe } from './raw-peers.js';
+import {
+  closedWithin,
+  disconnectedWith,
+  Peers,
+  publishAwait,
+  subscribeTo,
+  sync,
+} from '../../helpers/mqtt.js';
 
 /** CONNECT body start: protocol name "MQTT". */
 const MQTT = '00 04 4d 51 54 54';
@@ -42,8 +49,8 @@ describe('protocol levels', () => {
   ] as const)('[MQTT-3.1.2-2] level %i (%s) is accepted and carries traffic', async (version, name) => {
     const { client, connack } = await peers.connect(b.port, version, { protocolName: name });
     expect(connack).toMatchObject({ type: 'connack', sessionPresent: false, reasonCode: 0 });
-    expect(await subscribe(client, `level/${version}`, 1)).toEqual([1]);
-    await publish(client, `level/${version}`, 'hello', 1);
+    expect(await subscribeTo(client, `level/${version}`, 1)).toEqual([1]);
+    await publishAwait(client, `level/${version}`, 'hello', 1);
     const got = await client.next('publish');
     expect(got).toMatchObject({ topic: `level/${version}`, qos: 1 });
     expect(got.payload.toString()).toBe('hello');
@@ -59,7 +66,7 @@ describe('protocol levels', () => {
     async (_n, bytes) => {
       const c = await peers.raw(b.port, 4);
       c.sendBytes(bytes);
-      await closed(c);
+      await closedWithin(c);
       expect(c.received).toEqual([{ type: 'connack', sessionPresent: false, reasonCode: 1 }]);
     },
   );
@@ -67,14 +74,14 @@ describe('protocol levels', () => {
   it('[MQTT-3.1.2-1] an unknown protocol name closes the connection without CONNACK', async () => {
     const c = await peers.raw(b.port, 4);
     c.sendBytes(hex`10 0c 00 04 4d 51 54 58 04 02 00 00 00 00`);
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
   });
 
   it('[MQTT-3.1.2-3] the reserved connect flag set closes the connection without CONNACK', async () => {
     const c = await peers.raw(b.port, 4);
     c.sendBytes(hex`10 0c ${MQTT} 04 03 00 00 00 00`);
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
   });
 });
@@ -106,7 +113,7 @@ describe('first and second packet', () => {
   ])('[MQTT-3.1.0-1] a first packet %s instead of CONNECT closes the connection', async (_n, bytes) => {
     const c = await peers.raw(b.port, 4);
     c.sendBytes(bytes);
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
   });
 
@@ -143,7 +150,7 @@ describe('first and second packet', () => {
         keepalive: 0,
         clientId: 'again',
       });
-      await closed(client);
+      await closedWithin(client);
       expect(client.received).toEqual([]);
     },
   );
@@ -153,19 +160,19 @@ describe('client identifier', () => {
   it('[MQTT-3.1.3-6] (3.1.1) an empty client id with Clean Session 1 is accepted', async () => {
     const { client, connack } = await peers.connect(b.port, 4, { clientId: '', clean: true });
     expect(connack).toEqual({ type: 'connack', sessionPresent: false, reasonCode: 0 });
-    await barrier(client);
+    await sync(client);
   });
 
   it('[MQTT-3.1.3-8] (3.1.1) an empty client id with Clean Session 0 gets CONNACK 0x02 and the connection is closed', async () => {
     const { client, connack } = await peers.connect(b.port, 4, { clientId: '', clean: false });
     expect(connack).toEqual({ type: 'connack', sessionPresent: false, reasonCode: 2 });
-    await closed(client);
+    await closedWithin(client);
   });
 
   it('(MQTT 3.1 3.1) an empty client id gets CONNACK 0x02 (identifier rejected) at level 3', async () => {
     const { client, connack } = await peers.connect(b.port, 3, { clientId: '', clean: true });
     expect(connack).toEqual({ type: 'connack', sessionPresent: false, reasonCode: 2 });
-    await closed(client);
+    await closedWithin(client);
   });
 
   it('[MQTT-3.1.3-7] [MQTT-3.2.2-16] an empty client id (MQTT 5) gets a unique Assigned Client Identifier that names the session', async () => {
@@ -177,14 +184,14 @@ describe('client identifier', () => {
     expect(second.connack.properties?.assignedClientIdentifier).toMatch(/.+/);
     expect(second.connack.properties?.assignedClientIdentifier).not.toBe(id);
     expect(first.connack.sessionPresent).toBe(false);
-    await subscribe(first.client, 'assigned/t', 1);
+    await subscribeTo(first.client, 'assigned/t', 1);
     first.client.send({ type: 'disconnect', reasonCode: 0 });
-    await closed(first.client);
+    await closedWithin(first.client);
     const again = await peers.connect(b.port, 5, { clientId: id, clean: false, properties: props });
     expect(again.connack.sessionPresent).toBe(true);
     // The id the client sent is its own: no Assigned Client Identifier this time.
     expect(again.connack.properties?.assignedClientIdentifier).toBeUndefined();
-    await publish(second.client, 'assigned/t', 'to the assigned id', 1);
+    await publishAwait(second.client, 'assigned/t', 'to the assigned id', 1);
     expect((await again.client.next('publish')).payload.toString()).toBe('to the assigned id');
   });
 
@@ -197,7 +204,7 @@ describe('client identifier', () => {
       await withBroker({ maxClientIdLength: 8 }, async (t) => {
         const { client, connack } = await peers.connect(t.port, version, { clientId: '123456789' });
         expect(connack).toMatchObject({ sessionPresent: false, reasonCode: code });
-        await closed(client);
+        await closedWithin(client);
         const ok = await peers.connect(t.port, version, { clientId: '12345678' });
         expect(ok.connack.reasonCode).toBe(0);
       });
@@ -209,7 +216,7 @@ describe('client identifier', () => {
       properties: { authenticationMethod: 'SCRAM-SHA-1' },
     });
     expect(connack).toMatchObject({ sessionPresent: false, reasonCode: ReasonCode.BadAuthenticationMethod });
-    await closed(client);
+    await closedWithin(client);
   });
 });
 

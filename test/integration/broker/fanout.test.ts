@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Properties, ProtocolVersion, PublishPacket } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
+import { closeAll, connect, nextPublish, publishAcked, subscribe, uid } from '../../helpers/mqtt.js';
 import type { RawClient } from '../../helpers/raw-client.js';
-import { closeAll, connect, nextPublish, publishAcked, subscribe, uid } from './flows.js';
 
 let b: TestBroker;
 beforeAll(async () => {

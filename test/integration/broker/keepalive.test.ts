@@ -10,7 +10,14 @@ import type { BrokerOptions } from '../../../src/broker/options.js';
 import { encode, ReasonCode } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import { barrier, closed, disconnectedWith, Peers, publish, subscribe } from './raw-peers.js';
+import {
+  closedWithin,
+  disconnectedWith,
+  Peers,
+  publishAwait,
+  subscribeTo,
+  sync,
+} from '../../helpers/mqtt.js';
 
 const peers = new Peers();
 const brokers: TestBroker[] = [];
@@ -31,7 +38,7 @@ describe.each([3, 4, 5] as const)('keep-alive, level %i', (version) => {
   async function timedOut(c: Awaited<ReturnType<Peers['online']>>) {
     if (version === 5) await disconnectedWith(c, ReasonCode.KeepAliveTimeout);
     else {
-      await closed(c);
+      await closedWithin(c);
       expect(c.received).toEqual([]);
     }
   }
@@ -40,7 +47,7 @@ describe.each([3, 4, 5] as const)('keep-alive, level %i', (version) => {
     const { clock, t } = await broker();
     const c = await peers.online(t.port, version, { keepalive: 10 });
     clock.advance(14_000);
-    await barrier(c);
+    await sync(c);
   });
 
   it('[MQTT-3.1.2-22] a connection idle for 1.5 times the keep alive is closed', async () => {
@@ -56,10 +63,10 @@ describe.each([3, 4, 5] as const)('keep-alive, level %i', (version) => {
     const c = await peers.online(t.port, version, { keepalive: 10 });
     for (let i = 0; i < 5; i++) {
       clock.advance(14_999);
-      await barrier(c); // PINGREQ, answered with PINGRESP
+      await sync(c); // PINGREQ, answered with PINGRESP
     }
     clock.advance(14_999);
-    await barrier(c);
+    await sync(c);
     clock.advance(15_000);
     await timedOut(c);
   });
@@ -68,20 +75,20 @@ describe.each([3, 4, 5] as const)('keep-alive, level %i', (version) => {
     const { clock, t } = await broker();
     const c = await peers.online(t.port, version, { keepalive: 10 });
     clock.advance(10_000);
-    await publish(c, 'ka/any', 'x', 1);
+    await publishAwait(c, 'ka/any', 'x', 1);
     clock.advance(10_000); // 20 s since CONNECT, 10 s since the PUBLISH
-    await barrier(c);
+    await sync(c);
   });
 
   it('[MQTT-3.1.2-22] traffic from the broker to the client does not keep it alive', async () => {
     const { clock, t } = await broker();
     const c = await peers.online(t.port, version, { keepalive: 10 });
-    await subscribe(c, 'ka/feed', 0);
+    await subscribeTo(c, 'ka/feed', 0);
     clock.advance(1);
     const feeder = await peers.online(t.port, 5);
     for (let i = 0; i < 3; i++) {
       clock.advance(4_000);
-      await publish(feeder, 'ka/feed', `tick ${i}`, 1, i + 1);
+      await publishAwait(feeder, 'ka/feed', `tick ${i}`, 1, i + 1);
       await c.next('publish');
     }
     clock.advance(15_000 - 12_001);
@@ -92,7 +99,7 @@ describe.each([3, 4, 5] as const)('keep-alive, level %i', (version) => {
     const { clock, t } = await broker();
     const c = await peers.online(t.port, version, { keepalive: 0 });
     clock.advance(100 * 3_600_000);
-    await barrier(c);
+    await sync(c);
   });
 });
 
@@ -101,7 +108,7 @@ describe('maxKeepAliveSeconds', () => {
     const { clock, t } = await broker({ maxKeepAliveSeconds: 10 });
     const c = await peers.online(t.port, 5, { keepalive: 60 });
     clock.advance(14_999);
-    await barrier(c);
+    await sync(c);
     clock.advance(15_000);
     await disconnectedWith(c, ReasonCode.KeepAliveTimeout);
   });
@@ -125,9 +132,9 @@ describe('maxKeepAliveSeconds', () => {
     const { clock, t } = await broker({ maxKeepAliveSeconds: 10 });
     const c = await peers.online(t.port, 4, { keepalive: 60 });
     clock.advance(14_999);
-    await barrier(c);
+    await sync(c);
     clock.advance(15_000);
-    await closed(c);
+    await closedWithin(c);
   });
 });
 
@@ -141,7 +148,7 @@ describe('closing', () => {
     const v4 = await peers.online(t.port, 4);
     await t.close();
     await disconnectedWith(v5, ReasonCode.ServerShuttingDown);
-    await closed(v4);
+    await closedWithin(v4);
     expect(v4.received).toEqual([]);
     expect(t.broker.stats.retained).toBe(0); // the will is not published on shutdown
   });

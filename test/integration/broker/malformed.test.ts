@@ -10,8 +10,15 @@ import { hex } from '../../fixtures/hex.js';
 import { type MalformedCase, malformedCases } from '../../fixtures/malformed.js';
 import { goldenFixtures } from '../../fixtures/packets.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
+import {
+  closedWithin,
+  disconnectedWith,
+  Peers,
+  publishAwait,
+  subscribeTo,
+  sync,
+} from '../../helpers/mqtt.js';
 import type { RawClient } from '../../helpers/raw-client.js';
-import { barrier, closed, disconnectedWith, Peers, publish, subscribe } from './raw-peers.js';
 
 let b: TestBroker;
 let bystander: RawClient;
@@ -26,7 +33,7 @@ beforeAll(async () => {
     clean: false,
     properties: { sessionExpiryInterval: 300 },
   });
-  await subscribe(bystander, 'bystander/#', 1);
+  await subscribeTo(bystander, 'bystander/#', 1);
 });
 afterAll(async () => {
   await peers.closeAll();
@@ -36,11 +43,11 @@ afterAll(async () => {
 /** The bystander is still connected, subscribed, and gets a message published now. */
 async function bystanderIntact(t: TestBroker = b, who: RawClient = bystander): Promise<void> {
   const pub = await peers.online(t.port, 4);
-  await publish(pub, 'bystander/check', 'still here', 1);
+  await publishAwait(pub, 'bystander/check', 'still here', 1);
   const got = await who.next('publish');
   expect(got.payload.toString()).toBe('still here');
   who.send({ type: 'puback', packetId: got.packetId! });
-  await barrier(who);
+  await sync(who);
   pub.destroy();
 }
 
@@ -58,7 +65,7 @@ describe('golden malformed inputs after CONNACK', () => {
       // CONNECT is a Protocol Error [MQTT-3.1.0-2].
       await disconnectedWith(client, isVersionCase(c) ? ReasonCode.ProtocolError : c.reasonCode);
     } else {
-      await closed(client);
+      await closedWithin(client);
       expect(client.received).toEqual([]); // no DISCONNECT before MQTT 5
     }
   });
@@ -75,7 +82,7 @@ describe('golden malformed inputs as the first packet', () => {
   it.each(cases)('[MQTT-3.1.4-1] %s', async (_name, c) => {
     const client = await peers.raw(b.port, c.version);
     client.sendBytes(c.bytes);
-    await closed(client);
+    await closedWithin(client);
     // Only an unsupported protocol level is answered (CONNACK 0x01 [MQTT-3.1.2-2]); a DISCONNECT is never
     // sent before CONNACK [MQTT-3.14.0-1].
     const unsupportedLevel = c.code === 'UNSUPPORTED_PROTOCOL_VERSION';
@@ -129,7 +136,7 @@ describe('illegal packets get their MQTT 5 reason code', () => {
   it('[MQTT-3.2.2-15] 0x95 Packet too large: a PUBLISH above maxPacketSizeBytes, refused from its fixed header', async () => {
     await withBroker({ maxPacketSizeBytes: 64 }, async (t) => {
       const c = await peers.online(t.port, 5);
-      await publish(c, 'small', 'x'.repeat(40), 1); // within the limit
+      await publishAwait(c, 'small', 'x'.repeat(40), 1); // within the limit
       // Remaining length 200 MB and no body: refused before a byte of it is buffered.
       c.sendBytes(hex`30 80 80 80 64`);
       await disconnectedWith(c, ReasonCode.PacketTooLarge);
@@ -180,7 +187,7 @@ describe('illegal packets get their MQTT 5 reason code', () => {
   it('[MQTT-3.3.2-9] [MQTT-3.2.2-17] 0x94 Topic Alias invalid: alias above the Topic Alias Maximum', async () => {
     await withBroker({ topicAliasMaximum: 2 }, async (t) => {
       const c = await peers.online(t.port, 5);
-      await publish(c, 'alias/ok', 'x', 1, 1, { properties: { topicAlias: 2 } }); // [MQTT-3.3.2-12] accepted
+      await publishAwait(c, 'alias/ok', 'x', 1, 1, { properties: { topicAlias: 2 } }); // [MQTT-3.3.2-12] accepted
       c.send({
         type: 'publish',
         topic: 't',
@@ -227,7 +234,7 @@ describe('illegal packets get their MQTT 5 reason code', () => {
   it('[MQTT-3.2.2-11] 0x9B QoS not supported: QoS 2 above Maximum QoS 1', async () => {
     await withBroker({ maximumQoS: 1 }, async (t) => {
       const c = await peers.online(t.port, 5);
-      await publish(c, 'q/ok', 'x', 1);
+      await publishAwait(c, 'q/ok', 'x', 1);
       c.send({
         type: 'publish',
         topic: 'q/two',
@@ -262,7 +269,7 @@ describe('illegal packets get their MQTT 5 reason code', () => {
         dup: false,
         packetId: 1,
       });
-      await closed(c);
+      await closedWithin(c);
       expect(c.received).toEqual([]);
     }
   });
@@ -296,7 +303,7 @@ describe('garbage', () => {
       i += n;
     }
     client.end();
-    await closed(client);
+    await closedWithin(client);
   }
 
   it('[MQTT-4.13.1-1] random bytes, before and after CONNECT, never take the broker down', async () => {

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryHub } from '../../../src/backend/memory/cluster-hub.js';
 import { systemClock } from '../../../src/clock.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
+import { until } from '../../helpers/mqtt.js';
 
 let hub: MemoryHub;
 let A: TestBroker;
@@ -43,11 +44,6 @@ function collect(c: MqttClient): string[] {
   return out;
 }
 
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setImmediate(r));
-  expect(cond()).toBe(true);
-}
-
 describe('two brokers on a memory hub', () => {
   it('a message published on A reaches a subscriber on B (QoS 1), acknowledged once the hub has it', async () => {
     const sub = await client(B);
@@ -55,7 +51,7 @@ describe('two brokers on a memory hub', () => {
     await sub.subscribeAsync('m/+', { qos: 1 });
     const pub = await client(A);
     await pub.publishAsync('m/1', 'one', { qos: 1 });
-    await until(() => got.length === 1);
+    await until(() => got.length === 1, 'the message reaches B');
     expect(got).toEqual(['one']);
   });
 
@@ -68,7 +64,7 @@ describe('two brokers on a memory hub', () => {
     await b.subscribeAsync('$share/g/s/#', { qos: 1 });
     const pub = await client(A);
     for (let i = 0; i < 20; i++) await pub.publishAsync('s/x', `m${i}`, { qos: 1 });
-    await until(() => ga.length + gb.length === 20);
+    await until(() => ga.length + gb.length === 20, 'all 20 shares arrive');
     expect([...ga, ...gb].sort()).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`).sort());
     expect(ga.length).toBeGreaterThan(0);
     expect(gb.length).toBeGreaterThan(0);
@@ -93,7 +89,7 @@ describe('two brokers on a memory hub', () => {
       will: { topic: 'wills/doomed', payload: Buffer.from('gone'), qos: 1, retain: false },
     });
     hub.kill('C');
-    await until(() => wills.length === 1);
+    await until(() => wills.length === 1, 'the will is published');
     expect(wills).toEqual(['gone']);
     await C.close();
   });
@@ -120,7 +116,7 @@ describe('two brokers on a memory hub', () => {
     );
     again.connect();
     expect(await connack).toBe(true);
-    await until(() => got.length === 5);
+    await until(() => got.length === 5, 'five messages arrive');
     expect(got.map((m) => m.payload)).toEqual(['q0', 'q1', 'q2', 'q3', 'q4']);
   });
 });

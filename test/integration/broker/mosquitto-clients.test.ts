@@ -5,8 +5,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
+import { Peers, subscribeTo } from '../../helpers/mqtt.js';
 import { killAllTracked, spawnTracked, type TrackedProcess } from '../../helpers/processes.js';
-import { Peers, subscribe } from './raw-peers.js';
 
 let b: TestBroker;
 const peers = new Peers();
@@ -75,7 +75,7 @@ describe.each(levels)('mosquitto clients, -V %s', (flag, level) => {
 
   it(`[MQTT-3.1.2-8] (level ${level}) the will of a mosquitto_sub killed with SIGKILL is published`, async () => {
     const watcher = await peers.online(b.port, 5);
-    await subscribe(watcher, `will${level}/#`, 1);
+    await subscribeTo(watcher, `will${level}/#`, 1);
     const s = await sub([
       '-V',
       flag,
@@ -110,7 +110,7 @@ it('[MQTT-3.1.2-5] [MQTT-3.1.2-23] a persistent mosquitto_sub session (-c) gets 
 
 it('[MQTT-3.3.2-17] [MQTT-3.3.2-20] MQTT 5 properties set by mosquitto_pub -D reach an MQTT 5 subscriber unaltered', async () => {
   const watcher = await peers.online(b.port, 5);
-  await subscribe(watcher, 'props/#', 1);
+  await subscribeTo(watcher, 'props/#', 1);
   await pub([
     '-V',
     '5',

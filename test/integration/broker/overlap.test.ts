@@ -14,7 +14,7 @@ import {
   subscribe,
   takePublishes,
   uid,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
 
 let b: TestBroker;
 beforeAll(async () => {

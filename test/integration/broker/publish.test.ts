@@ -18,7 +18,7 @@ import {
   sync,
   takePublishes,
   uid,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
 
 let b: TestBroker;
 beforeAll(async () => {

@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReasonCode } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
-import { RawClient } from '../../helpers/raw-client.js';
 import {
   closeAll,
   connect,
@@ -19,7 +18,8 @@ import {
   sync,
   takePublishes,
   uid,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
+import { RawClient } from '../../helpers/raw-client.js';
 
 let b: TestBroker;
 beforeAll(async () => {

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReasonCode } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import { RawClient } from '../../helpers/raw-client.js';
 import {
   closeAll,
   connect,
@@ -21,7 +20,8 @@ import {
   takePublishes,
   uid,
   unsubscribe,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
+import { RawClient } from '../../helpers/raw-client.js';
 
 let b: TestBroker;
 beforeAll(async () => {

@@ -9,17 +9,17 @@ import { systemClock } from '../../../src/clock.js';
 import { type ProtocolVersion, ReasonCode } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import type { RawClient } from '../../helpers/raw-client.js';
 import {
-  barrier,
   type ConnectFields,
-  closed,
+  closedWithin,
   disconnectedWith,
   Peers,
-  publish,
-  subscribe,
+  publishAwait,
+  subscribeTo,
+  sync,
   until,
-} from './raw-peers.js';
+} from '../../helpers/mqtt.js';
+import type { RawClient } from '../../helpers/raw-client.js';
 
 const peers = new Peers();
 const brokers: TestBroker[] = [];
@@ -48,13 +48,13 @@ async function leave(client: RawClient, sessionExpiryInterval?: number): Promise
     reasonCode: 0,
     properties: sessionExpiryInterval === undefined ? undefined : { sessionExpiryInterval },
   });
-  await closed(client);
+  await closedWithin(client);
 }
 
 /** A v5 publisher's PUBACK reason: 0x10 tells that no subscription matched. */
 async function reach(t: TestBroker, topic: string): Promise<number> {
   const pub = await peers.online(t.port, 5);
-  const ack = await publish(pub, topic, 'probe', 1);
+  const ack = await publishAwait(pub, topic, 'probe', 1);
   pub.destroy();
   return (ack as { reasonCode?: number }).reasonCode ?? 0;
 }
@@ -66,13 +66,13 @@ describe('Clean Start and Session Present', () => {
       const t = await broker();
       const first = await peers.connect(t.port, version, persistent(version, `resume-${version}`));
       expect(first.connack.sessionPresent).toBe(false); // [MQTT-3.1.2-6] no session yet: a new one
-      await subscribe(first.client, 'resume/t', 1);
+      await subscribeTo(first.client, 'resume/t', 1);
       await leave(first.client);
       expect(t.broker.stats.sessions).toBe(1);
       const again = await peers.connect(t.port, version, persistent(version, `resume-${version}`));
       expect(again.connack.sessionPresent).toBe(true);
       const pub = await peers.online(t.port, 4);
-      await publish(pub, 'resume/t', 'still subscribed', 1);
+      await publishAwait(pub, 'resume/t', 'still subscribed', 1);
       expect((await again.client.next('publish')).payload.toString()).toBe('still subscribed');
     },
   );
@@ -82,7 +82,7 @@ describe('Clean Start and Session Present', () => {
     async (version) => {
       const t = await broker();
       const first = await peers.online(t.port, version, persistent(version, `clean-${version}`));
-      await subscribe(first, 'clean/t', 1);
+      await subscribeTo(first, 'clean/t', 1);
       await leave(first);
       const fresh = await peers.connect(t.port, version, {
         ...persistent(version, `clean-${version}`),
@@ -97,19 +97,19 @@ describe('Clean Start and Session Present', () => {
   it('[MQTT-3.1.2-4] Clean Start discards the messages queued for the old session', async () => {
     const t = await broker();
     const first = await peers.online(t.port, 5, persistent(5, 'clean-queue'));
-    await subscribe(first, 'cq/t', 1);
+    await subscribeTo(first, 'cq/t', 1);
     await leave(first);
     const pub = await peers.online(t.port, 5);
-    await publish(pub, 'cq/t', 'queued', 1);
+    await publishAwait(pub, 'cq/t', 'queued', 1);
     const fresh = await peers.online(t.port, 5, { ...persistent(5, 'clean-queue'), clean: true });
-    await barrier(fresh);
+    await sync(fresh);
     expect(fresh.received).toEqual([]);
   });
 
   it('(3.1.1 [MQTT-3.1.2-6]) a Clean Session 1 session ends with its connection', async () => {
     const t = await broker();
     const first = await peers.online(t.port, 4, { clientId: 'cs1', clean: true });
-    await subscribe(first, 'cs1/t', 1);
+    await subscribeTo(first, 'cs1/t', 1);
     await leave(first);
     expect(t.broker.stats.sessions).toBe(0);
     const again = await peers.connect(t.port, 4, { clientId: 'cs1', clean: false });
@@ -119,7 +119,7 @@ describe('Clean Start and Session Present', () => {
   it('(3.1.2.11.2) an MQTT 5 session without Session Expiry Interval ends with its connection', async () => {
     const t = await broker();
     const first = await peers.online(t.port, 5, { clientId: 'no-expiry', clean: false });
-    await subscribe(first, 'ne/t', 1);
+    await subscribeTo(first, 'ne/t', 1);
     first.destroy();
     await until(() => t.broker.stats.sessions === 0, 'the session ended');
     const again = await peers.connect(t.port, 5, { clientId: 'no-expiry', clean: false });
@@ -130,12 +130,12 @@ describe('Clean Start and Session Present', () => {
   it('(MQTT 3.1) level 3 has no Session Present flag but keeps a Clean Session 0 session', async () => {
     const t = await broker();
     const first = await peers.online(t.port, 3, { clientId: 'v31', clean: false });
-    await subscribe(first, 'v31/t', 1);
+    await subscribeTo(first, 'v31/t', 1);
     await leave(first);
     const again = await peers.connect(t.port, 3, { clientId: 'v31', clean: false });
     expect(again.connack.sessionPresent).toBe(false);
     const pub = await peers.online(t.port, 4);
-    await publish(pub, 'v31/t', 'kept', 1);
+    await publishAwait(pub, 'v31/t', 'kept', 1);
     expect((await again.client.next('publish')).payload.toString()).toBe('kept');
   });
 });
@@ -145,7 +145,7 @@ describe('Session Expiry Interval (FakeClock)', () => {
     const clock = new FakeClock();
     const t = await broker({}, clock);
     const c = await peers.online(t.port, 5, persistent(5, clientId, expiry));
-    await subscribe(c, `${clientId}/t`, 1);
+    await subscribeTo(c, `${clientId}/t`, 1);
     return { clock, t, c };
   }
 
@@ -181,7 +181,7 @@ describe('Session Expiry Interval (FakeClock)', () => {
     const { clock, t, c } = await offlineSession(10, 'exp-online');
     clock.advance(3_600_000);
     expect(t.broker.stats.sessions).toBe(1);
-    await barrier(c);
+    await sync(c);
   });
 
   it('a reconnect within the interval restarts it from the next disconnection', async () => {
@@ -247,7 +247,7 @@ describe('Session Expiry Interval (system clock)', () => {
     process.on('warning', onWarning);
     try {
       const c = await peers.online(t.port, 5, persistent(5, 'month', 30 * 24 * 3600));
-      await subscribe(c, 'month/t', 1);
+      await subscribeTo(c, 'month/t', 1);
       await leave(c);
       // A timer of more than 2^31-1 ms fires after 1 ms in Node (with a TimeoutOverflowWarning, emitted
       // on the next tick). Run one such timer of our own: when it has fired, the broker's would have.
@@ -266,13 +266,13 @@ describe('takeover', () => {
   it('[MQTT-3.1.4-3] the old MQTT 5 connection gets DISCONNECT 0x8E and is closed; the session moves on', async () => {
     const t = await broker();
     const old = await peers.online(t.port, 5, persistent(5, 'twin'));
-    await subscribe(old, 'twin/t', 1);
+    await subscribeTo(old, 'twin/t', 1);
     const next = await peers.connect(t.port, 5, persistent(5, 'twin'));
     await disconnectedWith(old, ReasonCode.SessionTakenOver);
     expect(next.connack.sessionPresent).toBe(true);
     expect(t.broker.stats.clientsConnected).toBe(1);
     const pub = await peers.online(t.port, 4);
-    await publish(pub, 'twin/t', 'to the new one', 1);
+    await publishAwait(pub, 'twin/t', 'to the new one', 1);
     expect((await next.client.next('publish')).payload.toString()).toBe('to the new one');
   });
 
@@ -280,18 +280,18 @@ describe('takeover', () => {
     const t = await broker();
     const old = await peers.online(t.port, 4, persistent(4, 'twin4'));
     const next = await peers.connect(t.port, 4, persistent(4, 'twin4'));
-    await closed(old);
+    await closedWithin(old);
     expect(old.received).toEqual([]);
     expect(next.connack.sessionPresent).toBe(true);
-    await barrier(next.client);
+    await sync(next.client);
   });
 
   it('[MQTT-3.1.4-3] takeover works across protocol levels (3.1.1 session taken by MQTT 5)', async () => {
     const t = await broker();
     const old = await peers.online(t.port, 4, persistent(4, 'cross'));
-    await subscribe(old, 'cross/t', 1);
+    await subscribeTo(old, 'cross/t', 1);
     const next = await peers.connect(t.port, 5, persistent(5, 'cross'));
-    await closed(old);
+    await closedWithin(old);
     expect(next.connack.sessionPresent).toBe(true);
     expect(await reach(t, 'cross/t')).toBe(0);
     expect((await next.client.next('publish')).payload.toString()).toBe('probe');
@@ -300,7 +300,7 @@ describe('takeover', () => {
   it('[MQTT-3.1.4-3] [MQTT-3.1.2-4] a takeover with Clean Start 1 starts a new session', async () => {
     const t = await broker();
     const old = await peers.online(t.port, 5, persistent(5, 'twin-clean'));
-    await subscribe(old, 'tc/t', 1);
+    await subscribeTo(old, 'tc/t', 1);
     const next = await peers.connect(t.port, 5, { ...persistent(5, 'twin-clean'), clean: true });
     await disconnectedWith(old, ReasonCode.SessionTakenOver);
     expect(next.connack.sessionPresent).toBe(false);
@@ -310,7 +310,7 @@ describe('takeover', () => {
   it('(3.1.4) taking over a connection whose Session Expiry is 0 ends its session: Session Present 0', async () => {
     const t = await broker();
     const old = await peers.online(t.port, 5, { clientId: 'twin-zero', clean: false });
-    await subscribe(old, 'tz/t', 1);
+    await subscribeTo(old, 'tz/t', 1);
     const next = await peers.connect(t.port, 5, persistent(5, 'twin-zero'));
     await disconnectedWith(old, ReasonCode.SessionTakenOver);
     expect(next.connack.sessionPresent).toBe(false);
@@ -321,8 +321,8 @@ describe('takeover', () => {
     const t = await broker();
     const old = await peers.online(t.port, 5, persistent(5, 'twin-late'));
     const next = await peers.online(t.port, 5, persistent(5, 'twin-late'));
-    await closed(old);
-    await barrier(next);
+    await closedWithin(old);
+    await sync(next);
     expect(t.broker.stats.clientsConnected).toBe(1);
     expect(t.broker.stats.sessions).toBe(1);
   });

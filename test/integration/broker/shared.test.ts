@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PublishPacket } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
-import type { RawClient } from '../../helpers/raw-client.js';
 import {
   acknowledge,
   closeAll,
@@ -19,7 +18,8 @@ import {
   takePublishes,
   uid,
   unsubscribe,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
+import type { RawClient } from '../../helpers/raw-client.js';
 
 let b: TestBroker;
 beforeAll(async () => {

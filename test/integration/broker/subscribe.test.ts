@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReasonCode, SubackFailure } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
-import { RawClient } from '../../helpers/raw-client.js';
 import {
   closeAll,
   connect,
@@ -18,7 +17,8 @@ import {
   takePublishes,
   uid,
   unsubscribe,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
+import { RawClient } from '../../helpers/raw-client.js';
 
 let b: TestBroker;
 beforeAll(async () => {

@@ -16,7 +16,7 @@ import {
   sync,
   takePublishes,
   uid,
-} from './flows.js';
+} from '../../helpers/mqtt.js';
 
 const TOPICS = [
   'version',

@@ -8,8 +8,16 @@ import type { BrokerOptions } from '../../../src/broker/options.js';
 import { type ProtocolVersion, ReasonCode, type Will } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import {
+  closedWithin,
+  disconnectedWith,
+  Peers,
+  publishAwait,
+  subscribeTo,
+  sync,
+  until,
+} from '../../helpers/mqtt.js';
 import type { RawClient } from '../../helpers/raw-client.js';
-import { barrier, closed, disconnectedWith, Peers, publish, subscribe, until } from './raw-peers.js';
 
 const peers = new Peers();
 const brokers: TestBroker[] = [];
@@ -56,7 +64,7 @@ async function watcher(t: TestBroker, version: ProtocolVersion = 5): Promise<Raw
  */
 async function expectNoWill(t: TestBroker, w: RawClient): Promise<void> {
   const pub = await peers.online(t.port, 5);
-  await publish(pub, 'marker/now', 'marker', 1, 999);
+  await publishAwait(pub, 'marker/now', 'marker', 1, 999);
   const first = await w.next('publish');
   expect(first.payload.toString()).toBe('marker');
   pub.destroy();
@@ -117,7 +125,7 @@ describe('when the will is published', () => {
     const w = await watcher(t);
     const c = await peers.online(t.port, 5, { will: will() });
     c.send({ type: 'disconnect', reasonCode: ReasonCode.DisconnectWithWillMessage });
-    await closed(c);
+    await closedWithin(c);
     expect((await w.next('publish')).payload.toString()).toBe('gone');
     await expectNoWill(t, w);
   });
@@ -138,7 +146,7 @@ describe('when the will is published', () => {
       const w = await watcher(t);
       const c = await peers.online(t.port, version, { will: will() });
       c.send({ type: 'disconnect', reasonCode: 0 });
-      await closed(c);
+      await closedWithin(c);
       await expectNoWill(t, w);
     },
   );
@@ -165,7 +173,7 @@ describe('will QoS, retain and properties', () => {
     expect(live).toMatchObject({ topic: 'will/last', qos: 2, retain: false });
     w.send({ type: 'pubrec', packetId: live.packetId! });
     const late = await peers.online(t.port, 5);
-    await subscribe(late, 'will/#', 2);
+    await subscribeTo(late, 'will/#', 2);
     const retained = await late.next('publish');
     expect(retained).toMatchObject({ topic: 'will/last', qos: 2, retain: true });
     expect(retained.payload.toString()).toBe('kept');
@@ -238,7 +246,7 @@ describe('will QoS, retain and properties', () => {
     const t = await broker(options);
     const { client, connack } = await peers.connect(t.port, 5, { will: w });
     expect(connack).toMatchObject({ sessionPresent: false, reasonCode: code });
-    await closed(client);
+    await closedWithin(client);
   });
 });
 
@@ -261,7 +269,7 @@ describe('Will Delay Interval (FakeClock)', () => {
     const { clock, t, w, c } = await delayed(30, 300, 'delay-wait');
     await gone(t, c, 1);
     clock.advance(29_999);
-    await barrier(w);
+    await sync(w);
     expect(w.received).toEqual([]);
     clock.advance(1);
     expect((await w.next('publish')).payload.toString()).toBe('gone');
@@ -275,7 +283,7 @@ describe('Will Delay Interval (FakeClock)', () => {
     expect(back.connack.sessionPresent).toBe(true);
     clock.advance(100_000);
     await back.client.send({ type: 'disconnect', reasonCode: 0 });
-    await closed(back.client);
+    await closedWithin(back.client);
     clock.advance(1_000_000);
     await expectNoWill(t, w);
   });
@@ -284,7 +292,7 @@ describe('Will Delay Interval (FakeClock)', () => {
     const { clock, t, w, c } = await delayed(30, 5, 'delay-expiry');
     await gone(t, c, 1);
     clock.advance(4_999);
-    await barrier(w);
+    await sync(w);
     expect(w.received).toEqual([]);
     clock.advance(1);
     expect((await w.next('publish')).payload.toString()).toBe('gone');
@@ -300,9 +308,9 @@ describe('Will Delay Interval (FakeClock)', () => {
   it('(3.1.2.5) the delay also applies after DISCONNECT 0x04', async () => {
     const { clock, w, c } = await delayed(30, 300, 'delay-04');
     c.send({ type: 'disconnect', reasonCode: ReasonCode.DisconnectWithWillMessage });
-    await closed(c);
+    await closedWithin(c);
     clock.advance(29_999);
-    await barrier(w);
+    await sync(w);
     expect(w.received).toEqual([]);
     clock.advance(1);
     expect((await w.next('publish')).payload.toString()).toBe('gone');
@@ -321,7 +329,7 @@ describe('Will Delay Interval (FakeClock)', () => {
     const next = await peers.online(t.port, 5, { ...fields, will: undefined });
     await disconnectedWith(c, ReasonCode.SessionTakenOver);
     clock.advance(100_000);
-    await barrier(next);
+    await sync(next);
     await expectNoWill(t, w);
   });
 

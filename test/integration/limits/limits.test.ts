@@ -11,17 +11,17 @@ import { registerBrokerMetrics } from '../../../src/observability/metrics.js';
 import { encode, type Packet, ReasonCode, SubackFailure } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import type { RawClient } from '../../helpers/raw-client.js';
 import {
-  barrier,
-  closed,
+  closedWithin,
   disconnectedWith,
   Peers,
-  publish,
+  publishAwait,
   receivedOf,
-  subscribe,
+  subscribeTo,
+  sync,
   until,
-} from '../broker/raw-peers.js';
+} from '../../helpers/mqtt.js';
+import type { RawClient } from '../../helpers/raw-client.js';
 
 const peers = new Peers();
 const brokers: TestBroker[] = [];
@@ -80,7 +80,7 @@ describe('limits.maxConnections', () => {
     const b = await peers.raw(t.port, 5);
     await until(() => t.broker.stats.connectionsOpen === 2, 'two connections open');
     const over = await peers.raw(t.port, 5);
-    await closed(over);
+    await closedWithin(over);
     expect(over.received).toEqual([]);
     expect(hits(t).max_connections).toBe(1);
     // The two within the limit are unharmed, CONNECT or not.
@@ -88,7 +88,7 @@ describe('limits.maxConnections', () => {
     b.destroy();
     await until(() => t.broker.stats.connectionsOpen === 1, 'the slot freed');
     const c = await peers.online(t.port, 5);
-    await barrier(c);
+    await sync(c);
   });
 });
 
@@ -100,10 +100,10 @@ describe('limits.connectRatePerSecond', () => {
     await peers.online(t.port, 4);
     const v5 = await peers.connect(t.port, 5);
     expect(v5.connack.reasonCode).toBe(ReasonCode.ConnectionRateExceeded);
-    await closed(v5.client);
+    await closedWithin(v5.client);
     const v4 = await peers.connect(t.port, 4);
     expect(v4.connack.reasonCode).toBe(3); // Server unavailable
-    await closed(v4.client);
+    await closedWithin(v4.client);
     expect(hits(t).connect_rate).toBe(2);
     clock.advance(1000);
     await peers.online(t.port, 5);
@@ -123,16 +123,16 @@ describe.each(['disconnect', 'pause'] as const)('client message rate, action %s'
         clock,
       );
       const sub = await peers.online(t.port, 5, { clientId: 'sub' });
-      await subscribe(sub, 'rate/#', 0);
+      await subscribeTo(sub, 'rate/#', 0);
       const v5 = await peers.online(t.port, 5);
       const v4 = await peers.online(t.port, 4);
       for (const c of [v5, v4]) {
-        for (let i = 1; i <= 3; i++) await publish(c, 'rate/a', `m${i}`, 1, i);
+        for (let i = 1; i <= 3; i++) await publishAwait(c, 'rate/a', `m${i}`, 1, i);
         c.send(pub('rate/a', 'over', 1, 4));
       }
       if (action === 'disconnect') {
         await disconnectedWith(v5, ReasonCode.MessageRateTooHigh);
-        await closed(v4);
+        await closedWithin(v4);
         expect(receivedOf(v4, 'puback')).toEqual([]);
         expect(hits(t).message_rate).toBe(2);
       } else {
@@ -140,14 +140,14 @@ describe.each(['disconnect', 'pause'] as const)('client message rate, action %s'
         await v5.next('puback');
         await v4.next('puback');
         v5.send({ type: 'pingreq' });
-        await barrier(sub);
+        await sync(sub);
         expect(receivedOf(v5, 'pingresp')).toEqual([]);
         clock.advance(100);
         await v5.next('pingresp');
-        await barrier(v4);
+        await sync(v4);
         expect(hits(t).message_rate).toBe(2);
       }
-      await barrier(sub);
+      await sync(sub);
       const got = receivedOf(sub, 'publish').map((p) => p.payload.toString());
       const expected = ['m1', 'm2', 'm3', ...(action === 'pause' ? ['over'] : [])];
       expect(got).toEqual([...expected, ...expected]);
@@ -159,7 +159,7 @@ describe('client byte rate', () => {
   it('one message may overdraw; the next one while in debt gets 0x96', async () => {
     const t = await broker({ clientBytesPerSecond: 100, rateLimitAction: 'disconnect' }, {}, new FakeClock());
     const c = await peers.online(t.port, 5);
-    await publish(c, 'bytes/a', 'x'.repeat(150), 1, 1);
+    await publishAwait(c, 'bytes/a', 'x'.repeat(150), 1, 1);
     c.send(pub('bytes/a', 'y', 1, 2));
     await disconnectedWith(c, ReasonCode.MessageRateTooHigh);
     expect(hits(t).byte_rate).toBe(1);
@@ -200,24 +200,27 @@ describe('limits.maxTopicLevels and maxTopicLengthBytes', () => {
   it('refuse deep or long topics: PUBACK 0x90 (v5), SUBACK 0x8F / 0x80, never delivered', async () => {
     const t = await broker({ maxTopicLevels: 3, maxTopicLengthBytes: 16 });
     const sub = await peers.online(t.port, 5);
-    await subscribe(sub, '#', 1);
+    await subscribeTo(sub, '#', 1);
     const v5 = await peers.online(t.port, 5);
     const v4 = await peers.online(t.port, 4);
 
-    const deep = (await publish(v5, 'a/b/c/d', 'deep', 1, 1)) as Extract<Packet, { type: 'puback' }>;
+    const deep = (await publishAwait(v5, 'a/b/c/d', 'deep', 1, 1)) as Extract<Packet, { type: 'puback' }>;
     expect(deep.reasonCode).toBe(ReasonCode.TopicNameInvalid);
-    const long = (await publish(v5, 'x'.repeat(17), 'long', 1, 2)) as Extract<Packet, { type: 'puback' }>;
+    const long = (await publishAwait(v5, 'x'.repeat(17), 'long', 1, 2)) as Extract<
+      Packet,
+      { type: 'puback' }
+    >;
     expect(long.reasonCode).toBe(ReasonCode.TopicNameInvalid);
-    await publish(v5, 'a/b/c/d', 'deep qos 0', 0);
-    await publish(v4, 'a/b/c/d', 'deep v4', 1, 3); // acknowledged as usual, dropped
-    await publish(v5, 'a/b/c', 'fits', 1, 4);
+    await publishAwait(v5, 'a/b/c/d', 'deep qos 0', 0);
+    await publishAwait(v4, 'a/b/c/d', 'deep v4', 1, 3); // acknowledged as usual, dropped
+    await publishAwait(v5, 'a/b/c', 'fits', 1, 4);
 
     expect(await subscribeAll(v5, ['a/b/c/+', 'a/+/c'])).toEqual([ReasonCode.TopicFilterInvalid, 1]);
     expect(await subscribeAll(v4, ['x'.repeat(17)])).toEqual([SubackFailure]);
 
     const got = await sub.next('publish');
     expect(got.payload.toString()).toBe('fits');
-    await barrier(sub);
+    await sync(sub);
     expect(receivedOf(sub, 'publish')).toEqual([]);
     expect(hits(t)).toMatchObject({ topic_levels: 4, topic_length: 2 });
   });
@@ -228,7 +231,7 @@ describe('limits.maxRetainedMessages and maxRetainedPayloadBytes', () => {
     const t = await broker({ maxRetainedMessages: 2, maxRetainedPayloadBytes: 8 });
     const c = await peers.online(t.port, 5);
     const code = async (topic: string, payload: string, id: number, retain = true) =>
-      ((await publish(c, topic, payload, 1, id, { retain })) as Extract<Packet, { type: 'puback' }>)
+      ((await publishAwait(c, topic, payload, 1, id, { retain })) as Extract<Packet, { type: 'puback' }>)
         .reasonCode ?? 0;
 
     expect(await code('r/1', 'one', 1)).toBeLessThan(0x80);
@@ -241,13 +244,13 @@ describe('limits.maxRetainedMessages and maxRetainedPayloadBytes', () => {
     expect(await code('big', 'not retained', 8, false)).toBeLessThan(0x80);
     // 3.1.1 and QoS 0 cannot be told: the message is dropped.
     const v4 = await peers.online(t.port, 4);
-    await publish(v4, 'r/4', 'four', 1, 1, { retain: true });
-    await publish(c, 'r/5', 'five', 0, 0, { retain: true });
+    await publishAwait(v4, 'r/4', 'four', 1, 1, { retain: true });
+    await publishAwait(c, 'r/5', 'five', 0, 0, { retain: true });
     expect(t.broker.retained.size).toBe(2);
 
     const sub = await peers.online(t.port, 5);
-    await subscribe(sub, 'r/#', 1);
-    await barrier(sub);
+    await subscribeTo(sub, 'r/#', 1);
+    await sync(sub);
     const retained = receivedOf(sub, 'publish').map((p) => `${p.topic}=${p.payload}`);
     expect(retained.sort()).toEqual(['r/1=uno', 'r/3=three']);
     expect(hits(t)).toMatchObject({ retained_messages: 3, retained_payload: 1 });
@@ -277,7 +280,7 @@ describe('idle and slow connections', () => {
     }
     expect(c.isOpen).toBe(true);
     clock.advance(10);
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
     expect(hits(t).connect_timeout).toBe(1);
   });
@@ -304,7 +307,7 @@ describe('idle and slow connections', () => {
     }
     expect((await c.next('connack')).reasonCode).toBe(0);
     clock.advance(60_000);
-    await barrier(c);
+    await sync(c);
     expect(hits(t).connect_timeout).toBe(0);
   });
 
@@ -314,7 +317,7 @@ describe('idle and slow connections', () => {
     const c = await peers.raw(t.port, 4);
     await until(() => t.broker.stats.connectionsOpen === 1, 'the connection accepted');
     clock.advance(5_000);
-    await closed(c);
+    await closedWithin(c);
     expect(hits(t).connect_timeout).toBe(1);
   });
 });
@@ -328,11 +331,11 @@ describe('huge declared lengths', () => {
     await disconnectedWith(c, ReasonCode.PacketTooLarge);
     const early = await peers.raw(t.port, 5);
     early.sendBytes([0x10, 0xff, 0xff, 0xff, 0x7f]);
-    await closed(early);
+    await closedWithin(early);
     expect(early.received).toEqual([]);
     const big = await peers.online(t.port, 4);
     big.send(pub('big', 'x'.repeat(2000), 0));
-    await closed(big);
+    await closedWithin(big);
     expect(hits(t).packet_size).toBe(3);
   });
 });

@@ -11,7 +11,15 @@ import { registerBrokerMetrics } from '../../../src/observability/metrics.js';
 import { type Packet, ReasonCode } from '../../../src/protocol/index.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import { barrier, closed, Peers, publish, receivedOf, subscribe, until } from '../broker/raw-peers.js';
+import {
+  closedWithin,
+  Peers,
+  publishAwait,
+  receivedOf,
+  subscribeTo,
+  sync,
+  until,
+} from '../../helpers/mqtt.js';
 
 const peers = new Peers();
 const brokers: TestBroker[] = [];
@@ -47,16 +55,16 @@ describe('limits.user.maxConnections', () => {
 
     const v5 = await peers.connect(t.port, 5, { ...alice, clientId: 'a3' });
     expect(v5.connack.reasonCode).toBe(ReasonCode.QuotaExceeded);
-    await closed(v5.client);
+    await closedWithin(v5.client);
     const v4 = await peers.connect(t.port, 4, { ...alice, clientId: 'a4' });
     expect(v4.connack.reasonCode).toBe(3); // Server unavailable
-    await closed(v4.client);
+    await closedWithin(v4.client);
 
     await peers.online(t.port, 5, { username: 'bob', clientId: 'b1' }); // another user
     await peers.online(t.port, 5, { clientId: 'anon' }); // no username: not counted
     // The same client id taking its session over is not a new connection.
     await peers.online(t.port, 5, { ...alice, clientId: 'a1' });
-    await closed(first);
+    await closedWithin(first);
 
     expect(hits(t).user_connections).toBe(2);
     expect(await metricsText(t)).toContain('shoal_rate_limited_total{limit="user_connections"} 2');
@@ -79,25 +87,25 @@ describe('limits.user.messagesPerMinute', () => {
     clock.advance(60_000 - (clock.now() % 60_000)); // the start of a window
     const t = await broker({ messagesPerMinute: 3 }, clock);
     const sub = await peers.online(t.port, 5, { clientId: 'sub' });
-    await subscribe(sub, 'q/#', 1);
+    await subscribeTo(sub, 'q/#', 1);
     const alice = await peers.online(t.port, 5, { username: 'alice', clientId: 'a5' });
     const alice4 = await peers.online(t.port, 4, { username: 'alice', clientId: 'a4' });
 
-    expect(code(await publish(alice, 'q/1', 'one', 1, 1))).toBeLessThan(0x80);
-    expect(code(await publish(alice4, 'q/2', 'two', 1, 1))).toBe(0); // the user's count, not the client's
-    expect(code(await publish(alice, 'q/3', 'three', 2, 2))).toBeLessThan(0x80);
-    expect(code(await publish(alice, 'q/4', 'four', 1, 3))).toBe(ReasonCode.QuotaExceeded);
-    expect(code(await publish(alice, 'q/5', 'five', 2, 4))).toBe(ReasonCode.QuotaExceeded);
-    await publish(alice, 'q/6', 'six', 0, 0);
-    expect(code(await publish(alice4, 'q/7', 'seven', 1, 2))).toBe(0); // 3.1.1: acknowledged, dropped
+    expect(code(await publishAwait(alice, 'q/1', 'one', 1, 1))).toBeLessThan(0x80);
+    expect(code(await publishAwait(alice4, 'q/2', 'two', 1, 1))).toBe(0); // the user's count, not the client's
+    expect(code(await publishAwait(alice, 'q/3', 'three', 2, 2))).toBeLessThan(0x80);
+    expect(code(await publishAwait(alice, 'q/4', 'four', 1, 3))).toBe(ReasonCode.QuotaExceeded);
+    expect(code(await publishAwait(alice, 'q/5', 'five', 2, 4))).toBe(ReasonCode.QuotaExceeded);
+    await publishAwait(alice, 'q/6', 'six', 0, 0);
+    expect(code(await publishAwait(alice4, 'q/7', 'seven', 1, 2))).toBe(0); // 3.1.1: acknowledged, dropped
     const bob = await peers.online(t.port, 5, { username: 'bob', clientId: 'b5' });
-    expect(code(await publish(bob, 'q/8', 'eight', 1, 1))).toBeLessThan(0x80);
+    expect(code(await publishAwait(bob, 'q/8', 'eight', 1, 1))).toBeLessThan(0x80);
 
     clock.advance(60_000);
-    expect(code(await publish(alice, 'q/9', 'nine', 1, 5))).toBeLessThan(0x80);
+    expect(code(await publishAwait(alice, 'q/9', 'nine', 1, 5))).toBeLessThan(0x80);
 
-    await barrier(alice);
-    await barrier(sub);
+    await sync(alice);
+    await sync(sub);
     const got = receivedOf(sub, 'publish').map((p) => p.topic);
     expect(got.sort()).toEqual(['q/1', 'q/2', 'q/3', 'q/8', 'q/9']);
     expect(hits(t).user_messages).toBe(4);
@@ -107,7 +115,7 @@ describe('limits.user.messagesPerMinute', () => {
   it('is off by default', async () => {
     const t = await broker({});
     const c = await peers.online(t.port, 5, { username: 'alice' });
-    for (let i = 1; i <= 20; i++) expect(code(await publish(c, 'q/x', 'x', 1, i))).toBeLessThan(0x80);
+    for (let i = 1; i <= 20; i++) expect(code(await publishAwait(c, 'q/x', 'x', 1, i))).toBeLessThan(0x80);
     expect(hits(t)).toMatchObject({ user_messages: 0, user_connections: 0 });
   });
 });

@@ -1,13 +1,3 @@
-/**
- * Real HAProxy (`mode tcp`) in front of the broker, with `send-proxy` (v1) and `send-proxy-v2`, to the
- * TCP listener and (v2, TLS passed through) to the TLS listener. Clients connect from 127.0.0.2, HAProxy
- * from 127.0.0.1: the broker must see 127.0.0.2 (the authenticate hook's remoteAddress). A broker that
- * does not trust HAProxy's address refuses what it forwards.
- *
- * Needs /usr/sbin/haproxy (skipped without it). Run under `flock /tmp/shoal-cluster-tests.lock` when
- * other suites start HAProxy too.
- */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,16 +11,17 @@ import { decodeAll, encode, type Packet } from '../../../src/protocol/index.js';
 import { AddressList } from '../../../src/transport/address.js';
 import { TlsListener } from '../../../src/transport/tls.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
+import { haproxyBin } from '../../helpers/haproxy.js';
+import { closedWithin, sync } from '../../helpers/mqtt.js';
 import { freePort, waitForPort } from '../../helpers/ports.js';
 import { spawnTracked, type TrackedProcess } from '../../helpers/processes.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { makeTestCert, type TestCert } from '../../helpers/tls-cert.js';
-import { barrier, closed } from '../broker/raw-peers.js';
 
-const HAPROXY = '/usr/sbin/haproxy';
+const HAPROXY = haproxyBin;
 const CLIENT_ADDRESS = '127.0.0.2';
 
-describe.skipIf(!existsSync(HAPROXY))('behind HAProxy', () => {
+describe('behind HAProxy', () => {
   let haproxy: TrackedProcess;
   let dir: string;
   let cert: TestCert;
@@ -101,7 +92,7 @@ describe.skipIf(!existsSync(HAPROXY))('behind HAProxy', () => {
     try {
       const clientId = `haproxy-${kind}`;
       expect((await c.handshake({ protocolVersion: 5, clientId })).reasonCode).toBe(0);
-      await barrier(c);
+      await sync(c);
       const info = seen.find((i) => i.clientId === clientId);
       expect(info?.remoteAddress).toBe(CLIENT_ADDRESS);
       expect(info?.transport).toBe('tcp');
@@ -160,7 +151,7 @@ describe.skipIf(!existsSync(HAPROXY))('behind HAProxy', () => {
       keepalive: 0,
       clientId: 'not-trusted',
     });
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
     expect(distrusting.proxyRefusals.slice(before)).toContain('untrusted');
     expect(distrusting.broker.stats.rateLimited.proxy_untrusted).toBeGreaterThan(0);

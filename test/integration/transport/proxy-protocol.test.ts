@@ -19,11 +19,11 @@ import { WebSocketListener } from '../../../src/transport/websocket.js';
 import { proxyV1, proxyV2 } from '../../fixtures/proxy-protocol.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import { closedWithin, Peers, sync, until } from '../../helpers/mqtt.js';
 import { freePort } from '../../helpers/ports.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { makeTestCert, type TestCert } from '../../helpers/tls-cert.js';
 import { AcceptQueue } from '../../helpers/transport.js';
-import { barrier, closed, Peers, until } from '../broker/raw-peers.js';
 
 const peers = new Peers();
 const brokers: TestBroker[] = [];
@@ -68,7 +68,7 @@ describe('PROXY protocol on the TCP listener', () => {
     c.sendBytes(Buffer.concat([proxyV1('203.0.113.7', '10.0.0.1', 56324, 1883), encode(CONNECT, 5)]));
     expect((await c.next('connack')).reasonCode).toBe(0);
     expect(seen.map((i) => i.remoteAddress)).toEqual(['203.0.113.7']);
-    await barrier(c);
+    await sync(c);
   });
 
   it('v2 over IPv6, delivered byte by byte, then CONNECT', async () => {
@@ -90,7 +90,7 @@ describe('PROXY protocol on the TCP listener', () => {
   it('a peer that is not a trusted proxy is refused before a byte is read', async () => {
     const { t, seen } = await proxiedBroker(['127.0.0.2', '10.0.0.0/8']);
     const c = peers.add(await RawClient.connect(t.port, 5));
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
     expect(t.proxyRefusals).toEqual(['untrusted']);
     expect(t.broker.stats.rateLimited.proxy_untrusted).toBe(1);
@@ -102,7 +102,7 @@ describe('PROXY protocol on the TCP listener', () => {
     const { t, seen } = await proxiedBroker(['127.0.0.1']);
     const c = peers.add(await RawClient.connect(t.port, 5));
     c.send(CONNECT);
-    await closed(c);
+    await closedWithin(c);
     expect(c.received).toEqual([]);
     expect(t.proxyRefusals).toEqual(['invalid']);
     expect(t.broker.stats.rateLimited.proxy_header).toBe(1);
@@ -119,7 +119,7 @@ describe('PROXY protocol on the TCP listener', () => {
     clock.advance(2999);
     expect(c.isOpen).toBe(true);
     clock.advance(1);
-    await closed(c);
+    await closedWithin(c);
     expect(t.proxyRefusals).toEqual(['timeout']);
   });
 
@@ -131,9 +131,9 @@ describe('PROXY protocol on the TCP listener', () => {
     for (const junk of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from('PROXY TCP4 x y 1 2\r\n')]) {
       const bad = peers.add(await RawClient.connect(t.port, 5));
       bad.sendBytes(junk);
-      await closed(bad);
+      await closedWithin(bad);
     }
-    await barrier(good);
+    await sync(good);
   });
 });
 

@@ -20,6 +20,7 @@ import {
   type SessionOwner,
 } from '../../../src/session/manager.js';
 import type { Session } from '../../../src/session/session.js';
+import { settle } from '../../helpers/channel-harness.js';
 import { idleHandlers } from '../../helpers/cluster-handlers.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 
@@ -282,11 +283,6 @@ describe('SessionManager on one node (a one-node MemoryHub, as the single-node d
     expect(n.published).toEqual([]);
   });
 });
-
-/** Lets the store's answers (a turn later, as over Redis) and the wills they release run. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-}
 
 describe('SessionManager in a cluster (MemoryHub)', () => {
   function cluster() {

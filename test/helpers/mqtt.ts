@@ -1,11 +1,15 @@
 /**
- * Steps shared by the PUBLISH / SUBSCRIBE / QoS suites: raw clients that connect, subscribe, publish
- * and complete QoS flows over real sockets, and sync points that wait on packets instead of time.
+ * The one MQTT helper module of the tests: raw clients (test/helpers/raw-client.ts) that connect,
+ * subscribe, publish and complete QoS flows over real sockets; sync points that wait on packets
+ * (PINGREQ round trips) or on broker state, never on delays; and the tracking of every peer a test
+ * opened, so it ends with every socket closed.
  */
 import { expect } from 'vitest';
 import type {
+  ConnackPacket,
   ConnectPacket,
   DisconnectPacket,
+  Packet,
   Properties,
   ProtocolVersion,
   PublishPacket,
@@ -13,8 +17,8 @@ import type {
   SubackPacket,
   Subscription,
   UnsubackPacket,
-} from '../../../src/protocol/index.js';
-import { RawClient } from '../../helpers/raw-client.js';
+} from '../../src/protocol/index.js';
+import { RawClient } from './raw-client.js';
 
 let seq = 0;
 /** A client id (or topic segment) no other test of the run uses. */
@@ -224,4 +228,130 @@ export async function closedWithin(c: RawClient, ms = 5000): Promise<void> {
 /** Destroys clients that may or may not still be open. */
 export function closeAll(...clients: (RawClient | undefined)[]): void {
   for (const c of clients) c?.destroy();
+}
+
+// ---- one-call steps (a filter, a message) and peers a test tracks ---------------------------------
+
+export type ConnectFields = Partial<ConnectPacket>;
+
+/** A raw peer that has completed CONNECT / CONNACK with any reason code (refusals are results here). */
+export async function handshake(
+  port: number,
+  version: ProtocolVersion,
+  fields: ConnectFields = {},
+): Promise<{ client: RawClient; connack: ConnackPacket }> {
+  const client = await RawClient.connect(port, version);
+  const connack = await client.handshake({ protocolVersion: version, ...fields });
+  return { client, connack };
+}
+
+/** SUBSCRIBE one filter at `qos` (1 unless given) and wait for its SUBACK; returns its reason codes. */
+export async function subscribeTo(client: RawClient, topic: string, qos: QoS = 1): Promise<number[]> {
+  return (await subscribe(client, { topic, qos })).reasonCodes;
+}
+
+/**
+ * PUBLISH (QoS 1 unless given) and wait until the broker has processed it: returns its PUBACK or
+ * PUBREC (the QoS 2 flow is left to the test), or for QoS 0 a PINGRESP after a PINGREQ round trip.
+ * Packet id 1 unless given (tests that continue the flow by hand name it).
+ */
+export async function publishAwait(
+  client: RawClient,
+  topic: string,
+  payload: string,
+  qos: QoS = 1,
+  packetId = 1,
+  extra: Partial<PublishPacket> = {},
+): Promise<Packet> {
+  const o: PublishOptions = {
+    qos,
+    retain: extra.retain,
+    dup: extra.dup,
+    properties: extra.properties,
+    packetId,
+  };
+  publish(client, topic, payload, o);
+  if (qos === 1) return client.next('puback');
+  if (qos === 2) return client.next('pubrec');
+  await sync(client);
+  return { type: 'pingresp' };
+}
+
+/** Packets of a type received so far (not consumed). */
+export function receivedOf<T extends Packet['type']>(
+  client: RawClient,
+  type: T,
+): Extract<Packet, { type: T }>[] {
+  return client.received.filter((p) => p.type === type) as Extract<Packet, { type: T }>[];
+}
+
+/**
+ * Waits until `condition` holds, checking after each turn of the event loop. For broker state that no
+ * packet announces (a socket close processed on the broker side); never a fixed sleep.
+ */
+export async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A promise with its resolve function outside (an authenticator the test answers for). */
+export function deferred<T>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+} {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Tracks raw clients so each test ends with every socket destroyed. */
+export class Peers {
+  private readonly clients: RawClient[] = [];
+
+  add<T extends RawClient>(client: T): T {
+    this.clients.push(client);
+    return client;
+  }
+
+  /** CONNECT with any outcome: the client and its CONNACK. */
+  async connect(port: number, version: ProtocolVersion, fields: ConnectFields = {}) {
+    const r = await handshake(port, version, fields);
+    this.add(r.client);
+    return r;
+  }
+
+  /** CONNECT that must succeed. */
+  async online(port: number, version: ProtocolVersion, fields: ConnectFields = {}): Promise<RawClient> {
+    const { client, connack } = await this.connect(port, version, fields);
+    if (connack.reasonCode !== 0)
+      throw new Error(`CONNACK refused with 0x${connack.reasonCode.toString(16)}`);
+    return client;
+  }
+
+  async raw(port: number, version: ProtocolVersion = 4): Promise<RawClient> {
+    return this.add(await RawClient.connect(port, version));
+  }
+
+  async closeAll(): Promise<void> {
+    const all = this.clients.splice(0);
+    for (const c of all) c.destroy();
+    await Promise.all(all.map((c) => c.closed));
+  }
+}
+
+/** Expects a DISCONNECT with `reasonCode` (any properties) as the last packet, then the close. */
+export async function disconnectedWith(client: RawClient, reasonCode: number): Promise<void> {
+  const d = await client.next('disconnect');
+  expect(d.reasonCode).toBe(reasonCode);
+  expect(d.properties?.sessionExpiryInterval).toBeUndefined(); // [MQTT-3.14.2-2] never from the server
+  await closedWithin(client);
+  expect(client.received.filter((p) => p.type === 'disconnect')).toEqual([]);
 }
