@@ -92,6 +92,7 @@ const VALUED = new Set([
   '--workers',
   '--payload',
   '--latency-tick-ms',
+  '--ack-delay-ms',
   '--shoal-impl',
   '--log-level',
 ]);
@@ -120,6 +121,7 @@ const config: TrialConfig = {
   latencyRate: 5_000,
   offeredRate: 0,
   latencyTickMs: num('--latency-tick-ms', 2, 1, 100),
+  ackDelayMs: num('--ack-delay-ms', 0, 0, 1000),
   idleConnections: 0,
   idlePerSourceAddress: 0,
   idleConcurrency: 0,

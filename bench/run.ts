@@ -9,6 +9,7 @@
  *                    [--brokers shoal,mosquitto,aedes] [--quick] [--json FILE]
  *
  * More: --duration S, --warmup S, --idle N, --workers N, --payload BYTES, --latency-tick-ms MS,
+ * --ack-delay-ms MS (the QoS 1 subscriber acknowledges that much after it read: a consumer that far away),
  * --offered-rate MSG_PER_S (fan-in/fan-out publishers paced at this total instead of flooding),
  * --pin (taskset: brokers on CPU 1, load on CPU 0), --shoal-impl dist|build|tsx, --shoal-cli,
  * --shoal-log-level LEVEL, --shoal-base DIR (the dist/ of another commit, run as broker shoal-base).
@@ -52,7 +53,7 @@ function usage(message: string): never {
   console.error(
     'usage: npm run bench -- [--scenarios fanin,fanout,qos1,latency,idle] [--rounds N] [--brokers shoal,mosquitto,aedes]\n' +
       '                        [--quick] [--json FILE] [--duration S] [--warmup S] [--idle N] [--workers N]\n' +
-      '                        [--payload BYTES] [--latency-tick-ms MS] [--offered-rate MSG_PER_S] [--pin]\n' +
+      '                        [--payload BYTES] [--latency-tick-ms MS] [--ack-delay-ms MS] [--offered-rate MSG_PER_S] [--pin]\n' +
       '                        [--shoal-impl dist|build|tsx]' +
       ' [--shoal-cli] [--shoal-log-level LEVEL] [--shoal-base DIR]',
   );
@@ -71,6 +72,7 @@ const VALUED = new Set([
   '--workers',
   '--payload',
   '--latency-tick-ms',
+  '--ack-delay-ms',
   '--offered-rate',
   '--shoal-impl',
   '--shoal-log-level',
@@ -107,6 +109,7 @@ const config: TrialConfig = {
   latencyRate: 5_000,
   offeredRate: num('--offered-rate', 0, 0, 10_000_000),
   latencyTickMs: num('--latency-tick-ms', 2, 1, 100),
+  ackDelayMs: num('--ack-delay-ms', 0, 0, 1000),
   idleConnections: num('--idle', idleDefault, 1, idleMax),
   idlePerSourceAddress: 15_000,
   idleConcurrency: 64,
@@ -227,7 +230,9 @@ for (const scenario of scenarios) {
       number
     >;
     summary[`${scenario}.${m.key}`] = medians;
-    const row = [`${m.label} (${m.unit})`, ...brokers.map((b) => formatValue(m, medians[b]))];
+    const acks = (scenario === 'qos1' || scenario === 'pqos1') && config.ackDelayMs > 0;
+    const label = acks ? `${m.label}, PUBACK ${config.ackDelayMs} ms after the read` : m.label;
+    const row = [`${label} (${m.unit})`, ...brokers.map((b) => formatValue(m, medians[b]))];
     if (brokers.includes('shoal'))
       for (const b of others) {
         const r = medians.shoal / medians[b];

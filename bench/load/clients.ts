@@ -171,6 +171,7 @@ export class Subscriber extends Client {
   private readonly latency: boolean;
   private acks = new Uint16Array(4096);
   private ackCount = 0;
+  private ackTimer: NodeJS.Timeout | undefined;
   private now = 0n;
 
   constructor(
@@ -185,11 +186,23 @@ export class Subscriber extends Client {
   protected override receive(chunk: Buffer, length: number): void {
     if (this.latency) this.now = process.hrtime.bigint();
     this.scanner.push(chunk, length);
-    if (this.ackCount > 0) {
-      // One write for every PUBACK this chunk called for.
-      this.socket!.write(pubackBatch(this.acks, this.ackCount));
-      this.ackCount = 0;
+    if (this.ackCount === 0) return;
+    const delay = this.spec.ackDelayMs ?? 0;
+    if (delay === 0) {
+      this.flushAcks();
+      return;
     }
+    // A consumer `delay` ms away: what this read called for is acknowledged that much later (the
+    // PUBACKs of reads within one delay go out together).
+    if (this.ackTimer === undefined) this.ackTimer = setTimeout(() => this.flushAcks(), delay);
+  }
+
+  /** One write for every PUBACK due. */
+  private flushAcks(): void {
+    this.ackTimer = undefined;
+    if (this.ackCount === 0 || this.socket === undefined || this.socket.destroyed) return;
+    this.socket.write(pubackBatch(this.acks, this.ackCount));
+    this.ackCount = 0;
   }
 
   onPublish(first: number, buf: Buffer, body: number, _remaining: number): void {

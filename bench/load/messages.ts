@@ -26,6 +26,11 @@ export interface SubscriberSpec {
   latency: boolean;
   /** Connect with Clean Session 0: a persistent session. */
   persistent?: boolean;
+  /**
+   * QoS 1: send the PUBACKs for what a read brought this many ms later (a consumer a few ms away,
+   * or one that reads its socket on a timer); 0 at once.
+   */
+  ackDelayMs?: number;
 }
 
 export interface IdleSpec {

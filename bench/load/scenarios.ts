@@ -85,6 +85,8 @@ export interface TrialConfig {
    */
   offeredRate: number;
   latencyTickMs: number;
+  /** qos1 / pqos1: the subscriber acknowledges this many ms after it read (0: at once). */
+  ackDelayMs: number;
   idleConnections: number;
   /** Above this many idle connections, spread them over several 127.0.0.x source addresses. */
   idlePerSourceAddress: number;
@@ -260,7 +262,14 @@ export function loadJobs(
           mode: 'window',
           window: 100,
         });
-      subs.push({ clientId: `${tag}s0`, filter: `${base}/+`, qos: 1, latency: false, persistent });
+      subs.push({
+        clientId: `${tag}s0`,
+        filter: `${base}/+`,
+        qos: 1,
+        latency: false,
+        persistent,
+        ackDelayMs: c.ackDelayMs,
+      });
       break;
     }
     case 'latency':

@@ -23,8 +23,15 @@ export interface BrokerOptions {
   maxSessionExpirySeconds: number;
   /** QoS 1/2 messages kept per session while its client is offline or its window is full. */
   maxQueuedMessages: number;
-  /** Broker-side cap on unacknowledged QoS 1/2 messages towards one client (the client's Receive Maximum may lower it). */
+  /**
+   * Most unacknowledged QoS 1/2 messages towards one client: its window grows up to it while its
+   * acknowledgements keep pace (the client's Receive Maximum may lower it). src/channel/window.ts.
+   */
   maxInflightMessages: number;
+  /** The window of a new connection, and of one whose client stopped acknowledging for a second. */
+  initialInflightMessages: number;
+  /** Bytes in flight to one client (payload + topic + 128 each) past which its window sends nothing more. */
+  maxInflightBytes: number;
   /** Time a new connection has to send CONNECT. */
   connectTimeoutMs: number;
   /**
@@ -51,7 +58,9 @@ export const defaultBrokerOptions: Readonly<BrokerOptions> = Object.freeze({
   sharedSubscriptionAvailable: true,
   maxSessionExpirySeconds: 0xffffffff,
   maxQueuedMessages: 1000,
-  maxInflightMessages: 100,
+  maxInflightMessages: 65535,
+  initialInflightMessages: 100,
+  maxInflightBytes: 1024 * 1024,
   connectTimeoutMs: 10_000,
   slowClientBufferBytes: 4 * 1024 * 1024,
   sysIntervalSeconds: 10,

@@ -31,6 +31,7 @@ import { type EnhancedAuth, handleConnectingPacket, handleReauth } from './enhan
 import { handlePuback, handlePubcomp, handlePublish, handlePubrec, handlePubrel } from './publish.js';
 import { type Ending, finalPacket } from './refusal.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
+import { inflightCost, type SendWindow, sendWindow } from './window.js';
 
 /** What the channel needs from its connection (implemented by connection/connection.ts). */
 export interface ChannelOutput {
@@ -85,8 +86,8 @@ export class Channel implements SessionLink, SessionOwner {
   /** Authentication Data for the CONNACK (the SCRAM server-final message). */
   authConnackData: Buffer | undefined;
 
-  /** Client's Receive Maximum capped by the broker's in-flight limit. */
-  inflightLimit: number;
+  /** The outbound window: how many QoS 1/2 may be in flight to the client (window.ts). */
+  window: SendWindow;
   /** Client's Maximum Packet Size [MQTT-3.1.2-24]: larger PUBLISH packets are not sent to it. */
   clientMaxPacketSize = Number.POSITIVE_INFINITY;
   /** Client's Topic Alias Maximum: how many outbound aliases the broker may assign. */
@@ -109,12 +110,29 @@ export class Channel implements SessionLink, SessionOwner {
     readonly ctx: ChannelContext,
     readonly out: ChannelOutput,
   ) {
-    this.inflightLimit = ctx.options.maxInflightMessages;
+    this.window = sendWindow(ctx.options, 0xffff, ctx.clock.now());
   }
 
   /** The connection has ended (the session manager asks while a claim runs). */
   get closed(): boolean {
     return this.state === 'closed';
+  }
+
+  /** Room for QoS 1/2 in flight now (SessionLink): the window, within the byte budget. */
+  get inflightLimit(): number {
+    return this.window.limit;
+  }
+
+  /** An outbound QoS 1/2 message was acknowledged (PUBACK, PUBCOMP, a failed PUBREC): the window learns. */
+  outboundAcknowledged(m: Message): void {
+    const inflight = this.session?.inflight.size ?? 0;
+    const full = inflight >= this.window.limit;
+    this.window.acknowledged(
+      inflightCost(m.payload.length, m.topic.length),
+      full,
+      inflight - 1,
+      this.ctx.clock.now(),
+    );
   }
 
   get writable(): boolean {
@@ -368,6 +386,8 @@ export class Channel implements SessionLink, SessionOwner {
       return true;
     }
     this.out.writePublish(header, payload);
+    if (d.qos > 0)
+      this.window.sent(inflightCost(m.payload.length, m.topic.length), this.session?.inflight.size ?? 0);
     const c = this.ctx.counters;
     c.messagesSent++;
     c.bytesSent += header.length + payload.length;

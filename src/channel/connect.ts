@@ -19,6 +19,7 @@ import type { Channel } from './channel.js';
 import type { PendingWill } from './context.js';
 import { startEnhancedAuth, supportsAuthMethod } from './enhanced-auth.js';
 import { isAuthFailure } from './refusal.js';
+import { sendWindow } from './window.js';
 
 /** Clean Session 0 in 3.x means the session lasts until the client cleans it: "never expires". */
 const NEVER = 0xffffffff;
@@ -223,8 +224,7 @@ function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession, will?:
   const expiry = sessionExpiry(ch, p);
   ch.connectExpirySeconds = expiry;
 
-  if (props?.receiveMaximum !== undefined)
-    ch.inflightLimit = Math.min(props.receiveMaximum, o.maxInflightMessages);
+  ch.window = sendWindow(o, props?.receiveMaximum ?? 0xffff, ch.ctx.clock.now());
   if (props?.maximumPacketSize !== undefined) ch.clientMaxPacketSize = props.maximumPacketSize;
   if (props?.topicAliasMaximum !== undefined) ch.clientTopicAliasMaximum = props.topicAliasMaximum;
   if (props?.requestProblemInformation === 0) ch.problemInformation = false;

@@ -234,7 +234,9 @@ function resolveTopic(ch: Channel, p: PublishPacket): string {
 
 export function handlePuback(ch: Channel, p: PubackPacket): void {
   const entry = ch.session!.inflight.get(p.packetId);
-  if (entry?.qos === 1) ch.session!.complete(p.packetId);
+  if (entry?.qos !== 1) return;
+  ch.outboundAcknowledged(entry.message);
+  ch.session!.complete(p.packetId);
 }
 
 export function handlePubrec(ch: Channel, p: PubrecPacket): void {
@@ -246,6 +248,7 @@ export function handlePubrec(ch: Channel, p: PubrecPacket): void {
     return;
   }
   if ((p.reasonCode ?? 0) >= 0x80) {
+    ch.outboundAcknowledged(entry.message);
     session.complete(p.packetId); // the receiver refused: acknowledged, never sent again [MQTT-4.4.0-2]
     return;
   }
@@ -291,5 +294,7 @@ export function handlePubrel(ch: Channel, p: PubrelPacket): void {
 
 export function handlePubcomp(ch: Channel, p: PubcompPacket): void {
   const entry = ch.session!.inflight.get(p.packetId);
-  if (entry?.qos === 2 && entry.phase === 'pubrel') ch.session!.complete(p.packetId);
+  if (entry?.qos !== 2 || entry.phase !== 'pubrel') return;
+  ch.outboundAcknowledged(entry.message);
+  ch.session!.complete(p.packetId);
 }

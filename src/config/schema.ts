@@ -387,6 +387,9 @@ export const configSchema: Schema<Config> = {
     maxQueuedMessages: integer(0, 10_000_000, d.maxQueuedMessages),
     // Packet identifiers are 16-bit, so no more than 65535 can be in flight.
     maxInflightMessages: integer(1, 65535, d.maxInflightMessages),
+    initialInflightMessages: integer(1, 65535, d.initialInflightMessages),
+    // At least one large message must fit.
+    maxInflightBytes: integer(4096, 2 ** 31 - 1, d.maxInflightBytes),
     connectTimeoutMs: integer(100, 600_000, d.connectTimeoutMs),
     // At least the sockets' write high-water mark (64 KiB from Node 22 on): a smaller buffer can fill
     // without the socket ever emitting 'drain', and the client's queue and reads would stall for good.
