@@ -24,6 +24,7 @@ export class ClusterRouter {
    * Redis accepted it. Returns the number of deliveries started (nodes plus local shared members).
    */
   route(message: Message, visit: RouteVisitor, hold: Hold | undefined): number {
+    if (this.backend.standalone === true) return this.routeAlone(message, visit, hold);
     const topic = message.topic;
     let envelopes: Map<string, Envelope> | undefined;
     const to = (node: string): Envelope => {
@@ -79,6 +80,20 @@ export class ClusterRouter {
     }
     delivered += this.routeSessions(this.backend.sessions, message, hold);
     if (offline !== undefined) delivered += this.routeOfflineShared(message, served, hold);
+    return delivered;
+  }
+
+  /** A single node's own backend: no other node to send to; its shared groups and stored sessions. */
+  private routeAlone(message: Message, visit: RouteVisitor, hold: Hold | undefined): number {
+    const offline = this.backend.sessions.matchOfflineShared !== undefined;
+    let served: Set<string> | undefined;
+    let delivered = 0;
+    this.index.matchShared(message.topic, (key) => {
+      if (offline) served = seen(served, key);
+      if (this.index.deliverShared(key, visit)) delivered++;
+    });
+    delivered += this.routeSessions(this.backend.sessions, message, hold);
+    if (offline) delivered += this.routeOfflineShared(message, served, hold);
     return delivered;
   }
 

@@ -9,6 +9,9 @@ import type { Delivery } from '../message.js';
 import type { Logger } from '../observability/logger.js';
 import type { DurableQueue, Session } from './session.js';
 
+/** The window a stored session may always have, however small its queue limit (the default initial window). */
+const WINDOW_FLOOR = 100;
+
 /** Wait before fetching again after a failed fetch. */
 const RETRY_MS = 250;
 
@@ -41,11 +44,16 @@ export class StoredQueue implements DurableQueue {
     if (this.fetching || !this.more) return;
     const link = this.session.link;
     if (link === null) return;
-    const room = link.inflightLimit - this.session.inflight.size;
+    // The store counts what is in flight against the session's queue limit (as Redis' XLEN does):
+    // the window of a stored session stops at maxQueuedMessages (or WINDOW_FLOOR, for small
+    // queues), so what is in flight cannot push the queue past its limit (4 times it while flow
+    // control holds the publishers) and drop messages.
+    const limit = Math.min(link.inflightLimit, Math.max(WINDOW_FLOOR, this.session.maxQueued));
+    const room = limit - this.session.inflight.size;
     // Fetched in batches: a fetch for every acknowledgement would cost a round trip per message.
     // With the window at most an eighth full, a fetch goes out whatever the room, so a client
     // that acknowledges slowly still gets what is queued.
-    const batch = this.session.inflight.size * 8 <= link.inflightLimit ? 1 : link.inflightLimit >> 3;
+    const batch = this.session.inflight.size * 8 <= limit ? 1 : limit >> 3;
     if (room < Math.max(1, batch) || !link.writable) return;
     this.fetching = true;
     this.more = false;

@@ -92,7 +92,7 @@ export class Session {
 
   constructor(
     readonly clientId: string,
-    private readonly maxQueued: number,
+    readonly maxQueued: number,
     private readonly now: () => number,
     private readonly events: SessionEvents,
   ) {}

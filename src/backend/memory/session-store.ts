@@ -70,7 +70,7 @@ export class HubSessions {
   private due: (() => void)[] = [];
   private scheduled = false;
 
-  /** Tells `node` on the next turn that messages were queued for `clientId` (one poke per node per turn). */
+  /** Tells `node` soon that messages were queued for `clientId` (one poke per node per batch). */
   poke(node: string, clientId: string): void {
     let ids = this.pokes.get(node);
     if (ids === undefined) {
@@ -90,7 +90,9 @@ export class HubSessions {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
+    // A single node's own hub pokes once the routing of this turn's work is done (a microtask);
+    // the nodes of an in-process cluster a turn later, as over Redis.
+    (this.answersAtOnce ? queueMicrotask : setImmediate)(() => {
       this.scheduled = false;
       const pokes = this.pokes;
       const due = this.due;
