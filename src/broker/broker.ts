@@ -51,7 +51,10 @@ export interface BrokerDeps {
   version: string;
   auth?: Partial<AuthHooks>;
   retained?: RetainedStore;
-  /** Cluster mode: the backend that shares routes, retained messages and delivery between nodes. */
+  /**
+   * The backend that keeps client ids, persistent sessions and retained messages and, in a cluster,
+   * shares routes and delivery between nodes; none: a one-node memory hub of the broker's own.
+   */
   cluster?: ClusterBackend;
   /** The node's overload protection (shared with the listeners); default limits when omitted. */
   limits?: Limits;
@@ -296,7 +299,7 @@ export class Broker implements ChannelContext {
 
   /**
    * Routes a message to every matching subscription in the cluster. `accepted`, for QoS >= 1, is
-   * called once everything the guarantees need is durable (at once in single-node mode): the
+   * called once everything the guarantees need is durable (at once on a single node in memory): the
    * channel sends PUBACK / PUBREC only then.
    */
   publish(message: Message, accepted?: (err?: Error) => void): number {

@@ -73,7 +73,7 @@ export class Channel implements SessionLink, SessionOwner {
   permissions: TopicPermissions | undefined;
   session: Session | null = null;
   will: PendingWill | undefined;
-  /** Cluster mode: this connection's fencing token for its client id, from its claim (0 on a single node). */
+  /** This connection's fencing token for its client id, from its claim (0 until it resolves). */
   epoch = 0;
   /** limits.user.maxConnections: the connection slot this channel asked for (given back on close). */
   userSlot: { user: string; id: string; taken: Promise<boolean> } | undefined;

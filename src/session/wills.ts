@@ -16,9 +16,9 @@ export interface PendingWill {
   delaySeconds: number;
   /** Message Expiry Interval of the will, applied when it is published. */
   expirySeconds?: number;
-  /** Cluster mode: the epoch of the connection it belongs to (it is taken from Redis under it). */
+  /** The epoch of the connection it belongs to (it is taken from the store under it). */
   epoch?: number;
-  /** Cluster mode: settles once the will is stored in Redis; it is taken only after that. */
+  /** Settles once the will is stored (the hub, the disk or Redis); it is taken only after that. */
   stored?: Promise<void>;
 }
 

@@ -32,6 +32,13 @@ async function online(w: ChannelWorld, clientId: string, o: Parameters<TestPeer[
 
 const text = (p: { payload: Buffer }) => p.payload.toString();
 
+/** A subscriber to `filter` at `qos` and a publisher, both connected (MQTT 5). */
+async function pair(w: ChannelWorld, subId: string, pubId: string, filter: string, qos: 0 | 1 | 2) {
+  const sub = await online(w, subId);
+  await sub.subscribe(filter, qos);
+  return { sub, pub: await online(w, pubId) };
+}
+
 describe('channel: CONNECT', () => {
   it('[MQTT-3.1.0-1] a first packet other than CONNECT closes the channel without a CONNACK', async () => {
     const w = await start();
@@ -166,9 +173,7 @@ describe('channel: keep-alive', () => {
 describe('channel: PUBLISH and its acknowledgements', () => {
   it('[MQTT-4.3.1-1] QoS 0 is routed without an acknowledgement, forwarded with no packet id', async () => {
     const w = await start();
-    const sub = await online(w, 'sub0');
-    await sub.subscribe('t/#', 2);
-    const pub = await online(w, 'pub0');
+    const { sub, pub } = await pair(w, 'sub0', 'pub0', 't/#', 2);
     pub.publish('t/a', 'zero', 0);
     const got = await sub.next('publish');
     expect([got.topic, text(got), got.qos, got.packetId, got.dup]).toEqual([
@@ -183,9 +188,7 @@ describe('channel: PUBLISH and its acknowledgements', () => {
 
   it('[MQTT-4.3.2-4] [MQTT-4.3.2-1] QoS 1 gets a PUBACK with its packet id and goes out with a non-zero id', async () => {
     const w = await start();
-    const sub = await online(w, 'sub1');
-    await sub.subscribe('t/#', 1);
-    const pub = await online(w, 'pub1');
+    const { sub, pub } = await pair(w, 'sub1', 'pub1', 't/#', 1);
     const sent = pub.publish('t/b', 'one', 1);
     const ack = await pub.next('puback');
     expect(ack.packetId).toBe(sent.packetId);
@@ -204,9 +207,7 @@ describe('channel: PUBLISH and its acknowledgements', () => {
 
   it('[MQTT-4.3.3-8] [MQTT-4.3.3-10] [MQTT-4.3.3-11] QoS 2: PUBREC, a repeat before PUBREL is not delivered twice, PUBREL gets PUBCOMP', async () => {
     const w = await start();
-    const sub = await online(w, 'sub2');
-    await sub.subscribe('q2/#', 2);
-    const pub = await online(w, 'pub2');
+    const { sub, pub } = await pair(w, 'sub2', 'pub2', 'q2/#', 2);
     const sent = pub.publish('q2/x', 'two', 2);
     expect((await pub.next('pubrec')).packetId).toBe(sent.packetId);
     pub.send({ ...sent, dup: true });
@@ -220,9 +221,7 @@ describe('channel: PUBLISH and its acknowledgements', () => {
 
   it('[MQTT-4.3.3-1] [MQTT-4.3.3-4] outbound QoS 2: PUBREC gets PUBREL, PUBCOMP ends it', async () => {
     const w = await start();
-    const sub = await online(w, 'sub2out');
-    await sub.subscribe('out/#', 2);
-    const pub = await online(w, 'pub2out');
+    const { sub, pub } = await pair(w, 'sub2out', 'pub2out', 'out/#', 2);
     pub.publish('out/1', 'x', 2);
     const got = await sub.next('publish');
     sub.send({ type: 'pubrec', packetId: got.packetId as number });
@@ -265,9 +264,7 @@ describe('channel: SUBSCRIBE and UNSUBSCRIBE', () => {
 
   it('[MQTT-3.8.4-8] a message goes out at the lower of its QoS and the granted QoS', async () => {
     const w = await start();
-    const sub = await online(w, 'low');
-    await sub.subscribe('low/#', 0);
-    const pub = await online(w, 'high');
+    const { sub, pub } = await pair(w, 'low', 'high', 'low/#', 0);
     pub.publish('low/1', 'x', 1);
     expect((await sub.next('publish')).qos).toBe(0);
   });
@@ -288,9 +285,7 @@ describe('channel: SUBSCRIBE and UNSUBSCRIBE', () => {
 describe('channel: topic aliases', () => {
   it('[MQTT-3.3.2-12] an inbound alias set with a topic is used by a later PUBLISH with an empty topic', async () => {
     const w = await start({ topicAliasMaximum: 10 });
-    const sub = await online(w, 'asub');
-    await sub.subscribe('alias/#', 0);
-    const pub = await online(w, 'apub');
+    const { sub, pub } = await pair(w, 'asub', 'apub', 'alias/#', 0);
     pub.publish('alias/long/topic', 'first', 0, { properties: { topicAlias: 3 } });
     pub.publish('', 'second', 0, { properties: { topicAlias: 3 } });
     const got = [await sub.next('publish'), await sub.next('publish')];
