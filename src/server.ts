@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { createAuth } from './auth/compose.js';
 import type { AuthHooks } from './auth/types.js';
 import { openLocalNode } from './backend/disk/local-node.js';
+import { standaloneNode } from './backend/memory/cluster-hub.js';
 import { RedisClusterBackend } from './backend/redis/backend.js';
 import { parseRedisUrl } from './backend/redis/connect.js';
 import { Keys } from './backend/redis/keys.js';
@@ -177,7 +178,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     clock,
     logger,
     version: VERSION,
-    cluster: cluster ?? local?.backend,
+    // A single node keeps its state in a memory hub of its own, or on disk with a data dir.
+    cluster: cluster ?? local?.backend ?? standaloneNode(clock, nodeId, config.mqtt.maxQueuedMessages),
     instruments,
     limits,
     quotas,

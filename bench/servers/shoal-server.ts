@@ -22,6 +22,7 @@ type LoggerModule = typeof import('../../src/observability/logger.js');
 type TcpModule = typeof import('../../src/transport/tcp.js');
 type AcceptModule = typeof import('../../src/connection/accept.js');
 type LocalNodeModule = typeof import('../../src/backend/disk/local-node.js');
+type HubModule = Partial<typeof import('../../src/backend/memory/cluster-hub.js')>;
 type LogLevel = Parameters<LoggerModule['createLogger']>[0];
 
 function arg(name: string, fallback?: string): string {
@@ -62,13 +63,16 @@ const local =
         nodeId: 'bench',
         maxQueued: defaultBrokerOptions.maxQueuedMessages,
       });
+// Trees since the one session path (#12) take the single node's backend from the caller; older
+// ones made their own (standaloneNode absent).
+const { standaloneNode } = await load<HubModule>('backend/memory/cluster-hub.js');
 const broker = new Broker({
   options: { ...defaultBrokerOptions, sysIntervalSeconds: 0 },
   clock: systemClock,
   logger: createLogger(logLevel),
   version: 'bench',
-  cluster: local?.backend,
-});
+  cluster: local?.backend ?? standaloneNode?.(systemClock, 'bench', defaultBrokerOptions.maxQueuedMessages),
+} as ConstructorParameters<BrokerModule['Broker']>[0]);
 broker.start();
 
 // Trees from before src/connection/accept.ts (a commit compared against) had Broker.accept.

@@ -7,7 +7,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type AuthHooks, allowAll } from '../auth/types.js';
-import { MemoryHub } from '../backend/memory/cluster-hub.js';
 import { MemoryQuotaStore } from '../backend/memory/quota-store.js';
 import type {
   ClusterBackend,
@@ -53,9 +52,10 @@ export interface BrokerDeps {
   retained?: RetainedStore;
   /**
    * The backend that keeps client ids, persistent sessions and retained messages and, in a cluster,
-   * shares routes and delivery between nodes; none: a one-node memory hub of the broker's own.
+   * shares routes and delivery between nodes: Redis, or for a single node its own memory hub
+   * (standaloneNode; on disk, openLocalNode). The composition root picks it.
    */
-  cluster?: ClusterBackend;
+  cluster: ClusterBackend;
   /** The node's overload protection (shared with the listeners); default limits when omitted. */
   limits?: Limits;
   /** Per-username quotas (limits.user.*): the Redis store in a cluster; in memory when omitted. */
@@ -108,14 +108,7 @@ export class Broker implements ChannelContext {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.auth = { ...allowAll, ...deps.auth };
-    // Without one given, the node keeps its state in a memory hub of its own (nothing survives a
-    // restart; with a data dir, server.ts gives it one on disk): one session path for every store.
-    this.cluster =
-      deps.cluster ??
-      new MemoryHub(deps.clock, undefined, undefined, { standalone: true }).node(
-        'local',
-        deps.options.maxQueuedMessages,
-      );
+    this.cluster = deps.cluster;
     this.retained = deps.retained ?? this.cluster.retained;
     this.limits = deps.limits ?? new Limits(defaultLimitOptions, deps.clock);
     this.quotas = deps.quotas ?? new MemoryQuotaStore(deps.clock);

@@ -15,3 +15,8 @@ quotaStoreContract('memory', (clock) => new MemoryQuotaStore(clock));
 clusterBackendContract('memory hub', async () => hubClusterPair(new MemoryHub(systemClock)));
 
 sessionStoreContract('memory hub', (handlers) => hubSessionPair(new MemoryHub(systemClock), handlers));
+
+// The single-node default's hub (standaloneNode): appends answered at once, pokes in a microtask.
+sessionStoreContract('memory hub, standalone', (handlers) =>
+  hubSessionPair(new MemoryHub(systemClock, undefined, undefined, { standalone: true }), handlers),
+);

@@ -4,6 +4,7 @@
  */
 
 import type { AuthHooks } from '../../src/auth/types.js';
+import { standaloneNode } from '../../src/backend/memory/cluster-hub.js';
 import type { ClusterBackend } from '../../src/backend/types.js';
 import { Broker } from '../../src/broker/broker.js';
 import { type BrokerOptions, defaultBrokerOptions } from '../../src/broker/options.js';
@@ -55,7 +56,9 @@ export async function startTestBroker(
     version: 'test',
     auth: deps.auth,
     limits,
-    cluster: deps.cluster,
+    cluster:
+      deps.cluster ??
+      standaloneNode(clock, 'test', options.maxQueuedMessages ?? defaultBrokerOptions.maxQueuedMessages),
   });
   await broker.start();
   const accept = acceptor(broker);

@@ -6,6 +6,7 @@
  * `clock.advance`; a wait is a bounded number of event-loop turns for the store's answers (a
  * claim, a fetch), never a delay.
  */
+import { standaloneNode } from '../../src/backend/memory/cluster-hub.js';
 import { Broker } from '../../src/broker/broker.js';
 import { type BrokerOptions, defaultBrokerOptions } from '../../src/broker/options.js';
 import { Channel, type ChannelOutput } from '../../src/channel/channel.js';
@@ -46,11 +47,13 @@ export interface ChannelWorld {
 
 export async function channelWorld(options: Partial<BrokerOptions> = {}): Promise<ChannelWorld> {
   const clock = new FakeClock();
+  const o = { ...defaultBrokerOptions, sysIntervalSeconds: 0, ...options };
   const broker = new Broker({
-    options: { ...defaultBrokerOptions, sysIntervalSeconds: 0, ...options },
+    options: o,
     clock,
     logger: createLogger('silent'),
     version: 'test',
+    cluster: standaloneNode(clock, 'test', o.maxQueuedMessages),
   });
   await broker.start();
   const peers: TestPeer[] = [];

@@ -327,3 +327,12 @@ function journaledRetained(inner: MemoryRetainedStore, journal: HubJournal): Ret
     },
   };
 }
+
+/**
+ * The backend of a single node in memory: the only node of a hub of its own, so its persistent
+ * sessions, wills and retained messages take the same path as in a cluster (nothing survives a
+ * restart; with a data dir see src/backend/disk/local-node.ts).
+ */
+export function standaloneNode(clock: Clock, nodeId: string, maxQueued: number): MemoryClusterBackend {
+  return new MemoryHub(clock, undefined, undefined, { standalone: true }).node(nodeId, maxQueued);
+}
