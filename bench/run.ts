@@ -315,6 +315,9 @@ function targets(): string[] {
     const s = get('latency.p99', 'shoal');
     const m = get('latency.p99', 'mosquitto');
     check('p99 latency at 5,000 msg/s <= Mosquitto', s <= m, `${s.toFixed(3)} vs ${m.toFixed(3)} ms`);
+    const s9 = get('latency.p999', 'shoal');
+    const m9 = get('latency.p999', 'mosquitto');
+    check('p99.9 latency at 5,000 msg/s <= Mosquitto', s9 <= m9, `${s9.toFixed(3)} vs ${m9.toFixed(3)} ms`);
   }
   if (scenarios.includes('idle')) {
     const kb = get('idle.kbPerConn', 'shoal');

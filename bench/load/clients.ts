@@ -26,6 +26,8 @@ export interface ClientHub {
   latencies: Float64Array;
   latencyCount: number;
   latencyOverflow: number;
+  /** With BENCH_LATENCY_SAMPLES: each sample's send time (ms, monotonic clock mod 10^6 s), beside it. */
+  stamps?: Float64Array;
   unexpectedCloses: number;
   errors: string[];
   /** False once the worker is tearing down: closes are expected then. */
@@ -221,6 +223,7 @@ export class Subscriber extends Client {
       const hub = this.hub;
       const stamp = buf.readBigUInt64BE(payloadStart(first, buf, body));
       if (hub.latencyCount < hub.latencies.length) {
+        if (hub.stamps !== undefined) hub.stamps[hub.latencyCount] = Number(stamp % 1_000_000_000_000n) / 1e6;
         hub.latencies[hub.latencyCount++] = Number(this.now - stamp) / 1e6;
       } else hub.latencyOverflow++;
     }

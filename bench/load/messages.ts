@@ -83,6 +83,7 @@ export interface LatencySummary {
   p50Ms: number;
   p90Ms: number;
   p99Ms: number;
+  p999Ms: number;
   maxMs: number;
   /** Samples beyond the recording buffer (not in the percentiles). */
   overflow: number;

@@ -62,6 +62,7 @@ export const METRICS: Record<ScenarioName, MetricDef[]> = {
   latency: [
     { key: 'p50', label: 'Latency p50 at 5,000 msg/s', unit: 'ms', better: 'lower' },
     { key: 'p99', label: 'Latency p99 at 5,000 msg/s', unit: 'ms', better: 'lower' },
+    { key: 'p999', label: 'Latency p99.9 at 5,000 msg/s', unit: 'ms', better: 'lower' },
   ],
   idle: [
     { key: 'kbPerConn', label: 'Idle connections: RSS', unit: 'KB/conn', better: 'lower' },
@@ -470,6 +471,7 @@ async function loadTrial(
   if (latency !== undefined) {
     result.metrics.p50 = latency.p50Ms;
     result.metrics.p99 = latency.p99Ms;
+    result.metrics.p999 = latency.p999Ms;
     result.details.latency = latency;
     const expected = (c.latencyRate * c.durationMs) / 1000;
     if (latency.count < expected * 0.95)

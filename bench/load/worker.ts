@@ -10,6 +10,7 @@
  * The process exits by itself when its parent goes away and after a hard deadline, so nothing
  * outlives a broken run.
  */
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { type ClientHub, noteError, Publisher, Subscriber } from './clients.js';
 import type {
@@ -34,6 +35,7 @@ const hub: ClientHub = {
   recording: false,
   latencies: new Float64Array(1 << 20),
   latencyCount: 0,
+  stamps: process.env.BENCH_LATENCY_SAMPLES ? new Float64Array(1 << 20) : undefined,
   latencyOverflow: 0,
   unexpectedCloses: 0,
   errors: [],
@@ -113,6 +115,13 @@ function snapshot(): Snapshot {
 function latencySummary(): LatencySummary | undefined {
   if (!subscribers.some((s) => s.spec.latency)) return undefined;
   const n = hub.latencyCount;
+  if (hub.stamps !== undefined) {
+    // BENCH_LATENCY_SAMPLES=PATH: every sample as `<sent ms> <latency ms>` in PATH.<pid>, to tell
+    // one stall hitting a whole tick's burst from latency spread over messages (docs/benchmarks.md).
+    const lines = [];
+    for (let i = 0; i < n; i++) lines.push(`${hub.stamps[i].toFixed(3)} ${hub.latencies[i].toFixed(3)}`);
+    writeFileSync(`${process.env.BENCH_LATENCY_SAMPLES}.${process.pid}`, lines.join('\n'));
+  }
   const xs = hub.latencies.subarray(0, n).slice().sort();
   const at = (p: number): number =>
     n === 0 ? Number.NaN : xs[Math.min(n - 1, Math.floor((p / 100) * (n - 1)))];
@@ -121,6 +130,7 @@ function latencySummary(): LatencySummary | undefined {
     p50Ms: at(50),
     p90Ms: at(90),
     p99Ms: at(99),
+    p999Ms: at(99.9),
     maxMs: n === 0 ? Number.NaN : xs[n - 1],
     overflow: hub.latencyOverflow,
   };

@@ -409,6 +409,15 @@ export interface StartOptions {
   shoalBase?: string;
 }
 
+/**
+ * Node flags for the Shoal process under test, from BENCH_SHOAL_NODE_FLAGS (space-separated): a
+ * profile or a GC trace of the broker while the load runs, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
+ * or `--trace-gc`. Empty by default: the figures are of the broker as operators run it.
+ */
+function shoalNodeFlags(): string[] {
+  return (process.env.BENCH_SHOAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+}
+
 export async function startBroker(name: BrokerName, options: StartOptions): Promise<RunningBroker> {
   const port = await freePort();
   let command: string;
@@ -416,7 +425,7 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
   switch (name) {
     case 'shoal':
       command = process.execPath;
-      args = options.launchers.shoal(port, options.shoalLogLevel);
+      args = [...shoalNodeFlags(), ...options.launchers.shoal(port, options.shoalLogLevel)];
       break;
     case 'shoal-base': {
       if (options.shoalBase === undefined) throw new Error('shoal-base needs --shoal-base DIR');
