@@ -223,6 +223,8 @@ export class Broker implements ChannelContext {
       sentByQos: [...this.counters.sentByQos],
       sentBytesByQos: [...this.counters.sentBytesByQos],
       rateLimited: { ...this.counters.rateLimited },
+      claimsRunning: this.limits.claims.active,
+      claimsQueued: this.limits.claims.queued,
       takeovers: this.counters.takeovers,
       draining: this.closing,
     };

@@ -6,6 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import { type AuthDecision, isThenable, reasonCodeOf } from '../auth/types.js';
 import type { StoredSession } from '../backend/types.js';
+import { ClaimRefused } from '../limits/claim-gate.js';
 import { forwardedProperties, type Message } from '../message.js';
 import {
   type ConnackPacket,
@@ -188,7 +189,13 @@ function claim(ch: Channel, p: ConnectPacket): void {
   // The will is stored by the claim, before CONNACK (guarantee 4 holds from the CONNACK on).
   const will = p.will === undefined ? undefined : makeWill(p.will, ch.clientId);
   ch.out.holdInput(true);
-  ch.ctx.claimOwnership(ch, p.clean, sessionExpiry(ch, p), will).then(
+  const expiry = sessionExpiry(ch, p);
+  // Admission control: a bounded number of claims at a time; past the queue, come back later.
+  const claimed = ch.ctx.limits.claims.run(
+    () => ch.ctx.claimOwnership(ch, p.clean, expiry, will),
+    () => ch.state !== 'connecting',
+  );
+  claimed.then(
     (claimed) => {
       ch.epoch = claimed.epoch;
       if (ch.state !== 'connecting') return;
@@ -201,6 +208,13 @@ function claim(ch: Channel, p: ConnectPacket): void {
       ch.out.holdInput(false);
     },
     (err: unknown) => {
+      if (err instanceof ClaimRefused) {
+        if (ch.state !== 'connecting') return;
+        // Told to come back: 0x89 Server busy (3.x: 3 Server unavailable).
+        ch.ctx.limits.hit('claim_queue');
+        refuse(ch, ReasonCode.ServerBusy);
+        return;
+      }
       ch.ctx.logger.warn({ event: 'cluster.claim_failed', clientId: ch.clientId, err: String(err) });
       if (ch.state === 'connecting') refuse(ch, ReasonCode.ServerUnavailable);
     },

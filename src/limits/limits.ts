@@ -3,9 +3,10 @@
  * of topics and retained messages, and the count of every limit hit by name (a bounded set, exported
  * as `shoal_rate_limited_total{limit}`: the broker's stats read `hits` as `rateLimited`). One per
  * node, shared by the listeners (PROXY protocol refusals) and the broker; per-client rates live in
- * ClientLimiter.
+ * ClientLimiter, and the bounded queue of CONNECT's claims in ClaimGate.
  */
 import type { Clock } from '../clock.js';
+import { ClaimGate } from './claim-gate.js';
 import type { LimitOptions } from './options.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -13,6 +14,7 @@ import { TokenBucket } from './token-bucket.js';
 export const LIMIT_NAMES = [
   'max_connections',
   'connect_rate',
+  'claim_queue',
   'connect_timeout',
   'message_rate',
   'byte_rate',
@@ -35,6 +37,8 @@ export class Limits {
   /** Hits per limit since start (every name present, so each series exists from the first scrape). */
   readonly hits: Record<string, number>;
   private readonly connects: TokenBucket | undefined;
+  /** CONNECT's claims, admitted a bounded number at a time (limits.maxConcurrentClaims). */
+  readonly claims: ClaimGate;
 
   constructor(
     readonly options: Readonly<LimitOptions>,
@@ -43,6 +47,14 @@ export class Limits {
     this.hits = Object.fromEntries(LIMIT_NAMES.map((n) => [n, 0]));
     const rate = options.connectRatePerSecond;
     this.connects = rate > 0 ? new TokenBucket(rate, options.connectBurst || rate, clock) : undefined;
+    this.claims = new ClaimGate(
+      {
+        maxRunning: options.maxConcurrentClaims,
+        maxWaiting: options.maxQueuedClaims,
+        waitTimeoutMs: options.claimQueueTimeoutMs,
+      },
+      clock,
+    );
   }
 
   hit(name: LimitName): void {

@@ -14,6 +14,15 @@ export interface LimitOptions {
   connectRatePerSecond: number;
   /** CONNECTs accepted at once before the rate applies; 0 = one second's worth. */
   connectBurst: number;
+  /**
+   * Claims of a client id (the cluster-wide ownership step of CONNECT) running at once on this node;
+   * the others wait their turn (claim-gate.ts). 0 = no limit.
+   */
+  maxConcurrentClaims: number;
+  /** CONNECTs waiting for a claim slot; beyond it CONNACK 0x89 Server busy (3.x: 3) at once. */
+  maxQueuedClaims: number;
+  /** The longest a CONNECT waits for a claim slot; then CONNACK 0x89 Server busy (3.x: 3). */
+  claimQueueTimeoutMs: number;
   /** PUBLISH packets per second from one client. 0 = no limit. */
   clientMessagesPerSecond: number;
   /** Messages a client may send at once before its rate applies; 0 = one second's worth. */
@@ -63,6 +72,9 @@ export const defaultLimitOptions: Readonly<LimitOptions> = Object.freeze({
   maxConnections: 0,
   connectRatePerSecond: 0,
   connectBurst: 0,
+  maxConcurrentClaims: 512,
+  maxQueuedClaims: 50_000,
+  claimQueueTimeoutMs: 5000,
   clientMessagesPerSecond: 0,
   clientMessageBurst: 0,
   clientBytesPerSecond: 0,

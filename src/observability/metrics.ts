@@ -43,6 +43,16 @@ const GAUGES: ReadonlyArray<[name: string, help: string, stat: NumericStat]> = [
     'connectionsOpen',
   ],
   [
+    'shoal_connect_claims_running',
+    'CONNECTs whose claim of their client id runs now (at most limits.maxConcurrentClaims).',
+    'claimsRunning',
+  ],
+  [
+    'shoal_connect_claims_queued',
+    'CONNECTs waiting for a claim slot (at most limits.maxQueuedClaims; past it CONNACK 0x89).',
+    'claimsQueued',
+  ],
+  [
     'shoal_shared_subscription_groups',
     'Shared subscriptions (group and filter) with at least one member on this node.',
     'sharedGroups',

@@ -38,6 +38,9 @@ export interface BrokerStats {
   authFailures: number;
   /** Requests refused or delayed by a limit, by limit name (monotonic per name). */
   rateLimited: Record<string, number>;
+  /** CONNECTs whose claim of their client id runs now, and those waiting their turn (limits.maxConcurrentClaims). */
+  claimsRunning: number;
+  claimsQueued: number;
   /** Sessions taken over by a new connection with the same client id (monotonic). */
   takeovers: number;
   /** True from the start of a graceful drain. */

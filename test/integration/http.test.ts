@@ -35,6 +35,8 @@ describe('observability HTTP server', () => {
     sentByQos: [3000, 300, 100],
     sentBytesByQos: [60_000, 12_000, 6_000],
     rateLimited: { connect_rate: 7 },
+    claimsRunning: 2,
+    claimsQueued: 5,
     takeovers: 1,
     draining: false,
   };
@@ -105,6 +107,8 @@ describe('observability HTTP server', () => {
       'shoal_connections_open 4',
       'shoal_sessions_offline 3',
       'shoal_shared_subscription_groups 2',
+      'shoal_connect_claims_running 2',
+      'shoal_connect_claims_queued 5',
       'shoal_publish_received_total{qos="1"} 150',
       'shoal_publish_received_bytes_total{qos="2"} 6000',
       'shoal_publish_sent_total{qos="0"} 3000',
