@@ -32,6 +32,8 @@ const DRAIN_POLL_MS = 5;
 /** cluster.replicaAcks: a session change no replica confirmed is made again this often at most (~1 min). */
 const OPS_REPLICATION_RETRIES = 48;
 const OPS_RETRY_MS = 250;
+/** Sessions of a dead node reaped side by side (one SSCAN page): their commands share round trips. */
+const REAP_BATCH = 500;
 
 interface PendingAppends {
   /** (record, qos, flow control, dedupe id) quadruples, as session-append.lua takes them. */
@@ -488,17 +490,28 @@ export class RedisSessionStore implements SessionStore {
    * and so are their entries in the node's index.
    */
   async reap(node: string, fence: string): Promise<number> {
-    const k = this.keys;
-    const ids = await this.redis.smembers(k.nodeSessions(node));
+    const index = this.keys.nodeSessions(node);
     let n = 0;
-    for (const clientId of ids) {
-      const orphaned = await scripts.sessionOrphan.run(this.redis, this.sessionKeys(clientId), node, fence);
-      if (orphaned !== null && orphaned[0] < 0) continue;
-      if (orphaned !== null) n++;
-      await this.afterOrphan(clientId, orphaned);
-      await this.redis.srem(k.nodeSessions(node), clientId);
-    }
+    let cursor = '0';
+    // A batch at a time (SSCAN, never one SMEMBERS of a huge set), its sessions side by side: their
+    // commands go out together (pipelined), not one round trip per session; each session's own
+    // steps stay in order.
+    do {
+      const [next, ids] = await this.redis.sscan(index, cursor, 'COUNT', REAP_BATCH);
+      cursor = next;
+      const reaped = await Promise.all(ids.map((clientId) => this.reapOne(index, node, fence, clientId)));
+      for (const r of reaped) if (r) n++;
+    } while (cursor !== '0');
     return n;
+  }
+
+  /** One session of a dead node's run: orphaned (true), or left alone (a later run claimed it). */
+  private async reapOne(index: string, node: string, fence: string, clientId: string): Promise<boolean> {
+    const orphaned = await scripts.sessionOrphan.run(this.redis, this.sessionKeys(clientId), node, fence);
+    if (orphaned !== null && orphaned[0] < 0) return false;
+    await this.afterOrphan(clientId, orphaned);
+    await this.redis.srem(index, clientId);
+    return orphaned !== null;
   }
 
   /** Drops the routes of sessions that expired (Redis removed their keys). Returns how many. */
