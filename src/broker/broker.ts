@@ -189,10 +189,15 @@ export class Broker implements ChannelContext {
   }
 
   /** Counts a connection (drain, stats) until it closes. */
-  attach(connection: Drainable & { onClosed: (() => void) | undefined }): void {
+  attach<C extends Drainable>(connection: C & { onClosed: ((c: C) => void) | undefined }): void {
     this.connections.add(connection);
-    connection.onClosed = () => this.connections.delete(connection);
+    connection.onClosed = this.detach;
   }
+
+  /** One function for every connection (not a closure each): the connection names itself. */
+  private readonly detach = (connection: Drainable): void => {
+    this.connections.delete(connection);
+  };
 
   get stats(): BrokerStats {
     const online = this.manager.online.size;

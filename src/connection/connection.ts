@@ -11,7 +11,7 @@ import { Channel, type ChannelOutput } from '../channel/channel.js';
 import type { ChannelContext } from '../channel/context.js';
 import type { TimerHandle } from '../clock.js';
 import { type Packet, PacketDecoder, ProtocolError } from '../protocol/index.js';
-import type { Transport } from '../transport/types.js';
+import type { Transport, TransportEvents } from '../transport/types.js';
 
 /** Connections with writes pending in this turn; flushed together in one nextTick. */
 let flushQueue: Connection[] = [];
@@ -58,7 +58,8 @@ function flushAll(): void {
 
 export class Connection implements ChannelOutput {
   readonly channel: Channel;
-  onClosed: (() => void) | undefined;
+  /** Told once the connection is gone (the broker stops counting it). */
+  onClosed: ((connection: Connection) => void) | undefined;
 
   private readonly decoder: PacketDecoder;
   private pending: Buffer[] = NONE;
@@ -89,12 +90,7 @@ export class Connection implements ChannelOutput {
     this.lastActivity = ctx.clock.now();
     // A connection that sends no CONNECT in time is closed (MQTT 5 §3.1.4, step 1: a SHOULD without an id).
     this.timer = ctx.clock.setTimeout(() => this.connectTimedOut(), ctx.options.connectTimeoutMs);
-    transport.bind({
-      data: (chunk) => this.onData(chunk),
-      drain: () => this.onDrain(),
-      close: () => this.onTransportClose(),
-      error: () => undefined, // the close event follows
-    });
+    transport.bind(new Events(this));
   }
 
   get remoteAddress(): string {
@@ -125,7 +121,8 @@ export class Connection implements ChannelOutput {
     return this.closedPromise;
   }
 
-  private onData(chunk: Buffer): void {
+  /** @internal The transport's events (through Events). */
+  onData(chunk: Buffer): void {
     this.lastActivity = this.ctx.clock.now();
     try {
       this.decoder.push(chunk);
@@ -292,7 +289,8 @@ export class Connection implements ChannelOutput {
     if (this.transport.bufferedBytes >= this.ctx.options.slowClientBufferBytes) this.pause(Pause.Slow);
   }
 
-  private onDrain(): void {
+  /** @internal */
+  onDrain(): void {
     this.unpause(Pause.Slow);
     this.channel.session?.pump();
   }
@@ -362,16 +360,34 @@ export class Connection implements ChannelOutput {
     this.onTransportClose();
   }
 
-  private onTransportClose(): void {
+  /** @internal */
+  onTransportClose(): void {
     if (this.gone) return;
     this.handleHeldDisconnect();
     this.gone = true;
     this.timer?.cancel();
     this.pending = NONE;
     this.channel.transportClosed();
-    this.onClosed?.();
+    this.onClosed?.(this);
     this.resolveClosed?.();
     this.closedPromise ??= Promise.resolve();
+  }
+}
+
+/** The transport's events for a connection: one small object, not a closure per event. */
+class Events implements TransportEvents {
+  constructor(private readonly c: Connection) {}
+  data(chunk: Buffer): void {
+    this.c.onData(chunk);
+  }
+  drain(): void {
+    this.c.onDrain();
+  }
+  close(): void {
+    this.c.onTransportClose();
+  }
+  error(): void {
+    // The close event follows.
   }
 }
 

@@ -100,6 +100,8 @@ interface Claiming {
 
 export class SessionManager<C extends SessionOwner = SessionOwner> {
   private readonly byId = new Map<string, Session>();
+  /** The clock as every session reads it: one function, not a closure per session. */
+  private readonly now = (): number => this.d.clock.now();
   private readonly connected = new Map<string, C>();
   /** Connections between CONNECT and CONNACK while they claim their id. */
   private readonly claiming = new Map<string, Claiming>();
@@ -285,7 +287,7 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
   }
 
   private newSession(id: string): Session {
-    return new Session(id, this.d.options.maxQueuedMessages, () => this.d.clock.now(), this.sessionEvents);
+    return new Session(id, this.d.options.maxQueuedMessages, this.now, this.sessionEvents);
   }
 
   /**

@@ -15,10 +15,37 @@ export function verifiedPeerCertificate(socket: net.Socket | Duplex): PeerCertif
   return cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0 ? cert : undefined;
 }
 
+/**
+ * The socket's listeners are these shared functions (Node calls them with the socket as `this`),
+ * and the events they go to hang on the socket: no closures per connection (#13.3, memory per idle
+ * connection).
+ */
+const kEvents = Symbol('shoal.transportEvents');
+const kEarlyError = Symbol('shoal.earlyError');
+type Tagged = net.Socket & { [kEvents]?: TransportEvents; [kEarlyError]?: Error };
+
+function onData(this: Tagged, chunk: Buffer): void {
+  this[kEvents]!.data(chunk);
+}
+function onDrain(this: Tagged): void {
+  this[kEvents]!.drain();
+}
+function onError(this: Tagged, err: Error): void {
+  this[kEvents]!.error(err);
+  this.destroy();
+}
+function onClose(this: Tagged): void {
+  this[kEvents]!.close();
+}
+/** Until bind, only a guard: an error on an unbound socket would otherwise crash the process. */
+function onEarlyError(this: Tagged, err: Error): void {
+  this[kEarlyError] = err;
+  this.destroy();
+}
+
 export class SocketTransport implements Transport {
   readonly remoteAddress: string;
   private bound = false;
-  private earlyError: Error | undefined;
 
   constructor(
     readonly kind: string,
@@ -27,9 +54,8 @@ export class SocketTransport implements Transport {
     remoteAddress?: string,
   ) {
     this.remoteAddress = remoteAddress ?? socket.remoteAddress ?? 'unknown';
-    // Until bind, only a guard: an error on an unbound socket would otherwise crash the process.
     // Data listeners wait for bind, so nothing is read before the connection layer is ready.
-    socket.on('error', this.onEarlyError);
+    socket.on('error', onEarlyError);
   }
 
   get bufferedBytes(): number {
@@ -72,28 +98,22 @@ export class SocketTransport implements Transport {
   bind(events: TransportEvents): void {
     if (this.bound) throw new Error('SocketTransport.bind called twice');
     this.bound = true;
-    const { socket } = this;
-    socket.off('error', this.onEarlyError);
+    const socket = this.socket as Tagged;
+    socket.off('error', onEarlyError);
     // The socket may have failed or closed between accept and bind: report that now.
-    if (this.earlyError !== undefined) events.error(this.earlyError);
+    const early = socket[kEarlyError];
+    if (early !== undefined) events.error(early);
     if (socket.closed) {
       events.close();
       return;
     }
-    // Wrapped, so `events` may be an object whose methods use `this`.
-    socket.on('data', (chunk: Buffer) => events.data(chunk));
-    socket.on('drain', () => events.drain());
-    socket.on('error', (err) => {
-      events.error(err);
-      socket.destroy();
-    });
-    socket.once('close', () => events.close());
+    // Called as methods of `events`, so it may be an object whose methods use `this`.
+    socket[kEvents] = events;
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+    socket.on('error', onError);
+    socket.on('close', onClose); // a socket closes once
     // A socket handed on paused (after a PROXY header) does not start flowing on its own.
     socket.resume();
   }
-
-  private readonly onEarlyError = (err: Error): void => {
-    this.earlyError = err;
-    this.socket.destroy();
-  };
 }
