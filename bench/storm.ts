@@ -1,17 +1,20 @@
 /**
  * Reconnect storm after a load balancer failover (#13.7): `--clients` persistent MQTT clients (3.1.1,
- * Clean Session 0, a QoS 1 subscription each) reach a 2-node Shoal cluster on one redis-server
+ * Clean Session 0, a QoS 1 subscription each) reach a 2-node Shoal cluster (or Aedes + Redis:
+ * mqemitter-redis, aedes-persistence-redis) on one redis-server
  * through HAProxy. HAProxy is killed (-9): every connection drops at once and the clients start
  * reconnecting (50-250 ms apart, as clients do). While they are out, one QoS 1 message is published
  * to each client's topic on node a directly, and acknowledged. Then HAProxy comes back on the same
- * port (the failover) and all clients pour in at once.
+ * port (the failover) and all clients pour in at once. The second fault (`--faults node`) kills node
+ * b instead: its clients come back through HAProxy to node a, which takes their sessions over.
  *
  * Measured from HAProxy's return: when every client is back in with its session (Session Present)
  * and when every client has its message; CONNACKs that told a client to come back (admission
  * control: 3 Server unavailable for 3.1.1), sessions lost, messages missing or duplicated, and the
  * Redis commands the storm took per client.
  *
- *   npm run bench:storm -- [--clients 10000] [--workers 4] [--rounds 1]
+ *   npm run bench:storm -- [--clients 10000] [--workers 4] [--rounds 1] [--faults balancer,node]
+ *                          [--contenders shoal-cluster,aedes-cluster]
  *
  * Target: all clients resume within 10 s with nothing lost, and each client told to come back gets
  * in on a later try within those 10 s.
@@ -24,7 +27,7 @@ import { commandLine, guardRun } from './lib/run-guard.js';
 import { median, percentile } from './lib/stats.js';
 import { markdownTable } from './lib/table.js';
 import type { StormReport } from './load/storm-worker.js';
-import { startClusterNode } from './servers/cluster-node.js';
+import { type ClusterContender, startClusterNode } from './servers/cluster-node.js';
 import { type HaproxyOptions, startHaproxy } from './servers/haproxy.js';
 import { freePort, prepareLaunchers, type RunningServer, wrapCommand } from './servers/index.js';
 import { startRedis } from './servers/redis.js';
@@ -33,10 +36,12 @@ const argv = process.argv.slice(2);
 const args = parseArgs(
   argv,
   new Set(),
-  new Set(['--clients', '--workers', '--rounds', '--faults']),
+  new Set(['--clients', '--workers', '--rounds', '--faults', '--contenders']),
   (problem) => {
     console.error(`bench:storm: ${problem}`);
-    console.error('usage: npm run bench:storm -- [--clients N] [--workers N] [--rounds N]');
+    console.error(
+      'usage: npm run bench:storm -- [--clients N] [--workers N] [--rounds N] [--faults balancer,node] [--contenders shoal-cluster,aedes-cluster]',
+    );
     process.exit(2);
   },
 );
@@ -45,6 +50,12 @@ const workerCount = args.num('--workers', 4, 1, 8);
 const rounds = args.num('--rounds', 1, 1, 5);
 type Fault = 'balancer' | 'node';
 const faults = args.list<Fault>('--faults', ['balancer', 'node']);
+const CONTENDERS: readonly ClusterContender[] = ['shoal-cluster', 'aedes-cluster'];
+const contenders = args.list<ClusterContender>('--contenders', CONTENDERS);
+const CONTENDER_LABEL: Record<ClusterContender, string> = {
+  'shoal-cluster': 'Shoal, 2 nodes',
+  'aedes-cluster': 'Aedes + Redis, 2 nodes',
+};
 const TARGET_S = 10;
 /**
  * HAProxy takes two files per proxied connection and a process here may hold 20,000: above ~9,000
@@ -149,7 +160,7 @@ async function commandCalls(redis: {
   return calls;
 }
 
-async function round(r: number, fault: Fault): Promise<RoundResult> {
+async function round(r: number, fault: Fault, contender: ClusterContender): Promise<RoundResult> {
   const redis = await startRedis({ workDir: runDir, prefix: PREFIX, startTimeoutMs: START_TIMEOUT_MS });
   const servers: RunningServer[] = [];
   const workers: StormWorker[] = [];
@@ -157,8 +168,8 @@ async function round(r: number, fault: Fault): Promise<RoundResult> {
   let publisher: MqttClient | undefined;
   try {
     const nodes = [
-      await startClusterNode(launchers, 'shoal-cluster', 'a', redis.url),
-      await startClusterNode(launchers, 'shoal-cluster', 'b', redis.url),
+      await startClusterNode(launchers, contender, 'a', redis.url),
+      await startClusterNode(launchers, contender, 'b', redis.url),
     ];
     servers.push(...nodes);
     const lbs: HaproxyOptions[] = [];
@@ -275,7 +286,7 @@ async function round(r: number, fault: Fault): Promise<RoundResult> {
 
 console.log(commandLine('bench:storm', 'bench/storm.ts', argv));
 console.log(
-  `bench:storm: ${clients} persistent clients, ${workerCount} client processes, 2 Shoal nodes, ${balancerCount} HAProxy`,
+  `bench:storm: ${clients} persistent clients, ${workerCount} client processes, ${contenders.join(', ')}, ${balancerCount} HAProxy`,
 );
 const FAULT_LABEL: Record<Fault, string> = {
   balancer: 'HAProxy killed and back on its port: every client reconnects at once',
@@ -284,42 +295,45 @@ const FAULT_LABEL: Record<Fault, string> = {
 const med = <T>(xs: T[], f: (x: T) => number): number => median(xs.map(f));
 const fmt = (s: number): string => (Number.isFinite(s) ? `${s.toFixed(2)} s` : 'not all');
 const rows: string[][] = [];
-let met = true;
-for (const fault of faults) {
-  const results: RoundResult[] = [];
-  for (let r = 1; r <= rounds; r++) {
-    const res = await round(r, fault);
-    results.push(res);
+const rowsMet: { contender: ClusterContender; ok: boolean }[] = [];
+for (const fault of faults)
+  for (const contender of contenders) {
+    const results: RoundResult[] = [];
+    for (let r = 1; r <= rounds; r++) {
+      const res = await round(r, fault, contender);
+      results.push(res);
+      console.log(
+        `[${fault} ${r} ${contender}] ${res.clients} clients: all resumed ${fmt(res.allResumedS)}, all messages ${fmt(res.allReceivedS)}, ` +
+          `told to come back ${res.refused}, sessions lost ${res.sessionsLost}, missing ${res.clients - res.received}` +
+          (res.errors.length > 0 ? `, errors: ${res.errors.join('; ')}` : ''),
+      );
+    }
+    rows.push([
+      FAULT_LABEL[fault],
+      CONTENDER_LABEL[contender],
+      String(med(results, (x) => x.clients)),
+      fmt(med(results, (x) => x.allResumedS)),
+      `${fmt(med(results, (x) => x.p50ResumeS))} / ${fmt(med(results, (x) => x.p99ResumeS))}`,
+      fmt(med(results, (x) => x.allReceivedS)),
+      String(med(results, (x) => x.refused)),
+      `${med(results, (x) => x.sessionsLost)} / ${med(results, (x) => x.clients - x.received)} / ${med(results, (x) => x.duplicates)}`,
+      med(results, (x) => x.redisCommandsPerClient).toFixed(1),
+    ]);
+    const worst = Math.max(...results.map((x) => x.allReceivedS));
+    const lost = results.reduce((s, x) => s + x.sessionsLost + (x.clients - x.received), 0);
+    const ok = Number.isFinite(worst) && worst <= TARGET_S && lost === 0;
+    rowsMet.push({ contender, ok });
     console.log(
-      `[${fault} ${r}] ${res.clients} clients: all resumed ${fmt(res.allResumedS)}, all messages ${fmt(res.allReceivedS)}, ` +
-        `told to come back ${res.refused}, sessions lost ${res.sessionsLost}, missing ${res.clients - res.received}` +
-        (res.errors.length > 0 ? `, errors: ${res.errors.join('; ')}` : ''),
+      `- ${ok ? 'met' : 'NOT met'} (${fault}, ${contender}): every client back with its session and its message within ${TARGET_S} s, ` +
+        `nothing lost (worst round ${fmt(worst)}, lost ${lost})`,
     );
   }
-  rows.push([
-    FAULT_LABEL[fault],
-    String(med(results, (x) => x.clients)),
-    fmt(med(results, (x) => x.allResumedS)),
-    `${fmt(med(results, (x) => x.p50ResumeS))} / ${fmt(med(results, (x) => x.p99ResumeS))}`,
-    fmt(med(results, (x) => x.allReceivedS)),
-    String(med(results, (x) => x.refused)),
-    `${med(results, (x) => x.sessionsLost)} / ${med(results, (x) => x.clients - x.received)} / ${med(results, (x) => x.duplicates)}`,
-    med(results, (x) => x.redisCommandsPerClient).toFixed(1),
-  ]);
-  const worst = Math.max(...results.map((x) => x.allReceivedS));
-  const lost = results.reduce((s, x) => s + x.sessionsLost + (x.clients - x.received), 0);
-  const ok = Number.isFinite(worst) && worst <= TARGET_S && lost === 0;
-  met &&= ok;
-  console.log(
-    `- ${ok ? 'met' : 'NOT met'} (${fault}): every client back with its session and its message within ${TARGET_S} s, ` +
-      `nothing lost (worst round ${fmt(worst)}, lost ${lost})`,
-  );
-}
 console.log('');
 console.log(
   markdownTable(
     [
-      `Reconnect storm, ${clients} persistent clients, Shoal 2 nodes (medians of ${rounds})`,
+      `Reconnect storm, ${clients} persistent clients (medians of ${rounds})`,
+      'broker',
       'clients dropped',
       'all back with session',
       'resume p50 / p99',
@@ -329,9 +343,10 @@ console.log(
       'Redis cmds per client',
     ],
     rows,
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
   ),
 );
+const shoalMet = rowsMet.filter((x) => x.contender === 'shoal-cluster').every((x) => x.ok);
 console.log(
-  `\n- ${met ? 'met' : 'NOT met'}: every fault, every client back with its session and message within ${TARGET_S} s, nothing lost`,
+  `\n- ${shoalMet ? 'met' : 'NOT met'}: Shoal, every fault: every client back with its session and message within ${TARGET_S} s, nothing lost`,
 );

@@ -67,53 +67,41 @@ export class ClaimGate {
    */
   run<T>(claim: () => Promise<T>, cancelled: () => boolean = () => false): Promise<T> {
     if (this.o.maxRunning === 0) return claim();
+    // The common case, a free slot and nobody waiting: no promise or closure of the gate's own.
+    if (this.running < this.o.maxRunning && this.queued === 0) return this.start(claim);
+    if (this.queued >= this.o.maxWaiting) {
+      this.refused.queue_full++;
+      return Promise.reject(new ClaimRefused('queue_full'));
+    }
     return new Promise<T>((resolve, reject) => {
       const start = (): void => {
-        if (cancelled()) {
-          reject(new ClaimRefused('queue_timeout'));
-          return;
-        }
-        this.running++;
-        let settled = false;
-        const done = (): void => {
-          if (settled) return;
-          settled = true;
-          this.running--;
-          this.next();
-        };
-        let claimed: Promise<T>;
-        try {
-          claimed = claim();
-        } catch (err) {
-          done();
-          reject(err);
-          return;
-        }
-        claimed.then(
-          (v) => {
-            done();
-            resolve(v);
-          },
-          (err: unknown) => {
-            done();
-            reject(err);
-          },
-        );
+        if (cancelled()) reject(new ClaimRefused('queue_timeout'));
+        else this.start(claim).then(resolve, reject);
       };
-      if (this.running < this.o.maxRunning && this.queued === 0) {
-        start();
-        return;
-      }
-      if (this.queued >= this.o.maxWaiting) {
-        this.refused.queue_full++;
-        reject(new ClaimRefused('queue_full'));
-        return;
-      }
       this.waiting.push({ since: this.clock.now(), start, refuse: reject });
       // A later arrival never ends first: the head's timer covers it.
       if (this.timer === undefined) this.armTimer();
     });
   }
+
+  /** Runs `claim` in a slot; the slot is free again once it settles, either way. */
+  private start<T>(claim: () => Promise<T>): Promise<T> {
+    this.running++;
+    let claimed: Promise<T>;
+    try {
+      claimed = claim();
+    } catch (err) {
+      this.finished();
+      return Promise.reject(err);
+    }
+    claimed.then(this.finished, this.finished);
+    return claimed;
+  }
+
+  private readonly finished = (): void => {
+    this.running--;
+    this.next();
+  };
 
   /** Starts waiters while slots are free, after refusing those whose wait ran out. */
   private next(): void {

@@ -207,12 +207,24 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
       } finally {
         // A turn later: the channel goes online (connect.ts) in the promise callbacks of this one,
         // and until then it must still count as served here (Redis' checkServed).
-        setImmediate(() => {
-          if (this.claiming.get(id) === claiming) this.claiming.delete(id);
-        });
+        this.endClaiming(id, claiming);
       }
     })();
   }
+
+  /** Claims that ended this turn, forgotten together a turn later (one setImmediate for all). */
+  private ended: [string, Claiming][] = [];
+
+  private endClaiming(id: string, claiming: Claiming): void {
+    if (this.ended.length === 0) setImmediate(this.forgetEnded);
+    this.ended.push([id, claiming]);
+  }
+
+  private readonly forgetEnded = (): void => {
+    const ended = this.ended;
+    this.ended = [];
+    for (const [id, claiming] of ended) if (this.claiming.get(id) === claiming) this.claiming.delete(id);
+  };
 
   /** Another node claimed `clientId` with `epoch`: an older local connection closes (0x8E). */
   releaseClient(clientId: string, epoch: number): void {
