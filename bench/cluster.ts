@@ -32,6 +32,7 @@ import {
   freePort,
   openFileLimits,
   prepareLaunchers,
+  shoalNodeFlags,
   type RunningServer,
   type ShoalImpl,
   type SpawnPrefix,
@@ -219,6 +220,7 @@ async function startNode(c: Contender, label: string, port: number, redisUrl?: s
     args = shoalCli
       ? [join(REPO, 'bin/shoal.js'), 'start', ...shoalArgs]
       : [...launchers.script('shoal-cluster-server'), '--impl', launchers.implDir, '--', ...shoalArgs];
+    args = [...shoalNodeFlags(), ...args];
   }
   const server = await startServerProcess({
     name: `${c} node ${label}`,

@@ -414,7 +414,7 @@ export interface StartOptions {
  * profile or a GC trace of the broker while the load runs, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
  * or `--trace-gc`. Empty by default: the figures are of the broker as operators run it.
  */
-function shoalNodeFlags(): string[] {
+export function shoalNodeFlags(): string[] {
   return (process.env.BENCH_SHOAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 }
 

@@ -12,6 +12,9 @@ export function filterKey(filter: string, group: string | null): string {
   return group === null ? filter : `$share/${group}/${filter}`;
 }
 
+/** Nodes matched by one topic that are looked up in an array before a Set takes over. */
+const SEEN_LINEAR = 16;
+
 export class RouteReplica {
   private plain = new TopicTrie<true>();
   private shared = new TopicTrie<Set<string>>();
@@ -106,15 +109,45 @@ export class RouteReplica {
     if (nodes.size === 0) this.shared.remove(parsed.filter, parsed.group);
   }
 
+  /**
+   * Each node with a route matching `topic`, once. Hot (every publish in a cluster): the nodes seen
+   * are kept in a reused array (a topic matches few nodes; a Set past SEEN_LINEAR), and the trie
+   * calls one visitor made once, not a closure per publish.
+   */
   matchNodes(topic: string, visit: (node: string) => void): void {
-    const seen = this.seen;
-    this.plain.match(topic, (node) => {
-      if (seen.has(node)) return;
-      seen.add(node);
-      visit(node);
-    });
-    seen.clear();
+    if (this.visitNode !== undefined) {
+      // Called again from inside a visit: a set of its own.
+      const seen = new Set<string>();
+      this.plain.match(topic, (node) => {
+        if (seen.has(node)) return;
+        seen.add(node);
+        visit(node);
+      });
+      return;
+    }
+    this.visitNode = visit;
+    try {
+      this.plain.match(topic, this.onNode);
+    } finally {
+      this.visitNode = undefined;
+      this.seenNodes.length = 0;
+      if (this.seen.size > 0) this.seen.clear();
+    }
   }
+
+  private visitNode: ((node: string) => void) | undefined;
+  private readonly seenNodes: string[] = [];
+  private readonly onNode = (node: string): void => {
+    const list = this.seenNodes;
+    if (list.length < SEEN_LINEAR) {
+      for (let i = 0; i < list.length; i++) if (list[i] === node) return;
+      list.push(node);
+    } else {
+      if (list.includes(node) || this.seen.has(node)) return;
+      this.seen.add(node);
+    }
+    this.visitNode!(node);
+  };
 
   /** Persistent sessions with a plain subscription matching `topic`: once per matching filter. */
   matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void {

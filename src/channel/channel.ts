@@ -355,7 +355,8 @@ export class Channel implements SessionLink, SessionOwner {
     if (this.state !== 'connected') return false;
     const m = d.message;
     if (d.qos === 0 && this.out.bufferedBytes >= this.ctx.options.slowClientBufferBytes) return false;
-    const expiry = remainingExpirySeconds(m, this.ctx.clock.now());
+    // The clock is read only for a message that expires (most do not).
+    const expiry = m.expiresAt === undefined ? undefined : remainingExpirySeconds(m, this.ctx.clock.now());
     let header: Buffer;
     let payload = m.payload;
     this.aliasAssigned = undefined;

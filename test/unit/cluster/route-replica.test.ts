@@ -26,6 +26,30 @@ function sharedFor(r: RouteReplica, topic: string): Record<string, string[]> {
 }
 
 describe('RouteReplica', () => {
+  it('visits each matching node once, past the array of nodes seen too, and from inside a visit', () => {
+    const r = new RouteReplica('self');
+    const nodes = Array.from({ length: 40 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+    for (const n of nodes) for (const f of ['a/b', 'a/+', '#', '+/b']) r.apply('a', n, f);
+    const seen: string[] = [];
+    r.matchNodes('a/b', (n) => seen.push(n));
+    expect(seen.sort()).toEqual(nodes);
+    // A visit that matches again (nested) gets its own once-each too, and the outer one goes on.
+    const outer: string[] = [];
+    const inner: string[][] = [];
+    r.matchNodes('a/b', (n) => {
+      outer.push(n);
+      if (outer.length === 1) {
+        const got: string[] = [];
+        r.matchNodes('a/c', (m) => got.push(m));
+        inner.push(got.sort());
+      }
+    });
+    expect(outer.sort()).toEqual(nodes);
+    expect(inner).toEqual([nodes]);
+    // Nothing carried over to the next publish.
+    expect(nodesFor(r, 'a/b')).toEqual(nodes);
+  });
+
   it('applies a (add) and d (delete) for plain filters', () => {
     const r = new RouteReplica('self');
     r.apply('a', 'B', 'x/+');
