@@ -32,10 +32,10 @@ import {
   freePort,
   openFileLimits,
   prepareLaunchers,
-  shoalNodeFlags,
   type RunningServer,
   type ShoalImpl,
   type SpawnPrefix,
+  shoalNodeFlags,
   startServerProcess,
 } from './servers/index.js';
 import {
