@@ -2,17 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClaimGate, ClaimRefused } from '../../../src/limits/claim-gate.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-
-/** A claim the test finishes by hand. */
-function deferred(): { promise: Promise<string>; resolve: (v: string) => void; reject: (e: Error) => void } {
-  let resolve!: (v: string) => void;
-  let reject!: (e: Error) => void;
-  const promise = new Promise<string>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { deferred } from '../../helpers/mqtt.js';
 
 type Outcome = { ok: string } | { refused: string } | { failed: string } | 'pending';
 
@@ -34,7 +24,7 @@ const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 describe('ClaimGate', () => {
   it('runs at most maxRunning claims at once and starts the waiters in arrival order', async () => {
     const gate = new ClaimGate({ maxRunning: 2, maxWaiting: 10, waitTimeoutMs: 1000 }, new FakeClock());
-    const claims = [deferred(), deferred(), deferred(), deferred()];
+    const claims = [deferred<string>(), deferred<string>(), deferred<string>(), deferred<string>()];
     const started: number[] = [];
     const results = claims.map((d, i) =>
       track(
@@ -71,7 +61,7 @@ describe('ClaimGate', () => {
 
   it('refuses at once past maxWaiting, without running the claim', async () => {
     const gate = new ClaimGate({ maxRunning: 1, maxWaiting: 1, waitTimeoutMs: 1000 }, new FakeClock());
-    const first = deferred();
+    const first = deferred<string>();
     gate.run(() => first.promise);
     gate.run(() => Promise.resolve('queued'));
     let ran = false;
@@ -90,7 +80,7 @@ describe('ClaimGate', () => {
   it('refuses a waiter whose wait ran out, by the clock, and lets a later one in', async () => {
     const clock = new FakeClock();
     const gate = new ClaimGate({ maxRunning: 1, maxWaiting: 10, waitTimeoutMs: 1000 }, clock);
-    const stuck = deferred();
+    const stuck = deferred<string>();
     gate.run(() => stuck.promise);
     clock.advance(400);
     const early = track(gate.run(() => Promise.resolve('early')));
@@ -112,7 +102,7 @@ describe('ClaimGate', () => {
 
   it('skips a waiter whose connection closed while it waited', async () => {
     const gate = new ClaimGate({ maxRunning: 1, maxWaiting: 10, waitTimeoutMs: 1000 }, new FakeClock());
-    const first = deferred();
+    const first = deferred<string>();
     gate.run(() => first.promise);
     let closed = false;
     let ran = false;
