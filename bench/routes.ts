@@ -15,7 +15,7 @@ import { median } from './lib/stats.js';
 import { markdownTable } from './lib/table.js';
 import { startClusterNode } from './servers/cluster-node.js';
 import { prepareLaunchers } from './servers/index.js';
-import { startRedis } from './servers/redis.js';
+import { commandCalls, commandsBetween, startRedis } from './servers/redis.js';
 
 const argv = process.argv.slice(2);
 const args = parseArgs(argv, new Set(), new Set(['--filters', '--rounds']), (problem) => {
@@ -44,13 +44,6 @@ async function settledRss(read: () => number): Promise<number> {
   return prev;
 }
 
-async function calls(info: () => Promise<Record<string, string>>): Promise<number> {
-  let n = 0;
-  for (const [k, v] of Object.entries(await info()))
-    if (k.startsWith('cmdstat_')) n += Number(/calls=(\d+)/.exec(v)?.[1] ?? 0);
-  return n;
-}
-
 interface Round {
   aBytes: number;
   bBytes: number;
@@ -67,7 +60,7 @@ async function round(): Promise<Round> {
     await sleep(1000);
     const [a0, b0] = [await settledRss(() => a.rssKB()), await settledRss(() => b.rssKB())];
     const m0 = Number((await redis.info('memory')).used_memory);
-    const c0 = await calls(() => redis.info('commandstats'));
+    const c0 = commandCalls(await redis.info('commandstats'));
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${a.port}`, {
       clientId: 'routes',
       protocolVersion: 5,
@@ -82,7 +75,7 @@ async function round(): Promise<Round> {
       await client.subscribeAsync(batch);
     }
     const seconds = (Date.now() - started) / 1000;
-    const c1 = await calls(() => redis.info('commandstats'));
+    const c1 = commandCalls(await redis.info('commandstats'));
     const [a1, b1] = [await settledRss(() => a.rssKB()), await settledRss(() => b.rssKB())];
     const m1 = Number((await redis.info('memory')).used_memory);
     await client.endAsync();
@@ -90,7 +83,7 @@ async function round(): Promise<Round> {
       aBytes: ((a1 - a0) * 1024) / filters,
       bBytes: ((b1 - b0) * 1024) / filters,
       redisBytes: (m1 - m0) / filters,
-      commands: (c1 - c0) / filters,
+      commands: commandsBetween(c0, c1) / filters,
       seconds,
     };
   } finally {

@@ -19,18 +19,18 @@
  * Target: all clients resume within 10 s with nothing lost, and each client told to come back gets
  * in on a later try within those 10 s.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { parseArgs } from './lib/args.js';
 import { commandLine, guardRun } from './lib/run-guard.js';
 import { median, percentile } from './lib/stats.js';
 import { markdownTable } from './lib/table.js';
-import type { StormReport } from './load/storm-worker.js';
+import { WorkerProcess } from './load/scenarios.js';
+import type { FromStorm, StormReport, ToStorm } from './load/storm-worker.js';
 import { type ClusterContender, startClusterNode } from './servers/cluster-node.js';
 import { type HaproxyOptions, startHaproxy } from './servers/haproxy.js';
-import { freePort, prepareLaunchers, type RunningServer, wrapCommand } from './servers/index.js';
-import { startRedis } from './servers/redis.js';
+import { freePort, prepareLaunchers, type RunningServer } from './servers/index.js';
+import { commandCalls, commandsBetween, startRedis } from './servers/redis.js';
 
 const argv = process.argv.slice(2);
 const args = parseArgs(
@@ -73,44 +73,9 @@ const WORKER = join(import.meta.dirname, 'load/storm-worker.ts');
 const runDir = guardRun('bench:storm', 15 * 60_000);
 const launchers = await prepareLaunchers({ buildDir: join(runDir, 'build') });
 
-/** A storm-worker process and its IPC messages, waited for by type. */
-class StormWorker {
-  readonly child: ChildProcess;
-  private readonly inbox: { type: string }[] = [];
-  private wake: (() => void) | undefined;
-
-  constructor() {
-    const [cmd, av] = wrapCommand(process.execPath, ['--import', 'tsx', WORKER], PREFIX);
-    this.child = spawn(cmd, av, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (m: { type: string }) => {
-      this.inbox.push(m);
-      this.wake?.();
-    });
-    this.child.once('exit', () => this.wake?.());
-  }
-
-  async next<T extends { type: string }>(type: string, timeoutMs: number): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const at = this.inbox.findIndex((m) => m.type === type);
-      if (at >= 0) return this.inbox.splice(at, 1)[0] as T;
-      if (this.child.exitCode !== null) throw new Error(`storm worker exited (${this.child.exitCode})`);
-      if (Date.now() >= deadline) throw new Error(`storm worker: no '${type}' within ${timeoutMs} ms`);
-      await new Promise<void>((r) => {
-        this.wake = r;
-        setTimeout(r, Math.min(1000, deadline - Date.now()));
-      });
-    }
-  }
-
-  send(m: object): void {
-    this.child.send(m);
-  }
-
-  stop(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
-}
+/** A storm-worker process: the load generator's worker process class, with storm-worker.ts. */
+type StormWorker = WorkerProcess<FromStorm, ToStorm>;
+const stormWorker = (): StormWorker => new WorkerProcess<FromStorm, ToStorm>(PREFIX, WORKER);
 
 interface RoundResult {
   /** The clients the fault dropped. */
@@ -150,16 +115,6 @@ async function publishAll(client: MqttClient, n: number, window = 1000): Promise
   await Promise.all(Array.from({ length: window }, lane));
 }
 
-async function commandCalls(redis: {
-  info(...s: string[]): Promise<Record<string, string>>;
-}): Promise<number> {
-  const info = await redis.info('commandstats');
-  let calls = 0;
-  for (const [key, value] of Object.entries(info))
-    if (key.startsWith('cmdstat_')) calls += Number(/calls=(\d+)/.exec(value)?.[1] ?? 0);
-  return calls;
-}
-
 async function round(r: number, fault: Fault, contender: ClusterContender): Promise<RoundResult> {
   const redis = await startRedis({ workDir: runDir, prefix: PREFIX, startTimeoutMs: START_TIMEOUT_MS });
   const servers: RunningServer[] = [];
@@ -188,7 +143,7 @@ async function round(r: number, fault: Fault, contender: ClusterContender): Prom
 
     // Everyone in, subscribed, through the balancer.
     const per = Math.ceil(clients / workerCount);
-    for (let w = 0; w < workerCount; w++) workers.push(new StormWorker());
+    for (let w = 0; w < workerCount; w++) workers.push(stormWorker());
     await Promise.all(workers.map((w) => w.next('ready', 20_000)));
     const opening = Date.now();
     workers.forEach((w, i) => {
@@ -204,7 +159,7 @@ async function round(r: number, fault: Fault, contender: ClusterContender): Prom
 
     const reportAll = async (): Promise<StormReport[]> => {
       for (const w of workers) w.send({ type: 'report' });
-      return Promise.all(workers.map((w) => w.next<StormReport>('report', 10_000)));
+      return Promise.all(workers.map((w) => w.next('report', 10_000)));
     };
     /** The clients dropped, once the count stopped moving (every connection to b closes at once). */
     const settledDrops = async (): Promise<number> => {
@@ -216,7 +171,7 @@ async function round(r: number, fault: Fault, contender: ClusterContender): Prom
         await new Promise((res) => setTimeout(res, 300));
       }
     };
-    const before = await commandCalls(redis);
+    const before = commandCalls(await redis.info('commandstats'));
     let started: number;
     /** The clients the fault dropped (all of them for the balancer, node b's for the node). */
     let expected: number;
@@ -254,7 +209,7 @@ async function round(r: number, fault: Fault, contender: ClusterContender): Prom
       if ((received >= expected && resumed >= expected) || Date.now() - started > ROUND_TIMEOUT_MS) break;
       await new Promise((res) => setTimeout(res, 250));
     }
-    const after = await commandCalls(redis);
+    const after = commandCalls(await redis.info('commandstats'));
     const resumedAt = reports.flatMap((x) => x.resumedAt).map((t) => (t - started) / 1000);
     const receivedAt = reports.flatMap((x) => x.receivedAt).map((t) => (t - started) / 1000);
     const sum = (f: (x: StormReport) => number): number => reports.reduce((s, x) => s + f(x), 0);
@@ -272,12 +227,12 @@ async function round(r: number, fault: Fault, contender: ClusterContender): Prom
       duplicates: sum((x) => x.duplicates),
       refused: sum((x) => Object.values(x.refusedBy).reduce((a, b) => a + b, 0)),
       connectErrors: sum((x) => x.connectErrors),
-      redisCommandsPerClient: (after - before) / expected,
+      redisCommandsPerClient: commandsBetween(before, after) / expected,
       errors: reports.flatMap((x) => x.errors).slice(0, 5),
     };
   } finally {
     await publisher?.endAsync(true).catch(() => undefined);
-    for (const w of workers) w.stop();
+    await Promise.all(workers.map((w) => w.stop(1000)));
     await Promise.all(balancers.map((b) => b.stop()));
     for (const s of servers) await s.stop();
     await redis.stop();

@@ -121,20 +121,28 @@ export interface TrialResult {
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.ts');
 
-export class WorkerProcess {
+/**
+ * A worker process driven over IPC: the load generator (worker.ts) by default, or another script
+ * with its own messages (`From`, `To`; bench/load/storm-worker.ts). A message `{ type: 'failed' }`
+ * fails the wait; `{ type: 'exit' }` asks the worker to close its sockets and exit.
+ */
+export class WorkerProcess<
+  From extends { type: string } = FromWorker,
+  To extends { type: string } = ToWorker,
+> {
   readonly child: ChildProcess;
-  private readonly inbox: FromWorker[] = [];
+  private readonly inbox: From[] = [];
   private waiter: (() => void) | null = null;
   exited = false;
   stderr = '';
 
-  constructor(prefix: SpawnPrefix) {
-    const [cmd, argv] = wrapCommand(process.execPath, ['--import', 'tsx', WORKER], prefix);
+  constructor(prefix: SpawnPrefix, script = WORKER) {
+    const [cmd, argv] = wrapCommand(process.execPath, ['--import', 'tsx', script], prefix);
     this.child = spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
     this.child.stderr?.on('data', (c: Buffer) => {
       if (this.stderr.length < 20_000) this.stderr += c.toString();
     });
-    this.child.on('message', (m: FromWorker) => {
+    this.child.on('message', (m: From) => {
       this.inbox.push(m);
       this.waiter?.();
     });
@@ -149,22 +157,20 @@ export class WorkerProcess {
     });
   }
 
-  send(message: ToWorker): void {
+  send(message: To | { type: 'exit' }): void {
     if (!this.exited && this.child.connected) this.child.send(message);
   }
 
   /** The next message of `type`; rejects on 'failed', on exit and after `timeoutMs`. */
-  async next<T extends FromWorker['type']>(
-    type: T,
-    timeoutMs: number,
-  ): Promise<Extract<FromWorker, { type: T }>> {
+  async next<T extends From['type']>(type: T, timeoutMs: number): Promise<Extract<From, { type: T }>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.inbox.findIndex((m) => m.type === type || m.type === 'failed');
       if (i >= 0) {
         const [m] = this.inbox.splice(i, 1);
-        if (m.type === 'failed') throw new Error(`load worker failed: ${m.message}`);
-        return m as Extract<FromWorker, { type: T }>;
+        if (m.type === 'failed')
+          throw new Error(`load worker failed: ${(m as { message?: string }).message}`);
+        return m as Extract<From, { type: T }>;
       }
       if (this.exited)
         throw new Error(
@@ -187,12 +193,12 @@ export class WorkerProcess {
   }
 
   /** Asks the worker to close its sockets and exit; kills it if it has not after `ms`. */
-  async stop(ms = 3000): Promise<Extract<FromWorker, { type: 'status' }> | undefined> {
+  async stop(ms = 3000): Promise<Extract<From, { type: 'status' }> | undefined> {
     if (this.exited) return undefined;
     this.send({ type: 'exit' });
-    let status: Extract<FromWorker, { type: 'status' }> | undefined;
+    let status: Extract<From, { type: 'status' }> | undefined;
     try {
-      status = await this.next('status', ms);
+      status = (await this.next('status' as From['type'], ms)) as Extract<From, { type: 'status' }>;
     } catch {
       // fall through to the kill
     }

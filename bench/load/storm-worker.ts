@@ -13,7 +13,7 @@
  * (Session Present), and when the message queued for it meanwhile arrived (PUBACKed).
  */
 import net from 'node:net';
-import { connectPacket, subscribePacket } from './wire.js';
+import { connectPacket, FrameScanner, type FrameSink, subscribePacket } from './wire.js';
 
 interface Open {
   type: 'open';
@@ -70,9 +70,11 @@ function note(err: string): void {
 
 const jitter = (lo: number, hi: number): number => lo + Math.floor(Math.random() * (hi - lo));
 
-class StormClient {
+/** Body bytes a PUBLISH needs readable: topic length, `storm/<n>` and the packet id. */
+const PUBLISH_PREFIX = 64;
+
+class StormClient implements FrameSink {
   private socket: net.Socket | undefined;
-  private buf: Buffer = Buffer.alloc(0);
   /** 'first': the initial connect; 'back': reconnecting after a drop. */
   private phase: 'first' | 'back' = 'first';
   private resumed = false;
@@ -89,9 +91,12 @@ class StormClient {
   connect(): void {
     const socket = net.connect({ host: this.o.host, port: this.o.port, noDelay: true });
     this.socket = socket;
-    this.buf = Buffer.alloc(0);
+    // A scanner per connection: nothing of a dropped connection carries over to the next.
+    const frames = new FrameScanner(this, PUBLISH_PREFIX);
     socket.once('connect', () => socket.write(connectPacket(this.id, 0, false)));
-    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket === socket) frames.push(chunk);
+    });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET') report.connectErrors++;
       else note(`${this.id}: ${err.message}`);
@@ -112,32 +117,12 @@ class StormClient {
     });
   }
 
-  private onData(socket: net.Socket, chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    for (;;) {
-      const b = this.buf;
-      if (b.length < 2) return;
-      let len = 0;
-      let mul = 1;
-      let at = 1;
-      for (;;) {
-        if (at >= b.length) return;
-        const byte = b[at++];
-        len += (byte & 0x7f) * mul;
-        mul *= 128;
-        if ((byte & 0x80) === 0) break;
-      }
-      if (b.length < at + len) return;
-      const type = b[0] >> 4;
-      const body = b.subarray(at, at + len);
-      this.buf = b.subarray(at + len);
-      this.packet(socket, type, b[0] & 0x0f, body);
-    }
-  }
-
-  private packet(socket: net.Socket, type: number, flags: number, body: Buffer): void {
+  onControl(first: number, buf: Buffer, body: number): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    const type = first >> 4;
     if (type === 2) {
-      const rc = body[1];
+      const rc = buf[body + 1];
       if (rc !== 0) {
         report.refusedBy[rc] = (report.refusedBy[rc] ?? 0) + 1;
         // Told to come back: close, and try again a little later.
@@ -155,28 +140,29 @@ class StormClient {
       this.resumed = true;
       report.resumed++;
       report.resumedAt.push(Date.now());
-      if ((body[0] & 1) === 0) report.sessionsLost++;
+      if ((buf[body] & 1) === 0) report.sessionsLost++;
       return;
     }
     if (type === 9 && this.phase === 'first' && !this.subscribed) {
       this.subscribed = true;
       this.opened();
-      return;
     }
-    if (type === 3) {
-      const qos = (flags >> 1) & 3;
-      const topicLen = body.readUInt16BE(0);
-      if (qos > 0) {
-        const id = body.readUInt16BE(2 + topicLen);
-        socket.write(Buffer.from([0x40, 0x02, id >> 8, id & 0xff]));
-      }
-      if (this.phase !== 'back') return;
-      if (this.got) report.duplicates++;
-      else {
-        this.got = true;
-        report.received++;
-        report.receivedAt.push(Date.now());
-      }
+  }
+
+  onPublish(first: number, buf: Buffer, body: number): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    if ((first & 0x06) !== 0) {
+      const topicLen = buf.readUInt16BE(body);
+      const id = buf.readUInt16BE(body + 2 + topicLen);
+      socket.write(Buffer.from([0x40, 0x02, id >> 8, id & 0xff]));
+    }
+    if (this.phase !== 'back') return;
+    if (this.got) report.duplicates++;
+    else {
+      this.got = true;
+      report.received++;
+      report.receivedAt.push(Date.now());
     }
   }
 }
@@ -199,11 +185,15 @@ function open(o: Open): void {
   launch();
 }
 
-process.on('message', (m: Open | { type: 'report' }) => {
+/** What the runner sends (WorkerProcess<FromStorm, ToStorm>). */
+export type ToStorm = Open | { type: 'report' } | { type: 'exit' };
+export type FromStorm = { type: 'ready' } | { type: 'opened'; opened: number } | StormReport;
+
+process.on('message', (m: ToStorm) => {
   if (m.type === 'open') open(m);
   else if (m.type === 'report') {
     process.send?.(report);
     report.errors = [];
-  }
+  } else if (m.type === 'exit') process.exit(0);
 });
 process.send?.({ type: 'ready' });

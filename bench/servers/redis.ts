@@ -141,3 +141,10 @@ export function commandDelta(before: Map<string, number>, after: Map<string, num
   }
   return out;
 }
+
+/** Commands Redis ran between two commandCalls readings, every name together (INFO excluded). */
+export function commandsBetween(before: Map<string, number>, after: Map<string, number>): number {
+  let n = 0;
+  for (const d of commandDelta(before, after).values()) n += d;
+  return n;
+}

@@ -19,13 +19,20 @@ export interface ClaimGateOptions {
   waitTimeoutMs: number;
 }
 
-/** Why the gate refused a CONNECT: its queue was full, or its wait ran out. */
+/** Why the gate refused a CONNECT: its queue was full, or its wait ran out (counted in `refused`). */
 export type ClaimRefusal = 'queue_full' | 'queue_timeout';
 
 /** The gate refused: the client should come back later (CONNACK 0x89). */
 export class ClaimRefused extends Error {
-  constructor(readonly why: ClaimRefusal) {
-    super(why === 'queue_full' ? 'too many CONNECTs waiting to claim' : 'waited too long to claim');
+  /** `cancelled`: the connection closed while it waited (nobody is told). */
+  constructor(readonly why: ClaimRefusal | 'cancelled') {
+    super(
+      why === 'queue_full'
+        ? 'too many CONNECTs waiting to claim'
+        : why === 'queue_timeout'
+          ? 'waited too long to claim'
+          : 'the connection closed while it waited to claim',
+    );
     this.name = 'ClaimRefused';
   }
 }
@@ -75,7 +82,7 @@ export class ClaimGate {
     }
     return new Promise<T>((resolve, reject) => {
       const start = (): void => {
-        if (cancelled()) reject(new ClaimRefused('queue_timeout'));
+        if (cancelled()) reject(new ClaimRefused('cancelled'));
         else this.start(claim).then(resolve, reject);
       };
       this.waiting.push({ since: this.clock.now(), start, refuse: reject });

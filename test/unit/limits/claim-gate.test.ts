@@ -119,7 +119,7 @@ describe('ClaimGate', () => {
     first.resolve('a');
     await settle();
     expect(ran).toBe(false);
-    expect(gone.outcome).not.toBe('pending');
+    expect(gone.outcome).toEqual({ refused: 'cancelled' });
     expect(gate.active).toBe(0);
   });
 
