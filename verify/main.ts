@@ -92,7 +92,12 @@ async function segment(
   while (Date.now() < settleEnd) {
     await new Promise((r) => setTimeout(r, 1_000));
     const r = check(history.events);
-    if (owed.every((k) => r.counts[k] === 0) && workload.persistent.every((a) => a.connected)) break;
+    if (
+      owed.every((k) => r.counts[k] === 0) &&
+      workload.persistent.every((a) => a.connected) &&
+      workload.unacknowledged() === 0
+    )
+      break;
   }
   await workload.close();
   const result = check(history.events);

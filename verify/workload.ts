@@ -57,6 +57,8 @@ export class Actor {
   private subscribed = false;
   stopped = false;
   private readonly how = new Map<MqttClient, CloseHow>();
+  /** The current connection's QoS 1/2 publishes sent and not yet acknowledged (packet id -> id). */
+  private sent = new Map<number, string>();
 
   constructor(
     readonly spec: ActorSpec,
@@ -69,6 +71,11 @@ export class Actor {
 
   get connected(): boolean {
     return this.current?.connected === true;
+  }
+
+  /** Publishes of the current connection still waiting for PUBACK / PUBREC. */
+  get unacknowledged(): number {
+    return this.current?.connected === true ? this.sent.size : 0;
   }
 
   /** Opens a new connection (the old one, if any, is left to be taken over). */
@@ -110,6 +117,7 @@ export class Actor {
     this.currentConn = conn;
     let acked = false;
     const sent = new Map<number, string>();
+    this.sent = sent;
     client.on('error', () => undefined);
     client.on('connect', (connack) => {
       acked = true;
@@ -353,6 +361,16 @@ export class Workload {
 
   stopPublishing(): void {
     this.publishing = false;
+  }
+
+  /**
+   * Publishes sent on open connections and not yet acknowledged. The settle waits for them too: one
+   * acknowledged after the subscribers were closed would be counted lost although it is queued.
+   */
+  unacknowledged(): number {
+    let n = 0;
+    for (const a of this.actors) n += a.unacknowledged;
+    return n;
   }
 
   /** Ends every connection with DISCONNECT and clears the timers. */
