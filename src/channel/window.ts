@@ -24,6 +24,13 @@ export class SendWindow {
   private window: number;
   private ackedInWindow = 0;
   private lastAck: number;
+  /**
+   * The last send filled the window. A burst of acknowledgements read at once then counts as
+   * acknowledged with the window full, although what is in flight drops with each: a session that
+   * refills asynchronously (a stored session fetching from Redis) refills only after the burst, and
+   * its window would never grow (#13.5).
+   */
+  private saturated = false;
 
   constructor(
     private readonly initial: number,
@@ -45,14 +52,16 @@ export class SendWindow {
   sent(cost: number, inflight: number): void {
     this.bytes += cost;
     if (this.bytes >= this.maxBytes) this.limit = Math.min(this.window, inflight);
+    this.saturated = inflight >= this.limit;
   }
 
   /**
    * A message of `cost` was acknowledged; `full`: the window was the limit when it was (as many in
-   * flight as it allows), so the client could take more than it was given; `inflight`: messages
-   * still in flight after it.
+   * flight as it allows), or the last send filled it, so the client could take more than it was
+   * given; `inflight`: messages still in flight after it.
    */
-  acknowledged(cost: number, full: boolean, inflight: number, now: number): void {
+  acknowledged(cost: number, windowFull: boolean, inflight: number, now: number): void {
+    const full = windowFull || this.saturated;
     this.bytes = Math.max(0, this.bytes - cost);
     const stalled = now - this.lastAck >= STALL_MS;
     // Held by the byte budget, not by the window: a bigger window would not send more.
@@ -62,10 +71,12 @@ export class SendWindow {
       // The client stopped for a while: start again from the initial window.
       this.window = Math.max(1, Math.min(this.initial, this.ceiling));
       this.ackedInWindow = 0;
+      this.saturated = false;
     } else if (full && !byteBound && this.window < this.ceiling) {
       if (++this.ackedInWindow >= this.window) {
         this.ackedInWindow = 0;
         this.window = Math.min(this.ceiling, this.window * 2);
+        this.saturated = false;
       }
     }
     this.limit = this.bytes >= this.maxBytes ? Math.min(this.window, inflight) : this.window;

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeDelivery } from '../../src/backend/record.js';
 import { RedisClusterBackend } from '../../src/backend/redis/backend.js';
 import { Keys } from '../../src/backend/redis/keys.js';
 import { type SessionKeys, scripts } from '../../src/backend/redis/scripts.js';
@@ -66,10 +67,10 @@ function sessionKeys(id: string): SessionKeys {
   return [k.owner(id), k.session(id), k.queue(id), k.inflight(id), k.awaitingRelease(id)];
 }
 
-/** The keys session-append.lua takes for shared.client `id` (session, queue, dedupe, applied batches). */
-function appendKeys(id: string): [string, string, string, string] {
+/** The keys session-append.lua takes for shared.client `id` (session, queue, dedupe, applied batches, inflight). */
+function appendKeys(id: string): [string, string, string, string, string] {
   const k = new Keys(prefix);
-  return [k.session(id), k.queue(id), k.dedupe(id), k.appliedBatches(id)];
+  return [k.session(id), k.queue(id), k.dedupe(id), k.appliedBatches(id), k.inflight(id)];
 }
 
 /** Appends and waits until Redis answered. */
@@ -291,5 +292,35 @@ describe('Redis session store: routes of sessions that expired while their node 
       5_000,
       "the expired session's route to be dropped",
     );
+  });
+
+  it('(#13.5) a fetch gives free packet ids past the wrap, skipping ids in flight, and a loop turn\u2019s acknowledgements leave the queue together', async () => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const a = await node('A');
+    const c = await a.backend.claim('c12', false, 60);
+    const keys = sessionKeys('c12');
+    const records = (['m0', 'm1', 'm2', 'm3', 'm4'] as const).flatMap((p) => {
+      const qos = p === 'm2' ? 0 : 1;
+      return [encodeDelivery(delivery(p, qos)), String(qos), '0', ''];
+    });
+    await scripts.sessionAppend.run(shared.client, appendKeys('c12'), 100, 'X', 'r1', 1, ...records);
+    // The id counter near its wrap, with 65535 and 1 still in flight (say from before a takeover).
+    await shared.client.hset(keys[1], 'np', 65534);
+    await shared.client.hset(keys[3], '65535', '0-1 p', '1', '0-2 p');
+    const fetched = await a.backend.sessions.fetch('c12', c.epoch, 10, c.session!.position);
+    expect(fetched.map((f) => f.delivery.message.payload.toString())).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
+    // [MQTT-2.2.1-3] a new id for each QoS > 0 PUBLISH: none of those in flight; QoS 0 gets none.
+    expect(fetched.map((f) => f.packetId)).toEqual([65534, 2, 0, 3, 4]);
+    expect(await shared.client.xlen(keys[2])).toBe(4); // the QoS 0 message left at fetch
+    expect(await shared.client.hget(keys[1], 'np')).toBe('5');
+    // One loop turn: three acknowledgements, then a PUBREC; one script, the acks in one run.
+    for (const id of [65534, 2, 3]) a.backend.sessions.acknowledged('c12', c.epoch, id);
+    await a.backend.sessions.releasing('c12', c.epoch, 4);
+    expect((await shared.client.xrange(keys[2], '-', '+')).map(([id]) => id)).toEqual([fetched[4].position]);
+    expect(await shared.client.hgetall(keys[3])).toEqual({
+      '65535': '0-1 p',
+      '1': '0-2 p',
+      '4': `${fetched[4].position} r`,
+    });
   });
 });

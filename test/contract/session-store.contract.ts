@@ -184,6 +184,22 @@ export function sessionStoreContract(name: string, make: SessionPairFactory): vo
       expect(await a.sessions.fetch('c3', fresh.epoch, 10, fresh.session!.position)).toEqual([]);
     });
 
+    it('(#13.5) flow control counts the backlog, not what is in flight: a window wider than half the limit holds no publisher', async () => {
+      const { a, b } = await start();
+      const c = await a.claim('c13', false, 60);
+      // Queue limit 3: flow-controlled appends are congested from a backlog of 8 (the floor).
+      for (let i = 0; i < 7; i++) await append(b.sessions, 'c13', delivery(`m${i}`));
+      const fetched = await a.sessions.fetch('c13', c.epoch, 10, c.session!.position);
+      expect(fetched).toHaveLength(7);
+      // 7 in the client's window, none acknowledged, nothing waiting to be taken: the next appends
+      // (8 and 9 in the queue) are not held. Counting what is in flight held them until acks came.
+      await append(b.sessions, 'c13', delivery('m7'));
+      await append(b.sessions, 'c13', delivery('m8'));
+      const next = await a.sessions.fetch('c13', c.epoch, 10, fetched[6].position);
+      expect(payloads(next)).toEqual(['m7', 'm8']);
+      expect(dropped.B).toEqual([]);
+    });
+
     it('a reaped node: its sessions go offline and keep their queue; its writes are refused afterwards', async () => {
       const pair = await start();
       const { a, b } = pair;

@@ -252,12 +252,13 @@ export class HubSessions {
   mark = 8;
 
   /**
-   * Flow control: held publishers go on once the queue (in flight included, as Redis' XLEN) is down
-   * to half the congestion mark, or the session went offline or ended (`all`).
+   * Flow control: held publishers go on once the backlog (queued, not yet taken: the queue less
+   * what is in flight, as in Redis) is down to half the congestion mark, or the session went
+   * offline or ended (`all`).
    */
   releaseDrained(s: HubSession, all = false): void {
     if (s.drainWaiters.length === 0) return;
-    if (!all && s.on !== '' && s.queue.size > this.mark >> 1) return;
+    if (!all && s.on !== '' && s.queue.size - s.inflight.size > this.mark >> 1) return;
     const waiters = s.drainWaiters;
     s.drainWaiters = [];
     for (const release of waiters) release();
@@ -315,7 +316,7 @@ export class MemorySessionStore implements SessionStore {
       this.hub.changed(clientId, s);
     }
     if (s.on !== '') this.hub.poke(s.on, clientId);
-    if (flow && s.queue.size >= this.hub.mark) {
+    if (flow && s.queue.size - s.inflight.size >= this.hub.mark) {
       // Held now (so an end or offline of the session releases it), answered once it drains.
       s.drainWaiters.push(() => this.answer(accepted));
       return;

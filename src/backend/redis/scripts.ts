@@ -207,9 +207,9 @@ export const scripts = {
   quotaConnRenew: script<[userConnections: string], number>('quota-conn-renew.lua', 1),
   quotaMsgAdd: script<[userMessages: string], number>('quota-msg-add.lua', 1),
   sessionAppend: script<
-    [session: string, queue: string, dedupe: string, appliedBatches: string],
+    [session: string, queue: string, dedupe: string, appliedBatches: string, inflight: string],
     BufferReply
-  >('session-append.lua', 4, 'buffer'),
+  >('session-append.lua', 5, 'buffer'),
   sessionFetch: script<[owner: string, session: string, queue: string, inflight: string], BufferReply>(
     'session-fetch.lua',
     4,

@@ -133,7 +133,13 @@ export class RedisSessionStore implements SessionStore {
     scripts.sessionAppend
       .run(
         this.redis,
-        [k.session(clientId), k.queue(clientId), k.dedupe(clientId), k.appliedBatches(clientId)],
+        [
+          k.session(clientId),
+          k.queue(clientId),
+          k.dedupe(clientId),
+          k.appliedBatches(clientId),
+          k.inflight(clientId),
+        ],
         this.o.maxQueued,
         this.nodeId,
         this.run,
@@ -170,9 +176,10 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * Flow control: calls `release` once the session's queue is down to a quarter of its limit, or
-   * the session went offline (an offline queue fills and drops instead). Polled every few
-   * milliseconds, two commands per waiting session (the queue may be served by any node).
+   * Flow control: calls `release` once the session's backlog (queued, not yet taken by its node)
+   * is down to a quarter of its limit, or the session went offline (an offline queue fills and
+   * drops instead). Polled every few milliseconds, three commands per waiting session (the queue
+   * may be served by any node).
    */
   private whenDrained(clientId: string, release: () => void): void {
     const waiting = this.draining.get(clientId);
@@ -191,14 +198,19 @@ export class RedisSessionStore implements SessionStore {
     const again = () => {
       if (this.draining.size > 0) this.o.clock.setTimeout(() => this.pollDrained(), DRAIN_POLL_MS);
     };
-    // One command pair per session (auto-pipelined): on Redis Cluster each session has its own slot.
+    // Three commands per session (auto-pipelined): on Redis Cluster each session has its own slot.
+    // The backlog is what the serving node has not taken yet: the queue less what is in flight.
     const looks = ids.map((id) =>
-      Promise.all([this.redis.xlen(this.keys.queue(id)), this.redis.hget(this.keys.session(id), 'on')]),
+      Promise.all([
+        this.redis.xlen(this.keys.queue(id)),
+        this.redis.hlen(this.keys.inflight(id)),
+        this.redis.hget(this.keys.session(id), 'on'),
+      ]),
     );
     Promise.all(looks).then((answers) => {
       for (let i = 0; i < ids.length; i++) {
-        const [length, on] = answers[i];
-        if (length > mark && on !== null && on !== '') continue;
+        const [length, held, on] = answers[i];
+        if (length - held > mark && on !== null && on !== '') continue;
         const waiters = this.draining.get(ids[i]) ?? [];
         this.draining.delete(ids[i]);
         for (const release of waiters) release();

@@ -41,6 +41,22 @@ describe('SendWindow', () => {
     expect(w.limit).toBe(100);
   });
 
+  it('(#13.5) grows when whole windows are acknowledged in bursts, refilled only after each burst (a stored session)', () => {
+    const w = new SendWindow(100, 65535, 1 << 30, 0);
+    for (let round = 0; round < 2; round++) {
+      const limit = w.limit;
+      for (let i = 1; i <= limit; i++) w.sent(COST, i); // one fetch fills the window
+      // The client's acknowledgements of the whole window, read at once: in flight drops with each.
+      for (let i = limit; i >= 1; i--) w.acknowledged(COST, i >= w.limit, i - 1, 1 + round);
+    }
+    expect(w.limit).toBe(400);
+    // A send that leaves room (the queue ran dry) stops the growth.
+    for (let i = 1; i <= 10; i++) w.sent(COST, i);
+    for (let i = 10; i >= 1; i--) w.acknowledged(COST, false, i - 1, 3);
+    for (let i = 0; i < 1000; i++) w.acknowledged(COST, false, 0, 3);
+    expect(w.limit).toBe(400);
+  });
+
   it('over the byte budget nothing more is sent until acknowledgements free it, and it does not grow', () => {
     const budget = COST * 50;
     const w = new SendWindow(100, 65535, budget, 0);

@@ -1,16 +1,19 @@
 -- Publishers queue deliveries for one persistent session (any node may: this is a mailbox, not an
 -- owner's write), batched per loop turn. Offline sessions take no QoS 0; a full queue takes nothing.
 -- With flow control (a QoS 1/2 publisher waiting for its acknowledgement), an online session's queue
--- may grow to four times the limit, and an append past half the limit is "congested": its
--- publisher's acknowledgement waits for the queue to drain, so publishers slow down instead of
--- overflowing it. A batch is applied once: a sorted set beside the queue keeps the batches applied
+-- may grow to four times the limit, and an append that leaves a backlog (queued and not yet taken by
+-- the serving node: the queue less the in-flight hash) past half the limit is "congested": its
+-- publisher's acknowledgement waits for the backlog to drain, so publishers slow down instead of
+-- overflowing it. What is in flight does not count there: the client's window (up to the limit)
+-- is what the serving node took, and counting it held publishers back whenever the window was
+-- more than half the limit (#13.5). A batch is applied once: a sorted set beside the queue keeps the batches applied
 -- lately (sending node, its run, batch number), so a batch ioredis re-sends after a reconnect cut
 -- off its answer is recognised and not queued twice, in whatever order the batches land (on Redis
 -- Cluster, ioredis retries each script failed by a shard's failover on its own schedule: a batch
 -- can land after the sender's next one). The newest APPLIED_KEEP are kept, for an hour after the
 -- last. A delivery with a dedupe id (a QoS 2 message of a persistent publisher, routed again after
 -- its publisher re-sent it) is queued once per DEDUPE_WINDOW_MS: the ids live in another sorted set.
--- KEYS: session, queue, dedupe, applied batches.
+-- KEYS: session, queue, dedupe, applied batches, inflight.
 -- ARGV: max queued, node, run, batch number, then (record, qos, flow '1'|'0', dedupe id or '')
 -- quadruples.
 -- Returns {-2} (no such session: it ended) or {node serving it ('' offline), one result per
@@ -33,6 +36,7 @@ redis.call('PEXPIRE', KEYS[4], 3600000)
 local max = tonumber(ARGV[1])
 local mark = math.max(8, math.floor(max / 2))
 local n = redis.call('XLEN', KEYS[2])
+local held = redis.call('HLEN', KEYS[5])
 local out = {on}
 local added = false
 local deduped = false
@@ -53,7 +57,7 @@ for i = 5, #ARGV, 4 do
       redis.call('ZADD', KEYS[3], now, id)
       deduped = true
     end
-    table.insert(out, (flow and n >= mark) and 2 or 1)
+    table.insert(out, (flow and n - held >= mark) and 2 or 1)
   end
 end
 if deduped then

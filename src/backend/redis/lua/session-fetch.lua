@@ -4,12 +4,16 @@
 -- the node knows (the last entry it received): when Redis is further, a fetch ran whose answer was
 -- lost (ioredis re-sends a command cut off by a reconnect), and its entries are handed over again
 -- first, with the ids they were given. Fenced (fence.lua).
+-- The calls are per fetch, not per message (#13.5): free ids are looked up CHUNK at a time (HMGET),
+-- and the in-flight records, the QoS 0 deletes and the new position are one call each per CHUNK.
 -- KEYS: owner, session, queue, inflight.
 -- ARGV: epoch, node, count, known position.
 -- Returns false (fenced out) or a flat list of (packet id, record, stream id).
 --! include fence.lua
-local rd = redis.call('HGET', KEYS[2], 'rd') or '0-0'
-local np = tonumber(redis.call('HGET', KEYS[2], 'np') or '1')
+local CHUNK = 1000
+local state = redis.call('HMGET', KEYS[2], 'rd', 'np')
+local rd = state[1] or '0-0'
+local np = tonumber(state[2] or '1')
 local out = {}
 local function after(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -39,24 +43,57 @@ end
 -- Handed-over entries count against the client's window: no more than it has room for.
 local entries = {}
 if room > 0 then entries = redis.call('XRANGE', KEYS[3], '(' .. rd, '+', 'COUNT', room) end
+if #entries == 0 then return out end
+-- Free packet ids for the QoS 1/2 entries, in order from np, skipping ids still in flight.
+local need = 0
+for _, e in ipairs(entries) do
+  if string.byte(e[2][2], 1) % 4 > 0 then need = need + 1 end
+end
+local ids = {}
+local tried = 0
+while #ids < need and tried < 65535 do
+  local cand = {}
+  for _ = 1, math.min(need - #ids, CHUNK, 65535 - tried) do
+    table.insert(cand, np)
+    np = np % 65535 + 1
+  end
+  tried = tried + #cand
+  local taken = redis.call('HMGET', KEYS[4], unpack(cand))
+  for j = 1, #cand do
+    if not taken[j] then table.insert(ids, cand[j]) end
+  end
+end
+local records, deletes = {}, {}
+local function flush(force)
+  if #records >= 2 * CHUNK or (force and #records > 0) then
+    redis.call('HSET', KEYS[4], unpack(records))
+    records = {}
+  end
+  if #deletes >= CHUNK or (force and #deletes > 0) then
+    redis.call('XDEL', KEYS[3], unpack(deletes))
+    deletes = {}
+  end
+end
+local used = 0
 for _, e in ipairs(entries) do
   local sid, rec = e[1], e[2][2]
   local pid = 0
   if string.byte(rec, 1) % 4 > 0 then
-    for _ = 1, 65535 do
-      if redis.call('HEXISTS', KEYS[4], np) == 0 then break end
-      np = np % 65535 + 1
-    end
-    pid = np
-    np = np % 65535 + 1
-    redis.call('HSET', KEYS[4], pid, sid .. ' p')
+    -- Every id in flight (cannot happen within a Receive Maximum): the rest waits in the queue.
+    if used == #ids then break end
+    used = used + 1
+    pid = ids[used]
+    table.insert(records, pid)
+    table.insert(records, sid .. ' p')
   else
-    redis.call('XDEL', KEYS[3], sid)
+    table.insert(deletes, sid)
   end
+  flush(false)
   table.insert(out, pid)
   table.insert(out, rec)
   table.insert(out, sid)
   rd = sid
 end
-if #entries > 0 then redis.call('HSET', KEYS[2], 'rd', rd, 'np', np) end
+flush(true)
+redis.call('HSET', KEYS[2], 'rd', rd, 'np', np)
 return out
