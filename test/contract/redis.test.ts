@@ -244,6 +244,10 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
   it('(guarantee 2) batches that reach the inbox out of their sender’s order are all delivered (Redis Cluster retries)', async () => {
     const prefix = `ro-${randomBytes(4).toString('hex')}`;
     const { a, b, delivered } = await busPair(prefix);
+    const inbox = `${prefix}:inbox:{B}`;
+    // Each batch as it landed, read right after its send: the reader trims the inbox below the
+    // last entry it read, so the newest entry is always still there (the whole stream is not).
+    const entries: [Buffer, Buffer[]][] = [];
     try {
       for (const payload of ['first', 'second']) {
         await new Promise<void>((resolve, reject) =>
@@ -251,15 +255,17 @@ describe('RedisBus: a batch re-sent after a reconnect is delivered once', () => 
             err ? reject(err) : resolve(),
           ),
         );
+        entries.push(
+          ...((await shared.client.xrevrangeBuffer(inbox, '+', '-', 'COUNT', 1)) as [Buffer, Buffer[]][]),
+        );
       }
       await expect.poll(() => delivered, { timeout: 5_000 }).toEqual(['first', 'second']);
       // A shard failover on Redis Cluster: ioredis retries each failed XADD on its own schedule,
       // so a sender's batch 2 can land before its batch 1. Replayed here as another sender's.
-      const inbox = `${prefix}:inbox:{B}`;
-      const entries = (await shared.client.xrangeBuffer(inbox, '-', '+')) as [Buffer, Buffer[]][];
       const asSender = (fields: Buffer[]) =>
         fields.map((v, k) => (k > 0 && fields[k - 1].toString() === 'f' ? Buffer.from('X/retry') : v));
       expect(entries).toHaveLength(2);
+      expect(entries[0][0].toString()).not.toBe(entries[1][0].toString());
       await shared.client.xadd(inbox, '*', ...asSender(entries[1][1]));
       await shared.client.xadd(inbox, '*', ...asSender(entries[0][1]));
       await expect.poll(() => delivered, { timeout: 5_000 }).toEqual(['first', 'second', 'second', 'first']);
@@ -284,17 +290,14 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
     });
     await b.start(idleHandlers());
     try {
-      // Node Z routes 3,000 filters in one burst, the log trimmed to about 10 entries as it goes:
-      // B's reader, woken by the first, finds most of the rest gone when it reads again.
+      // Node Z (registered, as a node is before it routes anything, and heartbeating for the
+      // test's length) routes 3,000 filters in one burst, the log trimmed to about 10 entries as it
+      // goes: B's reader, woken by the first, finds most of the rest gone when it reads again.
+      await shared.client.hset(keys.nodeRuns, 'Z', 'run-z');
+      await shared.client.zadd(keys.nodes, Date.now() + 3_600_000, 'Z');
       const burst = shared.client.pipeline();
       for (let i = 0; i < 3000; i++)
-        scripts.routeAdd.queue(
-          burst,
-          [keys.routes, keys.nodeRoutes('Z'), keys.routeLog],
-          'Z',
-          `gap/${i}`,
-          10,
-        );
+        scripts.routeAdd.queue(burst, [keys.nodeRoutes('Z'), keys.routeLog], 'Z', `gap/${i}`, 10);
       await burst.exec();
       expect(await shared.client.xlen(keys.routeLog)).toBeLessThan(3000);
       const routed = () => {
