@@ -3,6 +3,7 @@
  * subscriber to node B, both nodes on one fresh redis-server; contenders:
  *
  *   shoal-cluster  2 Shoal nodes (`shoal start --redis ... --node-id a|b`) + 1 redis-server
+ *                  (--nodes 1-4: publishers on a, the subscriber on b, c and d members without clients)
  *   aedes-cluster  2 Aedes nodes (mqemitter-redis + aedes-persistence-redis) + 1 redis-server
  *   shoal-single   1 Shoal node, no Redis: publishers and subscriber on the same node (reference)
  *
@@ -75,7 +76,7 @@ function usage(message: string): never {
     'usage: npm run bench:cluster -- [--quick] [--rounds N] [--scenarios xfanin,xqos1,xpqos1,xlatency]\n' +
       '                                [--contenders shoal-cluster,aedes-cluster,shoal-single] [--json FILE]\n' +
       '                                [--duration S] [--warmup S] [--drain S] [--workers N] [--payload BYTES]\n' +
-      '                                [--latency-tick-ms MS] [--shoal-impl dist|build|tsx] [--shoal-cli]\n' +
+      '                                [--latency-tick-ms MS] [--nodes 1-4] [--shoal-impl dist|build|tsx] [--shoal-cli]\n' +
       '                                [--log-level LEVEL]',
   );
   process.exit(2);
@@ -94,6 +95,7 @@ const VALUED = new Set([
   '--payload',
   '--latency-tick-ms',
   '--ack-delay-ms',
+  '--nodes',
   '--shoal-impl',
   '--log-level',
 ]);
@@ -112,6 +114,13 @@ if (shoalImplFlag !== undefined && !['dist', 'build', 'tsx'].includes(shoalImplF
   usage('--shoal-impl must be dist, build or tsx');
 const shoalCli = values.has('--shoal-cli');
 const logLevel = values.get('--log-level') ?? 'warn';
+/**
+ * Cluster nodes per clustered trial (1-4, default 2): publishers on node a, the subscriber on node
+ * b (on a when there is one node); nodes c and d are members that serve no client. Commands per
+ * delivered message should stay flat as nodes are added (#13.8).
+ */
+const nodeCount = num('--nodes', 2, 1, 4);
+const NODE_LABELS = ['a', 'b', 'c', 'd'] as const;
 
 const config: TrialConfig = {
   warmupMs: num('--warmup', quick ? 0.5 : 1, 0, 60) * 1000,
@@ -240,8 +249,7 @@ async function startNode(c: Contender, label: string, port: number, redisUrl?: s
 async function waitRoutes(redis: RunningRedis, node: string, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
-    const fields = (await redis.call('HKEYS', '{shoal}:routes')) as string[];
-    if (fields.some((f) => f.startsWith(`${node}\n`))) return Date.now() - t0;
+    if (Number(await redis.call('SCARD', `{shoal}:node-routes:${node}`)) > 0) return Date.now() - t0;
     if (Number(await redis.call('HLEN', '{shoal}:session-routes')) > 0) return Date.now() - t0;
     await sleep(20);
   }
@@ -271,22 +279,26 @@ async function runTrial(scenario: Scenario, contender: Contender, round: number)
     workers = probeJobs.map(() => new WorkerProcess(config.workerPrefix));
     if (clustered)
       redis = await startRedis({ workDir: runDir, prefix: PREFIX, startTimeoutMs: START_TIMEOUT_MS });
-    const [portA, portB] = [await freePort(), await freePort()];
+    const count = clustered ? nodeCount : 1;
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) ports.push(await freePort());
+    const portA = ports[0];
     if (clustered) {
-      const [a, b] = await Promise.all([
-        startNode(contender, 'a', portA, redis!.url),
-        startNode(contender, 'b', portB, redis!.url),
-      ]);
-      nodes.push(a, b);
+      nodes.push(
+        ...(await Promise.all(
+          ports.map((port, i) => startNode(contender, NODE_LABELS[i], port, redis!.url)),
+        )),
+      );
     } else {
       nodes.push(await startNode(contender, 'a', portA));
     }
-    const subPort = clustered ? portB : portA;
+    const subPort = ports[Math.min(1, count - 1)];
+    const subNode = NODE_LABELS[Math.min(1, count - 1)];
     const jobs: Job[] = loadJobs(base, portA, config, tag, subPort);
     for (const [i, job] of jobs.entries()) workers[i].send({ type: 'job', job });
     await Promise.all(workers.map((w) => w.next('ready', config.setupTimeoutMs + 15_000)));
     if (contender === 'shoal-cluster') {
-      result.details.routeWaitMs = await waitRoutes(redis!, 'b', 5_000);
+      result.details.routeWaitMs = await waitRoutes(redis!, subNode, 5_000);
       // Node a reads the route log with XREAD BLOCK: give it a moment past the write.
       await sleep(100);
     }
@@ -432,7 +444,7 @@ async function runTrial(scenario: Scenario, contender: Contender, round: number)
       for (const [name, n] of [...delta.entries()].sort((x, y) => y[1] - x[1]))
         perCommand[name] = delivered > 0 ? n / (windowMs / 1000) / delivered : Number.NaN;
       const info2 = await redis.info('memory', 'stats', 'clients', 'keyspace');
-      const inboxKeys = ['shoal:inbox:{a}', 'shoal:inbox:{b}'];
+      const inboxKeys = nodes.map((n) => `shoal:inbox:{${n.label}}`);
       const inboxLens = contender === 'shoal-cluster' ? await redis.xlens(inboxKeys) : [];
       const dbsize = Number(await redis.call('DBSIZE'));
       Object.assign(result.details, {
@@ -872,9 +884,10 @@ function detailRows(): string[][] {
           .filter((v): v is number => typeof v === 'number');
         return xs.length === 0 ? '' : `${Math.round(median(xs))}%`;
       };
+      const labels = c === 'shoal-single' ? ['a'] : NODE_LABELS.slice(0, nodeCount);
       const cpus = [
-        `A ${cpu('node a')}`,
-        ...(c === 'shoal-single' ? [] : [`B ${cpu('node b')}`, `Redis ${cpu('redis')}`]),
+        ...labels.map((l) => `${l.toUpperCase()} ${cpu(`node ${l}`)}`),
+        ...(c === 'shoal-single' ? [] : [`Redis ${cpu('redis')}`]),
       ].join(', ');
       const load = ok.map((t) => t.details.generatorCpuPct as number).filter((v) => typeof v === 'number');
       const peak = (label: string): string => {
@@ -885,8 +898,8 @@ function detailRows(): string[][] {
         return `${kb(median(xs.map((p) => p.rssStartKB)))} → ${kb(median(xs.map((p) => p.rssPeakKB)))}`;
       };
       const mem = [
-        `A ${peak('node a')}`,
-        ...(c === 'shoal-single' ? [] : [`B ${peak('node b')}`, `Redis ${peak('redis')}`]),
+        ...labels.map((l) => `${l.toUpperCase()} ${peak(`node ${l}`)}`),
+        ...(c === 'shoal-single' ? [] : [`Redis ${peak('redis')}`]),
       ].join('; ');
       const extra: string[] = [];
       if (s === 'xlatency') {
@@ -1001,7 +1014,7 @@ out.push(
   `- Aedes ${versions.aedes} with mqemitter-redis ${versions.mqemitterRedis} and aedes-persistence-redis ${versions.persistenceRedis}; ${versions.redis} (fresh per trial, no persistence)`,
 );
 out.push(
-  `- ${rounds} round(s), contenders in the order ${contenders.map((c) => NAMES[c]).join(', ')} each round; ${config.warmupMs / 1000} s warm-up + ${config.durationMs / 1000} s measured, drain up to ${drainMs / 1000} s; payload ${config.payloadSize} B, MQTT 3.1.1; ${config.workers} load worker process(es) for xfanin/xqos1`,
+  `- ${rounds} round(s), contenders in the order ${contenders.map((c) => NAMES[c]).join(', ')} each round; ${config.warmupMs / 1000} s warm-up + ${config.durationMs / 1000} s measured, drain up to ${drainMs / 1000} s; payload ${config.payloadSize} B, MQTT 3.1.1; ${config.workers} load worker process(es) for xfanin/xqos1; ${nodeCount} node(s) per cluster`,
 );
 out.push('');
 out.push(markdownTable(headers, rows, ['left', ...headers.slice(1).map(() => 'right' as const)]));

@@ -335,7 +335,7 @@ describe('a node killed with SIGKILL', () => {
     await untilRouted(pub.client, t, [subB.inbox, subC.inbox]);
 
     const routeFieldsOf = async (node: string) =>
-      Object.keys(await admin.hgetall('{shoal}:routes')).filter((f) => f.startsWith(`${node}\n`));
+      (await admin.smembers(`{shoal}:node-routes:${node}`)).map((f) => `${node}\n${f}`);
     expect(await routeFieldsOf('C')).toEqual([`C\n${t}/#`]);
 
     expect(C.kill('SIGKILL')).toBe(true);

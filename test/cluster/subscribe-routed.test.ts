@@ -65,11 +65,12 @@ describe('SUBACK means routed on every live node (guarantee 8)', () => {
 
   it('(guarantee 8) a route Redis cannot store gives a failure SUBACK (0x80), not a success nobody routes to', async () => {
     const sub = await conn(B);
-    // The route table made unwritable: every route-add.lua fails (WRONGTYPE) until it is given back.
-    const routes = '{shoal}:routes';
+    // B's part of the route table made unwritable: every route-add.lua fails (WRONGTYPE) until it
+    // is given back.
+    const routes = `{shoal}:node-routes:${B.nodeId}`;
     const kept = await admin.dump(routes);
     await admin.del(routes);
-    await admin.set(routes, 'not a hash');
+    await admin.set(routes, 'not a set');
     try {
       // MQTT 5: reason code 0x80 (Unspecified error) for that filter; mqtt.js rejects on it.
       await expect(sub.client.subscribeAsync(uniq('nf'), { qos: 1 })).rejects.toThrow(/Unspecified error/);

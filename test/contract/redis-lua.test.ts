@@ -16,6 +16,14 @@ const shared = redisPerFile();
 
 const freshKeys = () => new Keys(`lua-${randomBytes(5).toString('hex')}`);
 
+/** `calls` of every command since the last CONFIG RESETSTAT (INFO commandstats), Lua's included. */
+async function allCalls(): Promise<Record<string, number>> {
+  const info = await shared.client.info('commandstats');
+  return Object.fromEntries(
+    [...info.matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]),
+  );
+}
+
 /** `calls` of EVAL and EVALSHA since the last CONFIG RESETSTAT (INFO commandstats). */
 async function scriptCalls(): Promise<{ eval: number; evalsha: number }> {
   const info = await shared.client.info('commandstats');
@@ -48,7 +56,7 @@ describe('Lua scripts through the wrapper', () => {
 
   it('after SCRIPT FLUSH (NOSCRIPT) a call is made again as EVAL and answered; EVALSHA after that', async () => {
     const k = freshKeys();
-    const keys: [string, string, string] = [k.routes, k.nodeRoutes('A'), k.routeLog];
+    const keys: [string, string] = [k.nodeRoutes('A'), k.routeLog];
     const first = await scripts.routeAdd.run(shared.client, keys, 'A', 'a/+', 100);
     expect(first).toMatch(/^\d+-\d+$/);
     await shared.client.script('FLUSH');
@@ -76,14 +84,14 @@ describe('Lua scripts through the wrapper', () => {
 
   it('calls queued in a pipeline and in a transaction, on a shared.client that ran no script yet', async () => {
     const k = freshKeys();
-    const keys: [string, string, string] = [k.routes, k.nodeRoutes('P'), k.routeLog];
+    const keys: [string, string] = [k.nodeRoutes('P'), k.routeLog];
     const fresh = redisClient(shared.redis);
     try {
       const pipeline = fresh.pipeline();
       for (const f of ['p/1', 'p/2', 'p/3']) scripts.routeAdd.queue(pipeline, keys, 'P', f, 100);
       const added = (await pipeline.exec()) ?? [];
       expect(added.map(([err]) => err)).toEqual([null, null, null]);
-      expect(await shared.client.hlen(k.routes)).toBe(3);
+      expect(await shared.client.scard(k.nodeRoutes('P'))).toBe(3);
 
       const multi = fresh.multi();
       scripts.routeDel.queue(multi, keys, 'P', 'p/1', 100);
@@ -92,7 +100,7 @@ describe('Lua scripts through the wrapper', () => {
         [null, 1],
         [null, 0],
       ]);
-      expect(await shared.client.hlen(k.routes)).toBe(2);
+      expect(await shared.client.scard(k.nodeRoutes('P'))).toBe(2);
     } finally {
       fresh.disconnect();
     }
@@ -106,13 +114,35 @@ describe('Lua scripts through the wrapper', () => {
       // The first command of the tick makes the auto-pipeline; the script call joins it.
       const [, added, routes] = await Promise.all([
         made.set(k.inboxRun('N'), 'run'),
-        scripts.routeAdd.run(made, [k.routes, k.nodeRoutes('N'), k.routeLog], 'N', 'n/+', 100),
-        made.hlen(k.routes),
+        scripts.routeAdd.run(made, [k.nodeRoutes('N'), k.routeLog], 'N', 'n/+', 100),
+        made.scard(k.nodeRoutes('N')),
       ]);
       expect(added).toMatch(/^\d+-\d+$/);
       expect(routes).toBe(1);
     } finally {
       made.disconnect();
     }
+  });
+
+  it('(#13.7) a reaper removes a node with 50,000 routes in one short step: its set is unlinked, not emptied a field at a time', async () => {
+    const k = freshKeys();
+    const set = k.nodeRoutes('R');
+    for (let i = 0; i < 50; i++)
+      await shared.client.sadd(set, ...Array.from({ length: 1000 }, (_, j) => `r/${i}/${j}`));
+    await shared.client.hset(k.nodeRuns, 'R', 'run-r');
+    await shared.client.zadd(k.nodes, 0, 'R'); // its last heartbeat long ago
+    const keys: [string, string, string, string, string] = [set, k.routeLog, k.nodes, k.nodeRuns, k.reaping];
+    await shared.client.config('RESETSTAT');
+    expect(await scripts.nodeRemove.run(shared.client, keys, 'R', 100, 'run-r', 1_000)).toBe(50_000);
+    const calls = await allCalls();
+    // The script and a handful of calls inside it, whatever the node's number of routes (before:
+    // one HDEL per route, 50,000 calls in one script while Redis served nobody else).
+    expect(Object.values(calls).reduce((a, b) => a + b, 0)).toBeLessThan(20);
+    expect(calls.unlink).toBe(1);
+    expect(await shared.client.exists(set)).toBe(0);
+    expect(await shared.client.hget(k.nodeRuns, 'R')).toBeNull();
+    expect(await shared.client.hget(k.reaping, 'R')).toBe('run-r');
+    const [[, fields]] = await shared.client.xrevrange(k.routeLog, '+', '-', 'COUNT', 1);
+    expect(fields).toEqual(['op', 'n', 'n', 'R', 'f', '']); // replicas drop the node's routes
   });
 });

@@ -27,11 +27,10 @@ export class Keys {
   get nodeRuns(): string {
     return `${this.tag}:node-runs`;
   }
-  /** HASH `node\nfilterKey` -> 1: the route table. */
-  get routes(): string {
-    return `${this.tag}:routes`;
-  }
-  /** SET of one node's filterKeys, to remove its routes when it dies. */
+  /**
+   * SET of one node's filterKeys: its part of the route table (snapshots read the sets of the nodes
+   * in nodeRuns), unlinked whole when the node leaves or is reaped.
+   */
   nodeRoutes(node: string): string {
     return `${this.tag}:node-routes:${node}`;
   }

@@ -214,7 +214,7 @@ export class RedisMembership {
     const k = this.o.keys;
     return scripts.nodeRemove.run(
       this.o.cmd,
-      [k.routes, k.nodeRoutes(node), k.routeLog, k.nodes, k.nodeRuns, k.reaping],
+      [k.nodeRoutes(node), k.routeLog, k.nodes, k.nodeRuns, k.reaping],
       node,
       this.o.logMaxLen,
       incarnation,

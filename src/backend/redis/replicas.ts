@@ -62,15 +62,21 @@ export class Replicas {
     // Guarantee 3 (no QoS >= 1 loss on a Redis blip): the current replica keeps routing publishes
     // until the snapshot is complete and is replaced in one step. Clearing it before the awaits let
     // publishes arriving meanwhile find no remote route: acknowledged (0x10), sent nowhere, lost.
-    const fields: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, items] = await this.o.cmd.hscan(k.routes, cursor, 'COUNT', 1000);
-      cursor = next;
-      for (let i = 0; i < items.length; i += 2) fields.push(items[i]);
-    } while (cursor !== '0');
+    // Every registered node's set of filterKeys (a node registers before it routes anything; one
+    // removed is unlinked in the step that unregisters it).
+    const routes: [node: string, filterKeys: string[]][] = [];
+    for (const node of await this.o.cmd.hkeys(k.nodeRuns)) {
+      const filterKeys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, items] = await this.o.cmd.sscan(k.nodeRoutes(node), cursor, 'COUNT', 1000);
+        cursor = next;
+        filterKeys.push(...items);
+      } while (cursor !== '0');
+      routes.push([node, filterKeys]);
+    }
     const sessionRoutes: string[] = [];
-    cursor = '0';
+    let cursor = '0';
     do {
       const [next, items] = await this.o.cmd.hscan(k.sessionRoutes, cursor, 'COUNT', 1000);
       cursor = next;
@@ -79,10 +85,7 @@ export class Replicas {
     await this.o.retained.loadSnapshot();
     if (gen !== this.generation) return;
     this.o.replica.clear();
-    for (const field of fields) {
-      const nl = field.indexOf('\n');
-      if (nl > 0) this.o.replica.apply('a', field.slice(0, nl), field.slice(nl + 1));
-    }
+    for (const [node, filterKeys] of routes) for (const f of filterKeys) this.o.replica.apply('a', node, f);
     for (let i = 0; i + 1 < sessionRoutes.length; i += 2) {
       // `clientId\0filter`: NUL is the one character no MQTT string may hold [MQTT-1.5.4-2].
       const field = sessionRoutes[i];

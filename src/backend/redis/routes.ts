@@ -121,7 +121,7 @@ export class RedisRoutes implements RouteTable {
     const k = this.o.keys;
     return script.run(
       this.o.cmd,
-      [k.routes, k.nodeRoutes(this.o.nodeId), k.routeLog],
+      [k.nodeRoutes(this.o.nodeId), k.routeLog],
       this.o.nodeId,
       fkey,
       this.o.logMaxLen,

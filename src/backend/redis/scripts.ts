@@ -161,7 +161,7 @@ function script<K extends readonly string[], R>(
   };
 }
 
-export type RouteKeys = [routes: string, nodeRoutes: string, routeLog: string];
+export type RouteKeys = [nodeRoutes: string, routeLog: string];
 type NodeKeys = [nodes: string, nodeRuns: string];
 type RetainedKeys = [retained: string, retainedLog: string, retainedExpiry: string];
 export type SessionKeys = [
@@ -176,13 +176,13 @@ type SessionRouteKeys = [sessionRoutes: string, clientRoutes: string, routeLog: 
 export type ClaimReply = [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
 
 export const scripts = {
-  routeAdd: script<RouteKeys, string>('route-add.lua', 3),
-  routeDel: script<RouteKeys, number>('route-del.lua', 3),
+  routeAdd: script<RouteKeys, string>('route-add.lua', 2),
+  routeDel: script<RouteKeys, number>('route-del.lua', 2),
   nodeHeartbeat: script<NodeKeys, number>('node-heartbeat.lua', 2),
   nodesScan: script<NodeKeys, (string | number)[]>('nodes-scan.lua', 2),
   nodeRemove: script<[...RouteKeys, nodes: string, nodeRuns: string, reaping: string], number>(
     'node-remove.lua',
-    6,
+    5,
   ),
   inboxAdd: script<[inbox: string], number>('inbox-add.lua', 1),
   inboxDrop: script<[inbox: string, inboxRun: string], number>('inbox-drop.lua', 2),
