@@ -213,6 +213,7 @@ const NAMES: Record<BrokerName, string> = {
   'shoal-disk': 'Shoal disk (batch)',
   'shoal-disk-always': 'Shoal disk (always)',
   'mosquitto-disk': 'Mosquitto persistence',
+  'shoal-redis': 'Shoal + Redis (1 node)',
   'shoal-base': 'Shoal (base commit)',
 };
 const others = brokers.filter((b) => b !== 'shoal');

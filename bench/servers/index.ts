@@ -32,6 +32,7 @@ export type BrokerName =
   | 'shoal-disk'
   | 'shoal-disk-always'
   | 'mosquitto-disk'
+  | 'shoal-redis'
   | 'shoal-base';
 /** The brokers a run compares by default. */
 export const BROKERS: readonly BrokerName[] = ['shoal', 'mosquitto', 'aedes'];
@@ -44,6 +45,8 @@ export const ALL_BROKERS: readonly BrokerName[] = [
   'shoal-disk',
   'shoal-disk-always',
   'mosquitto-disk',
+  // One Shoal node in cluster mode, on a redis-server of its own (started and stopped with it).
+  'shoal-redis',
   // Shoal built from another commit (--shoal-base DIR): a regression check in the same run.
   'shoal-base',
 ];
@@ -422,6 +425,7 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
   const port = await freePort();
   let command: string;
   let args: string[];
+  let redis: { url: string; stop(): Promise<unknown> } | undefined;
   switch (name) {
     case 'shoal':
       command = process.execPath;
@@ -450,6 +454,22 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
       } else args.push('--data-dir', join(dir, 'data'), '--sync', sync);
       break;
     }
+    case 'shoal-redis': {
+      const { startRedis } = await import('./redis.js');
+      redis = await startRedis({
+        workDir: options.workDir,
+        prefix: options.prefix,
+        startTimeoutMs: options.startTimeoutMs,
+      });
+      command = process.execPath;
+      args = [
+        ...shoalNodeFlags(),
+        ...options.launchers.shoal(port, options.shoalLogLevel),
+        '--redis',
+        redis.url,
+      ];
+      break;
+    }
     case 'aedes':
       command = process.execPath;
       args = options.launchers.aedes(port);
@@ -473,15 +493,31 @@ export async function startBroker(name: BrokerName, options: StartOptions): Prom
       break;
     }
   }
-  const server = await startServerProcess({
+  let server: RunningServer;
+  try {
+    server = await startServerProcess({
+      name,
+      command,
+      args,
+      port,
+      prefix: options.prefix,
+      startTimeoutMs: options.startTimeoutMs,
+    });
+  } catch (err) {
+    await redis?.stop();
+    throw err;
+  }
+  if (redis === undefined) return { ...server, name };
+  const own = redis;
+  return {
+    ...server,
     name,
-    command,
-    args,
-    port,
-    prefix: options.prefix,
-    startTimeoutMs: options.startTimeoutMs,
-  });
-  return { ...server, name };
+    stop: async () => {
+      const exit = await server.stop();
+      await own.stop();
+      return exit;
+    },
+  };
 }
 
 export interface ServerProcessOptions {
