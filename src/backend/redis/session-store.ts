@@ -45,7 +45,12 @@ interface PendingOps {
   epoch: number;
   args: string[];
   waiters: { resolve: () => void; reject: (err: Error) => void }[];
+  /** Packet ids in the last triple when it is an `A` (a run of acknowledgements), else 0. */
+  acks: number;
 }
+
+/** Acknowledgements packed into one `A` triple at most (session-ops.lua splits the list). */
+const ACKS_PER_TRIPLE = 1000;
 
 export interface RedisSessionStoreOptions {
   redis: RedisClient;
@@ -257,8 +262,22 @@ export class RedisSessionStore implements SessionStore {
     return out;
   }
 
+  /**
+   * A loop turn's acknowledgements of a session travel as one `A` triple of packet ids (a comma
+   * list): one argument, no promise, per PUBACK. Nothing waits for them; a lost one means the
+   * message is sent again with DUP after a resume.
+   */
   acknowledged(clientId: string, epoch: number, packetId: number): void {
-    this.op(clientId, epoch, 'a', String(packetId)).catch(() => undefined);
+    const p = this.pending(clientId, epoch);
+    const last = p.args.length - 2;
+    if (p.acks > 0 && p.acks < ACKS_PER_TRIPLE) {
+      p.args[last] += `,${packetId}`;
+      p.acks++;
+    } else {
+      p.args.push('A', String(packetId), '');
+      p.acks = 1;
+    }
+    this.schedule();
   }
 
   releasing(clientId: string, epoch: number, packetId: number): Promise<void> {
@@ -415,20 +434,26 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
-  private op(clientId: string, epoch: number, op: string, a: string, b = ''): Promise<void> {
+  /** The session's changes of this loop turn under `epoch` (an older epoch's go out first). */
+  private pending(clientId: string, epoch: number): PendingOps {
     let p = this.ops.get(clientId);
     if (p !== undefined && p.epoch !== epoch) {
       this.flushOps(clientId, p);
       p = undefined;
     }
     if (p === undefined) {
-      p = { epoch, args: [], waiters: [] };
+      p = { epoch, args: [], waiters: [], acks: 0 };
       this.ops.set(clientId, p);
     }
+    return p;
+  }
+
+  private op(clientId: string, epoch: number, op: string, a: string, b = ''): Promise<void> {
+    const p = this.pending(clientId, epoch);
     p.args.push(op, a, b);
+    p.acks = 0;
     this.schedule();
-    const pending = p;
-    return new Promise((resolve, reject) => pending.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => p.waiters.push({ resolve, reject }));
   }
 
   private schedule(): void {
