@@ -25,7 +25,7 @@ import { commandLine, guardRun } from './lib/run-guard.js';
 import { markdownTable } from './lib/table.js';
 import { startClusterNode } from './servers/cluster-node.js';
 import { prepareLaunchers, type RunningServer } from './servers/index.js';
-import { commandCalls, commandsBetween } from './servers/redis.js';
+import { commandCalls, commandsBetween, readInfo } from './servers/redis.js';
 
 const argv = process.argv.slice(2);
 function usage(message: string): never {
@@ -100,11 +100,15 @@ try {
   const rows: string[][] = [];
   const measure = async (path: string, what: string, run: () => Promise<void>) => {
     await Promise.all(masters.map((m) => m.config('RESETSTAT')));
-    const before = await Promise.all(masters.map(async (m) => commandCalls(await info(m))));
+    const before = await Promise.all(
+      masters.map(async (m) => commandCalls(await readInfo(m, 'commandstats'))),
+    );
     const t0 = Date.now();
     await run();
     const ms = Date.now() - t0;
-    const after = await Promise.all(masters.map(async (m) => commandCalls(await info(m))));
+    const after = await Promise.all(
+      masters.map(async (m) => commandCalls(await readInfo(m, 'commandstats'))),
+    );
     const calls = masters.map((_m, i) => commandsBetween(before[i], after[i]));
     const total = calls.reduce((a, b) => a + b, 0);
     const shares = calls.map((c) => (total > 0 ? (100 * c) / total : 0));
@@ -207,17 +211,6 @@ try {
   await cluster.stop();
 }
 
-async function info(r: Redis): Promise<Record<string, string>> {
-  const text = await r.info('commandstats');
-  const out: Record<string, string> = {};
-  for (const line of text.split('\r\n')) {
-    const at = line.indexOf(':');
-    if (at > 0) out[line.slice(0, at)] = line.slice(at + 1);
-  }
-  return out;
-}
-
 async function usedMemory(r: Redis): Promise<number> {
-  const text = await r.info('memory');
-  return Number(/^used_memory:(\d+)/m.exec(text)?.[1] ?? 0);
+  return Number((await readInfo(r, 'memory')).used_memory ?? 0);
 }

@@ -91,15 +91,7 @@ export async function startRedis(o: StartRedisOptions): Promise<RunningRedis> {
     throw new Error(`redis-server on ${port} does not answer PING: ${(err as Error).message}`);
   }
 
-  const info = async (...sections: string[]): Promise<Info> => {
-    const text = (await client.call('INFO', ...sections)) as string;
-    const out: Info = {};
-    for (const line of text.split('\r\n')) {
-      const i = line.indexOf(':');
-      if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1);
-    }
-    return out;
-  };
+  const info = (...sections: string[]) => readInfo(client, ...sections);
 
   return {
     server,
@@ -115,6 +107,17 @@ export async function startRedis(o: StartRedisOptions): Promise<RunningRedis> {
       return exit;
     },
   };
+}
+
+/** INFO for the given sections in one call, as field -> value. */
+export async function readInfo(client: Redis, ...sections: string[]): Promise<Info> {
+  const text = (await client.call('INFO', ...sections)) as string;
+  const out: Info = {};
+  for (const line of text.split('\r\n')) {
+    const i = line.indexOf(':');
+    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
 }
 
 /**

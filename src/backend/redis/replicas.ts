@@ -64,17 +64,20 @@ export class Replicas {
     // publishes arriving meanwhile find no remote route: acknowledged (0x10), sent nowhere, lost.
     // Every registered node's set of filterKeys (a node registers before it routes anything; one
     // removed is unlinked in the step that unregisters it).
-    const routes: [node: string, filterKeys: string[]][] = [];
-    for (const node of await this.o.cmd.hkeys(k.nodeRuns)) {
-      const filterKeys: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, items] = await this.o.cmd.sscan(k.nodeRoutes(node), cursor, 'COUNT', 1000);
-        cursor = next;
-        filterKeys.push(...items);
-      } while (cursor !== '0');
-      routes.push([node, filterKeys]);
-    }
+    // The nodes' sets are read side by side (their pages share round trips).
+    const nodes = await this.o.cmd.hkeys(k.nodeRuns);
+    const routes = await Promise.all(
+      nodes.map(async (node): Promise<[node: string, filterKeys: string[]]> => {
+        const filterKeys: string[] = [];
+        let cursor = '0';
+        do {
+          const [next, items] = await this.o.cmd.sscan(k.nodeRoutes(node), cursor, 'COUNT', 1000);
+          cursor = next;
+          filterKeys.push(...items);
+        } while (cursor !== '0');
+        return [node, filterKeys];
+      }),
+    );
     const sessionRoutes: string[] = [];
     let cursor = '0';
     do {
