@@ -279,6 +279,25 @@ describe('verify/check', () => {
     only(ok, {});
   });
 
+  it('(guarantee 4) a will after a DISCONNECT is unexpected, unless the connection closed as a node was killed (the DISCONNECT may never have been read)', () => {
+    const b = (killAt: number) => {
+      const x = h()
+        .persistent(0, 'w', 'W')
+        .connack(1, 'w', 'W')
+        .sub(2, 'w', 'W', 'w/#')
+        .connect(10, 'c', 'C', { will: { id: 'will:c', topic: 'w/c' } })
+        .connack(11, 'c', 'C')
+        .close(1_000, 'c', 'C', 'disconnect')
+        .recv(1_500, 'w', 'W', 'will:c', 'w/c', 2);
+      x.events.push({ type: 'fault', t: killAt, fault: 'kill', phase: 'start', detail: 'kill -9 node 0' });
+      return x.result();
+    };
+    only(b(998), {}); // closed 2 ms after the kill began (seen: verify seed 925960132)
+    only(b(1_030), {}); // the DISCONNECT still in the dying node's socket
+    only(b(500), { 'will-unexpected': 1 });
+    only(b(2_000), { 'will-unexpected': 1 });
+  });
+
   it('(guarantee 5) a subscribe after a retained PUBACK that gets an older or no retained message is retained-stale', () => {
     const b = () =>
       h()
