@@ -126,10 +126,8 @@ export class Channel implements SessionLink, SessionOwner {
   /** An outbound QoS 1/2 message was acknowledged (PUBACK, PUBCOMP, a failed PUBREC): the window learns. */
   outboundAcknowledged(m: Message): void {
     const inflight = this.session?.inflight.size ?? 0;
-    const full = inflight >= this.window.limit;
     this.window.acknowledged(
       inflightCost(m.payload.length, m.topic.length),
-      full,
       inflight - 1,
       this.ctx.clock.now(),
     );

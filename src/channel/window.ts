@@ -56,12 +56,12 @@ export class SendWindow {
   }
 
   /**
-   * A message of `cost` was acknowledged; `full`: the window was the limit when it was (as many in
-   * flight as it allows), or the last send filled it, so the client could take more than it was
-   * given; `inflight`: messages still in flight after it.
+   * A message of `cost` was acknowledged; `inflight`: messages still in flight after it. It counts
+   * towards growth when the window was full: as many in flight as the limit allowed before it, or
+   * the last send filled the window (the client could take more than it was given).
    */
-  acknowledged(cost: number, windowFull: boolean, inflight: number, now: number): void {
-    const full = windowFull || this.saturated;
+  acknowledged(cost: number, inflight: number, now: number): void {
+    const full = inflight + 1 >= this.limit || this.saturated;
     this.bytes = Math.max(0, this.bytes - cost);
     const stalled = now - this.lastAck >= STALL_MS;
     // Held by the byte budget, not by the window: a bigger window would not send more.

@@ -258,11 +258,16 @@ export class HubSessions {
    */
   releaseDrained(s: HubSession, all = false): void {
     if (s.drainWaiters.length === 0) return;
-    if (!all && s.on !== '' && s.queue.size - s.inflight.size > this.mark >> 1) return;
+    if (!all && s.on !== '' && backlog(s) > this.mark >> 1) return;
     const waiters = s.drainWaiters;
     s.drainWaiters = [];
     for (const release of waiters) release();
   }
+}
+
+/** Flow control's measure: what is queued and not yet taken (the queue holds what is in flight too). */
+function backlog(s: HubSession): number {
+  return s.queue.size - s.inflight.size;
 }
 
 export class MemorySessionStore implements SessionStore {
@@ -316,7 +321,7 @@ export class MemorySessionStore implements SessionStore {
       this.hub.changed(clientId, s);
     }
     if (s.on !== '') this.hub.poke(s.on, clientId);
-    if (flow && s.queue.size - s.inflight.size >= this.hub.mark) {
+    if (flow && backlog(s) >= this.hub.mark) {
       // Held now (so an end or offline of the session releases it), answered once it drains.
       s.drainWaiters.push(() => this.answer(accepted));
       return;

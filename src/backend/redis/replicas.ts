@@ -62,9 +62,8 @@ export class Replicas {
     // Guarantee 3 (no QoS >= 1 loss on a Redis blip): the current replica keeps routing publishes
     // until the snapshot is complete and is replaced in one step. Clearing it before the awaits let
     // publishes arriving meanwhile find no remote route: acknowledged (0x10), sent nowhere, lost.
-    // Every registered node's set of filterKeys (a node registers before it routes anything; one
-    // removed is unlinked in the step that unregisters it).
-    // The nodes' sets are read side by side (their pages share round trips).
+    // Every registered node's set of filterKeys, read side by side (a node registers before it
+    // routes anything; one removed is unlinked in the step that unregisters it).
     const nodes = await this.o.cmd.hkeys(k.nodeRuns);
     const routes = await Promise.all(
       nodes.map(async (node): Promise<[node: string, filterKeys: string[]]> => {

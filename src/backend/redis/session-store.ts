@@ -433,7 +433,6 @@ export class RedisSessionStore implements SessionStore {
     this.o.handlers()?.release(clientId, epoch + 1);
   }
 
-  /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
   /** The session's changes of this loop turn under `epoch` (an older epoch's go out first). */
   private pending(clientId: string, epoch: number): PendingOps {
     let p = this.ops.get(clientId);
@@ -448,6 +447,7 @@ export class RedisSessionStore implements SessionStore {
     return p;
   }
 
+  /** Queues one fenced change of a session; resolves once Redis applied it (rejects when fenced out). */
   private op(clientId: string, epoch: number, op: string, a: string, b = ''): Promise<void> {
     const p = this.pending(clientId, epoch);
     p.args.push(op, a, b);

@@ -12,7 +12,7 @@ const COST = inflightCost(64, 10);
 /** Fills the window, then acknowledges `n` messages one by one with it full (each freed slot refilled). */
 function ackFull(w: SendWindow, n: number, now: number): void {
   for (let i = 0; i < n; i++) {
-    w.acknowledged(COST, true, w.limit - 1, now);
+    w.acknowledged(COST, w.limit - 1, now);
     w.sent(COST, w.limit);
   }
 }
@@ -37,7 +37,7 @@ describe('SendWindow', () => {
 
   it('does not grow while the client is not limited by it (acknowledgements with room left)', () => {
     const w = new SendWindow(100, 65535, 1 << 30, 0);
-    for (let i = 0; i < 1000; i++) w.acknowledged(COST, false, 10, 1);
+    for (let i = 0; i < 1000; i++) w.acknowledged(COST, 10, 1);
     expect(w.limit).toBe(100);
   });
 
@@ -47,13 +47,13 @@ describe('SendWindow', () => {
       const limit = w.limit;
       for (let i = 1; i <= limit; i++) w.sent(COST, i); // one fetch fills the window
       // The client's acknowledgements of the whole window, read at once: in flight drops with each.
-      for (let i = limit; i >= 1; i--) w.acknowledged(COST, i >= w.limit, i - 1, 1 + round);
+      for (let i = limit; i >= 1; i--) w.acknowledged(COST, i - 1, 1 + round);
     }
     expect(w.limit).toBe(400);
     // A send that leaves room (the queue ran dry) stops the growth.
     for (let i = 1; i <= 10; i++) w.sent(COST, i);
-    for (let i = 10; i >= 1; i--) w.acknowledged(COST, false, i - 1, 3);
-    for (let i = 0; i < 1000; i++) w.acknowledged(COST, false, 0, 3);
+    for (let i = 10; i >= 1; i--) w.acknowledged(COST, i - 1, 3);
+    for (let i = 0; i < 1000; i++) w.acknowledged(COST, 0, 3);
     expect(w.limit).toBe(400);
   });
 
@@ -62,11 +62,11 @@ describe('SendWindow', () => {
     const w = new SendWindow(100, 65535, budget, 0);
     for (let i = 1; i <= 50; i++) w.sent(COST, i);
     expect(w.limit).toBe(50); // as many as are in flight: no room
-    w.acknowledged(COST, true, 49, 1);
+    w.acknowledged(COST, 49, 1);
     expect(w.limit).toBe(100); // under the budget again
     for (let i = 0; i < 500; i++) {
       w.sent(COST, 50);
-      w.acknowledged(COST, true, 49, 1);
+      w.acknowledged(COST, 49, 1);
     }
     expect(w.size).toBe(100);
   });
@@ -75,7 +75,7 @@ describe('SendWindow', () => {
     const w = new SendWindow(100, 65535, 1 << 30, 0);
     ackFull(w, 100 + 200, 10);
     expect(w.limit).toBe(400);
-    w.acknowledged(COST, true, 399, 10 + STALL_MS);
+    w.acknowledged(COST, 399, 10 + STALL_MS);
     expect(w.limit).toBe(100);
   });
 });

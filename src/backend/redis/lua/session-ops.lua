@@ -1,5 +1,5 @@
--- The serving node's changes to a session, in order, as (op, a, b) triples: a <pid> acknowledged
--- (the message leaves the queue), A <pid,pid,...> a run of them, r <pid> PUBREC received (now waiting for PUBCOMP), R <pid> / C <pid>
+-- The serving node's changes to a session, in order, as (op, a, b) triples: A <pid,pid,...>
+-- acknowledged (the messages leave the queue), r <pid> PUBREC received (now waiting for PUBCOMP), R <pid> / C <pid>
 -- inbound QoS 2 id received (with the message's dedupe id, kept as q2:<pid>) / released,
 -- S <filter> <options> subscribed, U <filter> unsubscribed. Fenced (fence.lua).
 -- A run of consecutive acknowledgements (the common batch: a client's PUBACKs of one loop turn)
@@ -27,7 +27,7 @@ local acks = {}
 local i = 3
 while i <= #ARGV do
   local op, a = ARGV[i], ARGV[i + 1]
-  if op == 'a' or op == 'A' then
+  if op == 'A' then
     for pid in string.gmatch(a, '%d+') do
       table.insert(acks, pid)
       if #acks == CHUNK then
