@@ -134,6 +134,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
               : { replicas: config.cluster.replicaAcks, timeoutMs: config.cluster.replicaAckTimeoutMs },
           maxQueued: config.mqtt.maxQueuedMessages,
           inboxMaxLen: config.cluster.inboxMaxLength,
+          partitions: config.cluster.partitions,
           instruments,
         });
   // A single node with a data dir keeps its state there (a cluster keeps it in Redis).

@@ -61,14 +61,24 @@ export class RouteReplica {
       this.sessions.remove(fkey, node);
       return;
     }
-    if (node === this.self) return;
     if (op === 'n') {
-      for (const f of this.byNode.get(node) ?? []) this.remove(node, f);
-      this.byNode.delete(node);
+      this.dropNode(node);
       return;
     }
+    if (node === this.self) return;
     if (op === 'a') this.add(node, fkey);
     else if (op === 'd') this.remove(node, fkey);
+  }
+
+  /**
+   * A node's routes removed: all of them, or those `where` holds for (the routes of one partition,
+   * when the node's removal was logged in that partition's log).
+   */
+  dropNode(node: string, where?: (fkey: string) => boolean): void {
+    if (node === this.self) return;
+    const set = this.byNode.get(node);
+    if (set === undefined) return;
+    for (const f of [...set]) if (where === undefined || where(f)) this.remove(node, f);
   }
 
   private add(node: string, fkey: string): void {

@@ -49,6 +49,13 @@ export interface ClusterConfig {
   readonly replicaAckTimeoutMs: number;
   /** Batches a node's inbox stream may hold unread before publishers to it wait (their PUBACK / PUBREC). */
   readonly inboxMaxLength: number;
+  /**
+   * How many partitions the cluster's routes, retained messages, their logs and persistent
+   * sessions' routes are split into (each in its own Redis Cluster slot, spread over the masters);
+   * 0 = the data set's own, or for a new one 6 on Redis Cluster and 1 otherwise. Fixed for a data
+   * set by its first node: a node configured otherwise refuses to start.
+   */
+  readonly partitions: number;
 }
 
 /** Graceful drain on SIGTERM / SIGINT (see docs/deployment.md). */
@@ -370,6 +377,8 @@ export const configSchema: Schema<Config> = {
     replicaAcks: integer(0, 16, 0),
     replicaAckTimeoutMs: integer(10, 60_000, 1000),
     inboxMaxLength: integer(1, 10_000_000, 10_000),
+    // At most 64 (MAX_PARTITIONS in src/backend/redis/keys.ts).
+    partitions: integer(0, 64, 0),
   },
   mqtt: {
     // 268 435 455 is the largest Remaining Length; 5 more bytes of fixed header make the largest packet.

@@ -5,6 +5,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Keys } from '../../src/backend/redis/keys.js';
 import {
   connectMqtt,
   endAll,
@@ -241,7 +242,104 @@ describe('Shoal on Redis Cluster', () => {
     const again = await client(B, session);
     expect(again.client.connected).toBe(true);
   });
+
+  // Last: it kills C.
+  it('(#13.6) routes, retained messages and session routes are spread over the 3 masters; C killed -9 loses its routes in every partition', {
+    timeout: 60_000,
+  }, async () => {
+    const base = uniq('parts');
+    const keys = new Keys('shoal', 6); // what a new data set on Redis Cluster gets
+    expect(await redis.nodes[0].call('GET', keys.layout).catch(masterAnswer(keys.layout))).toBe('6');
+    const FILTERS = 120;
+    const c = await client(C);
+    await c.client.subscribeAsync(
+      Array.from({ length: FILTERS }, (_, i) => `${base}/f${i}`),
+      { qos: 1 },
+    );
+    const persistent = await client(C, {
+      clientId: `${base}-p`,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
+    await persistent.client.subscribeAsync(`${base}/persistent/#`, { qos: 1 });
+    const { client: pub } = await client(A);
+    for (let i = 0; i < FILTERS; i++)
+      await pub.publishAsync(`${base}/r/${i}`, `r${i}`, { qos: 1, retain: true });
+
+    // Each partition holds some of C's routes and some retained messages, and the partitions' keys
+    // are on all three masters.
+    const masters = new Set<string>();
+    let routes = 0;
+    for (const p of keys.allPartitions()) {
+      const [master, count] = await onMaster('SCARD', keys.nodeRoutes('C', p));
+      expect(Number(count), `partition ${p}`).toBeGreaterThan(0);
+      routes += Number(count);
+      masters.add(master);
+      const [retainedMaster, retained] = await onMaster('HLEN', keys.retained(p));
+      expect(retainedMaster).toBe(master);
+      expect(Number(retained), `partition ${p}`).toBeGreaterThan(0);
+    }
+    expect(routes).toBe(FILTERS);
+    expect(masters.size).toBe(3);
+    const sessionPartition = keys.partitionOf(`${base}-p`);
+    const [, sessionRoute] = await onMaster(
+      'HGET',
+      keys.sessionRoutes(sessionPartition),
+      `${base}-p\0${base}/persistent/#`,
+    );
+    expect(sessionRoute).not.toBeNull();
+
+    // A subscriber on B gets the retained messages of every partition from its replica.
+    const b = await client(B);
+    await b.client.subscribeAsync(`${base}/r/+`, { qos: 1 });
+    await b.inbox.until((m) => realCount(m) >= FILTERS, 10_000, `${FILTERS} retained messages`);
+
+    expect(C.kill('SIGKILL')).toBe(true);
+    await C.process.exited;
+    await waitFor(
+      async () => {
+        for (const p of keys.allPartitions())
+          if (Number((await onMaster('EXISTS', keys.nodeRoutes('C', p)))[1]) !== 0) return false;
+        return true;
+      },
+      15_000,
+      "C's routes gone from every partition",
+    );
+    // Each partition's log says so, for the replicas.
+    for (const p of keys.allPartitions()) {
+      const [, last] = await onMaster('XREVRANGE', keys.routeLog(p), '+', '-', 'COUNT', 1);
+      expect((last as [string, string[]][])[0][1]).toEqual(['op', 'n', 'n', 'C', 'f', '']);
+    }
+    // The persistent session's route outlives its node (its queue keeps filling).
+    expect(
+      (await onMaster('HGET', keys.sessionRoutes(sessionPartition), `${base}-p\0${base}/persistent/#`))[1],
+    ).not.toBeNull();
+  });
 });
+
+/** A reply from whichever master owns `key`'s slot (the others answer MOVED): [master, reply]. */
+async function onMaster(
+  command: string,
+  key: string,
+  ...args: (string | number)[]
+): Promise<[string, unknown]> {
+  for (const n of redis.nodes) {
+    try {
+      return [n.address, await n.call(command, key, ...args)];
+    } catch (err) {
+      if (!/MOVED|READONLY/.test(String(err))) throw err;
+    }
+  }
+  throw new Error(`no master answered ${command} ${key}`);
+}
+
+/** Reads `key` on its master when the node asked first answered MOVED. */
+function masterAnswer(key: string) {
+  return async (err: unknown) => {
+    if (!/MOVED/.test(String(err))) throw err;
+    return (await onMaster('GET', key))[1];
+  };
+}
 
 function realCount(messages: { payload: string }[]): number {
   let n = 0;

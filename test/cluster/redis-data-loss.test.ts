@@ -4,11 +4,13 @@ import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
 const {
   redis,
+  admin,
   nodes: [A, B],
   clients,
 } = clusterPerFile({
   nodes: 2,
-  config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } },
+  // Three partitions on one Redis (#13.6): the layout must come back with the data set.
+  config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500, partitions: 3 } },
   processRedis: { persistence: false },
 });
 
@@ -22,6 +24,7 @@ describe('Redis restarted without persistence', () => {
     const pub = await connectMqtt(A.url);
     clients.push(pub.client);
     await untilRouted(pub.client, topic, [sub.inbox]);
+    expect(await admin.get('{shoal}:layout')).toBe('3');
     const subClosed = new Promise<void>((resolve) => sub.client.once('close', () => resolve()));
 
     await redis.process.terminate(5_000);
@@ -33,6 +36,8 @@ describe('Redis restarted without persistence', () => {
     );
     // Their claims are gone from Redis: the clients are told to reconnect.
     await subClosed;
+    // The nodes wrote their layout into the new data set: a node started now adopts it.
+    expect(await admin.get('{shoal}:layout')).toBe('3');
 
     const again = await connectMqtt(A.url, session);
     clients.push(again.client);

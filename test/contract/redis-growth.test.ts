@@ -126,13 +126,13 @@ describe('expired retained messages are swept (#11.12b)', () => {
     await a.retained.set(retainedMsg('x/replaced', 'new, no expiry'));
     await waitFor(() => b.retained.size === 2, 5000, "B's replica holding both");
     await waitFor(
-      async () => (await shared.client.hexists(keys.retained, 'x/expiring')) === 0,
+      async () => (await shared.client.hexists(keys.retained(0), 'x/expiring')) === 0,
       6000,
       'the expired message gone from Redis',
     );
     // The delete went through the retained log: B's replica dropped it without a read.
     await waitFor(() => b.retained.size === 1, 5000, "B's replica without it");
-    expect(await shared.client.hexists(keys.retained, 'x/replaced')).toBe(1);
+    expect(await shared.client.hexists(keys.retained(0), 'x/replaced')).toBe(1);
     expect(b.retained.get('x/replaced')?.payload.toString()).toBe('new, no expiry');
   });
 });
@@ -162,7 +162,7 @@ describe('the retained log is bounded in bytes, not only entries (#11.12c)', () 
       10_000,
       "B's replica with the right payloads",
     );
-    const bytes = Number(await shared.client.call('MEMORY', 'USAGE', keys.retainedLog, 'SAMPLES', '0'));
+    const bytes = Number(await shared.client.call('MEMORY', 'USAGE', keys.retainedLog(0), 'SAMPLES', '0'));
     // 32 entries of a short topic each; the payloads (3 MB) are only in the hash.
     expect(bytes).toBeLessThan(64 * 1024);
     // A node that loads from scratch (snapshot) agrees.

@@ -80,34 +80,38 @@ function append(n: Node, id: string, d: Delivery): Promise<void> {
   );
 }
 
-sessionStoreContract('redis', async (handlers) => {
-  prefix = `ss-${randomBytes(4).toString('hex')}`;
-  const make = async (nodeId: 'A' | 'B') => {
-    const backend = new RedisClusterBackend({
-      url: shared.redis.url,
-      nodeId,
-      clock: systemClock,
-      logger: createLogger('silent'),
-      prefix,
-      heartbeatMs: 200,
-      livenessTimeoutMs: 2000,
-      maxQueued: 3,
-    });
-    await backend.start(handlers(nodeId));
-    return backend;
-  };
-  const [a, b] = [await make('A'), await make('B')];
-  return {
-    a,
-    b,
-    async reapA() {
-      expect(await b.sessions.reap('A', '')).toBeGreaterThanOrEqual(1);
-    },
-    async stop() {
-      await Promise.all([a.stop(), b.stop()]);
-    },
-  };
-});
+// One partition (a standalone Redis's layout) and four (#13.6: persistent sessions' routes spread
+// over partitions by client id, each partition's log read by a reader of its own).
+for (const partitions of [1, 4])
+  sessionStoreContract(`redis, ${partitions} partition${partitions === 1 ? '' : 's'}`, async (handlers) => {
+    prefix = `ss-${randomBytes(4).toString('hex')}`;
+    const make = async (nodeId: 'A' | 'B') => {
+      const backend = new RedisClusterBackend({
+        url: shared.redis.url,
+        nodeId,
+        clock: systemClock,
+        logger: createLogger('silent'),
+        prefix,
+        heartbeatMs: 200,
+        livenessTimeoutMs: 2000,
+        maxQueued: 3,
+        partitions,
+      });
+      await backend.start(handlers(nodeId));
+      return backend;
+    };
+    const [a, b] = [await make('A'), await make('B')];
+    return {
+      a,
+      b,
+      async reapA() {
+        expect(await b.sessions.reap('A', '')).toBeGreaterThanOrEqual(1);
+      },
+      async stop() {
+        await Promise.all([a.stop(), b.stop()]);
+      },
+    };
+  });
 
 describe('Redis session store: keys and expiry', () => {
   it('an offline session and its queue expire in Redis; Clean Start deletes them; a reaped session gets its expiry', async () => {

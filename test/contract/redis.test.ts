@@ -15,6 +15,7 @@ import { encodeWill, RedisWills } from '../../src/backend/redis/wills.js';
 import { systemClock } from '../../src/clock.js';
 import type { Message } from '../../src/message.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { waitFor } from '../helpers/cluster.js';
 import { idleHandlers } from '../helpers/cluster-handlers.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { redisPerFile } from '../helpers/redis.js';
@@ -54,7 +55,7 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
     await a.set(msg('x/1', 'uno'));
     await a.set(msg('x/3', 'three'));
     await a.set(msg('x/3', ''));
-    expect(await shared.client.hlen(keys.retained)).toBe(2);
+    expect(await shared.client.hlen(keys.retained(0))).toBe(2);
 
     const b = new RedisRetainedStore(shared.client, keys, clock, 1000);
     await b.loadSnapshot();
@@ -75,7 +76,7 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
     await a.set(msg('r/a', ''));
     await a.set(msg('r/c', '3'));
     const replica = new RedisRetainedStore(shared.client, keys, clock, 1000);
-    const entries = await shared.client.xrangeBuffer(keys.retainedLog, '-', '+');
+    const entries = await shared.client.xrangeBuffer(keys.retainedLog(0), '-', '+');
     expect(entries.map(([, f]) => f[1].toString())).toEqual(['s', 's', 'd', 's']);
     for (const [, fields] of entries) {
       const f: Record<string, Buffer> = {};
@@ -98,11 +99,11 @@ describe('RedisRetainedStore: Redis holds the truth', () => {
     // `stale` still holds the expired copy: expiring it must not delete the newer message in Redis.
     expect(stale.get('e/1')).toBeUndefined();
     // Same connection, so this reply comes after the expiry script's.
-    expect((await shared.client.hgetBuffer(keys.retained, 'e/1')) === null).toBe(false);
+    expect((await shared.client.hgetBuffer(keys.retained(0), 'e/1')) === null).toBe(false);
     await a.set(msg('e/2', 'short', { expiresAt: clock.now() + 10 }));
     clock.advance(10);
     expect(collect(a, 'e/#')).toEqual(['e/1=new']);
-    expect(await shared.client.hexists(keys.retained, 'e/2')).toBe(0);
+    expect(await shared.client.hexists(keys.retained(0), 'e/2')).toBe(0);
   });
 });
 
@@ -110,6 +111,66 @@ quotaStoreContract(
   'redis',
   (clock) => new RedisQuotaStore({ client: shared.client, keys: freshKeys(), clock }),
 );
+
+describe('Partitions (#13.6): one layout per data set, set by its first node', () => {
+  const backend = (prefix: string, nodeId: string, partitions: number) =>
+    new RedisClusterBackend({
+      url: shared.redis.url,
+      nodeId,
+      clock: systemClock,
+      logger: createLogger('silent'),
+      prefix,
+      partitions,
+    });
+
+  it('a node configured with another count refuses to start, naming cluster.partitions and leaving the others alone; 0 adopts the stored one', async () => {
+    const prefix = `lay-${randomBytes(4).toString('hex')}`;
+    const a = backend(prefix, 'A', 4);
+    await a.start(idleHandlers());
+    try {
+      expect(await shared.client.get(`{${prefix}}:layout`)).toBe('4');
+      const wrong = backend(prefix, 'A', 2); // even under A's own id
+      await expect(wrong.start(idleHandlers())).rejects.toThrow(
+        /cluster\.partitions is 2 but this Redis data set has 4 partitions/,
+      );
+      expect(await shared.client.hexists(`{${prefix}}:node-runs`, 'A')).toBe(1); // A still registered
+      const b = backend(prefix, 'B', 0);
+      await b.start(idleHandlers());
+      try {
+        // B writes retained messages where A reads them: the same 4 partitions.
+        const topics = Array.from({ length: 20 }, (_, i) => `lay/${i}`);
+        for (const t of topics) await b.retained.set(msg(t, t));
+        const keys = new Keys(prefix, 4);
+        const per = await Promise.all(keys.allPartitions().map((p) => shared.client.hlen(keys.retained(p))));
+        expect(per.reduce((x, y) => x + y, 0)).toBe(20);
+        expect(per.filter((n) => n > 0).length).toBeGreaterThan(1);
+        await waitFor(() => a.retained.size === 20, 5000, "A's replica holding B's 20 retained messages");
+        expect(collect(a.retained, 'lay/+')).toEqual(topics.map((t) => `${t}=${t}`).sort());
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await a.stop();
+    }
+  });
+
+  it('a data set from before partitions (node set, no layout) keeps its one partition', async () => {
+    const prefix = `lay-${randomBytes(4).toString('hex')}`;
+    await shared.client.hset(`{${prefix}}:node-runs`, 'OLD', 'run-old');
+    await shared.client.hset(`{${prefix}}:retained`, 'old/t', encodeMessage(msg('old/t', 'kept')));
+    await expect(backend(prefix, 'N', 4).start(idleHandlers())).rejects.toThrow(
+      /cluster\.partitions is 4 but this Redis data set has 1 partitions/,
+    );
+    const n = backend(prefix, 'N', 0);
+    await n.start(idleHandlers());
+    try {
+      expect(await shared.client.get(`{${prefix}}:layout`)).toBe('1');
+      expect(n.retained.get('old/t')?.payload.toString()).toBe('kept');
+    } finally {
+      await n.stop();
+    }
+  });
+});
 
 describe('RedisQuotaStore: quotas shared by the nodes of a cluster', () => {
   /** Two nodes' stores on the same keys and clock (their flush timers run when the clock moves). */
@@ -173,30 +234,34 @@ function keysPrefix(store: RedisQuotaStore): string {
   return (store as unknown as { keys: Keys }).keys.prefix;
 }
 
-clusterBackendContract('redis', async () => {
-  const prefix = `cb-${randomBytes(4).toString('hex')}`;
-  const logger = createLogger('silent');
-  const make = (nodeId: string) =>
-    new RedisClusterBackend({
-      url: shared.redis.url,
-      nodeId,
-      clock: systemClock,
-      logger,
-      prefix,
-      heartbeatMs: 200,
-      livenessTimeoutMs: 2000,
-    });
-  const a = make('A');
-  const b = make('B');
-  return {
-    a,
-    b,
-    async stop() {
-      await a.stop();
-      await b.stop();
-    },
-  };
-});
+// Once on one partition (the layout a standalone Redis gets), once on four (#13.6: what a Redis
+// Cluster gets, each partition's route and retained logs read by a reader of its own).
+for (const partitions of [1, 4])
+  clusterBackendContract(`redis, ${partitions} partition${partitions === 1 ? '' : 's'}`, async () => {
+    const prefix = `cb-${randomBytes(4).toString('hex')}`;
+    const logger = createLogger('silent');
+    const make = (nodeId: string) =>
+      new RedisClusterBackend({
+        url: shared.redis.url,
+        nodeId,
+        clock: systemClock,
+        logger,
+        prefix,
+        heartbeatMs: 200,
+        livenessTimeoutMs: 2000,
+        partitions,
+      });
+    const a = make('A');
+    const b = make('B');
+    return {
+      a,
+      b,
+      async stop() {
+        await a.stop();
+        await b.stop();
+      },
+    };
+  });
 
 /** Two started backends, A and B, on one prefix; `delivered` collects B's (and A's) deliveries. */
 async function busPair(prefix: string) {
@@ -297,9 +362,16 @@ describe('Route log: a node that missed trimmed entries resyncs (#11.2)', () => 
       await shared.client.zadd(keys.nodes, Date.now() + 3_600_000, 'Z');
       const burst = shared.client.pipeline();
       for (let i = 0; i < 3000; i++)
-        scripts.routeAdd.queue(burst, [keys.nodeRoutes('Z'), keys.routeLog], 'Z', `gap/${i}`, 10);
+        scripts.routeAdd.queue(
+          burst,
+          [keys.nodeRoutes('Z', 0), keys.routeLog(0), keys.routeRuns(0)],
+          'Z',
+          `gap/${i}`,
+          10,
+          'z',
+        );
       await burst.exec();
-      expect(await shared.client.xlen(keys.routeLog)).toBeLessThan(3000);
+      expect(await shared.client.xlen(keys.routeLog(0))).toBeLessThan(3000);
       const routed = () => {
         let n = 0;
         for (let i = 0; i < 3000; i++) b.routes.matchNodes(`gap/${i}`, () => n++);
@@ -397,7 +469,7 @@ describe('RedisBus: inboxes of nodes that are gone, and the inbox bound', () => 
 function retainedWrite(keys: Keys, writer: string, seq: number, topic: string, payload: string) {
   return scripts.retainedSet.run(
     shared.client,
-    [keys.retained, keys.retainedLog, keys.retainedSeq(writer), keys.retainedExpiry],
+    [keys.retained(0), keys.retainedLog(0), keys.retainedSeq(writer, 0), keys.retainedExpiry(0)],
     topic,
     encodeMessage(msg(topic, payload)),
     1000,
@@ -414,11 +486,11 @@ describe('retained-set.lua: a write ioredis re-sends after a reconnect', () => {
     await write('A/run1', 1, 'W1');
     await write('B/run1', 1, 'W2');
     await write('A/run1', 1, 'W1'); // the answer to the first was lost with the connection
-    const stored = await shared.client.hgetBuffer(keys.retained, 'a/t');
+    const stored = await shared.client.hgetBuffer(keys.retained(0), 'a/t');
     expect(decodeMessage(stored!).payload.toString()).toBe('W2');
     // A later write of the same node is new, not a re-send: it wins.
     await write('A/run1', 2, 'W3');
-    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe(
+    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained(0), 'a/t'))!).payload.toString()).toBe(
       'W3',
     );
   });
@@ -431,12 +503,12 @@ describe('retained-set.lua: a write ioredis re-sends after a reconnect', () => {
     // b) lands before write 1 (topic a). Neither was applied: both are.
     expect(await write(2, 'b/t', 'B1')).toBe(1);
     expect(await write(1, 'a/t', 'A1')).toBe(1);
-    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe(
+    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained(0), 'a/t'))!).payload.toString()).toBe(
       'A1',
     );
     await write(3, 'a/t', 'A2');
     expect(await write(1, 'a/t', 'A1')).toBe(0); // re-sent after its answer was lost
-    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained, 'a/t'))!).payload.toString()).toBe(
+    expect(decodeMessage((await shared.client.hgetBuffer(keys.retained(0), 'a/t'))!).payload.toString()).toBe(
       'A2',
     );
   });

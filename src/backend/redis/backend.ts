@@ -28,7 +28,7 @@ import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js'
 import { ControlChannel } from './control.js';
 import { handOverInbox, InboxReader } from './inbox.js';
 import { observeCommands } from './instrument.js';
-import { Keys } from './keys.js';
+import { Keys, MAX_PARTITIONS } from './keys.js';
 import { RedisMembership } from './membership.js';
 import { RedisOwnership } from './ownership.js';
 import { PubSubListener } from './pubsub.js';
@@ -61,7 +61,12 @@ export interface RedisBackendOptions {
   replicaAcks?: ReplicaAcks;
   /** Redis command latency, batch sizes and inbox lag go here (metrics.ts). */
   instruments?: Instruments;
+  /** cluster.partitions: 0 or absent = the data set's own (a new one: 6 on Redis Cluster, else 1). */
+  partitions?: number;
 }
+
+/** Partitions of a new data set on Redis Cluster (cluster.partitions 0): 2 per master of 3. */
+const CLUSTER_PARTITIONS = 6;
 
 export class RedisClusterBackend implements ClusterBackend {
   readonly nodeId: string;
@@ -73,9 +78,11 @@ export class RedisClusterBackend implements ClusterBackend {
 
   private readonly target: RedisTarget;
   private readonly keys: Keys;
-  // Connections: commands; the blocking reads of the logs and of the inbox; pub/sub.
+  // Connections: commands; the blocking reads of the logs (one per partition, made at start) and
+  // of the inbox; pub/sub.
   private readonly cmd: RedisClient;
-  private readonly logReader: RedisClient;
+  private logReaders: RedisClient[] = [];
+  private readonly partitions: number;
   private readonly inboxReader: RedisClient;
   private readonly sub: RedisClient;
   private readonly heartbeatMs: number;
@@ -112,9 +119,9 @@ export class RedisClusterBackend implements ClusterBackend {
     this.logMaxLen = o.logMaxLen ?? 100_000;
     this.inboxMaxLen = o.inboxMaxLen ?? 100_000;
     this.keys = new Keys(o.prefix);
+    this.partitions = o.partitions ?? 0;
     this.target = parseRedisUrl(o.url);
     this.cmd = this.target.create();
-    this.logReader = this.target.create();
     this.inboxReader = this.target.create();
     this.sub = this.target.create();
     this.replica = new RouteReplica(this.nodeId);
@@ -169,7 +176,7 @@ export class RedisClusterBackend implements ClusterBackend {
       handlers: () => this.handlers,
       sendControl: (node, msg) => this.control.send(node, msg),
       replicated,
-      routeApplied: (id) => this.sync.confirmed(id),
+      routeApplied: (p, id) => this.sync.confirmed(p, id),
     });
     this.membership = new RedisMembership({
       cmd: this.cmd,
@@ -243,7 +250,7 @@ export class RedisClusterBackend implements ClusterBackend {
       deliver: (envelope) => this.handlers?.deliver(envelope),
     });
     this.replicas = new Replicas({
-      reader: this.logReader,
+      readers: () => this.logReaders,
       cmd: this.cmd,
       keys: this.keys,
       clock: this.clock,
@@ -251,7 +258,7 @@ export class RedisClusterBackend implements ClusterBackend {
       logMaxLen: this.logMaxLen,
       replica: this.replica,
       retained: this.retained,
-      appliedUpTo: (id) => this.sync.appliedUpTo(id),
+      appliedUpTo: (p, id) => this.sync.appliedUpTo(p, id),
       running: () => this.running,
       snapshotApplied: async () => {
         if (this.running) await this.inbox.create(this.run);
@@ -272,7 +279,8 @@ export class RedisClusterBackend implements ClusterBackend {
       livenessMs: this.livenessMs,
       logMaxLen: this.logMaxLen,
       replica: this.replica,
-      confirmed: (id) => this.sync.confirmed(id),
+      incarnation: () => this.membership.incarnation,
+      confirmed: (p, id) => this.sync.confirmed(p, id),
       connected: () => this.readiness.connected,
       running: () => this.running,
     });
@@ -290,7 +298,7 @@ export class RedisClusterBackend implements ClusterBackend {
       stateLost: () => this.handlers?.stateLost(),
       serves: (clientId) => this.handlers?.serves(clientId) ?? false,
     });
-    for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.on('error', () => undefined);
+    for (const c of [this.cmd, this.inboxReader, this.sub]) c.on('error', () => undefined);
   }
 
   get ready(): boolean {
@@ -310,19 +318,25 @@ export class RedisClusterBackend implements ClusterBackend {
       if (this.joined && this.running) this.handlers?.refetch();
     });
     this.cmd.on('close', () => this.readiness.lost());
-    await Promise.all([
-      this.cmd.connect(),
-      this.logReader.connect(),
-      this.inboxReader.connect(),
-      this.sub.connect(),
-    ]);
+    await Promise.all([this.cmd.connect(), this.inboxReader.connect(), this.sub.connect()]);
+    try {
+      await this.adoptLayout();
+    } catch (err) {
+      // Refused before it changed anything: it leaves nothing behind (no leave, no reaping).
+      this.running = false;
+      for (const c of [this.cmd, this.inboxReader, this.sub]) c.disconnect();
+      throw err;
+    }
+    this.logReaders = this.keys.allPartitions().map(() => this.target.create());
+    for (const c of this.logReaders) c.on('error', () => undefined);
+    await Promise.all(this.logReaders.map((c) => c.connect()));
     // A previous process with this node id may have left routes behind.
     await this.membership.removeNode(this.nodeId);
     await this.readiness.joinDataSet();
     await this.tick.heartbeat();
     await this.pubsub.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
     await this.pubsub.listen(this.control.channel, (msg) => this.control.receive(msg));
-    await this.pubsub.listen(this.sync.channel, () => this.sync.nudged());
+    for (const channel of this.sync.channels) await this.pubsub.listen(channel, () => this.sync.nudged());
     await this.replicas.resync();
     this.readiness.connected = true;
     this.tick.start();
@@ -368,7 +382,31 @@ export class RedisClusterBackend implements ClusterBackend {
       // Redis is gone: survivors reap this node after the liveness timeout.
     }
     this.sessions.close();
-    for (const c of [this.cmd, this.logReader, this.inboxReader, this.sub]) c.disconnect();
+    for (const c of [this.cmd, ...this.logReaders, this.inboxReader, this.sub]) c.disconnect();
+  }
+
+  /**
+   * The data set's number of partitions (Keys), one cluster-wide fact: its first node stores it,
+   * every later node adopts it. A data set from before partitions (its node set or retained hash
+   * exists, no layout) has one. A node configured (cluster.partitions) otherwise refuses to start.
+   */
+  private async adoptLayout(): Promise<void> {
+    const k = this.keys;
+    if ((await this.cmd.get(k.layout)) === null) {
+      const legacy = (await this.cmd.exists(k.nodeRuns, k.retained(0), k.routeLog(0))) > 0;
+      const fresh =
+        this.partitions > 0 ? this.partitions : this.target.kind === 'cluster' ? CLUSTER_PARTITIONS : 1;
+      await this.cmd.set(k.layout, String(legacy ? 1 : fresh), 'NX');
+    }
+    const stored = Number(await this.cmd.get(k.layout));
+    if (!Number.isInteger(stored) || stored < 1 || stored > MAX_PARTITIONS)
+      throw new Error(`Redis key ${k.layout} holds no partition count (1 to ${MAX_PARTITIONS})`);
+    if (this.partitions > 0 && stored !== this.partitions)
+      throw new Error(
+        `cluster.partitions is ${this.partitions} but this Redis data set has ${stored} partitions ` +
+          `(key ${k.layout}): set cluster.partitions to ${stored} or 0, or use an empty data set`,
+      );
+    this.keys.setPartitions(stored);
   }
 
   // ---- the ClusterBackend calls, each answered by its part ---------------------------------------

@@ -6,6 +6,7 @@
  * Commands wait for a reconnect instead of failing (a Redis blip must not lose QoS >= 1 traffic).
  */
 import { type ChainableCommander, Cluster, Redis, type RedisOptions } from 'ioredis';
+import { slotOf } from './keys.js';
 import { SCRIPT_COMMANDS } from './scripts.js';
 
 export type RedisClient = Redis | Cluster;
@@ -117,20 +118,4 @@ export function onConnectionClose(client: RedisClient, onClose: () => void): voi
 export function masterOf(client: RedisClient, key: string): string | undefined {
   if (!(client instanceof Cluster)) return undefined;
   return (client.slots[slotOf(key)] as string[] | undefined)?.[0];
-}
-
-/** The Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag, mod 16384. */
-function slotOf(key: string): number {
-  let s = key;
-  const open = key.indexOf('{');
-  if (open >= 0) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) s = key.slice(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of Buffer.from(s)) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
 }

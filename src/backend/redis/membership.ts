@@ -159,11 +159,10 @@ export class RedisMembership {
       if (this.held()) return;
       const locked = await cmd.set(keys.reaper(e.node), nodeId, 'PX', this.o.livenessMs, 'NX');
       if (locked !== 'OK' || this.held()) continue;
-      // Routes first, checked against the incarnation and heartbeat inside the script: a node that
-      // came back is kept. From here on the node knows it was reaped once it heartbeats.
-      const routes = await this.removeNode(e.node, e.incarnation, minAgeMs);
-      if (routes < 0) continue;
-      await this.finishReaping(e.node, e.incarnation, { crashed: minAgeMs < this.o.livenessMs, routes });
+      // Out of the node set first, checked against the incarnation and heartbeat inside the script:
+      // a node that came back is kept. From here on the node knows it was reaped once it heartbeats.
+      if ((await this.removeNode(e.node, e.incarnation, minAgeMs)) < 0) continue;
+      await this.finishReaping(e.node, e.incarnation, { crashed: minAgeMs < this.o.livenessMs });
     }
     this.unsubscribed = unsubscribed;
     // A reaper that died between removing a node and the rest: a survivor finishes (once its lock lapsed).
@@ -183,6 +182,8 @@ export class RedisMembership {
   ): Promise<void> {
     const { cmd, keys } = this.o;
     const fence = `=${incarnation}`;
+    // Its routes, in every partition, unless a later run of it routed there since.
+    const routes = await this.dropRoutes(node, incarnation);
     // Wills before sessions: orphaning a session takes ownership from the dead node's connection.
     const wills = await this.o.reapWills(node, fence);
     const sessions = await this.o.reapSessions(node, fence);
@@ -196,6 +197,7 @@ export class RedisMembership {
       node,
       incarnation,
       ...report,
+      routes,
       wills,
       sessions,
       by: this.o.nodeId,
@@ -207,19 +209,43 @@ export class RedisMembership {
   }
 
   /**
-   * Removes a node's routes and its entry in the node set. A reaper passes the incarnation it judged
-   * dead and the heartbeat age that judgement needs; '' (the node itself): unconditionally.
+   * Removes a node's entry in the node set. A reaper passes the incarnation it judged dead and the
+   * heartbeat age that judgement needs (its routes go in finishReaping); '' (the node itself):
+   * unconditionally, with its routes. Returns -1 when the node was kept.
    */
   async removeNode(node: string, incarnation = '', minAgeMs = 0): Promise<number> {
     const k = this.o.keys;
-    return scripts.nodeRemove.run(
+    const removed = await scripts.nodeRemove.run(
       this.o.cmd,
-      [k.nodeRoutes(node), k.routeLog, k.nodes, k.nodeRuns, k.reaping],
+      [k.nodes, k.nodeRuns, k.reaping],
       node,
-      this.o.logMaxLen,
       incarnation,
       minAgeMs,
     );
+    if (incarnation === '') await this.dropRoutes(node, '');
+    return removed;
+  }
+
+  /**
+   * Drops a node's routes in every partition, side by side (one short script each): those of run
+   * `incarnation` only, or all of them (''). Returns how many went.
+   */
+  private async dropRoutes(node: string, incarnation: string): Promise<number> {
+    const k = this.o.keys;
+    const counts = await Promise.all(
+      k
+        .allPartitions()
+        .map((p) =>
+          scripts.routeNodeDrop.run(
+            this.o.cmd,
+            [k.nodeRoutes(node, p), k.routeLog(p), k.routeRuns(p)],
+            node,
+            this.o.logMaxLen,
+            incarnation,
+          ),
+        ),
+    );
+    return counts.reduce((sum, n) => sum + Math.max(0, Number(n)), 0);
   }
 
   /** This node leaves: the inbox and its reader's name go too. */

@@ -85,6 +85,8 @@ export class Readiness {
 
   /** The id of the Redis data set, made by the first node that finds none. */
   private async markDataSet(): Promise<string> {
+    // A data set that lost everything gets this node's layout back, before a new node picks its own.
+    await this.o.cmd.set(this.o.keys.layout, String(this.o.keys.partitions), 'NX');
     await this.o.cmd.set(this.o.keys.dataSet, randomBytes(8).toString('hex'), 'NX');
     return (await this.o.cmd.get(this.o.keys.dataSet)) ?? '';
   }

@@ -1,8 +1,10 @@
 /**
  * The replicas on this node of what every node shares through Redis: the route table (RouteReplica)
  * and the retained messages (RedisRetainedStore). Each is loaded from a snapshot and kept current
- * by reading its log (the route log and the retained log, one blocking XREAD for both); when a log
- * was trimmed past what this node had read (a gap), both are loaded again from a snapshot.
+ * by reading its logs. Each partition has a route log and a retained log, read together by one
+ * blocking XREAD on a connection of the partition's own (on Redis Cluster a partition's keys are in
+ * one slot, the partitions on different masters); when a log was trimmed past what this node had
+ * read (a gap), everything is loaded again from a snapshot.
  * See docs/cluster.md "Route table" and "Retained messages".
  */
 import type { Clock } from '../../clock.js';
@@ -18,8 +20,8 @@ import { compareIds } from './route-sync.js';
 type StreamReply = [key: Buffer, entries: [id: Buffer, fields: Buffer[]][]][] | null;
 
 export interface ReplicasOptions {
-  /** The connection the blocking XREAD of the logs runs on (used for nothing else). */
-  reader: RedisClient;
+  /** Per partition, the connection the blocking XREAD of its logs runs on (used for nothing else). */
+  readers(): RedisClient[];
   /** The connection for the snapshot and everything else. */
   cmd: RedisClient;
   keys: Keys;
@@ -28,11 +30,11 @@ export interface ReplicasOptions {
   /** Approximate length the route and retained logs are trimmed to. */
   logMaxLen: number;
   /** The route replica: cleared and filled by a snapshot, changed by the route log. */
-  replica: Pick<RouteReplica, 'clear' | 'apply'>;
+  replica: Pick<RouteReplica, 'clear' | 'apply' | 'dropNode'>;
   /** The retained replica: its snapshot, and the bodies the retained log refers to (op h). */
   retained: Pick<RedisRetainedStore, 'loadSnapshot' | 'bodies' | 'applyLog'>;
-  /** This node applied the route log up to `id` (RouteSync). */
-  appliedUpTo(id: string): void;
+  /** This node applied partition p's route log up to `id` (RouteSync). */
+  appliedUpTo(p: number, id: string): void;
   /** False once the node stops. */
   running(): boolean;
   /** After each snapshot is applied: what the node does before it counts as loaded again. */
@@ -42,9 +44,9 @@ export interface ReplicasOptions {
 export class Replicas {
   /** Raised by every snapshot: a read or a snapshot that a later snapshot overtook applies nothing. */
   private generation = 0;
-  /** The last entry of each log applied here: the next read starts after it. */
-  private routeLogId = '0-0';
-  private retainedLogId = '0-0';
+  /** Per partition, the last entry of each log applied here: the next read starts after it. */
+  private routeLogIds: string[] = [];
+  private retainedLogIds: string[] = [];
 
   constructor(private readonly o: ReplicasOptions) {}
 
@@ -55,35 +57,36 @@ export class Replicas {
   async resync(): Promise<void> {
     const gen = ++this.generation;
     const k = this.o.keys;
-    const [routeTail, retainedTail] = await Promise.all([
-      this.o.cmd.xrevrange(k.routeLog, '+', '-', 'COUNT', 1),
-      this.o.cmd.xrevrange(k.retainedLog, '+', '-', 'COUNT', 1),
+    const parts = k.allPartitions();
+    const lastId = async (key: string) =>
+      (await this.o.cmd.xrevrange(key, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    const [routeTails, retainedTails] = await Promise.all([
+      Promise.all(parts.map((p) => lastId(k.routeLog(p)))),
+      Promise.all(parts.map((p) => lastId(k.retainedLog(p)))),
     ]);
     // Guarantee 3 (no QoS >= 1 loss on a Redis blip): the current replica keeps routing publishes
     // until the snapshot is complete and is replaced in one step. Clearing it before the awaits let
     // publishes arriving meanwhile find no remote route: acknowledged (0x10), sent nowhere, lost.
-    // Every registered node's set of filterKeys, read side by side (a node registers before it
-    // routes anything; one removed is unlinked in the step that unregisters it).
+    // Every registered node's set of filterKeys in each partition, read side by side (a node
+    // registers before it routes anything; one removed is dropped in the steps after it unregisters).
     const nodes = await this.o.cmd.hkeys(k.nodeRuns);
     const routes = await Promise.all(
-      nodes.map(async (node): Promise<[node: string, filterKeys: string[]]> => {
-        const filterKeys: string[] = [];
-        let cursor = '0';
-        do {
-          const [next, items] = await this.o.cmd.sscan(k.nodeRoutes(node), cursor, 'COUNT', 1000);
-          cursor = next;
-          filterKeys.push(...items);
-        } while (cursor !== '0');
-        return [node, filterKeys];
-      }),
+      nodes.flatMap((node) =>
+        parts.map(
+          async (p): Promise<[node: string, filterKeys: string[]]> => [
+            node,
+            await this.scanAll((cursor) => this.o.cmd.sscan(k.nodeRoutes(node, p), cursor, 'COUNT', 1000)),
+          ],
+        ),
+      ),
     );
-    const sessionRoutes: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, items] = await this.o.cmd.hscan(k.sessionRoutes, cursor, 'COUNT', 1000);
-      cursor = next;
-      sessionRoutes.push(...items);
-    } while (cursor !== '0');
+    const sessionRoutes = (
+      await Promise.all(
+        parts.map((p) =>
+          this.scanAll((cursor) => this.o.cmd.hscan(k.sessionRoutes(p), cursor, 'COUNT', 1000)),
+        ),
+      )
+    ).flat();
     await this.o.retained.loadSnapshot();
     if (gen !== this.generation) return;
     this.o.replica.clear();
@@ -94,33 +97,56 @@ export class Replicas {
       const nul = field.indexOf('\0');
       if (nul > 0) this.o.replica.apply('s', field.slice(0, nul), field.slice(nul + 1), sessionRoutes[i + 1]);
     }
-    this.routeLogId = routeTail[0]?.[0] ?? '0-0';
-    this.retainedLogId = retainedTail[0]?.[0] ?? '0-0';
-    this.o.appliedUpTo(this.routeLogId);
+    this.routeLogIds = routeTails;
+    this.retainedLogIds = retainedTails;
+    for (const p of parts) this.o.appliedUpTo(p, routeTails[p]);
     await this.o.snapshotApplied();
   }
 
-  /** Applies the logs' entries as they come, until the node stops (paused after a failed read). */
+  /** Every item of a SCAN-like command, cursor after cursor. */
+  private async scanAll(
+    scan: (cursor: string) => Promise<[cursor: string, items: string[]]>,
+  ): Promise<string[]> {
+    const out: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, items] = await scan(cursor);
+      cursor = next;
+      out.push(...items);
+    } while (cursor !== '0');
+    return out;
+  }
+
+  /** Applies the logs' entries as they come, until the node stops: one reader per partition. */
   async run(): Promise<void> {
+    const readers = this.o.readers();
+    await Promise.all(this.o.keys.allPartitions().map((p) => this.runPartition(p, readers[p])));
+  }
+
+  /** Applies partition p's log entries as they come (paused after a failed read). */
+  private async runPartition(p: number, reader: RedisClient): Promise<void> {
     const k = this.o.keys;
+    const routeLog = k.routeLog(p);
+    const retainedLog = k.retainedLog(p);
+    const inPartition = (fkey: string) => k.partitionOf(fkey) === p;
     while (this.o.running()) {
       const gen = this.generation;
       const from: Record<string, string> = {
-        [k.routeLog]: this.routeLogId,
-        [k.retainedLog]: this.retainedLogId,
+        [routeLog]: this.routeLogIds[p] ?? '0-0',
+        [retainedLog]: this.retainedLogIds[p] ?? '0-0',
       };
       let reply: StreamReply;
       try {
-        reply = (await this.o.reader.xreadBuffer(
+        reply = (await reader.xreadBuffer(
           'COUNT',
           LOG_READ_COUNT,
           'BLOCK',
           1000,
           'STREAMS',
-          k.routeLog,
-          k.retainedLog,
-          this.routeLogId,
-          this.retainedLogId,
+          routeLog,
+          retainedLog,
+          from[routeLog],
+          from[retainedLog],
         )) as StreamReply;
       } catch {
         if (!this.o.running()) return;
@@ -133,8 +159,9 @@ export class Replicas {
         // is only in the snapshot.
         this.o.logger.warn({
           event: 'cluster.log_gap',
-          routeLog: from[k.routeLog],
-          retainedLog: from[k.retainedLog],
+          partition: p,
+          routeLog: from[routeLog],
+          retainedLog: from[retainedLog],
         });
         await this.resync().catch((err: Error) =>
           this.o.logger.warn({ event: 'cluster.resync_failed', err: err.message }),
@@ -144,7 +171,7 @@ export class Replicas {
       // Large retained messages are logged by topic only (op h): their bodies come from the hash.
       let bodies: Map<string, Buffer | null>;
       try {
-        bodies = await this.o.retained.bodies(retainedRefs(reply, k.retainedLog));
+        bodies = await this.o.retained.bodies(retainedRefs(reply, retainedLog));
       } catch {
         if (!this.o.running()) return;
         await pause(this.o.clock);
@@ -152,27 +179,26 @@ export class Replicas {
       }
       if (gen !== this.generation) continue;
       for (const [key, entries] of reply) {
-        const isRoutes = key.toString() === k.routeLog;
+        const isRoutes = key.toString() === routeLog;
         for (const [id, fields] of entries) {
           const f = fieldsOf(fields);
           if (isRoutes) {
-            this.o.replica.apply(
-              f.op?.toString() ?? '',
-              f.n?.toString() ?? '',
-              f.f?.toString() ?? '',
-              f.o?.toString(),
-            );
-            this.routeLogId = id.toString();
+            const op = f.op?.toString() ?? '';
+            const node = f.n?.toString() ?? '';
+            // A node's routes of this partition went (those of the others are in their own logs).
+            if (op === 'n') this.o.replica.dropNode(node, inPartition);
+            else this.o.replica.apply(op, node, f.f?.toString() ?? '', f.o?.toString());
+            this.routeLogIds[p] = id.toString();
           } else {
             const op = f.op?.toString() ?? '';
             const topic = f.t?.toString() ?? '';
             if (op === 'h') this.o.retained.applyLog('s', topic, bodies.get(topic) ?? EMPTY);
             else this.o.retained.applyLog(op, topic, f.m ?? EMPTY);
-            this.retainedLogId = id.toString();
+            this.retainedLogIds[p] = id.toString();
           }
         }
       }
-      this.o.appliedUpTo(this.routeLogId);
+      this.o.appliedUpTo(p, this.routeLogIds[p] ?? '0-0');
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * Retained messages in cluster mode: Redis (a hash plus a change log) is the truth; this node keeps a
  * full replica in a TopicTree, loaded from a snapshot and kept current from the log, so subscribes
- * with wildcards read memory and never SCAN Redis. Last writer (in log order) wins.
+ * with wildcards read memory and never SCAN Redis. Last writer (in log order) wins. Topics are
+ * spread over the partitions (Keys.partitionOf): each partition has its hash, expiry index and log.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -32,6 +33,8 @@ export class RedisRetainedStore implements RetainedStore {
     private readonly writer = randomBytes(6).toString('hex'),
   ) {}
   private writes = 0;
+  /** The partition the next sweep looks at. */
+  private sweepNext = 0;
 
   get size(): number {
     return this.tree.size;
@@ -42,10 +45,11 @@ export class RedisRetainedStore implements RetainedStore {
     const encoded = message.payload.length === 0 ? EMPTY : encodeMessage(message);
     this.applyLocal(message.topic, message.payload.length === 0 ? undefined : { message, encoded });
     const k = this.keys;
+    const p = k.partitionOf(message.topic);
     return scripts.retainedSet
       .run(
         this.redis,
-        [k.retained, k.retainedLog, k.retainedSeq(this.writer), k.retainedExpiry],
+        [k.retained(p), k.retainedLog(p), k.retainedSeq(this.writer, p), k.retainedExpiry(p)],
         message.topic,
         encoded,
         this.logMaxLen,
@@ -79,26 +83,36 @@ export class RedisRetainedStore implements RetainedStore {
   private expire(topic: string, e: Entry): void {
     this.tree.delete(topic);
     const k = this.keys;
+    const p = k.partitionOf(topic);
     scripts.retainedExpire
-      .run(this.redis, [k.retained, k.retainedLog, k.retainedExpiry], topic, e.encoded, this.logMaxLen)
+      .run(
+        this.redis,
+        [k.retained(p), k.retainedLog(p), k.retainedExpiry(p)],
+        topic,
+        e.encoded,
+        this.logMaxLen,
+      )
       .catch(() => undefined);
   }
 
   /** The node leaves: its writes are in (one connection, in order), no re-send can follow. */
   async leave(): Promise<void> {
-    await this.redis.del(this.keys.retainedSeq(this.writer));
+    const k = this.keys;
+    await Promise.all(k.allPartitions().map((p) => this.redis.del(k.retainedSeq(this.writer, p))));
   }
 
   /**
    * Removes from Redis up to `batch` retained messages whose expiry passed (Redis' clock), read or
-   * not; the replicas drop them from the log. Any node may run it: each delete happens once.
+   * not, in the next partition in turn (one short script per call); the replicas drop them from the
+   * log. Any node may run it: each delete happens once.
    */
   async sweep(batch = SWEEP_BATCH): Promise<number> {
     const k = this.keys;
+    const p = this.sweepNext++ % k.partitions;
     return Number(
       await scripts.retainedSweep.run(
         this.redis,
-        [k.retained, k.retainedLog, k.retainedExpiry],
+        [k.retained(p), k.retainedLog(p), k.retainedExpiry(p)],
         this.logMaxLen,
         batch,
       ),
@@ -116,17 +130,24 @@ export class RedisRetainedStore implements RetainedStore {
    * a later one's (whose entry comes later): applied in log order, the replica converges all the same.
    */
   async bodies(topics: Iterable<string>): Promise<Map<string, Buffer | null>> {
-    const wanted = [...new Set(topics)];
+    const byPartition = new Map<number, string[]>();
+    for (const topic of new Set(topics)) {
+      const p = this.keys.partitionOf(topic);
+      const list = byPartition.get(p);
+      if (list === undefined) byPartition.set(p, [topic]);
+      else list.push(topic);
+    }
     const out = new Map<string, Buffer | null>();
     const reads: Promise<void>[] = [];
-    for (let i = 0; i < wanted.length; i += BODY_READ_BATCH) {
-      const chunk = wanted.slice(i, i + BODY_READ_BATCH);
-      reads.push(
-        this.redis.hmgetBuffer(this.keys.retained, ...chunk).then((values) => {
-          for (let j = 0; j < chunk.length; j++) out.set(chunk[j], values[j] ?? null);
-        }),
-      );
-    }
+    for (const [p, wanted] of byPartition)
+      for (let i = 0; i < wanted.length; i += BODY_READ_BATCH) {
+        const chunk = wanted.slice(i, i + BODY_READ_BATCH);
+        reads.push(
+          this.redis.hmgetBuffer(this.keys.retained(p), ...chunk).then((values) => {
+            for (let j = 0; j < chunk.length; j++) out.set(chunk[j], values[j] ?? null);
+          }),
+        );
+      }
     await Promise.all(reads);
     return out;
   }
@@ -141,18 +162,22 @@ export class RedisRetainedStore implements RetainedStore {
     this.tree.set(topic, { message, encoded });
   }
 
-  /** Replaces the replica with a full snapshot from Redis. */
+  /** Replaces the replica with a full snapshot from Redis (the partitions read side by side). */
   async loadSnapshot(): Promise<void> {
     const tree = new TopicTree<Entry>();
-    let cursor = '0';
-    do {
-      const [next, items] = await this.redis.hscanBuffer(this.keys.retained, cursor, 'COUNT', 1000);
-      cursor = next.toString();
-      for (let i = 0; i < items.length; i += 2) {
-        const encoded = items[i + 1];
-        tree.set(items[i].toString(), { message: decodeMessage(encoded), encoded });
-      }
-    } while (cursor !== '0');
+    await Promise.all(
+      this.keys.allPartitions().map(async (p) => {
+        let cursor = '0';
+        do {
+          const [next, items] = await this.redis.hscanBuffer(this.keys.retained(p), cursor, 'COUNT', 1000);
+          cursor = next.toString();
+          for (let i = 0; i < items.length; i += 2) {
+            const encoded = items[i + 1];
+            tree.set(items[i].toString(), { message: decodeMessage(encoded), encoded });
+          }
+        } while (cursor !== '0');
+      }),
+    );
     this.tree = tree;
   }
 }

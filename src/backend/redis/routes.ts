@@ -11,7 +11,7 @@ import type { RouteTable } from '../types.js';
 import type { RedisClient } from './connect.js';
 import type { Keys } from './keys.js';
 import { pause, withTimeout } from './redis-util.js';
-import { type RouteKeys, type Script, scripts } from './scripts.js';
+import { scripts } from './scripts.js';
 
 export interface RoutesOptions {
   cmd: RedisClient;
@@ -23,8 +23,10 @@ export interface RoutesOptions {
   logMaxLen: number;
   /** Where other nodes' routes are matched. */
   replica: Pick<RouteReplica, 'matchNodes' | 'matchShared'>;
-  /** Resolves once every live node applied the route log up to `id` (RouteSync). */
-  confirmed(id: string): Promise<void>;
+  /** This node's run (incarnation): recorded with its routes, the fence of a reaper's drop. */
+  incarnation(): string;
+  /** Resolves once every live node applied partition p's route log up to `id` (RouteSync). */
+  confirmed(p: number, id: string): Promise<void>;
   /** False while Redis is away. */
   connected(): boolean;
   /** False once the node stops: a route write is not tried again then. */
@@ -62,7 +64,7 @@ export class RedisRoutes implements RouteTable {
   /** This node's own routes announced again (after a snapshot: Redis may have lost or reaped them). */
   announce(): void {
     for (const fkey of this.own)
-      this.runRoute(scripts.routeAdd, fkey).catch((err: Error) =>
+      this.writeRoute(fkey).catch((err: Error) =>
         this.o.logger.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
       );
   }
@@ -76,11 +78,11 @@ export class RedisRoutes implements RouteTable {
     if (!this.o.connected()) {
       // Redis is away: no node routes through it now, and this route is announced again (with
       // every own route) when it is back. Local subscribers are served meanwhile (guarantee 3).
-      this.runRoute(scripts.routeAdd, fkey).catch(() => undefined);
+      this.writeRoute(fkey).catch(() => undefined);
       return undefined;
     }
     const confirmed = this.storeRoute(fkey, this.o.clock.now() + this.o.livenessMs).then((id) =>
-      this.o.confirmed(id),
+      this.o.confirmed(this.o.keys.partitionOf(fkey), id),
     );
     this.confirming.set(fkey, confirmed);
     const forget = () => {
@@ -97,12 +99,7 @@ export class RedisRoutes implements RouteTable {
     for (;;) {
       try {
         // Bounded: ioredis holds commands while its connection is down.
-        return String(
-          await withTimeout(
-            this.runRoute(scripts.routeAdd, fkey),
-            Math.max(1, deadline - this.o.clock.now()),
-          ),
-        );
+        return String(await withTimeout(this.writeRoute(fkey), Math.max(1, deadline - this.o.clock.now())));
       } catch (err) {
         if (!this.o.running() || this.o.clock.now() >= deadline) throw err;
         await pause(this.o.clock);
@@ -112,19 +109,26 @@ export class RedisRoutes implements RouteTable {
 
   private removeRoute(fkey: string): void {
     this.own.delete(fkey);
-    this.runRoute(scripts.routeDel, fkey).catch((err: Error) =>
-      this.o.logger.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
-    );
+    const k = this.o.keys;
+    const p = k.partitionOf(fkey);
+    scripts.routeDel
+      .run(this.o.cmd, [k.nodeRoutes(this.o.nodeId, p), k.routeLog(p)], this.o.nodeId, fkey, this.o.logMaxLen)
+      .catch((err: Error) =>
+        this.o.logger.warn({ event: 'cluster.route_write_failed', filter: fkey, err: err.message }),
+      );
   }
 
-  private runRoute<R>(script: Script<RouteKeys, R>, fkey: string): Promise<R> {
+  /** route-add.lua in the route's partition; resolves to the route-log entry to wait for. */
+  private writeRoute(fkey: string): Promise<string> {
     const k = this.o.keys;
-    return script.run(
+    const p = k.partitionOf(fkey);
+    return scripts.routeAdd.run(
       this.o.cmd,
-      [k.nodeRoutes(this.o.nodeId), k.routeLog],
+      [k.nodeRoutes(this.o.nodeId, p), k.routeLog(p), k.routeRuns(p)],
       this.o.nodeId,
       fkey,
       this.o.logMaxLen,
+      this.o.incarnation(),
     );
   }
 }

@@ -162,6 +162,7 @@ function script<K extends readonly string[], R>(
 }
 
 export type RouteKeys = [nodeRoutes: string, routeLog: string];
+export type RouteRunKeys = [nodeRoutes: string, routeLog: string, routeRuns: string];
 type NodeKeys = [nodes: string, nodeRuns: string];
 type RetainedKeys = [retained: string, retainedLog: string, retainedExpiry: string];
 export type SessionKeys = [
@@ -176,14 +177,12 @@ type SessionRouteKeys = [sessionRoutes: string, clientRoutes: string, routeLog: 
 export type ClaimReply = [Buffer | null, number, Buffer | null, number, number, Buffer[], Buffer[], Buffer[]];
 
 export const scripts = {
-  routeAdd: script<RouteKeys, string>('route-add.lua', 2),
+  routeAdd: script<RouteRunKeys, string>('route-add.lua', 3),
   routeDel: script<RouteKeys, number>('route-del.lua', 2),
   nodeHeartbeat: script<NodeKeys, number>('node-heartbeat.lua', 2),
   nodesScan: script<NodeKeys, (string | number)[]>('nodes-scan.lua', 2),
-  nodeRemove: script<[...RouteKeys, nodes: string, nodeRuns: string, reaping: string], number>(
-    'node-remove.lua',
-    5,
-  ),
+  nodeRemove: script<[nodes: string, nodeRuns: string, reaping: string], number>('node-remove.lua', 3),
+  routeNodeDrop: script<RouteRunKeys, number>('route-node-drop.lua', 3),
   inboxAdd: script<[inbox: string], number>('inbox-add.lua', 1),
   inboxDrop: script<[inbox: string, inboxRun: string], number>('inbox-drop.lua', 2),
   retainedSet: script<

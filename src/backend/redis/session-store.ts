@@ -68,8 +68,8 @@ export interface RedisSessionStoreOptions {
   sendControl: (node: string, msg: Record<string, unknown>) => void;
   /** cluster.replicaAcks: an append counts as accepted once Redis replicas hold it (RedisBus). */
   replicated?: (key: string) => Promise<void>;
-  /** Resolves once every live node applied the route-log entry `id` (guarantee 8). */
-  routeApplied?: (id: string) => Promise<void>;
+  /** Resolves once every live node applied partition p's route-log entry `id` (guarantee 8). */
+  routeApplied?: (p: number, id: string) => Promise<void>;
 }
 
 export class RedisSessionStore implements SessionStore {
@@ -391,10 +391,11 @@ export class RedisSessionStore implements SessionStore {
    */
   async dropRoutes(clientId: string, epoch: number): Promise<void> {
     const k = this.keys;
+    const p = k.partitionOf(clientId);
     await this.track(
       scripts.sessionRoutesDrop.run(
         this.redis,
-        [k.sessionRoutes, k.clientRoutes(clientId), k.routeLog],
+        [k.sessionRoutes(p), k.clientRoutes(clientId), k.routeLog(p)],
         clientId,
         this.o.logMaxLen,
         epoch,
@@ -405,10 +406,11 @@ export class RedisSessionStore implements SessionStore {
   /** Routes (or unroutes, with '') a plain subscription; refused below the client's route floor. */
   private async route(clientId: string, raw: string, json: string, epoch: number): Promise<void> {
     const k = this.keys;
+    const p = k.partitionOf(clientId);
     const done = await this.track(
       scripts.sessionRoute.run(
         this.redis,
-        [k.sessionRoutes, k.clientRoutes(clientId), k.routeLog],
+        [k.sessionRoutes(p), k.clientRoutes(clientId), k.routeLog(p)],
         clientId,
         raw,
         json,
@@ -421,7 +423,7 @@ export class RedisSessionStore implements SessionStore {
       throw new FencedError();
     }
     // A route set: the subscriber's SUBACK waits until every node routes to it.
-    if (json !== '' && typeof done === 'string') await this.o.routeApplied?.(done);
+    if (json !== '' && typeof done === 'string') await this.o.routeApplied?.(p, done);
   }
 
   /**

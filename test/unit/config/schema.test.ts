@@ -43,6 +43,7 @@ describe('config schema', () => {
         replicaAcks: 0,
         replicaAckTimeoutMs: 1000,
         inboxMaxLength: 10_000,
+        partitions: 0,
       },
       mqtt: { ...defaultBrokerOptions },
       auth: {
