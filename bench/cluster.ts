@@ -77,7 +77,7 @@ function usage(message: string): never {
       '                                [--contenders shoal-cluster,aedes-cluster,shoal-single] [--json FILE]\n' +
       '                                [--duration S] [--warmup S] [--drain S] [--workers N] [--payload BYTES]\n' +
       '                                [--latency-tick-ms MS] [--nodes 1-4] [--shoal-impl dist|build|tsx] [--shoal-cli]\n' +
-      '                                [--log-level LEVEL]',
+      '                                [--log-level LEVEL] [--shoal-config FILE]',
   );
   process.exit(2);
 }
@@ -98,6 +98,7 @@ const VALUED = new Set([
   '--nodes',
   '--shoal-impl',
   '--log-level',
+  '--shoal-config',
 ]);
 const args = parseArgs(argv, FLAGS, VALUED, usage);
 const values = args.values;
@@ -114,6 +115,8 @@ if (shoalImplFlag !== undefined && !['dist', 'build', 'tsx'].includes(shoalImplF
   usage('--shoal-impl must be dist, build or tsx');
 const shoalCli = values.has('--shoal-cli');
 const logLevel = values.get('--log-level') ?? 'warn';
+/** A Shoal config file every Shoal node of the run starts with (`--config`), for what-if runs. */
+const shoalConfig = values.get('--shoal-config');
 /**
  * Cluster nodes per clustered trial (1-4, default 2): publishers on node a, the subscriber on node
  * b (on a when there is one node); nodes c and d are members that serve no client. Commands per
@@ -225,6 +228,7 @@ async function startNode(c: Contender, label: string, port: number, redisUrl?: s
       '0',
       '--log-level',
       logLevel,
+      ...(shoalConfig === undefined ? [] : ['--config', shoalConfig]),
     ];
     args = shoalCli
       ? [join(REPO, 'bin/shoal.js'), 'start', ...shoalArgs]
