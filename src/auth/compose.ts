@@ -35,7 +35,7 @@ import {
   isThenable,
   type TopicPermissions,
 } from './types.js';
-import { type FileWatch, watchFile } from './watch.js';
+import { type FileWatch, watchFile } from '../config/watch.js';
 
 export interface AuthDeps {
   clock: Clock;
@@ -308,13 +308,10 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): AuthSystem {
     for (const kind of Object.keys(loaders) as FileKind[]) {
       const loader = loaders[kind]!;
       watches.push(
-        watchFile(
-          loader.file,
-          () => reloadOne(kind),
-          clock,
-          deps.watchDebounceMs ?? 100,
-          (err) => logger.warn({ event: 'auth.watch_failed', file: loader.file, reason: err.message }),
-        ),
+        watchFile(loader.file, () => reloadOne(kind), clock, {
+          debounceMs: deps.watchDebounceMs,
+          onError: (err) => logger.warn({ event: 'auth.watch_failed', file: loader.file, reason: err.message }),
+        }),
       );
     }
   }

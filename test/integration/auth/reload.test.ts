@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../../src/auth/password-file.js';
 import { freePort } from '../../helpers/ports.js';
 import { killAllTracked, spawnTracked } from '../../helpers/processes.js';
+import { SecretVolume } from '../../helpers/secret-volume.js';
 import { cleanup, connect, nextMessage, online, startAuthServer, tempDir } from './helpers.js';
 
 afterEach(async () => {
@@ -62,6 +63,24 @@ describe('auth file reload', () => {
       0x86,
     );
     await online(b.url, { protocolVersion: 5, username: 'alice', password: 'new-pw', clientId: 'a2' });
+  });
+
+  it('(#14) a password file mounted from a Kubernetes Secret is reloaded when the kubelet swaps the volume', async () => {
+    const volume = new SecretVolume(await tempDir());
+    await volume.write({ passwords: `alice:${await hashPassword('old-pw')}\n` });
+    const b = await startAuthServer({
+      passwordFile: path.join(volume.dir, 'passwords'),
+      required: true,
+      watchFiles: true,
+    });
+    await online(b.url, { protocolVersion: 5, username: 'alice', password: 'old-pw', clientId: 'k1' });
+    const from = b.log.lines.length;
+    await volume.write({ passwords: `alice:${await hashPassword('rotated')}\n` });
+    await b.log.next('auth.reloaded', (l) => l.key === 'auth.passwordFile', from);
+    expect((await connect(b.url, { protocolVersion: 5, username: 'alice', password: 'old-pw' })).code).toBe(
+      0x86,
+    );
+    await online(b.url, { protocolVersion: 5, username: 'alice', password: 'rotated', clientId: 'k2' });
   });
 
   it('a broken file is logged and the previous content kept', async () => {
