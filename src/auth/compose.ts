@@ -18,6 +18,7 @@
 import type { Clock } from '../clock.js';
 import { ConfigError } from '../config/errors.js';
 import type { AuthConfig } from '../config/schema.js';
+import { type FileWatch, watchFile } from '../config/watch.js';
 import type { Logger } from '../observability/logger.js';
 import { ReasonCode } from '../protocol/index.js';
 import { Acl, aclFilter } from './acl.js';
@@ -35,7 +36,6 @@ import {
   isThenable,
   type TopicPermissions,
 } from './types.js';
-import { type FileWatch, watchFile } from '../config/watch.js';
 
 export interface AuthDeps {
   clock: Clock;
@@ -310,7 +310,8 @@ export function createAuth(config: AuthConfig, deps: AuthDeps): AuthSystem {
       watches.push(
         watchFile(loader.file, () => reloadOne(kind), clock, {
           debounceMs: deps.watchDebounceMs,
-          onError: (err) => logger.warn({ event: 'auth.watch_failed', file: loader.file, reason: err.message }),
+          onError: (err) =>
+            logger.warn({ event: 'auth.watch_failed', file: loader.file, reason: err.message }),
         }),
       );
     }
