@@ -1,7 +1,7 @@
 /**
  * The `shoal` command: `shoal [start] [flags]`, `shoal passwd FILE USER [--delete]`,
  * `shoal repair-data DIR`, `shoal --help`, `shoal --version`. Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 2 for a configuration
- * problem, 1 otherwise. SIGHUP rereads the auth files (passwords, ACL, JWT keys).
+ * problem, 1 otherwise. SIGHUP rereads the auth files (passwords, ACL, JWT keys) and the TLS certificate.
  */
 import { type PasswdInput, passwdCommand } from './auth/passwd-command.js';
 import { DiskJournal } from './backend/disk/disk-journal.js';
@@ -135,7 +135,7 @@ export function usage(): string {
        shoal passwd FILE USER [--delete]
        shoal repair-data DIR
 
-Runs a Shoal MQTT broker node; SIGHUP rereads its password, ACL and key files. Flags override
+Runs a Shoal MQTT broker node; SIGHUP rereads its password, ACL, key and certificate files. Flags override
 environment variables, which override the config file, which overrides the defaults. A port of 0
 disables that listener. \`shoal passwd\` adds, changes or removes a user in a password file.
 \`shoal repair-data\` rebuilds what can be read of a damaged data dir (persistence.dir).

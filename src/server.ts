@@ -23,6 +23,7 @@ import type { DrainOptions } from './broker/drain.js';
 import { type Clock, systemClock } from './clock.js';
 import type { Config } from './config/schema.js';
 import { readTlsCredentials } from './config/tls.js';
+import { TlsRotation } from './config/tls-rotation.js';
 import { acceptor, type ConnectionHost } from './connection/accept.js';
 import type { ErrorCode } from './errors.js';
 import { type LimitName, Limits } from './limits/limits.js';
@@ -30,7 +31,12 @@ import { AdminApi } from './observability/admin-api.js';
 import type { AdminNode, BrokerAdmin } from './observability/admin-types.js';
 import { ObservabilityServer } from './observability/http.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createInstruments, createMetricsRegistry, registerBrokerMetrics } from './observability/metrics.js';
+import {
+  createInstruments,
+  createMetricsRegistry,
+  registerBrokerMetrics,
+  registerTlsMetrics,
+} from './observability/metrics.js';
 import type { BrokerStats } from './observability/stats.js';
 import type { StatusView } from './observability/status-page.js';
 import { AddressList } from './transport/address.js';
@@ -78,7 +84,7 @@ export interface RunningServer {
   readonly ports: Readonly<ServerPorts>;
   /** True from the moment every listener is up until close() begins. */
   readonly ready: boolean;
-  /** Rereads the password, ACL and key files (SIGHUP); open connections stay. */
+  /** Rereads the password, ACL and key files and the TLS certificate (SIGHUP); open connections stay. */
   reload(): void;
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>;
@@ -113,6 +119,17 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const logger = deps.logger ?? createLogger(config.logLevel);
   const clock = deps.clock ?? systemClock;
   const credentials = needsTls(config) ? readTlsCredentials(config.tls) : undefined;
+  // Certificate rotation (SIGHUP, and the files' watch): the TLS and WSS listeners are added below.
+  const rotation =
+    credentials === undefined
+      ? undefined
+      : new TlsRotation({
+          config: config.tls,
+          clock,
+          logger,
+          initial: credentials,
+          watch: config.tls.watchFiles,
+        });
   const createBroker = deps.createBroker ?? ((d: BrokerDeps) => new Broker(d));
   const nodeId = config.nodeId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
   const registry = config.httpPort === 0 ? undefined : createMetricsRegistry();
@@ -217,6 +234,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
         mode,
         cluster,
       });
+      if (rotation !== undefined) registerTlsMetrics(registry, rotation);
       const nodes = async (): Promise<AdminNode[]> =>
         cluster === undefined
           ? [{ nodeId, self: true, lastSeenMs: null }]
@@ -275,10 +293,12 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     })) {
       await bind(name, key, port, listener);
       listeners.push(listener);
+      if (name === 'tls' || name === 'wss') rotation?.add(listener as TlsListener | WebSocketListener);
     }
   } catch (err) {
     // Undo what started; clients of a listener that did start are disconnected by the shutdown.
     auth.close();
+    rotation?.close();
     await Promise.all(listeners.map((l) => l.close()));
     await broker.shutdown();
     await local?.close();
@@ -315,6 +335,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     if (!done) logger.warn({ event: 'server.shutdown_timeout', timeoutMs: config.shutdownTimeoutMs });
     await local?.close().catch((err: unknown) => logger.error({ event: 'persistence.close_failed', err }));
     auth.close();
+    rotation?.close();
     await http?.close();
     logger.info({ event: 'server.stopped' });
   };
@@ -329,6 +350,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     reload() {
       logger.info({ event: 'server.reload' });
       auth.reload();
+      rotation?.reload();
     },
     close() {
       closing ??= shutdown();

@@ -29,6 +29,11 @@ export interface TlsConfig {
   readonly requestClientCert: boolean;
   /** Refuse clients whose certificate does not verify (only matters with `requestClientCert`). */
   readonly rejectUnauthorized: boolean;
+  /**
+   * Read the certificate, key and CA again when they change on disk (a renewal, a Secret update);
+   * SIGHUP reads them either way. New handshakes get the new certificate; open connections stay.
+   */
+  readonly watchFiles: boolean;
 }
 
 /** Cluster mode settings (used when `redis` is set). */
@@ -369,6 +374,7 @@ export const configSchema: Schema<Config> = {
     caFile: optionalText(),
     requestClientCert: boolean(false),
     rejectUnauthorized: boolean(true),
+    watchFiles: boolean(true),
   },
   cluster: {
     heartbeatMs: integer(100, 60_000, 1000),

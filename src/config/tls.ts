@@ -1,4 +1,8 @@
-/** The TLS material the config names: read once at start, checked before any listener binds. */
+/**
+ * The TLS material the config names: read and checked at start before any listener binds, and
+ * again on every rotation (tls-rotation.ts).
+ */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { TlsCredentials } from '../transport/tls.js';
@@ -29,4 +33,13 @@ export function readTlsCredentials(config: TlsConfig): TlsCredentials {
     throw ConfigError.at('tls', `certificate, key or CA not usable: ${(err as Error).message}`);
   }
   return credentials;
+}
+
+/** When the first (leaf) certificate of a PEM bundle expires, in ms since the epoch; undefined if unreadable. */
+export function certificateExpiresAt(pem: Buffer): number | undefined {
+  try {
+    return Date.parse(new X509Certificate(pem).validTo);
+  } catch {
+    return undefined;
+  }
 }

@@ -280,6 +280,38 @@ export function registerBrokerMetrics(
   });
 }
 
+/** What the TLS metrics read (config/tls-rotation.ts). */
+export interface TlsMetricsSource {
+  /** When the served certificate expires, ms since the epoch (undefined: unreadable). */
+  readonly expiresAt: number | undefined;
+  readonly reloads: { readonly ok: number; readonly failed: number };
+}
+
+/** The served certificate's expiry and the rotations since start (with a TLS or WSS listener). */
+export function registerTlsMetrics(registry: Registry, tls: TlsMetricsSource): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'shoal_tls_certificate_expiry_timestamp_seconds',
+    help: 'When the certificate served on the TLS and WSS listeners expires (Unix time, seconds): alert well before it.',
+    registers,
+    collect() {
+      if (tls.expiresAt === undefined) this.reset();
+      else this.set(tls.expiresAt / 1000);
+    },
+  });
+  new Counter({
+    name: 'shoal_tls_reloads_total',
+    help: 'Certificate reloads since start (SIGHUP or a change of the files), by result: ok (served from then on) or failed (kept the previous one).',
+    labelNames: ['result'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ result: 'ok' }, tls.reloads.ok);
+      this.inc({ result: 'failed' }, tls.reloads.failed);
+    },
+  });
+}
+
 /** The histograms behind Instruments, registered on `registry`. */
 export function createInstruments(registry: Registry): Instruments {
   const registers = [registry];

@@ -21,6 +21,16 @@ export interface TlsCredentials {
   rejectUnauthorized: boolean;
 }
 
+/** The certificate, key and CAs of `credentials`: what a running server's context is replaced with. */
+export function secureContextOptions(credentials: TlsCredentials): tls.SecureContextOptions {
+  return { cert: credentials.cert, key: credentials.key, ca: credentials.ca };
+}
+
+/** A listener whose certificate can be replaced while it runs (new handshakes get the new one). */
+export interface RotatableTls {
+  setCredentials(credentials: TlsCredentials): void;
+}
+
 /** Server options shared by the TLS and WSS listeners. */
 export function tlsServerOptions(credentials: TlsCredentials): tls.TlsOptions {
   return {
@@ -49,7 +59,7 @@ export interface TlsListenerOptions {
   keepAliveMs?: number;
 }
 
-export class TlsListener implements Listener {
+export class TlsListener implements Listener, RotatableTls {
   readonly kind = 'tls';
   private readonly server: tls.Server;
   /** With the PROXY protocol: the plain TCP server that accepts and reads the header. */
@@ -93,6 +103,11 @@ export class TlsListener implements Listener {
 
   listen(): Promise<number> {
     return listenOn(this.front ?? this.server, this.options.host, this.options.port, this.options.onError);
+  }
+
+  /** New handshakes use these; connections already open keep theirs. */
+  setCredentials(credentials: TlsCredentials): void {
+    this.server.setSecureContext(secureContextOptions(credentials));
   }
 
   close(): Promise<void> {

@@ -12,7 +12,7 @@ import { type AddressList, forwardedClient } from './address.js';
 import { listenOn, stopAccepting } from './listen.js';
 import { verifiedPeerCertificate } from './socket.js';
 import { keepAlive } from './tcp.js';
-import { type TlsCredentials, tlsServerOptions } from './tls.js';
+import { type RotatableTls, secureContextOptions, type TlsCredentials, tlsServerOptions } from './tls.js';
 import type { ConnectionHandler, Listener, Transport, TransportEvents } from './types.js';
 
 /** Subprotocols we speak: `mqtt` (3.1.1 and 5.0) and `mqttv3.1` (3.1). */
@@ -132,7 +132,7 @@ export interface WebSocketListenerOptions {
   keepAliveMs?: number;
 }
 
-export class WebSocketListener implements Listener {
+export class WebSocketListener implements Listener, RotatableTls {
   readonly kind: 'ws' | 'wss';
   private readonly server: http.Server;
   private readonly wss: WebSocketServer;
@@ -167,6 +167,11 @@ export class WebSocketListener implements Listener {
 
   listen(): Promise<number> {
     return listenOn(this.server, this.options.host, this.options.port, this.options.onError);
+  }
+
+  /** WSS: new handshakes use these; connections already open keep theirs. (Plain WS: nothing to do.) */
+  setCredentials(credentials: TlsCredentials): void {
+    if (this.server instanceof https.Server) this.server.setSecureContext(secureContextOptions(credentials));
   }
 
   close(): Promise<void> {

@@ -13,7 +13,8 @@ export interface TestCert {
   remove(): Promise<void>;
 }
 
-export async function makeTestCert(): Promise<TestCert> {
+/** `days`: how long it is valid (certificates made with different days expire at different times). */
+export async function makeTestCert(days = 1): Promise<TestCert> {
   const dir = await mkdtemp(path.join(tmpdir(), 'shoal-cert-'));
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
@@ -26,7 +27,7 @@ export async function makeTestCert(): Promise<TestCert> {
     '-subj',
     '/CN=localhost',
     '-days',
-    '1',
+    String(days),
     '-keyout',
     keyFile,
     '-out',

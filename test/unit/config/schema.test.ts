@@ -35,6 +35,7 @@ describe('config schema', () => {
         caFile: null,
         requestClientCert: false,
         rejectUnauthorized: true,
+        watchFiles: true,
       },
       cluster: {
         heartbeatMs: 1000,
