@@ -90,12 +90,64 @@ true
 {{- $_ := set $c "proxyProtocol" (dict "tcp" .Values.proxyProtocol.tcp "tls" .Values.proxyProtocol.tls "trustedProxies" .Values.proxyProtocol.trustedProxies) }}
 {{- if .Values.tls.enabled }}
 {{- $tls := dict "port" 8883 "wssPort" 8084 "certFile" "/etc/shoal/tls/tls.crt" "keyFile" "/etc/shoal/tls/tls.key" "requestClientCert" .Values.tls.requestClientCert "rejectUnauthorized" .Values.tls.rejectUnauthorized }}
-{{- if or .Values.tls.ca .Values.tls.existingSecret }}{{ $_ := set $tls "caFile" "/etc/shoal/tls/ca.crt" }}{{ end }}
+{{- /* A CA only verifies client certificates: ca.crt of an existing Secret (cert-manager's ACME ones have none) is read only when they are asked for. */}}
+{{- if or .Values.tls.ca (and .Values.tls.existingSecret .Values.tls.requestClientCert) }}{{ $_ := set $tls "caFile" "/etc/shoal/tls/ca.crt" }}{{ end }}
 {{- $_ := set $c "tls" $tls }}
 {{- end }}
 {{- $auth := dict "required" .Values.auth.required }}
-{{- if or .Values.auth.passwords .Values.auth.existingSecret }}{{ $_ := set $auth "passwordFile" "/etc/shoal/auth/passwords" }}{{ end }}
-{{- if or .Values.auth.acl .Values.auth.existingSecret }}{{ $_ := set $auth "aclFile" "/etc/shoal/auth/acl" }}{{ end }}
+{{- if include "shoal.authPasswords" . }}{{ $_ := set $auth "passwordFile" "/etc/shoal/auth/passwords" }}{{ end }}
+{{- if include "shoal.authAcl" . }}{{ $_ := set $auth "aclFile" "/etc/shoal/auth/acl" }}{{ end }}
 {{- $_ := set $c "auth" $auth }}
+{{- include "shoal.checkConfig" . }}
 {{- toYaml (mustMergeOverwrite $c (deepCopy .Values.config)) }}
+{{- end }}
+
+{{/* The Secret key of the password file ("" = none): the chart's own Secret, or existingSecret's. */}}
+{{- define "shoal.authPasswords" -}}
+{{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretPasswordsKey }}{{ else if .Values.auth.passwords }}passwords{{ end }}
+{{- end }}
+
+{{/* The Secret key of the ACL file ("" = none). */}}
+{{- define "shoal.authAcl" -}}
+{{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretAclKey }}{{ else if .Values.auth.acl }}acl{{ end }}
+{{- end }}
+
+{{/*
+Keys of `config:` the chart sets from its own values (ports the Service, probes and container ports
+use; the grace period; the mounted files): setting one there would silently break what is derived
+from it, so the chart refuses it and names the value to use.
+*/}}
+{{- define "shoal.checkConfig" -}}
+{{- $managed := dict
+  "host" "the pod listens on every address"
+  "port" "the Service and container port 1883"
+  "wsPort" "use listeners.ws"
+  "httpPort" "the probes, the metrics port and the monitors use 9090"
+  "shutdownTimeoutMs" "use drain.timeoutMs: it also sizes terminationGracePeriodSeconds"
+  "logLevel" "use logLevel"
+  "drain" "use the drain values"
+  "admin.enabled" "use admin.enabled"
+  "admin.token" "use admin.token or admin.existingSecret"
+  "redis" "use the redis values"
+  "cluster.keyPrefix" "use redis.keyPrefix"
+  "cluster.heartbeatMs" "use redis.heartbeatMs"
+  "cluster.livenessTimeoutMs" "use redis.livenessTimeoutMs"
+  "proxyProtocol" "use the proxyProtocol values"
+  "tls.port" "the Service and container port 8883"
+  "tls.wssPort" "the Service and container port 8084"
+  "tls.certFile" "the tls Secret is mounted at /etc/shoal/tls"
+  "tls.keyFile" "the tls Secret is mounted at /etc/shoal/tls"
+  "tls.caFile" "use tls.ca, or tls.existingSecret with tls.requestClientCert"
+  "tls.requestClientCert" "use tls.requestClientCert"
+  "tls.rejectUnauthorized" "use tls.rejectUnauthorized"
+  "auth.passwordFile" "use auth.passwords or auth.existingSecret"
+  "auth.aclFile" "use auth.acl or auth.existingSecret"
+  "auth.required" "use auth.required" }}
+{{- range $path, $why := $managed }}
+{{- $node := $.Values.config }}
+{{- $parts := splitList "." $path }}
+{{- $found := true }}
+{{- range $parts }}{{ if and $found (kindIs "map" $node) (hasKey $node .) }}{{ $node = index $node . }}{{ else }}{{ $found = false }}{{ end }}{{ end }}
+{{- if $found }}{{ fail (printf "config.%s is set by the chart (%s): remove it from config" $path $why) }}{{ end }}
+{{- end }}
 {{- end }}
