@@ -97,7 +97,7 @@ export class AdminApi {
       this.authorize(req);
       const rest = url.pathname.slice(ADMIN_PREFIX.length);
       const slash = rest.indexOf('/');
-      const param = slash < 0 ? undefined : decodeURIComponent(rest.slice(slash + 1));
+      const param = slash < 0 ? undefined : decodePathPart(rest.slice(slash + 1));
       route = slash < 0 ? rest : `${rest.slice(0, slash)}/:id`;
       const methods = this.routes[route];
       if (methods === undefined || (param !== undefined && param.length === 0))
@@ -286,4 +286,13 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
     'cache-control': 'no-store',
   });
   res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+/** A path segment's percent-encoding decoded; one that is not valid (`%ZZ`, a cut UTF-8 sequence) is a 400. */
+function decodePathPart(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError('BAD_REQUEST', 'the path is not valid percent-encoded UTF-8');
+  }
 }

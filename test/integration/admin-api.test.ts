@@ -270,6 +270,19 @@ describe('retained messages and publish', () => {
     expect((await api('GET', '/api/v1/retained?filter=a/%23/b')).status).toBe(400);
   });
 
+  it('(#14) answers 400, not 500, for a path that is not valid percent-encoding, and for a body that is not JSON', async () => {
+    const r = await api('GET', '/api/v1/clients/%E0%A4%A');
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ error: { code: 'BAD_REQUEST' } });
+    expect((await api('DELETE', '/api/v1/clients/%ZZ')).status).toBe(400);
+    const raw = await fetch(`${base}/api/v1/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: '{"topic": ',
+    });
+    expect(raw.status).toBe(400);
+  });
+
   it('answers 404 for an unknown endpoint and 405 for a wrong method', async () => {
     expect((await api('GET', '/api/v1/nope')).status).toBe(404);
     const r = await api('POST', '/api/v1/nodes', {});
