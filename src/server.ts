@@ -232,6 +232,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
         ready: isReady,
         version: VERSION,
         mode,
+        nodeId,
         cluster,
       });
       if (rotation !== undefined) registerTlsMetrics(registry, rotation);

@@ -75,6 +75,8 @@ export interface Claim {
    * stored), which then lives on this node only.
    */
   session?: StoredSession;
+  /** A Clean Start ended the persistent session the store kept for the id. */
+  discarded?: boolean;
 }
 
 /** A persistent session as loaded by the node that now serves it. */
@@ -185,6 +187,11 @@ export interface SessionStore {
   ): void;
   /** Offline sessions it keeps, where it can count them at once (the memory hub; not Redis). */
   offlineCount?(): number;
+  /**
+   * Offline sessions that expired since start, as this store saw them: the memory hub's timers; on
+   * Redis, those whose routes this node's sweep dropped (the nodes' sum is the cluster's).
+   */
+  expiredCount?(): number;
   /** Its offline sessions, where it can read them at once (the memory hub; not Redis): the admin API's view. */
   offlineSessions?(): Iterable<OfflineSession>;
   /** Ends an offline session at once (the admin API's discard); false when there is none offline. */
@@ -249,6 +256,16 @@ export interface ClusterBackend {
   start(handlers: ClusterHandlers): Promise<void>;
   /** Messages and batches sent to other nodes since start. */
   readonly busStats: { readonly envelopes: number; readonly batches: number };
+  /**
+   * What this node's replica of the cluster route table holds: other nodes' routes, and the plain
+   * subscriptions of persistent sessions (cluster mode; absent on a single node).
+   */
+  readonly routeStats?: { readonly routes: number; readonly sessionRoutes: number };
+  /**
+   * Cluster-wide figures only Redis knows, read at scrape time (a Redis round trip): its memory
+   * in use (the sum over the masters of a Redis Cluster) and the persistent sessions offline.
+   */
+  redisStats?(): Promise<{ usedMemoryBytes: number; offlineSessions: number }>;
   /**
    * Makes this node the owner of `clientId` (fencing epoch raised). With a SessionStore it also
    * discards (`clean`) or loads the stored session, and creates one when `expirySeconds` > 0.

@@ -85,6 +85,14 @@ export class Broker implements ChannelContext {
     sentBytesByQos: [0, 0, 0],
     authFailures: 0,
     rateLimited: {},
+    connacks: {},
+    disconnects: {},
+    authz: {},
+    packetsReceived: {},
+    packetsSent: {},
+    sessionsCreated: 0,
+    sessionsResumed: 0,
+    sessionsDiscarded: 0,
   };
   readonly startedAt: number;
 
@@ -232,7 +240,30 @@ export class Broker implements ChannelContext {
       claimsQueued: this.limits.claims.queued,
       takeovers: this.counters.takeovers,
       draining: this.closing,
+      connacks: { ...this.counters.connacks },
+      disconnects: { ...this.counters.disconnects },
+      authz: { ...this.counters.authz },
+      packetsReceived: { ...this.counters.packetsReceived },
+      packetsSent: { ...this.counters.packetsSent },
+      sessionsCreated: this.counters.sessionsCreated,
+      sessionsResumed: this.counters.sessionsResumed,
+      sessionsDiscarded: this.counters.sessionsDiscarded,
+      sessionsExpired: this.store.expiredCount?.() ?? 0,
+      ...this.inflightAndQueued(),
+      clusterRoutes: this.cluster.routeStats?.routes ?? 0,
+      clusterSessionRoutes: this.cluster.routeStats?.sessionRoutes ?? 0,
     };
+  }
+
+  /** Messages in flight to this node's clients and queued for them here (a walk over the sessions: scrape time only). */
+  private inflightAndQueued(): { inflight: number; queued: number } {
+    let inflight = 0;
+    let queued = 0;
+    for (const s of this.manager.sessions.values()) {
+      inflight += s.inflight.size;
+      queued += s.queued;
+    }
+    return { inflight, queued };
   }
 
   /**

@@ -27,6 +27,7 @@ import type { SessionOwner } from '../session/manager.js';
 import type { Session, SessionLink } from '../session/session.js';
 import { handleConnect } from './connect.js';
 import type { ChannelContext, PendingWill } from './context.js';
+import { closeReason, codeLabel, count } from './counting.js';
 import { type EnhancedAuth, handleConnectingPacket, handleReauth } from './enhanced-auth.js';
 import { handlePuback, handlePubcomp, handlePublish, handlePubrec, handlePubrel } from './publish.js';
 import { type Ending, finalPacket } from './refusal.js';
@@ -139,6 +140,7 @@ export class Channel implements SessionLink, SessionOwner {
 
   /** Entry point for every decoded packet. Throws ProtocolError for violations (the connection closes). */
   handle(packet: Packet): void {
+    count(this.ctx.counters.packetsReceived, packet.type);
     if (this.state === 'awaiting-connect') {
       // [MQTT-3.1.0-1] the first packet must be CONNECT
       if (packet.type !== 'connect')
@@ -174,7 +176,7 @@ export class Channel implements SessionLink, SessionOwner {
         handleUnsubscribe(this, packet);
         return;
       case 'pingreq':
-        this.out.write(PINGRESP); // [MQTT-3.12.4-1]
+        this.write(PINGRESP); // [MQTT-3.12.4-1]
         return;
       case 'disconnect':
         this.handleDisconnect(packet);
@@ -204,7 +206,7 @@ export class Channel implements SessionLink, SessionOwner {
     }
     // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; reason 0x04 asks for it.
     if (packet.reasonCode !== ReasonCode.DisconnectWithWillMessage) this.will = undefined;
-    const written = this.finish(true);
+    const written = this.finish('client_disconnect');
     // A session the store keeps: its last acknowledgements are stored before the socket closes, so
     // a client reconnecting elsewhere at once is not sent them again (bounded: Redis may be away).
     if (written === undefined) this.out.close();
@@ -228,7 +230,16 @@ export class Channel implements SessionLink, SessionOwner {
    */
   sendFinal(ending: Ending): void {
     const last = finalPacket(ending, this);
-    if (last !== undefined) this.out.write(encode(last.packet, last.version));
+    if (last === undefined) return;
+    if (last.packet.type === 'connack')
+      count(this.ctx.counters.connacks, `${last.version} ${codeLabel(last.packet.reasonCode)}`);
+    this.write(encode(last.packet, last.version));
+  }
+
+  /** Writes one encoded packet (not a PUBLISH: sendPublish), counted by its type. */
+  write(packet: Buffer): void {
+    count(this.ctx.counters.packetsSent, PACKET_TYPES[packet[0] >> 4]);
+    this.out.write(packet);
   }
 
   /** Server-initiated close, with a DISCONNECT reason for MQTT 5 clients [MQTT-4.13.2-1]. */
@@ -245,7 +256,7 @@ export class Channel implements SessionLink, SessionOwner {
       serverReference: options.serverReference,
     });
     if (options.will === false) this.will = undefined;
-    this.finish(false);
+    this.finish(closeReason(reasonCode));
     this.out.close();
   }
 
@@ -263,7 +274,7 @@ export class Channel implements SessionLink, SessionOwner {
     });
     if (this.state === 'closed') return;
     this.sendFinal({ kind: 'violation', error: err });
-    this.finish(false);
+    this.finish('protocol_error');
     this.out.close();
   }
 
@@ -281,7 +292,7 @@ export class Channel implements SessionLink, SessionOwner {
 
   /** The transport is gone (socket closed, error, keep-alive). Idempotent. */
   transportClosed(): void {
-    this.finish(false);
+    this.finish('connection_lost');
     this.rates?.close();
     this.releaseUserSlot();
   }
@@ -336,12 +347,16 @@ export class Channel implements SessionLink, SessionOwner {
 
   /**
    * Leaves the connected state once: detaches the session and hands the will (if still armed) to the
-   * broker. `clean` is a client DISCONNECT.
+   * broker. `reason`: what ended it, counted for a connected client (shoal_disconnects_total).
    */
-  private finish(_clean: boolean): Promise<void> | undefined {
+  private finish(reason: string): Promise<void> | undefined {
     if (this.state === 'closed') return undefined;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
+    if (wasConnected) {
+      count(this.ctx.counters.disconnects, reason);
+      this.ctx.logger.debug({ event: 'client.disconnected', clientId: this.clientId, reason });
+    }
     const written = wasConnected ? this.ctx.channelClosed(this, this.will) : undefined;
     this.will = undefined;
     return written;
@@ -385,6 +400,7 @@ export class Channel implements SessionLink, SessionOwner {
       return true;
     }
     this.out.writePublish(header, payload);
+    count(this.ctx.counters.packetsSent, 'publish');
     if (d.qos > 0)
       this.window.sent(inflightCost(m.payload.length, m.topic.length), this.session?.inflight.size ?? 0);
     const c = this.ctx.counters;
@@ -465,7 +481,7 @@ export class Channel implements SessionLink, SessionOwner {
   }
 
   sendPubrel(packetId: number): void {
-    this.out.write(encodeAck('pubrel', packetId, 0, undefined, this.version));
+    this.write(encodeAck('pubrel', packetId, 0, undefined, this.version));
   }
 
   /** PUBACK / PUBREC not yet sent (waiting for Redis, or for a congested subscriber to drain). */
@@ -506,9 +522,29 @@ export class Channel implements SessionLink, SessionOwner {
   }
 
   sendAck(type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode = 0): void {
-    this.out.write(encodeAck(type, packetId, reasonCode, undefined, this.version));
+    this.write(encodeAck(type, packetId, reasonCode, undefined, this.version));
   }
 }
+
+/** MQTT control packet types by their number (the first byte's high nibble). */
+const PACKET_TYPES = [
+  'reserved',
+  'connect',
+  'connack',
+  'publish',
+  'puback',
+  'pubrec',
+  'pubrel',
+  'pubcomp',
+  'subscribe',
+  'suback',
+  'unsubscribe',
+  'unsuback',
+  'pingreq',
+  'pingresp',
+  'disconnect',
+  'auth',
+];
 
 const PINGRESP = Buffer.from([0xd0, 0x00]);
 /** The shared empty ack list (never pushed to: queueAck replaces it first). */

@@ -18,6 +18,7 @@ import {
 import { isValidTopicName } from '../topics/index.js';
 import type { Channel } from './channel.js';
 import type { PendingWill } from './context.js';
+import { count } from './counting.js';
 import { startEnhancedAuth, supportsAuthMethod } from './enhanced-auth.js';
 import { isAuthFailure } from './refusal.js';
 import { sendWindow } from './window.js';
@@ -261,7 +262,8 @@ function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession, will?:
 
   const connack: ConnackPacket = { type: 'connack', sessionPresent: present, reasonCode: 0 };
   if (ch.version === 5) connack.properties = connackProperties(ch, p, serverKeepAlive);
-  ch.out.write(encode(connack, ch.version));
+  count(ch.ctx.counters.connacks, `${ch.version} 0x00`);
+  ch.write(encode(connack, ch.version));
   ch.ctx.logger.debug({
     event: 'client.connected',
     clientId: ch.clientId,

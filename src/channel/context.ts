@@ -33,6 +33,19 @@ export interface Counters {
   authFailures: number;
   /** Requests refused or delayed by a limit (connection rate, publish rate, quota...), by limit name. */
   rateLimited: Record<string, number>;
+  /** CONNACKs sent, by reason code as `0x00` (a 3.x client's refusal counts under its MQTT 5 code). */
+  connacks: Record<string, number>;
+  /** Connections of connected clients that ended, by reason (closeReason names: a bounded set). */
+  disconnects: Record<string, number>;
+  /** Authorization answers for PUBLISH and SUBSCRIBE: `publish allow`, `subscribe deny`, ... */
+  authz: Record<string, number>;
+  /** MQTT packets received from and sent to clients, by type (`publish`, `puback`, `pingreq`...). */
+  packetsReceived: Record<string, number>;
+  packetsSent: Record<string, number>;
+  /** Sessions opened on this node: new ones, resumed ones (Session Present), stored ones a Clean Start ended. */
+  sessionsCreated: number;
+  sessionsResumed: number;
+  sessionsDiscarded: number;
 }
 
 export interface ChannelContext {

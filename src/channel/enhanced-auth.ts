@@ -48,7 +48,7 @@ function sendAuth(ch: Channel, reasonCode: number, message: string): void {
     reasonCode,
     properties: { authenticationMethod: ch.authMethod, authenticationData: Buffer.from(message, 'utf8') },
   };
-  ch.out.write(encode(packet, 5));
+  ch.write(encode(packet, 5));
 }
 
 function logFailure(ch: Channel, reason: string, reauth: boolean): void {

@@ -19,6 +19,7 @@ import {
 import { isValidTopicName } from '../topics/index.js';
 import { afterAuthorization } from './authorize.js';
 import type { Channel } from './channel.js';
+import { count } from './counting.js';
 
 export function handlePublish(ch: Channel, p: PublishPacket): void {
   const o = ch.ctx.options;
@@ -62,11 +63,13 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   } else {
     const allowed = ch.ctx.auth.authorizePublish(ch.clientId, ch.username, topic, ch.permissions);
     if (isThenable(allowed)) {
-      afterAuthorization(ch, [allowed], ([ok]) =>
-        completePublish(ch, p, topic, ok ? 0 : ReasonCode.NotAuthorized),
-      );
+      afterAuthorization(ch, [allowed], ([ok]) => {
+        count(ch.ctx.counters.authz, ok ? 'publish allow' : 'publish deny');
+        completePublish(ch, p, topic, ok ? 0 : ReasonCode.NotAuthorized);
+      });
       return;
     }
+    count(ch.ctx.counters.authz, allowed ? 'publish allow' : 'publish deny');
     if (!allowed) reason = ReasonCode.NotAuthorized;
   }
   completePublish(ch, p, topic, reason);

@@ -16,6 +16,7 @@ import {
 import { parseSubscription } from '../topics/index.js';
 import { afterAuthorization } from './authorize.js';
 import type { Channel } from './channel.js';
+import { count } from './counting.js';
 
 interface Granted {
   filter: string;
@@ -73,6 +74,8 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
   const v5 = ch.version === 5;
   const subscriptionId = p.properties?.subscriptionIdentifiers?.[0];
   const session = ch.session!;
+  for (const v of verdicts)
+    if (typeof v === 'boolean') count(ch.ctx.counters.authz, v ? 'subscribe allow' : 'subscribe deny');
   const codes: number[] = [];
   const granted: Granted[] = [];
   /** Subscriptions of a session the cluster keeps: SUBACK waits until Redis holds them. */
@@ -163,7 +166,7 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
 
 function suback(ch: Channel, p: SubscribePacket, codes: number[], granted: readonly Granted[]): void {
   // [MQTT-3.8.4-1] SUBACK with the same packet id, [MQTT-3.8.4-6] one code per filter in order.
-  ch.out.write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, ch.version));
+  ch.write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, ch.version));
   for (const g of granted) sendRetained(ch, g);
 }
 
@@ -233,7 +236,7 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
   }
   const unsuback = () =>
     // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
-    ch.out.write(
+    ch.write(
       encode(
         { type: 'unsuback', packetId: p.packetId, reasonCodes: ch.version === 5 ? codes : undefined },
         ch.version,

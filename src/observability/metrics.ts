@@ -57,6 +57,26 @@ const GAUGES: ReadonlyArray<[name: string, help: string, stat: NumericStat]> = [
     'Shared subscriptions (group and filter) with at least one member on this node.',
     'sharedGroups',
   ],
+  [
+    'shoal_inflight_messages',
+    'QoS 1/2 messages sent to clients of this node and not yet acknowledged.',
+    'inflight',
+  ],
+  [
+    'shoal_queued_messages',
+    "Messages queued on this node for its clients' sessions (a cluster's persistent sessions queue in Redis).",
+    'queued',
+  ],
+  [
+    'shoal_cluster_routes',
+    "Routes of other nodes in this node's replica of the cluster route table (0 on a single node).",
+    'clusterRoutes',
+  ],
+  [
+    'shoal_cluster_session_routes',
+    "Persistent sessions' subscriptions in this node's replica of the cluster route table (0 on a single node).",
+    'clusterSessionRoutes',
+  ],
 ];
 
 const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> = [
@@ -69,6 +89,26 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> =
     'shoal_auth_failures_total',
     'CONNECTs refused for bad credentials or lack of authorization (CONNACK 0x86, 0x87, 0x8C).',
     'authFailures',
+  ],
+  [
+    'shoal_sessions_created_total',
+    'Sessions opened on this node that did not exist before.',
+    'sessionsCreated',
+  ],
+  [
+    'shoal_sessions_resumed_total',
+    'Sessions resumed on this node (CONNACK Session Present 1).',
+    'sessionsResumed',
+  ],
+  [
+    'shoal_sessions_discarded_total',
+    'Stored sessions a Clean Start CONNECT on this node ended.',
+    'sessionsDiscarded',
+  ],
+  [
+    'shoal_sessions_expired_total',
+    "Offline sessions whose expiry passed, as this node's store saw them (cluster mode: those its sweep removed; the sum over nodes is the cluster's).",
+    'sessionsExpired',
   ],
   [
     'shoal_takeovers_total',
@@ -120,6 +160,8 @@ export const DROP_REASONS = [
 export interface ClusterMetricsSource {
   /** Live nodes, this one included (a Redis read: bounded by a timeout at scrape). */
   liveNodes(): Promise<unknown[]>;
+  /** Redis' memory in use and the persistent sessions offline, cluster-wide (a Redis read). */
+  redisStats?(): Promise<{ usedMemoryBytes: number; offlineSessions: number }>;
 }
 
 export interface NodeMetricsSource {
@@ -128,6 +170,8 @@ export interface NodeMetricsSource {
   version: string;
   /** 'single' or 'cluster'. */
   mode: string;
+  /** This node's id (cluster.nodeId, or made from the host name): dashboards name nodes by it. */
+  nodeId: string;
   cluster?: ClusterMetricsSource;
 }
 
@@ -235,6 +279,56 @@ export function registerBrokerMetrics(
       for (const [key, n] of Object.entries(read().connectsBy)) this.inc(labelsOf(key), n);
     },
   });
+  // Counted by a key with one or two label values (`5 0x86`, `publish allow`): bounded sets.
+  const BY_KEY: ReadonlyArray<
+    [
+      name: string,
+      help: string,
+      labels: string[],
+      stat: 'connacks' | 'disconnects' | 'authz' | 'packetsReceived' | 'packetsSent',
+    ]
+  > = [
+    [
+      'shoal_connacks_total',
+      'CONNACKs sent, by MQTT protocol level and the reason or return code on the wire (0x00 accepted; 3.x clients get 3.1.1 return codes).',
+      ['protocol', 'code'],
+      'connacks',
+    ],
+    [
+      'shoal_disconnects_total',
+      "Connected clients' connections that ended, by reason: client_disconnect, connection_lost, protocol_error, or the server's DISCONNECT reason (keep_alive_timeout, session_taken_over, administrative_action, server_shutting_down...).",
+      ['reason'],
+      'disconnects',
+    ],
+    [
+      'shoal_authorizations_total',
+      'Authorization answers for PUBLISH and SUBSCRIBE (ACL file, hooks), by action and result (allow, deny).',
+      ['action', 'result'],
+      'authz',
+    ],
+    [
+      'shoal_packets_received_total',
+      'MQTT packets received from clients, by type.',
+      ['type'],
+      'packetsReceived',
+    ],
+    ['shoal_packets_sent_total', 'MQTT packets sent to clients, by type.', ['type'], 'packetsSent'],
+  ];
+  for (const [name, help, labelNames, stat] of BY_KEY) {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const [key, n] of Object.entries(read()[stat])) {
+          const values = labelNames.length === 1 ? [key] : key.split(' ');
+          this.inc(Object.fromEntries(labelNames.map((l, i) => [l, values[i] ?? ''])), n);
+        }
+      },
+    });
+  }
   new Gauge({
     name: 'shoal_draining',
     help: '1 while this node drains its clients (SIGTERM), else 0.',
@@ -255,12 +349,12 @@ export function registerBrokerMetrics(
   });
   new Gauge({
     name: 'shoal_info',
-    help: 'Always 1; the labels say the version and the mode (single or cluster).',
-    labelNames: ['version', 'mode'],
+    help: 'Always 1; the labels say the version, the mode (single or cluster) and the node id (join it to name nodes in legends).',
+    labelNames: ['version', 'mode', 'node_id'],
     registers,
     collect() {
       this.reset();
-      this.set({ version: node.version, mode: node.mode }, 1);
+      this.set({ version: node.version, mode: node.mode, node_id: node.nodeId }, 1);
     },
   });
   let lastLive = node.cluster === undefined ? 1 : 0;
@@ -276,6 +370,35 @@ export function registerBrokerMetrics(
         if (live !== undefined) lastLive = live.length;
       }
       this.set(lastLive);
+    },
+  });
+  const redisStats = node.cluster?.redisStats?.bind(node.cluster);
+  if (redisStats === undefined) return;
+  // One Redis read per scrape for both gauges (the first collect reads, the second takes its answer).
+  let reading: Promise<{ usedMemoryBytes: number; offlineSessions: number } | undefined> | undefined;
+  const readRedis = () => {
+    reading ??= withTimeout(redisStats(), CLUSTER_READ_TIMEOUT_MS)
+      .catch(() => undefined)
+      .finally(() => setImmediate(() => (reading = undefined)));
+    return reading;
+  };
+  let last = { usedMemoryBytes: 0, offlineSessions: 0 };
+  new Gauge({
+    name: 'shoal_redis_used_memory_bytes',
+    help: "Redis' used_memory (summed over the masters of a Redis Cluster): the cluster's data set, with whatever else shares that Redis.",
+    registers,
+    async collect() {
+      last = (await readRedis()) ?? last;
+      this.set(last.usedMemoryBytes);
+    },
+  });
+  new Gauge({
+    name: 'shoal_cluster_sessions_offline',
+    help: 'Persistent sessions offline in the whole cluster (those with an expiry, as indexed for the route sweep; one that reconnected counts until its former expiry).',
+    registers,
+    async collect() {
+      last = (await readRedis()) ?? last;
+      this.set(last.offlineSessions);
     },
   });
 }

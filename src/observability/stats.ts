@@ -45,4 +45,24 @@ export interface BrokerStats {
   takeovers: number;
   /** True from the start of a graceful drain. */
   draining: boolean;
+  /** CONNACKs sent, by `<protocol level> <code>` (`5 0x86`, `4 0x05`: the code on the wire) (monotonic). */
+  connacks: Record<string, number>;
+  /** Connected clients' connections that ended, by reason (`client_disconnect`, `connection_lost`, `keep_alive_timeout`...). */
+  disconnects: Record<string, number>;
+  /** Authorization answers, by `<publish|subscribe> <allow|deny>` (monotonic). */
+  authz: Record<string, number>;
+  /** MQTT packets received from and sent to clients, by type (monotonic). */
+  packetsReceived: Record<string, number>;
+  packetsSent: Record<string, number>;
+  /** Sessions opened here: created, resumed (Session Present 1); stored ones a Clean Start discarded; expired (as the store saw them). */
+  sessionsCreated: number;
+  sessionsResumed: number;
+  sessionsDiscarded: number;
+  sessionsExpired: number;
+  /** QoS 1/2 messages sent to this node's clients and not yet acknowledged; messages queued here for them. */
+  inflight: number;
+  queued: number;
+  /** Cluster mode: routes of other nodes and persistent-session routes in this node's replica. */
+  clusterRoutes: number;
+  clusterSessionRoutes: number;
 }

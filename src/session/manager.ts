@@ -80,8 +80,13 @@ export interface SessionManagerDeps {
   subscriptions: SubscriptionPort;
   /** Routes a will like a client's PUBLISH (the broker's pipeline); `accepted` as there. */
   publish(message: Message, accepted?: (err?: Error) => void): number;
-  /** The broker's counters ($SYS, metrics): takeovers are counted here. */
-  counters: { takeovers: number };
+  /** The broker's counters ($SYS, metrics): takeovers and opened sessions are counted here. */
+  counters: {
+    takeovers: number;
+    sessionsCreated: number;
+    sessionsResumed: number;
+    sessionsDiscarded: number;
+  };
   /** Histograms (takeover duration); metrics.ts implements them. */
   instruments?: Pick<Instruments, 'takeover'>;
   /** A session dropped a delivery (queue full, expired, slow consumer, offline QoS 0). */
@@ -173,6 +178,7 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
       try {
         const claim = await cluster.claim(id, clean, expirySeconds);
         claiming.epoch = claim.epoch;
+        if (claim.discarded === true) this.d.counters.sessionsDiscarded++;
         // The previous connection's session ended (Clean Start) or its will had no delay: send it now.
         if (claim.will !== null) this.wills.publish(claim.will);
         if (claim.previous !== null && claim.previous !== cluster.nodeId) {
@@ -294,6 +300,8 @@ export class SessionManager<C extends SessionOwner = SessionOwner> {
     // [MQTT-3.2.2-2] [MQTT-3.1.3-9] resuming within the will delay cancels the will.
     const present = stored?.present === true;
     if (present) this.wills.cancel(id);
+    if (present) this.d.counters.sessionsResumed++;
+    else this.d.counters.sessionsCreated++;
     this.afterOpen(owner);
     return { session, present };
   }

@@ -289,6 +289,20 @@ describe('Shoal on Redis Cluster', () => {
     );
     expect(sessionRoute).not.toBeNull();
 
+    // What the nodes say about it (#14): A's replica holds C's routes; Redis' memory summed over the masters.
+    expect(await A.metric('shoal_cluster_routes')).toBeGreaterThanOrEqual(FILTERS);
+    expect(await A.metric('shoal_cluster_session_routes')).toBeGreaterThanOrEqual(1);
+    const used = await Promise.all(
+      redis.nodes.map(async (n) =>
+        ((await n.call('ROLE')) as string[])[0] === 'master'
+          ? Number(/used_memory:(\d+)/.exec(String(await n.call('INFO', 'memory')))?.[1])
+          : 0,
+      ),
+    );
+    expect(await A.metric('shoal_redis_used_memory_bytes')).toBeGreaterThan(
+      0.5 * used.reduce((x, y) => x + y, 0),
+    );
+
     // A subscriber on B gets the retained messages of every partition from its replica.
     const b = await client(B);
     await b.client.subscribeAsync(`${base}/r/+`, { qos: 1 });

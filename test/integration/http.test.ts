@@ -39,6 +39,19 @@ describe('observability HTTP server', () => {
     claimsQueued: 5,
     takeovers: 1,
     draining: false,
+    connacks: { '5 0x00': 10, '5 0x86': 2, '4 0x05': 1 },
+    disconnects: { client_disconnect: 4, connection_lost: 2, keep_alive_timeout: 1 },
+    authz: { 'publish allow': 90, 'publish deny': 3, 'subscribe allow': 9, 'subscribe deny': 1 },
+    packetsReceived: { connect: 13, publish: 1200, pingreq: 7 },
+    packetsSent: { connack: 13, publish: 3400, pingresp: 7 },
+    sessionsCreated: 11,
+    sessionsResumed: 2,
+    sessionsDiscarded: 1,
+    sessionsExpired: 3,
+    inflight: 12,
+    queued: 34,
+    clusterRoutes: 0,
+    clusterSessionRoutes: 0,
   };
 
   beforeEach(async () => {

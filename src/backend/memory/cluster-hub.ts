@@ -247,6 +247,7 @@ export class MemoryClusterBackend implements ClusterBackend {
     this.hub.owners.set(clientId, { node: this.nodeId, epoch });
     this.hub.ownerChanged(clientId);
     const claim: Claim = { epoch, previous: owner?.node || null, will };
+    if (clean && this.hub.sessions.sessions.has(clientId)) claim.discarded = true;
     const session = this.hub.sessions.claim(clientId, this.nodeId, clean, expirySeconds);
     if (session !== undefined) claim.session = session;
     await this.hub.sessions.durable();

@@ -48,6 +48,8 @@ export class HubSessions {
   readonly routes = new TopicTrie<SubscriptionOptions>();
   /** Shared subscriptions of persistent sessions, by filter, under `group\nclientId`. */
   readonly shared = new TopicTrie<SubscriptionOptions>();
+  /** Offline sessions whose expiry passed since start (shoal_sessions_expired_total). */
+  expired = 0;
 
   constructor(
     readonly clock: Clock,
@@ -231,7 +233,9 @@ export class HubSessions {
     this.releaseDrained(s, true);
     if (expirySeconds === NEVER) return;
     s.expiry = this.clock.setTimeout(() => {
-      if (this.sessions.get(clientId) === s && s.on === '') this.end(clientId);
+      if (this.sessions.get(clientId) !== s || s.on !== '') return;
+      this.expired++;
+      this.end(clientId);
     }, expirySeconds * 1000);
   }
 
@@ -503,6 +507,10 @@ export class MemorySessionStore implements SessionStore {
     let n = 0;
     for (const s of this.hub.sessions.values()) if (s.on === '') n++;
     return n;
+  }
+
+  expiredCount(): number {
+    return this.hub.expired;
   }
 
   async detach(clientId: string, epoch: number, expirySeconds: number): Promise<void> {

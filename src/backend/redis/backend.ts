@@ -18,6 +18,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { Cluster } from 'ioredis';
 import type { Clock } from '../../clock.js';
 import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
@@ -307,6 +308,26 @@ export class RedisClusterBackend implements ClusterBackend {
 
   get busStats(): { envelopes: number; batches: number } {
     return this.bus.stats;
+  }
+
+  get routeStats(): { routes: number; sessionRoutes: number } {
+    return { routes: this.replica.size, sessionRoutes: this.replica.sessionRoutes };
+  }
+
+  /**
+   * Redis' used_memory (summed over the masters on Redis Cluster: what the data set takes, Shoal's
+   * keys and anything else sharing that Redis) and the persistent sessions offline (the expiry
+   * index: one entry per offline session with an expiry).
+   */
+  async redisStats(): Promise<{ usedMemoryBytes: number; offlineSessions: number }> {
+    const masters = this.cmd instanceof Cluster ? this.cmd.nodes('master') : [this.cmd];
+    const infos = await Promise.all(masters.map((m) => m.info('memory')));
+    const usedMemoryBytes = infos.reduce(
+      (sum, info) => sum + Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0),
+      0,
+    );
+    const offlineSessions = await this.cmd.zcard(this.keys.sessionExpiry);
+    return { usedMemoryBytes, offlineSessions };
   }
 
   async start(handlers: ClusterHandlers): Promise<void> {

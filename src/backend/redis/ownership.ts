@@ -87,6 +87,7 @@ export class RedisOwnership {
       epoch: Number(epoch),
       previous: previous ? previous.toString() : null,
       will: will ? this.o.decodeWill(will) : null,
+      discarded: discarded === 1,
     };
     if (present === 1 || expirySeconds > 0)
       claim.session = decodeStoredSession(present, fields, inflight, rel);

@@ -76,6 +76,7 @@ export class RedisSessionStore implements SessionStore {
   private readonly redis: RedisClient;
   private readonly keys: Keys;
   private readonly nodeId: string;
+  private expired = 0;
   private ops = new Map<string, PendingOps>();
   private pokes = new Map<string, Set<string>>();
   private appends = new Map<string, PendingAppends>();
@@ -567,6 +568,7 @@ export class RedisSessionStore implements SessionStore {
         if (on === null) {
           await this.dropRoutes(clientId, epoch);
           n++;
+          this.expired++;
         } else if (on === '') continue; // not expired yet by Redis' clock: next time
         await this.redis.zrem(k.sessionExpiry, clientId);
       } catch (err) {
@@ -575,6 +577,11 @@ export class RedisSessionStore implements SessionStore {
       }
     }
     return n;
+  }
+
+  /** Sessions that expired whose routes this node's sweep dropped (the nodes' sum is the cluster's). */
+  expiredCount(): number {
+    return this.expired;
   }
 
   /** The node leaves: publishers still held by flow control are released (their messages are queued). */

@@ -32,7 +32,7 @@ function node(clock: FakeClock, cluster: SessionCluster) {
   const published: string[] = [];
   const left: string[] = [];
   const joined: string[] = [];
-  const counters = { takeovers: 0 };
+  const counters = { takeovers: 0, sessionsCreated: 0, sessionsResumed: 0, sessionsDiscarded: 0 };
   const manager: SessionManager<Connection> = new SessionManager<Connection>({
     options: { maxQueuedMessages: 100 },
     clock,
