@@ -17,6 +17,14 @@
 {{- end }}
 {{- end }}
 
+{{/*
+The label the ServiceMonitor and PodMonitor take Prometheus' `job` from (jobLabel): the full name,
+so two releases never share a job; the PrometheusRule matches it (files/alerts.yml's job="shoal").
+*/}}
+{{- define "shoal.jobLabel" -}}
+shoal.io/job: {{ include "shoal.fullname" . }}
+{{- end }}
+
 {{- define "shoal.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -6,7 +6,7 @@
  * validated by Shoal's own config schema. Then the chart's defects #14 named, each rendered:
  * ca.crt optional, an auth Secret with only one of its files, `config:` keys the chart manages.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +31,17 @@ const EVERYTHING = [
   'auth.existingSecret=shoal-auth',
   'admin.existingSecret=shoal-admin',
   'redis.existingSecret=shoal-redis',
+  'prometheusRule.enabled=true',
+  'grafanaDashboard.enabled=true',
+  'ingress.enabled=true',
+  'ingress.className=nginx',
+  'reloader.enabled=true',
+  'service.loadBalancerClass=service.k8s.aws/nlb',
+];
+/** Given as JSON (--set-json): lists of objects. */
+const EVERYTHING_JSON = [
+  'initContainers=[{"name":"wait-for-redis","image":"redis:7","command":["redis-cli","-h","redis","ping"]}]',
+  'sidecars=[{"name":"log-shipper","image":"fluent/fluent-bit:3.0"}]',
 ];
 
 type K8sObject = {
@@ -53,6 +64,7 @@ function render(args: string[]): K8sObject[] {
 }
 
 const sets = (list: string[]) => list.flatMap((s) => ['--set', s]);
+const everything = () => [...sets(EVERYTHING), ...EVERYTHING_JSON.flatMap((s) => ['--set-json', s])];
 
 /** The schema of an object's kind, from kubernetes-models or its prometheus-operator package. */
 async function validate(o: K8sObject): Promise<void> {
@@ -77,7 +89,7 @@ describe('the chart, by real helm', () => {
   const cases: [string, string[]][] = [
     ['default values', []],
     ...EXAMPLES.map((f): [string, string[]] => [f, ['-f', f]]),
-    ['every optional object on', sets(EVERYTHING)],
+    ['every optional object on', everything()],
   ];
 
   it.each(cases)('%s: helm lint --strict passes', (_name, args) => {
@@ -158,6 +170,67 @@ describe('the rendered Deployment', () => {
     const config = shoalConfig(objects);
     expect(config.shutdownTimeoutMs).toBe(45_000);
     expect(d.spec.template.spec.terminationGracePeriodSeconds * 1000).toBeGreaterThan(7_000 + 45_000);
+  });
+});
+
+describe("what operators of other brokers' charts ask for (#14)", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: rendered objects, read field by field by the tests
+  type Rendered = Record<string, any>;
+  const of = (objects: K8sObject[], kind: string, suffix = '') =>
+    objects.find((o) => o.kind === kind && o.metadata.name.endsWith(suffix)) as unknown as Rendered;
+
+  it("the monitors take the job from a label naming the release; the PrometheusRule matches that job and the release's Deployment", () => {
+    const objects = render(sets(['serviceMonitor.enabled=true', 'prometheusRule.enabled=true']));
+    expect(of(objects, 'ServiceMonitor').spec.jobLabel).toBe('shoal.io/job');
+    expect(of(objects, 'Service', '-http').metadata.labels['shoal.io/job']).toBe('shoal');
+    expect(of(objects, 'Deployment').spec.template.metadata.labels['shoal.io/job']).toBe('shoal');
+    const rules = JSON.stringify(of(objects, 'PrometheusRule').spec);
+    expect(rules).toContain('up{job=\\"shoal\\"} == 0');
+    expect(rules).toContain('deployment=\\"shoal\\"');
+    expect(rules).not.toContain('(.+-)?shoal');
+    const other = render(['--set', 'prometheusRule.enabled=true', '--set', 'fullnameOverride=mqtt-prod']);
+    expect(JSON.stringify(of(other, 'PrometheusRule').spec)).toContain('job=\\"mqtt-prod\\"');
+  });
+
+  it('refuses a ServiceMonitor and a PodMonitor both on (every series scraped twice)', () => {
+    expect(() => render(sets(['serviceMonitor.enabled=true', 'podMonitor.enabled=true']))).toThrow(
+      /choose one/,
+    );
+  });
+
+  it('the dashboard ConfigMap carries the Grafana sidecar label and the dashboard of deploy/grafana', () => {
+    const cm = of(render(sets(['grafanaDashboard.enabled=true'])), 'ConfigMap', '-dashboard');
+    expect(cm.metadata.labels.grafana_dashboard).toBe('1');
+    expect(JSON.parse(cm.data['shoal.json'])).toEqual(
+      JSON.parse(readFileSync(path.join(ROOT, 'deploy/grafana/dashboards/shoal.json'), 'utf8')),
+    );
+  });
+
+  it("an Ingress routes /mqtt to the Service's WebSocket port; loadBalancerClass, init containers and sidecars are passed through", () => {
+    const objects = render(everything());
+    const ingress = of(objects, 'Ingress');
+    expect(ingress.spec.ingressClassName).toBe('nginx');
+    expect(ingress.spec.rules[0].http.paths[0]).toMatchObject({
+      path: '/mqtt',
+      backend: { service: { port: { name: 'ws' } } },
+    });
+    expect(of(objects, 'Service').spec.loadBalancerClass).toBe('service.k8s.aws/nlb');
+    const pod = of(objects, 'Deployment').spec.template.spec;
+    expect(pod.initContainers.map((c: { name: string }) => c.name)).toEqual(['wait-for-redis']);
+    expect(pod.containers.map((c: { name: string }) => c.name)).toEqual(['shoal', 'log-shipper']);
+    // Reloader rolls the pods for the Secrets Shoal reads only at start.
+    expect(of(objects, 'Deployment').metadata.annotations['secret.reloader.stakater.com/reload']).toBe(
+      'shoal-redis,shoal-admin',
+    );
+  });
+
+  it('helm test: a hook Pod that publishes through the Service with mosquitto_pub and waits for the message with mosquitto_sub', () => {
+    const pod = of(render([]), 'Pod');
+    expect(pod.metadata.annotations['helm.sh/hook']).toBe('test');
+    const script = pod.spec.containers[0].args[0] as string;
+    expect(script).toContain('mosquitto_pub');
+    expect(script).toContain('mosquitto_sub');
+    expect(pod.spec.containers[0].env).toContainEqual({ name: 'HOST', value: 'shoal.default.svc' });
   });
 });
 

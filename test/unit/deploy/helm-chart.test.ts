@@ -18,7 +18,9 @@ const read = (p: string) => readFileSync(path.join(CHART, p), 'utf8');
 type Json = Record<string, unknown>;
 const values = parseYaml(read('values.yaml')) as Json;
 const schema = JSON.parse(read('values.schema.json')) as Json;
-const templateFiles = readdirSync(path.join(CHART, 'templates'));
+const templateFiles = (readdirSync(path.join(CHART, 'templates'), { recursive: true }) as string[]).filter(
+  (f) => /\.(yaml|tpl|txt)$/.test(f),
+);
 const templates = new Map(templateFiles.map((f) => [f, read(`templates/${f}`)]));
 
 /**
@@ -144,6 +146,15 @@ describe('values', () => {
   );
 });
 
+describe('the files the chart ships', () => {
+  it.each([
+    ['files/alerts.yml', 'deploy/prometheus/alerts.yml'],
+    ['files/dashboard.json', 'deploy/grafana/dashboards/shoal.json'],
+  ])('%s is the same as %s (copy it after changing that one)', (copy, source) => {
+    expect(read(copy)).toBe(readFileSync(path.join(ROOT, source), 'utf8'));
+  });
+});
+
 describe('templates', () => {
   it('has the resources the chart promises', () => {
     for (const f of [
@@ -157,6 +168,10 @@ describe('templates', () => {
       'podmonitor.yaml',
       'networkpolicy.yaml',
       'serviceaccount.yaml',
+      'prometheusrule.yaml',
+      'dashboard.yaml',
+      'ingress.yaml',
+      'tests/mqtt-roundtrip.yaml',
       'NOTES.txt',
       '_helpers.tpl',
     ])

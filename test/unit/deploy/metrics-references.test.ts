@@ -18,7 +18,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
 
 /** Series Prometheus adds to every target. */
-const PROMETHEUS_SERIES = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped']);
+/** Series of Prometheus itself and of kube-state-metrics (Kubernetes-only rules). */
+const PROMETHEUS_SERIES = new Set([
+  'up',
+  'scrape_duration_seconds',
+  'scrape_samples_scraped',
+  'kube_deployment_status_replicas_ready',
+  'kube_deployment_spec_replicas',
+]);
 const KEYWORDS = new Set([
   'by',
   'without',
@@ -145,8 +152,29 @@ describe('Grafana dashboard', () => {
     };
     const ids = dash.panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(dash.templating.list.map((v) => v.name)).toEqual(['datasource', 'instance']);
+    expect(dash.templating.list.map((v) => v.name)).toEqual(['datasource', 'namespace', 'job', 'node']);
     expect(dash.uid).toBe('shoal-overview');
+  });
+
+  it('(#14) every query is of the chosen namespace and release (job), per-node legends name the node id, every panel has a unit', () => {
+    const dash = JSON.parse(read('deploy/grafana/dashboards/shoal.json')) as {
+      panels: {
+        type: string;
+        title: string;
+        fieldConfig?: { defaults?: { unit?: string } };
+        targets?: { expr: string; legendFormat?: string }[];
+      }[];
+    };
+    for (const panel of dash.panels) {
+      if (panel.type === 'row') continue;
+      expect(panel.fieldConfig?.defaults?.unit, panel.title).toBeTruthy();
+      for (const t of panel.targets ?? []) {
+        // Each series selector of a shoal_* metric carries the two filters.
+        for (const m of t.expr.matchAll(/\b(shoal_[a-z0-9_]+)(\{[^}]*\})?/g))
+          expect(m[2] ?? '', `${panel.title}: ${m[1]}`).toContain('namespace=~"$namespace",job=~"$job"');
+        expect(t.legendFormat ?? '', panel.title).not.toContain('{{instance}}');
+      }
+    }
   });
 });
 
