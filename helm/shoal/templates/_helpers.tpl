@@ -90,6 +90,7 @@ true
 {{- define "shoal.config" -}}
 {{- $c := dict "host" "0.0.0.0" "port" 1883 "httpPort" 9090 "logLevel" .Values.logLevel "shutdownTimeoutMs" (int .Values.drain.timeoutMs) }}
 {{- $_ := set $c "wsPort" (ternary 8083 0 .Values.listeners.ws) }}
+{{- $_ := set $c "mqtt" (dict "maxKeepAliveSeconds" (int .Values.maxKeepAliveSeconds)) }}
 {{- $drain := dict "ratePerSecond" (int .Values.drain.ratePerSecond) "notReadyDelayMs" (int .Values.drain.notReadyDelayMs) }}
 {{- if .Values.drain.serverReference }}{{ $_ := set $drain "serverReference" .Values.drain.serverReference }}{{ end }}
 {{- $_ := set $c "drain" $drain }}
@@ -150,7 +151,8 @@ from it, so the chart refuses it and names the value to use.
   "tls.rejectUnauthorized" "use tls.rejectUnauthorized"
   "auth.passwordFile" "use auth.passwords or auth.existingSecret"
   "auth.aclFile" "use auth.acl or auth.existingSecret"
-  "auth.required" "use auth.required" }}
+  "auth.required" "use auth.required"
+  "mqtt.maxKeepAliveSeconds" "use maxKeepAliveSeconds: it must fit the load balancer's idle timeout" }}
 {{- range $path, $why := $managed }}
 {{- $node := $.Values.config }}
 {{- $parts := splitList "." $path }}

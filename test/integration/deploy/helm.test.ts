@@ -280,6 +280,11 @@ describe('defects #14 named, rendered', () => {
     },
   );
 
+  it('(#14) the keep-alive cap fits load balancers\' idle timeouts by default, and is refused in config', () => {
+    expect((shoalConfig(render([])).mqtt as Record<string, unknown>).maxKeepAliveSeconds).toBe(240);
+    expect(() => render(['--set', 'config.mqtt.maxKeepAliveSeconds=3600'])).toThrow(/use maxKeepAliveSeconds/);
+  });
+
   it('config keys the chart does not manage still go into the config file', () => {
     const config = shoalConfig(
       render(sets(['config.mqtt.maxQueuedMessages=5000', 'config.tls.watchFiles=false'])),

@@ -53,9 +53,29 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('(#14) binds only MQTT and WebSocket to every address; the admin API, stats, Prometheus and Grafana to 127.0.0.1', () => {
+    const published = Object.entries(compose.services).flatMap(([name, s]) =>
+      (s.ports ?? []).map((p) => [name, p] as const),
+    );
+    for (const [name, p] of published)
+      if (!['1883:1883', '8083:8083'].includes(p)) expect(p, name).toMatch(/^127\.0\.0\.1:/);
+  });
+
+  it('(#14) has no admin token or Grafana password that works as is: compose refuses to start without them', () => {
+    for (const node of nodes)
+      expect(compose.services[node].environment?.SHOAL_ADMIN_TOKEN).toMatch(/^\$\{SHOAL_ADMIN_TOKEN:\?/);
+    expect(compose.services.grafana.environment?.GF_SECURITY_ADMIN_PASSWORD).toMatch(
+      /^\$\{GRAFANA_ADMIN_PASSWORD:\?/,
+    );
+  });
+
   it.each(nodes)('%s: its config file and environment load as a valid Shoal config', (node) => {
     const s = compose.services[node];
-    const env = { ...s.environment, SHOAL_CONFIG: path.join(ROOT, 'deploy/compose/shoal.yaml') };
+    const env = {
+      ...s.environment,
+      SHOAL_ADMIN_TOKEN: 'test-admin-token-0123456789',
+      SHOAL_CONFIG: path.join(ROOT, 'deploy/compose/shoal.yaml'),
+    };
     const config = loadConfig({ env, cwd: ROOT });
     expect(config.nodeId).toBe(node);
     expect(config.redis).toBe('redis://redis:6379');
@@ -86,7 +106,11 @@ describe('docker-compose.yml', () => {
       {
         cwd: ROOT,
         encoding: 'utf8',
-        env: { ...process.env, SHOAL_ADMIN_TOKEN: 'test-admin-token-0123456789' },
+        env: {
+          ...process.env,
+          SHOAL_ADMIN_TOKEN: 'test-admin-token-0123456789',
+          GRAFANA_ADMIN_PASSWORD: 'test-grafana-password',
+        },
       },
     );
     expect(out.trim()).toBe('');
@@ -105,6 +129,34 @@ describe('HAProxy', () => {
     // Cutting sessions when a node turns not-ready would defeat the drain's DISCONNECT.
     expect(cfg).not.toMatch(/^\s*[^#\n]*on-marked-down shutdown-sessions/m);
     expect(cfg).toContain('option redispatch');
+  });
+
+  it('(#14) its idle timeouts outlast a silent client the nodes would keep (1.5 times mqtt.maxKeepAliveSeconds)', () => {
+    const config = loadConfig({
+      env: { SHOAL_CONFIG: path.join(ROOT, 'deploy/compose/shoal.yaml') },
+      cwd: ROOT,
+    });
+    const keepAlive = config.mqtt.maxKeepAliveSeconds;
+    expect(keepAlive).toBeGreaterThan(0);
+    const defaults = cfg.slice(cfg.search(/^defaults$/m), cfg.search(/^resolvers /m));
+    for (const t of ['client', 'server', 'tunnel']) {
+      const m = new RegExp(`^\\s*timeout ${t} (\\d+)(s|m)$`, 'm').exec(defaults);
+      expect(m, `timeout ${t}`).not.toBeNull();
+      const seconds = Number(m![1]) * (m![2] === 'm' ? 60 : 1);
+      expect(seconds, `timeout ${t}`).toBeGreaterThan(1.5 * keepAlive);
+    }
+  });
+
+  it('(#14) balances WebSocket in HTTP mode with X-Forwarded-For, which the nodes trust from HAProxy only', () => {
+    const front = cfg.slice(cfg.search(/^frontend mqtt_ws$/m), cfg.search(/^backend shoal_mqtt$/m));
+    expect(front).toMatch(/^\s*mode http$/m);
+    expect(front).toMatch(/^\s*option forwardfor$/m);
+    const config = loadConfig({
+      env: { SHOAL_CONFIG: path.join(ROOT, 'deploy/compose/shoal.yaml') },
+      cwd: ROOT,
+    });
+    const haproxyNet = compose.services.haproxy.networks as Record<string, { ipv4_address?: string }>;
+    expect(config.wsTrustedProxies).toEqual([haproxyNet.shoal.ipv4_address]);
   });
 
   it('haproxy -c accepts the file', () => {
