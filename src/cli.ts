@@ -69,7 +69,11 @@ export async function main(
   // A promise nobody handled is a bug to fix, but not one to take every client's connection for
   // (Node's default is to exit): logged, and the node goes on.
   process.on('unhandledRejection', (err) => logger.error({ event: 'process.unhandled_rejection', err }));
-  const signal = await nextSignal(['SIGTERM', 'SIGINT']);
+  // SIGTERM / SIGINT, or a drain asked through the admin API (POST /api/v1/drain).
+  const signal = await Promise.race([
+    nextSignal(['SIGTERM', 'SIGINT']),
+    server.closed.then(() => 'admin drain'),
+  ]);
   process.off('SIGHUP', reload);
   // The handlers are gone now: a second signal during the drain stops the process at once.
   logger.info({ event: 'server.signal', signal });

@@ -98,7 +98,8 @@ export const ERRORS = {
   FORBIDDEN: {
     audience: 'admin',
     httpStatus: 403,
-    meaning: 'no admin.token is configured and the request is not from loopback',
+    meaning:
+      'no admin.token is configured and the request is not from loopback, or a change was asked with the read-only token',
   },
   NOT_FOUND: { audience: 'admin', httpStatus: 404, meaning: 'an unknown endpoint, client or session' },
   METHOD_NOT_ALLOWED: {
@@ -111,6 +112,11 @@ export const ERRORS = {
     audience: 'admin',
     httpStatus: 415,
     meaning: 'a request body that is not application/json',
+  },
+  NODE_UNAVAILABLE: {
+    audience: 'admin',
+    httpStatus: 502,
+    meaning: 'the node serving the client (or asked for its part) did not answer in time',
   },
   INTERNAL: { audience: 'admin', httpStatus: 500, meaning: 'a bug, logged as admin.error' },
 } as const satisfies Record<string, ErrorSpec>;

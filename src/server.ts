@@ -28,6 +28,7 @@ import { acceptor, type ConnectionHost } from './connection/accept.js';
 import type { ErrorCode } from './errors.js';
 import { type LimitName, Limits } from './limits/limits.js';
 import { AdminApi } from './observability/admin-api.js';
+import { ClusterAdmin } from './observability/admin-cluster.js';
 import type { AdminNode, BrokerAdmin } from './observability/admin-types.js';
 import { ObservabilityServer } from './observability/http.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -88,6 +89,8 @@ export interface RunningServer {
   reload(): void;
   /** Graceful shutdown; idempotent. */
   close(): Promise<void>;
+  /** Settles once a shutdown (close(), or the admin API's drain) is complete. */
+  readonly closed: Promise<void>;
 }
 
 /** A listener could not bind its port. */
@@ -119,6 +122,16 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const logger = deps.logger ?? createLogger(config.logLevel);
   const clock = deps.clock ?? systemClock;
   const credentials = needsTls(config) ? readTlsCredentials(config.tls) : undefined;
+  // Shutdown, once: from close() (SIGTERM in the CLI) or the admin API's drain.
+  let closing: Promise<void> | undefined;
+  let markClosed: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => {
+    markClosed = resolve;
+  });
+  const closeServer = (): Promise<void> => {
+    closing ??= shutdown().finally(markClosed);
+    return closing;
+  };
   // Certificate rotation (SIGHUP, and the files' watch): the TLS and WSS listeners are added below.
   const rotation =
     credentials === undefined
@@ -240,17 +253,44 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
         cluster === undefined
           ? [{ nodeId, self: true, lastSeenMs: null }]
           : (await cluster.liveNodes()).map((n) => ({ ...n, self: n.nodeId === nodeId }));
+      const inspector = broker.inspector;
+      // The admin API across the cluster: a client's node found through Redis, asked over the control channel.
+      const clusterAdmin =
+        inspector === undefined
+          ? undefined
+          : new ClusterAdmin({
+              nodeId,
+              local: inspector,
+              logLevel: () => logger.level,
+              setLogLevel: (level) => {
+                logger.level = level;
+              },
+              cluster:
+                cluster === undefined
+                  ? undefined
+                  : {
+                      ownerOf: (clientId) => cluster.ownerOf(clientId),
+                      call: (node, request) => cluster.adminCall(node, request),
+                      nodesMatching: (topic) => cluster.nodesMatching(topic),
+                      liveNodes: async () => (await cluster.liveNodes()).map((n) => n.nodeId),
+                    },
+            });
+      if (clusterAdmin !== undefined) cluster?.serveAdmin((request) => clusterAdmin.serve(request));
       const admin =
-        config.admin.enabled && broker.inspector !== undefined
+        config.admin.enabled && inspector !== undefined && clusterAdmin !== undefined
           ? new AdminApi({
-              broker: broker.inspector,
+              broker: inspector,
+              cluster: clusterAdmin,
               nodes,
               token: config.admin.token,
+              readOnlyToken: config.admin.readOnlyToken,
               maxBodyBytes: config.mqtt.maxPacketSizeBytes + 64 * 1024,
               logger,
+              logLevel: () => logger.level,
+              drain: () => void closeServer(),
             })
           : undefined;
-      if (admin !== undefined && config.admin.token === null)
+      if (admin !== undefined && config.admin.token === null && config.admin.readOnlyToken === null)
         logger.warn(
           { event: 'admin.loopback_only' },
           'admin.token is not set: the admin API answers loopback only',
@@ -340,8 +380,6 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     await http?.close();
     logger.info({ event: 'server.stopped' });
   };
-  let closing: Promise<void> | undefined;
-
   return {
     nodeId,
     ports: Object.freeze({ ...ports }),
@@ -353,10 +391,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       auth.reload();
       rotation?.reload();
     },
-    close() {
-      closing ??= shutdown();
-      return closing;
-    },
+    close: closeServer,
+    closed,
   };
 }
 

@@ -160,7 +160,10 @@ export class RouteReplica {
   };
 
   /** Persistent sessions with a plain subscription matching `topic`: once per matching filter. */
-  matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void {
+  matchSessions(
+    topic: string,
+    visit: (clientId: string, options: SubscriptionOptions, filter: string) => void,
+  ): void {
     this.sessions.match(topic, visit);
   }
 

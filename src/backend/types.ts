@@ -135,7 +135,10 @@ export interface OfflineSession {
 
 export interface SessionStore {
   /** Persistent sessions with a plain subscription matching `topic`, once per matching filter. */
-  matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void;
+  matchSessions(
+    topic: string,
+    visit: (clientId: string, options: SubscriptionOptions, filter: string) => void,
+  ): void;
   /**
    * Queues a delivery for a persistent session (batched per loop turn). `accepted` (QoS >= 1) once
    * Redis holds it; a full queue drops it (ClusterHandlers.dropped) and still accepts.
@@ -266,6 +269,14 @@ export interface ClusterBackend {
    * in use (the sum over the masters of a Redis Cluster) and the persistent sessions offline.
    */
   redisStats?(): Promise<{ usedMemoryBytes: number; offlineSessions: number }>;
+  /** Cluster mode: the node serving `clientId` now (undefined: offline or unknown). */
+  ownerOf?(clientId: string): Promise<string | undefined>;
+  /** Cluster mode: asks another node to serve an admin API request (its answer). */
+  adminCall?(node: string, request: unknown): Promise<unknown>;
+  /** Cluster mode: what serves the admin API requests other nodes send here. */
+  serveAdmin?(serve: (request: unknown) => Promise<unknown>): void;
+  /** Cluster mode: the other nodes with a route matching `topic`. */
+  nodesMatching?(topic: string): string[];
   /**
    * Makes this node the owner of `clientId` (fencing epoch raised). With a SessionStore it also
    * discards (`clean`) or loads the stored session, and creates one when `expirySeconds` > 0.

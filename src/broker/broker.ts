@@ -150,6 +150,7 @@ export class Broker implements ChannelContext {
       clock: this.clock,
       publish: (message, accepted) => this.publish(message, accepted),
       endSession: (session) => this.manager.endSession(session),
+      subscribersOf: (topic, visit) => this.index.subscribersOf(topic, visit),
     });
   }
 

@@ -8,7 +8,7 @@ import type { OfflineSession, RetainedStore, SessionStore } from '../backend/typ
 import type { Channel } from '../channel/channel.js';
 import type { Clock } from '../clock.js';
 import type { ErrorCode } from '../errors.js';
-import { isExpired, type Message } from '../message.js';
+import { isExpired, type Message, type SubscriptionOptions } from '../message.js';
 import type {
   AdminClient,
   AdminClientDetail,
@@ -16,6 +16,7 @@ import type {
   AdminPage,
   AdminPublish,
   AdminRetained,
+  AdminSubscriber,
   BrokerAdmin,
 } from '../observability/admin-types.js';
 import { ReasonCode } from '../protocol/index.js';
@@ -26,8 +27,13 @@ export interface InspectorDeps {
   sessions: ReadonlyMap<string, Session>;
   online: ReadonlyMap<string, Channel>;
   retained: RetainedStore;
-  /** The store's offline sessions, where it can read them (a single node's hub). */
-  store: Pick<SessionStore, 'offlineSessions' | 'discardOffline'>;
+  /** The store's offline sessions, where it can read them (a single node's hub); its routed sessions. */
+  store: Pick<SessionStore, 'offlineSessions' | 'discardOffline' | 'matchSessions'>;
+  /** This node's subscriptions matching a topic (SubscriptionIndex.subscribersOf). */
+  subscribersOf(
+    topic: string,
+    visit: (clientId: string, filter: string, options: SubscriptionOptions) => void,
+  ): void;
   clock: Clock;
   /** Routes a message like a client's PUBLISH; `accepted` as in Broker.publish. */
   publish(message: Message, accepted?: (err?: Error) => void): number;
@@ -179,6 +185,19 @@ export class BrokerInspector implements BrokerAdmin {
   }
 
   // ---- publish -----------------------------------------------------------------------------------
+
+  subscribers(topic: string, node: string, stored: boolean): AdminSubscriber[] {
+    if (!isValidTopicName(topic)) throw new AdminInputError(`not a valid topic name: ${topic}`);
+    const out: AdminSubscriber[] = [];
+    this.d.subscribersOf(topic, (clientId, topicFilter, o) =>
+      out.push({ clientId, topicFilter, qos: o.qos, node, persistent: false }),
+    );
+    if (stored)
+      this.d.store.matchSessions(topic, (clientId, o, topicFilter) =>
+        out.push({ clientId, topicFilter, qos: o.qos, node: null, persistent: true }),
+      );
+    return out;
+  }
 
   publish(p: AdminPublish): Promise<number> {
     if (!isValidTopicName(p.topic) || p.topic.startsWith('$'))

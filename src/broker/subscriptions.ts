@@ -146,6 +146,20 @@ export class SubscriptionIndex {
     return n;
   }
 
+  /**
+   * Every subscription of this node matching `topic`: its client, the filter as subscribed
+   * (`$share/<group>/<filter>` for a shared one) and its options (the admin API's subscriber listing).
+   */
+  subscribersOf(
+    topic: string,
+    visit: (clientId: string, filter: string, options: SubscriptionOptions) => void,
+  ): void {
+    this.direct.match(topic, (clientId, sub, filter) => visit(clientId, filter, sub.options));
+    this.shared.match(topic, (group, g, filter) => {
+      for (const m of g.members) visit(m.session.clientId, `$share/${group}/${filter}`, m.options);
+    });
+  }
+
   /** Shared subscriptions of this node matching `topic`, by key `group\nfilter` (for cluster routing). */
   matchShared(topic: string, visit: (groupKey: string) => void): void {
     this.shared.match(topic, (group, _g, filter) => visit(`${group}\n${filter}`));

@@ -90,6 +90,8 @@ export interface AdminConfig {
   readonly enabled: boolean;
   /** Bearer token every admin request must carry; null = admin requests only from loopback. Never logged. */
   readonly token: string | null;
+  /** A second bearer token that may only read (GET: lists, a client, the log level). Never logged. */
+  readonly readOnlyToken: string | null;
 }
 
 /** JSON Web Tokens given as the CONNECT password (docs/security.md). */
@@ -454,6 +456,7 @@ export const configSchema: Schema<Config> = {
   admin: {
     enabled: boolean(true),
     token: optionalText(ADMIN_TOKEN),
+    readOnlyToken: optionalText(ADMIN_TOKEN),
   },
   proxyProtocol: {
     tcp: boolean(false),

@@ -1,24 +1,36 @@
 /**
  * The admin API under /api/v1 on the HTTP port (docs/admin-api.md): nodes, clients (paged), one
- * client's session, kick, retained messages (list, delete by filter), publish. JSON in and out.
+ * client's session and kick (on whichever node serves it: admin-cluster.ts), who subscribes to a
+ * topic (cluster-wide), retained messages (list, delete by filter), publish, the log level, a
+ * drain, and its own OpenAPI document (openapi.ts). JSON in and out.
  *
- * With `admin.token` set every request needs `Authorization: Bearer <token>`; without one, only
- * requests from a loopback address are served. The token is compared in constant time and never
- * logged; request logs carry the method, the route and the status.
+ * With `admin.token` set every request needs `Authorization: Bearer <token>`; `admin.readOnlyToken`
+ * may read (GET) but not change anything. Without a token, only requests from a loopback address
+ * are served. Tokens are compared in constant time and never logged; request logs carry the
+ * method, the route and the status.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import { type AdminErrorCode, type ErrorCode, httpStatusOf } from '../errors.js';
 import type { Properties, QoS } from '../protocol/index.js';
+import { type ClusterAdmin, NodeUnavailableError } from './admin-cluster.js';
 import type { AdminNode, AdminPublish, BrokerAdmin } from './admin-types.js';
 import type { Logger } from './logger.js';
+import { OPENAPI } from './openapi.js';
 
 export interface AdminApiOptions {
   broker: BrokerAdmin;
   /** The nodes of the cluster (this one alone on a single node). */
   nodes(): Promise<AdminNode[]>;
+  /** The cluster-wide operations (client, kick, subscribers, log level); local on a single node. */
+  cluster: ClusterAdmin;
   /** Bearer token; null = loopback only. */
   token: string | null;
+  /** A bearer token that may only read (GET); null = none. */
+  readOnlyToken?: string | null;
+  /** Starts this node's graceful drain (as SIGTERM does). */
+  drain?(): void;
+  logLevel?(): string;
   /** Largest request body (a publish), in bytes. */
   maxBodyBytes: number;
   logger?: Logger;
@@ -27,6 +39,8 @@ export interface AdminApiOptions {
 export const ADMIN_PREFIX = '/api/v1/';
 
 const DEFAULT_LIMIT = 100;
+/** pino's levels, as `logLevel` takes them. */
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const MAX_LIMIT = 1000;
 
 /** An answer other than 200, with a stable code for clients; the status is the code's (errors.ts). */
@@ -46,11 +60,14 @@ type Handler = (req: http.IncomingMessage, url: URL, param: string | undefined) 
 
 export class AdminApi {
   private readonly tokenDigest: Buffer | undefined;
+  private readonly readOnlyDigest: Buffer | undefined;
   private readonly routes: Record<string, Partial<Record<string, Handler>>>;
 
   constructor(private readonly o: AdminApiOptions) {
     this.tokenDigest = o.token === null ? undefined : digest(o.token);
+    this.readOnlyDigest = o.readOnlyToken == null ? undefined : digest(o.readOnlyToken);
     const b = o.broker;
+    const c = o.cluster;
     this.routes = {
       nodes: { GET: async () => ({ nodes: await o.nodes() }) },
       clients: {
@@ -64,16 +81,47 @@ export class AdminApi {
       },
       'clients/:id': {
         GET: async (_req, _url, id) => {
-          const client = b.client(id as string);
+          const client = await c.client(id as string);
           if (client === undefined) throw notFound('client', id as string);
           return client;
         },
         DELETE: async (_req, url, id) => {
           const discard = url.searchParams.get('discardSession') === 'true';
-          if (!b.kick(id as string, discard)) throw notFound('client', id as string);
-          return { kicked: id, sessionDiscarded: discard };
+          const { kicked, node } = await c.kick(id as string, discard);
+          if (!kicked) throw notFound('client', id as string);
+          return { kicked: id, node, sessionDiscarded: discard };
         },
       },
+      subscriptions: {
+        GET: async (_req, url) => {
+          const topic = url.searchParams.get('topic');
+          if (topic === null || topic === '')
+            throw bad('topic is required: the subscriptions matching it are listed');
+          return { topic, items: await c.subscribers(topic) };
+        },
+      },
+      'log-level': {
+        GET: async () => ({ level: o.logLevel?.() ?? 'info' }),
+        PUT: async (req) => {
+          const body = (await readJson(req, o.maxBodyBytes)) as { level?: unknown; scope?: unknown };
+          if (typeof body !== 'object' || body === null || typeof body.level !== 'string')
+            throw bad('the body must be {"level": "...", "scope": "node" | "cluster"}');
+          const scope = body.scope ?? 'node';
+          if (scope !== 'node' && scope !== 'cluster') throw bad('scope must be node or cluster');
+          if (!LOG_LEVELS.has(body.level)) throw bad(`level must be one of ${[...LOG_LEVELS].join(', ')}`);
+          return { nodes: await c.setLogLevel(body.level, scope === 'cluster') };
+        },
+      },
+      drain: {
+        POST: async () => {
+          if (o.drain === undefined)
+            throw new HttpError('NOT_FOUND', 'this node cannot be drained from here');
+          // Answered first: the drain closes the HTTP listener at its end.
+          setImmediate(() => o.drain?.());
+          return { draining: true };
+        },
+      },
+      'openapi.json': { GET: async () => OPENAPI },
       retained: {
         GET: async (_req, url) => b.retained(filterOf(url), limitOf(url), optional(url, 'after')),
         DELETE: async (_req, url) => ({ deleted: await b.deleteRetained(filterOf(url, false)) }),
@@ -87,6 +135,11 @@ export class AdminApi {
     };
   }
 
+  /** The routes served (`clients/:id`) and their methods: what the OpenAPI document must describe. */
+  get routeTable(): { route: string; methods: string[] }[] {
+    return Object.entries(this.routes).map(([route, methods]) => ({ route, methods: Object.keys(methods) }));
+  }
+
   /** Serves one request whose path starts with ADMIN_PREFIX. */
   async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
@@ -94,7 +147,7 @@ export class AdminApi {
     let status = 200;
     let route = 'unknown';
     try {
-      this.authorize(req);
+      this.authorize(req, method);
       const rest = url.pathname.slice(ADMIN_PREFIX.length);
       const slash = rest.indexOf('/');
       const param = slash < 0 ? undefined : decodePathPart(rest.slice(slash + 1));
@@ -114,7 +167,9 @@ export class AdminApi {
           ? err
           : (err as { code?: string }).code === ('ADMIN_BAD_REQUEST' satisfies ErrorCode)
             ? new HttpError('BAD_REQUEST', (err as Error).message)
-            : undefined;
+            : err instanceof NodeUnavailableError
+              ? new HttpError('NODE_UNAVAILABLE', err.message)
+              : undefined;
       if (e === undefined) {
         this.o.logger?.error({ event: 'admin.error', method, route, err });
         const internal = new HttpError('INTERNAL', 'internal error');
@@ -131,8 +186,8 @@ export class AdminApi {
     else this.o.logger?.info(entry);
   }
 
-  private authorize(req: http.IncomingMessage): void {
-    if (this.tokenDigest === undefined) {
+  private authorize(req: http.IncomingMessage, method: string): void {
+    if (this.tokenDigest === undefined && this.readOnlyDigest === undefined) {
       if (!isLoopback(req.socket.remoteAddress))
         throw new HttpError('FORBIDDEN', 'set admin.token to use the admin API from another host');
       return;
@@ -140,8 +195,13 @@ export class AdminApi {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (match === null) throw new HttpError('UNAUTHORIZED', 'a bearer token is required');
-    if (!timingSafeEqual(digest(match[1]), this.tokenDigest))
-      throw new HttpError('UNAUTHORIZED', 'the bearer token is not valid');
+    const given = digest(match[1]);
+    if (this.tokenDigest !== undefined && timingSafeEqual(given, this.tokenDigest)) return;
+    if (this.readOnlyDigest !== undefined && timingSafeEqual(given, this.readOnlyDigest)) {
+      if (method === 'GET' || method === 'HEAD') return;
+      throw new HttpError('FORBIDDEN', 'the read-only token may not change anything');
+    }
+    throw new HttpError('UNAUTHORIZED', 'the bearer token is not valid');
   }
 }
 

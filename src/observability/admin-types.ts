@@ -69,6 +69,18 @@ export interface AdminPublish {
   messageExpiryInterval?: number;
 }
 
+/** A subscription matching a topic, somewhere in the cluster. */
+export interface AdminSubscriber {
+  clientId: string;
+  /** The filter as subscribed (`$share/<group>/<filter>` for a shared subscription). */
+  topicFilter: string;
+  qos: number;
+  /** The node whose client it is; null for a persistent session's subscription (its queue is in the store). */
+  node: string | null;
+  /** A persistent session's plain subscription, routed to its queue whether its client is online or not. */
+  persistent: boolean;
+}
+
 export interface AdminNode {
   nodeId: string;
   self: boolean;
@@ -87,4 +99,9 @@ export interface BrokerAdmin {
   deleteRetained(filter: string): Promise<number>;
   /** Publishes like a client would (QoS >= 1: once the cluster accepted it); resolves with deliveries started. */
   publish(message: AdminPublish): Promise<number>;
+  /**
+   * The subscriptions matching `topic` this node knows: its clients' (node = `node`), and with
+   * `stored` the persistent sessions' plain ones the store routes (cluster-wide in cluster mode).
+   */
+  subscribers(topic: string, node: string, stored: boolean): AdminSubscriber[];
 }

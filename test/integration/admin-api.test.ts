@@ -171,7 +171,10 @@ describe('clients', () => {
       c.once('disconnect', (p) => resolve(p.reasonCode)),
     );
     const r = await api('DELETE', '/api/v1/clients/kick-me');
-    expect(r).toEqual({ status: 200, json: { kicked: 'kick-me', sessionDiscarded: false } });
+    expect(r).toEqual({
+      status: 200,
+      json: { kicked: 'kick-me', node: expect.any(String), sessionDiscarded: false },
+    });
     expect(await reason).toBe(0x98);
     // The persistent session stays, offline.
     const after = await api('GET', '/api/v1/clients/kick-me');

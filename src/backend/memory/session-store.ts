@@ -283,7 +283,10 @@ export class MemorySessionStore implements SessionStore {
     hub.mark = Math.max(8, maxQueued >> 1);
   }
 
-  matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void {
+  matchSessions(
+    topic: string,
+    visit: (clientId: string, options: SubscriptionOptions, filter: string) => void,
+  ): void {
     this.hub.routes.match(topic, visit);
   }
 

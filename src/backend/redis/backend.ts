@@ -135,6 +135,7 @@ export class RedisClusterBackend implements ClusterBackend {
       release: (clientId, epoch) => this.handlers?.release(clientId, epoch),
       released: (clientId, epoch) => this.ownership.released(clientId, epoch),
       poke: (clientIds) => this.handlers?.poke(clientIds),
+      clock: this.clock,
     });
     this.readiness = new Readiness({
       cmd: this.cmd,
@@ -308,6 +309,32 @@ export class RedisClusterBackend implements ClusterBackend {
 
   get busStats(): { envelopes: number; batches: number } {
     return this.bus.stats;
+  }
+
+  /** The node serving `clientId` now, or undefined (offline, or no such client). */
+  async ownerOf(clientId: string): Promise<string | undefined> {
+    const node = await this.cmd.hget(this.keys.owner(clientId), 'node');
+    return node === null || node === '' ? undefined : node;
+  }
+
+  /** Asks another node to serve an admin request (its answer, or an error after a timeout). */
+  adminCall(node: string, request: unknown): Promise<unknown> {
+    return this.control.call(node, request);
+  }
+
+  /** What serves the admin requests other nodes send here. */
+  serveAdmin(serve: (request: unknown) => Promise<unknown>): void {
+    this.control.serve = serve;
+  }
+
+  /** The other nodes with a route matching `topic`, plain or shared (this one's subscribers are local). */
+  nodesMatching(topic: string): string[] {
+    const out = new Set<string>();
+    this.replica.matchNodes(topic, (n) => out.add(n));
+    this.replica.matchShared(topic, (_group, nodes) => {
+      for (const n of nodes) out.add(n);
+    });
+    return [...out];
   }
 
   get routeStats(): { routes: number; sessionRoutes: number } {

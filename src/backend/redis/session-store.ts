@@ -109,7 +109,10 @@ export class RedisSessionStore implements SessionStore {
     ];
   }
 
-  matchSessions(topic: string, visit: (clientId: string, options: SubscriptionOptions) => void): void {
+  matchSessions(
+    topic: string,
+    visit: (clientId: string, options: SubscriptionOptions, filter: string) => void,
+  ): void {
     this.o.replica.matchSessions(topic, visit);
   }
 

@@ -280,9 +280,11 @@ describe('defects #14 named, rendered', () => {
     },
   );
 
-  it('(#14) the keep-alive cap fits load balancers\' idle timeouts by default, and is refused in config', () => {
+  it("(#14) the keep-alive cap fits load balancers' idle timeouts by default, and is refused in config", () => {
     expect((shoalConfig(render([])).mqtt as Record<string, unknown>).maxKeepAliveSeconds).toBe(240);
-    expect(() => render(['--set', 'config.mqtt.maxKeepAliveSeconds=3600'])).toThrow(/use maxKeepAliveSeconds/);
+    expect(() => render(['--set', 'config.mqtt.maxKeepAliveSeconds=3600'])).toThrow(
+      /use maxKeepAliveSeconds/,
+    );
   });
 
   it('config keys the chart does not manage still go into the config file', () => {

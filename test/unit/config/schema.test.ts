@@ -69,7 +69,7 @@ describe('config schema', () => {
       },
       drain: { ratePerSecond: 0, serverReference: null, notReadyDelayMs: 0 },
       persistence: { dir: null, sync: 'batch' },
-      admin: { enabled: true, token: null },
+      admin: { enabled: true, token: null, readOnlyToken: null },
       proxyProtocol: { tcp: false, tls: false, trustedProxies: [], headerTimeoutMs: 3000 },
       limits: { ...defaultLimitOptions },
       shutdownTimeoutMs: 10_000,
