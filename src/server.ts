@@ -214,6 +214,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     instruments,
     limits,
     quotas,
+    topicRewrite: config.topicRewrite,
+    autoSubscribe: config.autoSubscribe,
   });
 
   let ready = false;

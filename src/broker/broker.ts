@@ -5,6 +5,7 @@
  * delegates the session methods of ChannelContext to it. Connections reach the broker through their
  * channel's ChannelContext; transports reach it through `admits` and `attach`.
  */
+
 import { randomBytes } from 'node:crypto';
 import { type AuthHooks, allowAll } from '../auth/types.js';
 import { MemoryQuotaStore } from '../backend/memory/quota-store.js';
@@ -19,6 +20,8 @@ import type {
 import type { Channel } from '../channel/channel.js';
 import type { ChannelContext, Claimed, Counters, OpenedSession, PendingWill } from '../channel/context.js';
 import type { Clock } from '../clock.js';
+import type { AutoSubscribeRule } from '../extensions/auto-subscribe.js';
+import { type RewriteRule, TopicRewriter } from '../extensions/topic-rewrite.js';
 import { Limits } from '../limits/limits.js';
 import { defaultLimitOptions } from '../limits/options.js';
 import { isExpired, type Message, type SubscriptionOptions } from '../message.js';
@@ -62,6 +65,10 @@ export interface BrokerDeps {
   quotas?: QuotaStore;
   /** Histograms the broker feeds (takeover duration); metrics.ts implements it. */
   instruments?: Pick<Instruments, 'takeover'>;
+  /** Topic rewrite rules (config topicRewrite). */
+  topicRewrite?: readonly RewriteRule[];
+  /** Subscriptions every client gets on connect (config autoSubscribe). */
+  autoSubscribe?: readonly AutoSubscribeRule[];
 }
 
 export class Broker implements ChannelContext {
@@ -72,6 +79,8 @@ export class Broker implements ChannelContext {
   readonly retained: RetainedStore;
   readonly limits: Limits;
   readonly quotas: QuotaStore;
+  readonly rewrite: TopicRewriter | undefined;
+  readonly autoSubscribe: readonly AutoSubscribeRule[];
   readonly counters: Counters = {
     messagesReceived: 0,
     messagesSent: 0,
@@ -93,6 +102,8 @@ export class Broker implements ChannelContext {
     sessionsCreated: 0,
     sessionsResumed: 0,
     sessionsDiscarded: 0,
+    rewrites: {},
+    autoSubscriptions: 0,
   };
   readonly startedAt: number;
 
@@ -120,6 +131,8 @@ export class Broker implements ChannelContext {
     this.retained = deps.retained ?? this.cluster.retained;
     this.limits = deps.limits ?? new Limits(defaultLimitOptions, deps.clock);
     this.quotas = deps.quotas ?? new MemoryQuotaStore(deps.clock);
+    this.rewrite = deps.topicRewrite?.length ? new TopicRewriter(deps.topicRewrite) : undefined;
+    this.autoSubscribe = deps.autoSubscribe ?? [];
     // Limit hits are counted where they happen (listeners too): the stats read the one record.
     this.counters.rateLimited = this.limits.hits;
     this.router = new ClusterRouter(this.cluster, this.index);
@@ -249,6 +262,8 @@ export class Broker implements ChannelContext {
       sessionsCreated: this.counters.sessionsCreated,
       sessionsResumed: this.counters.sessionsResumed,
       sessionsDiscarded: this.counters.sessionsDiscarded,
+      rewrites: { ...this.counters.rewrites },
+      autoSubscriptions: this.counters.autoSubscriptions,
       sessionsExpired: this.store.expiredCount?.() ?? 0,
       ...this.inflightAndQueued(),
       clusterRoutes: this.cluster.routeStats?.routes ?? 0,

@@ -21,6 +21,7 @@ import type { PendingWill } from './context.js';
 import { count } from './counting.js';
 import { startEnhancedAuth, supportsAuthMethod } from './enhanced-auth.js';
 import { isAuthFailure } from './refusal.js';
+import { autoSubscribe } from './subscribe.js';
 import { sendWindow } from './window.js';
 
 /** Clean Session 0 in 3.x means the session lasts until the client cleans it: "never expires". */
@@ -277,6 +278,8 @@ function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession, will?:
     passwordLength: p.password?.length,
   });
   session.resume(ch);
+  // After CONNACK (the first packet the client gets) and the session's resent messages.
+  if (ch.ctx.autoSubscribe.length > 0) autoSubscribe(ch);
 }
 
 function connackProperties(ch: Channel, p: ConnectPacket, serverKeepAlive: number | undefined): Properties {

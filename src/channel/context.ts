@@ -6,6 +6,8 @@ import type { AuthHooks } from '../auth/types.js';
 import type { QuotaStore, RetainedStore, StoredSession } from '../backend/types.js';
 import type { BrokerOptions } from '../broker/options.js';
 import type { Clock } from '../clock.js';
+import type { AutoSubscribeRule } from '../extensions/auto-subscribe.js';
+import type { TopicRewriter } from '../extensions/topic-rewrite.js';
 import type { Limits } from '../limits/limits.js';
 import type { Message, SubscriptionOptions } from '../message.js';
 import type { Logger } from '../observability/logger.js';
@@ -46,6 +48,10 @@ export interface Counters {
   sessionsCreated: number;
   sessionsResumed: number;
   sessionsDiscarded: number;
+  /** Topics rewritten (topicRewrite), by `publish` / `subscribe` (SUBSCRIBE and UNSUBSCRIBE filters). */
+  rewrites: Record<string, number>;
+  /** Subscriptions made by autoSubscribe rules. */
+  autoSubscriptions: number;
 }
 
 export interface ChannelContext {
@@ -59,6 +65,10 @@ export interface ChannelContext {
   readonly limits: Limits;
   /** Per-username quotas (limits.user.*): memory on one node, Redis in a cluster; none = not enforced. */
   readonly quotas?: QuotaStore;
+  /** Topic rewrite rules (topicRewrite); none configured: undefined, nothing is rewritten. */
+  readonly rewrite?: TopicRewriter;
+  /** Subscriptions every client gets on connect (autoSubscribe); none: empty. */
+  readonly autoSubscribe: readonly AutoSubscribeRule[];
   /**
    * Makes this connection the owner of its client id, cluster-wide (asking the node that holds it
    * to close its connection), and resolves with its epoch, the session the store keeps for it, and

@@ -95,7 +95,8 @@ function completePublish(ch: Channel, p: PublishPacket, topic: string, reason: n
   const session = ch.session!;
   if (reason === 0) {
     const message: Message = {
-      topic,
+      // Authorized as sent; routed (and retained) under the rewritten topic (topicRewrite).
+      topic: ch.ctx.rewrite === undefined ? topic : rewritten(ch, topic),
       payload: p.payload,
       qos: p.qos,
       retain: p.retain,
@@ -300,4 +301,11 @@ export function handlePubcomp(ch: Channel, p: PubcompPacket): void {
   if (entry?.qos !== 2 || entry.phase !== 'pubrel') return;
   ch.outboundAcknowledged(entry.message);
   ch.session!.complete(p.packetId);
+}
+
+/** A PUBLISH topic after topicRewrite, counted when a rule changed it. */
+function rewritten(ch: Channel, topic: string): string {
+  const out = ch.ctx.rewrite!.publish(topic);
+  if (out !== topic) count(ch.ctx.counters.rewrites, 'publish');
+  return out;
 }

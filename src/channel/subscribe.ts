@@ -3,6 +3,7 @@
  * subscription identifiers, and retained messages sent on subscribe per Retain Handling.
  */
 import { isThenable } from '../auth/types.js';
+import { autoSubscriptions } from '../extensions/auto-subscribe.js';
 import type { SubscriptionOptions } from '../message.js';
 import {
   encode,
@@ -68,14 +69,49 @@ export function handleSubscribe(ch: Channel, p: SubscribePacket): void {
   });
 }
 
-/** Subscribes the allowed filters and answers SUBACK; `verdicts[i]` is a refusal code or the authorizer's answer. */
-function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyArray<number | boolean>): void {
+/**
+ * The subscriptions `rules` (autoSubscribe) give a client that just got its CONNACK: made like its
+ * own SUBSCRIBE, without the authorizer and without a SUBACK; retained messages per Retain Handling.
+ */
+export function autoSubscribe(ch: Channel): void {
+  const subscriptions = autoSubscriptions(ch.ctx.autoSubscribe, ch.clientId, ch.username);
+  if (subscriptions.length === 0) return;
+  const p: SubscribePacket = { type: 'subscribe', packetId: 0, subscriptions };
+  ch.ctx.counters.autoSubscriptions += subscriptions.length;
+  completeSubscribe(
+    ch,
+    p,
+    subscriptions.map(() => true),
+    true,
+  );
+}
+
+/**
+ * Subscribes the allowed filters and answers SUBACK; `verdicts[i]` is a refusal code or the
+ * authorizer's answer. `internal`: made by the broker (autoSubscribe): no SUBACK, no authorization.
+ */
+function completeSubscribe(
+  ch: Channel,
+  packet: SubscribePacket,
+  verdicts: ReadonlyArray<number | boolean>,
+  internal = false,
+): void {
   const o = ch.ctx.options;
   const v5 = ch.version === 5;
-  const subscriptionId = p.properties?.subscriptionIdentifiers?.[0];
+  const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
   const session = ch.session!;
-  for (const v of verdicts)
-    if (typeof v === 'boolean') count(ch.ctx.counters.authz, v ? 'subscribe allow' : 'subscribe deny');
+  if (!internal)
+    for (const v of verdicts)
+      if (typeof v === 'boolean') count(ch.ctx.counters.authz, v ? 'subscribe allow' : 'subscribe deny');
+  // Authorized as sent; subscribed under the rewritten filter (topicRewrite).
+  const rewrite = ch.ctx.rewrite;
+  const p: SubscribePacket =
+    rewrite === undefined
+      ? packet
+      : {
+          ...packet,
+          subscriptions: packet.subscriptions.map((s) => ({ ...s, topic: rewrittenFilter(ch, s.topic) })),
+        };
   const codes: number[] = [];
   const granted: Granted[] = [];
   /** Subscriptions of a session the cluster keeps: SUBACK waits until Redis holds them. */
@@ -124,7 +160,7 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
     codes.push(code);
   }
   if (stored === undefined) {
-    suback(ch, p, codes, granted);
+    suback(ch, p, codes, granted, internal);
     return;
   }
   const writes = stored;
@@ -159,14 +195,20 @@ function completeSubscribe(ch: Channel, p: SubscribePacket, verdicts: ReadonlyAr
       const g = writes[i].granted;
       if (g !== undefined) granted.splice(granted.indexOf(g), 1);
     }
-    suback(ch, p, codes, granted);
+    suback(ch, p, codes, granted, internal);
     resume();
   });
 }
 
-function suback(ch: Channel, p: SubscribePacket, codes: number[], granted: readonly Granted[]): void {
+function suback(
+  ch: Channel,
+  p: SubscribePacket,
+  codes: number[],
+  granted: readonly Granted[],
+  internal: boolean,
+): void {
   // [MQTT-3.8.4-1] SUBACK with the same packet id, [MQTT-3.8.4-6] one code per filter in order.
-  ch.write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, ch.version));
+  if (!internal) ch.write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, ch.version));
   for (const g of granted) sendRetained(ch, g);
 }
 
@@ -223,7 +265,8 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
   const session = ch.session!;
   const codes: number[] = [];
   const stored: Promise<void>[] = [];
-  for (const raw of p.topics) {
+  for (const sent of p.topics) {
+    const raw = ch.ctx.rewrite === undefined ? sent : rewrittenFilter(ch, sent);
     const parsed = parseSubscription(raw);
     if (parsed === null) {
       codes.push(ReasonCode.TopicFilterInvalid);
@@ -259,4 +302,11 @@ export function handleUnsubscribe(ch: Channel, p: UnsubscribePacket): void {
       resume();
     },
   );
+}
+
+/** A SUBSCRIBE / UNSUBSCRIBE filter after topicRewrite, counted when a rule changed it. */
+function rewrittenFilter(ch: Channel, filter: string): string {
+  const out = ch.ctx.rewrite!.subscribe(filter);
+  if (out !== filter) count(ch.ctx.counters.rewrites, 'subscribe');
+  return out;
 }

@@ -7,7 +7,10 @@
  * test/unit/config/docs.test.ts keeps it listing every key.
  */
 import { type BrokerOptions, defaultBrokerOptions } from '../broker/options.js';
+import type { AutoSubscribeRule } from '../extensions/auto-subscribe.js';
+import type { RewriteRule } from '../extensions/topic-rewrite.js';
 import { defaultLimitOptions, type LimitOptions, RATE_LIMIT_ACTIONS } from '../limits/options.js';
+import { isValidTopicFilter } from '../topics/index.js';
 import { addressEntryProblem } from '../transport/address.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 
@@ -194,6 +197,10 @@ export interface Config {
   readonly admin: AdminConfig;
   /** Longest a graceful shutdown may take before the process stops waiting for clients. */
   readonly shutdownTimeoutMs: number;
+  /** Subscriptions every client gets on connect (src/extensions/auto-subscribe.ts). */
+  readonly autoSubscribe: readonly AutoSubscribeRule[];
+  /** Topic rewrite rules for PUBLISH and SUBSCRIBE (src/extensions/topic-rewrite.ts). */
+  readonly topicRewrite: readonly RewriteRule[];
 }
 
 /** One leaf of the schema. */
@@ -208,7 +215,7 @@ export interface Field<T> {
   fromString(text: string): unknown;
 }
 
-type Leaf = string | number | boolean | null | readonly string[];
+type Leaf = string | number | boolean | null | readonly string[] | readonly object[];
 
 /** A schema mirrors its config type: a Field for each leaf, a nested Schema for each section. */
 export type Schema<T> = { readonly [K in keyof T]-?: [T[K]] extends [Leaf] ? Field<T[K]> : Schema<T[K]> };
@@ -299,6 +306,68 @@ function addressList(defaultValue: readonly string[]): Field<readonly string[]> 
   };
 }
 
+/**
+ * A list of rule objects: each a map of exactly the keys `fields` names, each key's value judged by
+ * its Field (a missing key takes the Field's default). Lists come from the config file only.
+ */
+function ruleList<T extends object>(
+  what: string,
+  fields: Record<string, Field<unknown>>,
+  extra?: (rule: Record<string, unknown>) => string | undefined,
+): Field<readonly T[]> {
+  return {
+    kind: 'field',
+    type: `list of ${what}`,
+    default: [],
+    check: (v) => {
+      if (!Array.isArray(v)) return `must be a list of ${what}, got ${shown(v)}`;
+      for (let i = 0; i < v.length; i++) {
+        const rule = v[i] as unknown;
+        if (!isMap(rule)) return `[${i}] must be a map, got ${shown(rule)}`;
+        for (const key of Object.keys(rule))
+          if (!Object.hasOwn(fields, key))
+            return `[${i}].${key} is not a key of ${what} (${Object.keys(fields).join(', ')})`;
+        for (const [key, field] of Object.entries(fields)) {
+          const value = Object.hasOwn(rule, key) ? rule[key] : field.default;
+          if (value === REQUIRED) return `[${i}].${key} is required`;
+          const problem = field.check(value);
+          if (problem !== undefined) return `[${i}].${key} ${problem}`;
+        }
+        const problem = extra?.(rule);
+        if (problem !== undefined) return `[${i}] ${problem}`;
+      }
+      return undefined;
+    },
+    fromString: (s) => s,
+  };
+}
+
+/** A ruleList key without a default. */
+const REQUIRED = Symbol('required');
+function required<T>(field: Field<T>): Field<T> {
+  return { ...field, default: REQUIRED as unknown as T };
+}
+
+const TOPIC_FILTER = {
+  test: (s: string) => isValidTopicFilter(s),
+  problem: 'must be a valid MQTT topic filter',
+};
+const REGEX = {
+  test: (s: string) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  problem: 'must be a valid regular expression',
+};
+const PLACEHOLDER_FILTER = {
+  test: (s: string) => isValidTopicFilter(s.replace(/%[cu]/g, 'x')),
+  problem: 'must be a valid MQTT topic filter once %c and %u are filled in',
+};
+
 function optionalText(rule?: { test: (s: string) => boolean; problem: string }): Field<string | null> {
   const inner = text('', rule);
   return {
@@ -364,6 +433,19 @@ export const configSchema: Schema<Config> = {
   wsPort: port(8083),
   wsPath: text('/mqtt', HTTP_PATH),
   wsTrustedProxies: addressList([]),
+  autoSubscribe: ruleList<AutoSubscribeRule>('auto-subscribe rules', {
+    topic: required(text('x', PLACEHOLDER_FILTER)),
+    qos: oneOf([0, 1, 2] as const, 0),
+    noLocal: boolean(false),
+    retainAsPublished: boolean(false),
+    retainHandling: oneOf([0, 1, 2] as const, 0),
+  }),
+  topicRewrite: ruleList<RewriteRule>('topic rewrite rules', {
+    action: oneOf(['publish', 'subscribe', 'all'] as const, 'all'),
+    sourceTopic: required(text('x', TOPIC_FILTER)),
+    regex: required(text('x', REGEX)),
+    destTopic: required(text('x')),
+  }),
   httpPort: port(9090),
   redis: optionalText(REDIS_URL),
   nodeId: optionalText(NODE_ID),

@@ -111,6 +111,11 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> =
     'sessionsExpired',
   ],
   [
+    'shoal_auto_subscriptions_total',
+    'Subscriptions made on connect by autoSubscribe rules.',
+    'autoSubscriptions',
+  ],
+  [
     'shoal_takeovers_total',
     'Sessions taken over by a new connection with the same client id (the old one got 0x8E).',
     'takeovers',
@@ -285,7 +290,7 @@ export function registerBrokerMetrics(
       name: string,
       help: string,
       labels: string[],
-      stat: 'connacks' | 'disconnects' | 'authz' | 'packetsReceived' | 'packetsSent',
+      stat: 'connacks' | 'disconnects' | 'authz' | 'packetsReceived' | 'packetsSent' | 'rewrites',
     ]
   > = [
     [
@@ -313,6 +318,12 @@ export function registerBrokerMetrics(
       'packetsReceived',
     ],
     ['shoal_packets_sent_total', 'MQTT packets sent to clients, by type.', ['type'], 'packetsSent'],
+    [
+      'shoal_topic_rewrites_total',
+      'Topics rewritten by topicRewrite rules, by kind: publish (PUBLISH topics), subscribe (SUBSCRIBE and UNSUBSCRIBE filters).',
+      ['kind'],
+      'rewrites',
+    ],
   ];
   for (const [name, help, labelNames, stat] of BY_KEY) {
     new Counter({

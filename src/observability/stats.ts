@@ -59,6 +59,9 @@ export interface BrokerStats {
   sessionsResumed: number;
   sessionsDiscarded: number;
   sessionsExpired: number;
+  /** Topics rewritten by topicRewrite, by `publish` / `subscribe`; subscriptions made by autoSubscribe (monotonic). */
+  rewrites: Record<string, number>;
+  autoSubscriptions: number;
   /** QoS 1/2 messages sent to this node's clients and not yet acknowledged; messages queued here for them. */
   inflight: number;
   queued: number;

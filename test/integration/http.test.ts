@@ -52,6 +52,8 @@ describe('observability HTTP server', () => {
     queued: 34,
     clusterRoutes: 0,
     clusterSessionRoutes: 0,
+    rewrites: { publish: 2 },
+    autoSubscriptions: 4,
   };
 
   beforeEach(async () => {

@@ -73,6 +73,8 @@ describe('config schema', () => {
       proxyProtocol: { tcp: false, tls: false, trustedProxies: [], headerTimeoutMs: 3000 },
       limits: { ...defaultLimitOptions },
       shutdownTimeoutMs: 10_000,
+      autoSubscribe: [],
+      topicRewrite: [],
     });
     expect(defaultConfig).toEqual(validateConfig(undefined));
   });
@@ -241,5 +243,41 @@ describe('config schema', () => {
     expect(problem(() => validateConfig({ limits: { maxTopicLevels: -1 } }))).toContain(
       'limits.maxTopicLevels',
     );
+  });
+});
+
+describe('rule lists (#15: autoSubscribe, topicRewrite)', () => {
+  it('takes rules, the options left out at their defaults', () => {
+    const c = validateConfig({
+      autoSubscribe: [{ topic: 'devices/%c/cmd', qos: 1 }],
+      topicRewrite: [{ sourceTopic: 'old/#', regex: '^old/(.+)$', destTopic: 'new/$1' }],
+    });
+    expect(c.autoSubscribe).toEqual([{ topic: 'devices/%c/cmd', qos: 1 }]);
+    expect(c.topicRewrite).toHaveLength(1);
+  });
+
+  it.each([
+    [
+      { topicRewrite: [{ sourceTopic: 'a/#', regex: '(', destTopic: 'x' }] },
+      /topicRewrite: \[0\]\.regex must be a valid regular expression/,
+    ],
+    [
+      { topicRewrite: [{ sourceTopic: 'a/#/b', regex: 'a', destTopic: 'x' }] },
+      /topicRewrite: \[0\]\.sourceTopic must be a valid MQTT topic filter/,
+    ],
+    [{ topicRewrite: [{ regex: 'a', destTopic: 'x' }] }, /topicRewrite: \[0\]\.sourceTopic is required/],
+    [
+      { topicRewrite: [{ sourceTopic: 'a', regex: 'a', destTopic: 'x', action: 'both' }] },
+      /topicRewrite: \[0\]\.action must be one of publish, subscribe, all/,
+    ],
+    [
+      { autoSubscribe: [{ topic: 'a/%c/#/b' }] },
+      /autoSubscribe: \[0\]\.topic must be a valid MQTT topic filter once %c and %u are filled in/,
+    ],
+    [{ autoSubscribe: [{ topic: 'a', qos: 3 }] }, /autoSubscribe: \[0\]\.qos must be one of 0, 1, 2/],
+    [{ autoSubscribe: [{ topic: 'a', share: true }] }, /autoSubscribe: \[0\]\.share is not a key/],
+    [{ autoSubscribe: { topic: 'a' } }, /autoSubscribe: must be a list of auto-subscribe rules/],
+  ])('refuses %j with a message naming the key', (raw, message) => {
+    expect(() => validateConfig(raw)).toThrow(message);
   });
 });

@@ -1,0 +1,60 @@
+/**
+ * Auto-subscribe and topic rewrite (#15) across three nodes on Redis: a subscription given on
+ * connect on B is routed cluster-wide like a client's own (a publish on A reaches it); a PUBLISH
+ * rewritten on A reaches a subscriber of the new topic on C; a rewritten SUBSCRIBE on C receives
+ * what B publishes to the new topic.
+ */
+import { describe, expect, it } from 'vitest';
+import { connectMqtt, type ShoalNode, uniq, untilRouted } from '../helpers/cluster.js';
+import { clusterPerFile } from '../helpers/cluster-fixture.js';
+
+const {
+  nodes: [A, B, C],
+  clients,
+} = clusterPerFile({
+  nodes: 3,
+  config: {
+    cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 },
+    autoSubscribe: [{ topic: 'auto/%c/cmd', qos: 1 }],
+    topicRewrite: [
+      { action: 'publish', sourceTopic: 'old/#', regex: '^old/(.+)$', destTopic: 'new/$1' },
+      { action: 'subscribe', sourceTopic: 'legacy/#', regex: '^legacy/(.+)$', destTopic: 'v2/$1' },
+    ],
+  },
+});
+
+async function conn(node: ShoalNode, opts: Parameters<typeof connectMqtt>[1] = {}) {
+  const c = await connectMqtt(node.url, opts);
+  clients.push(c.client);
+  return c;
+}
+
+describe('extensions in a cluster', () => {
+  it('(#15) a subscription given on connect on B gets what A publishes', async () => {
+    const id = uniq('auto');
+    const dev = await conn(B, { clientId: id });
+    const { client: pub } = await conn(A);
+    await untilRouted(pub, `auto/${id}/cmd`, [dev.inbox]);
+    await pub.publishAsync(`auto/${id}/cmd`, 'reboot', { qos: 1 });
+    await dev.inbox.payload('reboot');
+    expect(dev.inbox.data.find((m) => m.payload === 'reboot')?.qos).toBe(1);
+  });
+
+  it("(#15) a PUBLISH rewritten on A reaches the new topic's subscriber on C; a SUBSCRIBE rewritten on C gets B's publishes", async () => {
+    const base = uniq('rw');
+    const sub = await conn(C);
+    await sub.client.subscribeAsync(`new/${base}/#`, { qos: 1 });
+    const { client: pubA } = await conn(A);
+    await untilRouted(pubA, `new/${base}/probe`, [sub.inbox]);
+    await pubA.publishAsync(`old/${base}/t`, 'moved', { qos: 1 });
+    await sub.inbox.payload('moved');
+    expect(sub.inbox.data.find((m) => m.payload === 'moved')?.topic).toBe(`new/${base}/t`);
+
+    const legacy = await conn(C);
+    await legacy.client.subscribeAsync(`legacy/${base}`, { qos: 1 });
+    const { client: pubB } = await conn(B);
+    await untilRouted(pubB, `v2/${base}`, [legacy.inbox]);
+    await pubB.publishAsync(`v2/${base}`, 'to-v2', { qos: 1 });
+    await legacy.inbox.payload('to-v2');
+  });
+});
