@@ -26,6 +26,7 @@ import { readTlsCredentials } from './config/tls.js';
 import { TlsRotation } from './config/tls-rotation.js';
 import { acceptor, type ConnectionHost } from './connection/accept.js';
 import type { ErrorCode } from './errors.js';
+import type { Banning } from './extensions/bans.js';
 import { type LimitName, Limits } from './limits/limits.js';
 import { AdminApi } from './observability/admin-api.js';
 import { ClusterAdmin } from './observability/admin-cluster.js';
@@ -56,6 +57,8 @@ export interface BrokerCore extends ConnectionHost {
   readonly stats: BrokerStats;
   /** The admin API's operations (absent: the admin API is not served). */
   readonly inspector?: BrokerAdmin;
+  /** Banned clients (the admin API's bans); ChannelContext's part plus the list and its changes. */
+  readonly banning: Banning;
   /** Disconnects every client (at the drain's rate); resolves when all are closed. */
   shutdown(drain?: DrainOptions): Promise<void>;
 }
@@ -216,6 +219,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     quotas,
     topicRewrite: config.topicRewrite,
     autoSubscribe: config.autoSubscribe,
+    flapping: config.flapping,
   });
 
   let ready = false;
@@ -290,6 +294,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
               logger,
               logLevel: () => logger.level,
               drain: () => void closeServer(),
+              banning: broker.banning,
             })
           : undefined;
       if (admin !== undefined && config.admin.token === null && config.admin.readOnlyToken === null)

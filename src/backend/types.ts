@@ -244,6 +244,39 @@ export interface ClusterNodeInfo {
   lastSeenMs: number;
 }
 
+/** A ban (docs/extensions.md "Banned clients"): by client id, user name or address (an IP or CIDR range). */
+export interface Ban {
+  kind: 'clientId' | 'username' | 'address';
+  value: string;
+  reason: string;
+  /** When it ends (ms since the epoch); null: never. */
+  until: number | null;
+  /** Who made it: `admin`, `flapping`. */
+  by: string;
+  /** When it was made (ms since the epoch). */
+  at: number;
+}
+
+/**
+ * The bans of a node or cluster: kept where every node sees them at once (Redis in a cluster, memory
+ * on a single node). `current()` answers from a copy kept up to date (a change anywhere reaches each
+ * node's copy at once, through pub/sub, and a poll makes up for a lost notice).
+ */
+export interface BanStore {
+  /** The bans in force now (expired ones left out). */
+  current(): readonly Ban[];
+  /** Adds or replaces the ban of (kind, value); resolves once every node can see it. */
+  add(ban: Ban): Promise<void>;
+  /** Removes a ban; false when there was none. */
+  remove(kind: Ban['kind'], value: string): Promise<boolean>;
+  /** Called after the bans changed, on any node (this node's copy is current by then). */
+  onChange(listener: () => void): void;
+  /** Counts a CONNECT of `clientId` in the current window of `windowMs` (flapping detection); resolves the count. */
+  countConnect(clientId: string, windowMs: number): Promise<number>;
+  start(): Promise<void>;
+  stop(): void;
+}
+
 /** The cluster as one node sees it: membership, routes, the bus; single-node mode has none. */
 export interface ClusterBackend {
   readonly nodeId: string;
@@ -259,6 +292,8 @@ export interface ClusterBackend {
   start(handlers: ClusterHandlers): Promise<void>;
   /** Messages and batches sent to other nodes since start. */
   readonly busStats: { readonly envelopes: number; readonly batches: number };
+  /** The bans every node of the cluster sees (docs/extensions.md "Banned clients"). */
+  readonly bans: BanStore;
   /**
    * What this node's replica of the cluster route table holds: other nodes' routes, and the plain
    * subscriptions of persistent sessions (cluster mode; absent on a single node).

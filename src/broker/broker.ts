@@ -21,6 +21,7 @@ import type { Channel } from '../channel/channel.js';
 import type { ChannelContext, Claimed, Counters, OpenedSession, PendingWill } from '../channel/context.js';
 import type { Clock } from '../clock.js';
 import type { AutoSubscribeRule } from '../extensions/auto-subscribe.js';
+import { Banning, type FlappingOptions } from '../extensions/bans.js';
 import { type RewriteRule, TopicRewriter } from '../extensions/topic-rewrite.js';
 import { Limits } from '../limits/limits.js';
 import { defaultLimitOptions } from '../limits/options.js';
@@ -34,6 +35,7 @@ import {
 import type { Instruments } from '../observability/instruments.js';
 import type { Logger } from '../observability/logger.js';
 import type { BrokerStats } from '../observability/stats.js';
+import { ReasonCode } from '../protocol/index.js';
 import { SessionManager } from '../session/manager.js';
 import type { Session } from '../session/session.js';
 import { parseSubscription } from '../topics/index.js';
@@ -69,6 +71,8 @@ export interface BrokerDeps {
   topicRewrite?: readonly RewriteRule[];
   /** Subscriptions every client gets on connect (config autoSubscribe). */
   autoSubscribe?: readonly AutoSubscribeRule[];
+  /** Flapping detection (config flapping); off when omitted. */
+  flapping?: FlappingOptions;
 }
 
 export class Broker implements ChannelContext {
@@ -81,6 +85,8 @@ export class Broker implements ChannelContext {
   readonly quotas: QuotaStore;
   readonly rewrite: TopicRewriter | undefined;
   readonly autoSubscribe: readonly AutoSubscribeRule[];
+  /** Banned clients and flapping detection, on the cluster's ban store. */
+  readonly banning: Banning;
   readonly counters: Counters = {
     messagesReceived: 0,
     messagesSent: 0,
@@ -133,6 +139,13 @@ export class Broker implements ChannelContext {
     this.quotas = deps.quotas ?? new MemoryQuotaStore(deps.clock);
     this.rewrite = deps.topicRewrite?.length ? new TopicRewriter(deps.topicRewrite) : undefined;
     this.autoSubscribe = deps.autoSubscribe ?? [];
+    this.banning = new Banning({
+      store: this.cluster.bans,
+      clock: this.clock,
+      logger: this.logger,
+      flapping: deps.flapping ?? { enabled: false, maxConnects: 15, windowSeconds: 60, banSeconds: 300 },
+      enforce: () => this.enforceBans(),
+    });
     // Limit hits are counted where they happen (listeners too): the stats read the one record.
     this.counters.rateLimited = this.limits.hits;
     this.router = new ClusterRouter(this.cluster, this.index);
@@ -167,6 +180,21 @@ export class Broker implements ChannelContext {
     });
   }
 
+  /** The bans changed: connected clients they match now are disconnected (0x98), on this node. */
+  private enforceBans(): void {
+    for (const ch of [...this.manager.online.values()]) {
+      const ban = this.banning.banOf(ch.clientId, ch.username, ch.out.remoteAddress);
+      if (ban === undefined) continue;
+      this.logger.info({
+        event: 'client.banned_kicked',
+        clientId: ch.clientId,
+        kind: ban.kind,
+        reason: ban.reason,
+      });
+      ch.disconnect(ReasonCode.AdministrativeAction, `banned: ${ban.reason}`);
+    }
+  }
+
   /** Starts the periodic work ($SYS topics) and, in cluster mode, joins the cluster. */
   async start(): Promise<void> {
     const m = this.manager;
@@ -188,6 +216,8 @@ export class Broker implements ChannelContext {
       serves: (id) => m.serves(id),
       dropped: (reason, clientId) => this.dropped(reason, clientId),
     });
+    // The cluster's bans, loaded by its start.
+    this.banning.refresh();
     this.sys.start();
     this.quotas.start();
   }
@@ -264,6 +294,9 @@ export class Broker implements ChannelContext {
       sessionsDiscarded: this.counters.sessionsDiscarded,
       rewrites: { ...this.counters.rewrites },
       autoSubscriptions: this.counters.autoSubscriptions,
+      bans: this.banning.bans.length,
+      bannedConnects: this.banning.refused,
+      flappingBans: this.banning.flappingBans,
       sessionsExpired: this.store.expiredCount?.() ?? 0,
       ...this.inflightAndQueued(),
       clusterRoutes: this.cluster.routeStats?.routes ?? 0,

@@ -30,7 +30,12 @@ const NEVER = 0xffffffff;
 export function handleConnect(ch: Channel, p: ConnectPacket): void {
   ch.state = 'connecting';
   ch.version = p.protocolVersion;
-  const refusal = checkConnectRate(ch) ?? checkClientId(ch, p) ?? checkWill(ch, p) ?? checkAuthMethod(ch, p);
+  const refusal =
+    checkConnectRate(ch) ??
+    checkClientId(ch, p) ??
+    checkBanned(ch, p.username) ??
+    checkWill(ch, p) ??
+    checkAuthMethod(ch, p);
   if (refusal !== undefined) {
     refuse(ch, refusal);
     return;
@@ -99,6 +104,15 @@ function checkWill(ch: Channel, p: ConnectPacket): number | undefined {
   return undefined;
 }
 
+/** A banned client id, user name or address: CONNACK 0x8A Banned (3.x: 5 Not authorized). */
+function checkBanned(ch: Channel, username: string | undefined): number | undefined {
+  const ban = ch.ctx.banning.banOf(ch.clientId, username, ch.out.remoteAddress);
+  if (ban === undefined) return undefined;
+  ch.ctx.banning.refused++;
+  ch.ctx.logger.info({ event: 'client.banned', clientId: ch.clientId, kind: ban.kind, reason: ban.reason });
+  return ReasonCode.Banned;
+}
+
 /** limits.connectRatePerSecond: over the node's CONNECT rate, 0x9F (3.x: 3 Server unavailable). */
 function checkConnectRate(ch: Channel): number | undefined {
   return ch.ctx.limits.admitConnect() ? undefined : ReasonCode.ConnectionRateExceeded;
@@ -143,6 +157,12 @@ function accept(ch: Channel, p: ConnectPacket, decision: AuthDecision): boolean 
   ch.username = (typeof decision === 'object' ? decision.username : undefined) ?? p.username;
   if (authCode !== 0) {
     refuse(ch, authCode);
+    return true;
+  }
+  // The authenticator named the client otherwise (a certificate's CN, a token's claim): that name's ban too.
+  const renamed = ch.username !== p.username ? checkBanned(ch, ch.username) : undefined;
+  if (renamed !== undefined) {
+    refuse(ch, renamed);
     return true;
   }
   if (typeof decision === 'object') ch.permissions = decision.permissions;
@@ -278,6 +298,7 @@ function establish(ch: Channel, p: ConnectPacket, stored?: StoredSession, will?:
     passwordLength: p.password?.length,
   });
   session.resume(ch);
+  ch.ctx.banning.connected(ch.clientId);
   // After CONNACK (the first packet the client gets) and the session's resent messages.
   if (ch.ctx.autoSubscribe.length > 0) autoSubscribe(ch);
 }

@@ -7,6 +7,7 @@ import type { QuotaStore, RetainedStore, StoredSession } from '../backend/types.
 import type { BrokerOptions } from '../broker/options.js';
 import type { Clock } from '../clock.js';
 import type { AutoSubscribeRule } from '../extensions/auto-subscribe.js';
+import type { Banning } from '../extensions/bans.js';
 import type { TopicRewriter } from '../extensions/topic-rewrite.js';
 import type { Limits } from '../limits/limits.js';
 import type { Message, SubscriptionOptions } from '../message.js';
@@ -69,6 +70,8 @@ export interface ChannelContext {
   readonly rewrite?: TopicRewriter;
   /** Subscriptions every client gets on connect (autoSubscribe); none: empty. */
   readonly autoSubscribe: readonly AutoSubscribeRule[];
+  /** Banned clients and flapping detection (src/extensions/bans.ts). */
+  readonly banning: Pick<Banning, 'banOf' | 'connected' | 'refused'>;
   /**
    * Makes this connection the owner of its client id, cluster-wide (asking the node that holds it
    * to close its connection), and resolves with its epoch, the session the store keeps for it, and

@@ -201,6 +201,16 @@ export interface Config {
   readonly autoSubscribe: readonly AutoSubscribeRule[];
   /** Topic rewrite rules for PUBLISH and SUBSCRIBE (src/extensions/topic-rewrite.ts). */
   readonly topicRewrite: readonly RewriteRule[];
+  /** Flapping detection (src/extensions/bans.ts). */
+  readonly flapping: FlappingConfig;
+}
+
+/** A client id connecting more than maxConnects times in windowSeconds is banned for banSeconds. */
+export interface FlappingConfig {
+  readonly enabled: boolean;
+  readonly maxConnects: number;
+  readonly windowSeconds: number;
+  readonly banSeconds: number;
 }
 
 /** One leaf of the schema. */
@@ -440,6 +450,12 @@ export const configSchema: Schema<Config> = {
     retainAsPublished: boolean(false),
     retainHandling: oneOf([0, 1, 2] as const, 0),
   }),
+  flapping: {
+    enabled: boolean(false),
+    maxConnects: integer(1, 1_000_000, 15),
+    windowSeconds: integer(1, 86_400, 60),
+    banSeconds: integer(1, 31_536_000, 300),
+  },
   topicRewrite: ruleList<RewriteRule>('topic rewrite rules', {
     action: oneOf(['publish', 'subscribe', 'all'] as const, 'all'),
     sourceTopic: required(text('x', TOPIC_FILTER)),

@@ -11,8 +11,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
+import type { Ban } from '../backend/types.js';
 import { type AdminErrorCode, type ErrorCode, httpStatusOf } from '../errors.js';
+import type { Banning } from '../extensions/bans.js';
 import type { Properties, QoS } from '../protocol/index.js';
+import { addressEntryProblem } from '../transport/address.js';
 import { type ClusterAdmin, NodeUnavailableError } from './admin-cluster.js';
 import type { AdminNode, AdminPublish, BrokerAdmin } from './admin-types.js';
 import type { Logger } from './logger.js';
@@ -30,6 +33,8 @@ export interface AdminApiOptions {
   readOnlyToken?: string | null;
   /** Starts this node's graceful drain (as SIGTERM does). */
   drain?(): void;
+  /** The cluster's bans (src/extensions/bans.ts). */
+  banning?: Pick<Banning, 'bans' | 'add' | 'remove'>;
   logLevel?(): string;
   /** Largest request body (a publish), in bytes. */
   maxBodyBytes: number;
@@ -121,6 +126,21 @@ export class AdminApi {
           return { draining: true };
         },
       },
+      bans: {
+        GET: async () => ({ items: this.banning().bans }),
+        POST: async (req) => ({ ban: await this.banning().add(banOf(await readJson(req, o.maxBodyBytes))) }),
+      },
+      'bans/:id': {
+        DELETE: async (_req, _url, id) => {
+          const colon = (id as string).indexOf(':');
+          const kind = (id as string).slice(0, colon);
+          if (colon < 0 || !BAN_KINDS.has(kind))
+            throw bad('the ban id is <kind>:<value>, kind clientId, username or address');
+          if (!(await this.banning().remove(kind as Ban['kind'], (id as string).slice(colon + 1))))
+            throw notFound('ban', id as string);
+          return { removed: id };
+        },
+      },
       'openapi.json': { GET: async () => OPENAPI },
       retained: {
         GET: async (_req, url) => b.retained(filterOf(url), limitOf(url), optional(url, 'after')),
@@ -133,6 +153,11 @@ export class AdminApi {
         },
       },
     };
+  }
+
+  private banning(): Pick<Banning, 'bans' | 'add' | 'remove'> {
+    if (this.o.banning === undefined) throw new HttpError('NOT_FOUND', 'bans are not served here');
+    return this.o.banning;
   }
 
   /** The routes served (`clients/:id`) and their methods: what the OpenAPI document must describe. */
@@ -355,4 +380,39 @@ function decodePathPart(raw: string): string {
   } catch {
     throw new HttpError('BAD_REQUEST', 'the path is not valid percent-encoded UTF-8');
   }
+}
+
+const BAN_KINDS = new Set(['clientId', 'username', 'address']);
+
+/** Checks a ban request body: { kind, value, reason?, seconds? }. */
+function banOf(body: unknown): {
+  kind: Ban['kind'];
+  value: string;
+  reason?: string;
+  seconds?: number;
+  by: string;
+} {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw bad('the body must be an object');
+  const b = body as Record<string, unknown>;
+  if (typeof b.kind !== 'string' || !BAN_KINDS.has(b.kind))
+    throw bad('kind must be clientId, username or address');
+  if (typeof b.value !== 'string' || b.value.length === 0) throw bad('value must be a non-empty string');
+  if (b.kind === 'address') {
+    const problem = addressEntryProblem(b.value);
+    if (problem !== undefined) throw bad(`value: ${problem}`);
+  }
+  if (b.reason !== undefined && typeof b.reason !== 'string') throw bad('reason must be a string');
+  if (
+    b.seconds !== undefined &&
+    (typeof b.seconds !== 'number' || !Number.isInteger(b.seconds) || b.seconds < 1)
+  )
+    throw bad('seconds must be a positive integer (leave it out for a ban without end)');
+  return {
+    kind: b.kind as Ban['kind'],
+    value: b.value,
+    reason: b.reason as string | undefined,
+    seconds: b.seconds as number | undefined,
+    by: 'admin',
+  };
 }

@@ -62,6 +62,7 @@ const GAUGES: ReadonlyArray<[name: string, help: string, stat: NumericStat]> = [
     'QoS 1/2 messages sent to clients of this node and not yet acknowledged.',
     'inflight',
   ],
+  ['shoal_bans', 'Bans in force (cluster-wide: every node sees the same).', 'bans'],
   [
     'shoal_queued_messages',
     "Messages queued on this node for its clients' sessions (a cluster's persistent sessions queue in Redis).",
@@ -115,6 +116,8 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> =
     'Subscriptions made on connect by autoSubscribe rules.',
     'autoSubscriptions',
   ],
+  ['shoal_connects_banned_total', 'CONNECTs refused for a ban (CONNACK 0x8A; 3.x: 5).', 'bannedConnects'],
+  ['shoal_flapping_bans_total', 'Client ids this node banned for flapping (flapping.*).', 'flappingBans'],
   [
     'shoal_takeovers_total',
     'Sessions taken over by a new connection with the same client id (the old one got 0x8E).',

@@ -179,6 +179,53 @@ export const OPENAPI = {
         }),
       },
     },
+    '/bans': {
+      get: {
+        summary: 'The bans in force, cluster-wide',
+        responses: ok('The bans', {
+          type: 'object',
+          required: ['items'],
+          properties: { items: { type: 'array', items: ref('Ban') } },
+        }),
+      },
+      post: {
+        summary:
+          'Bans a client id, user name or address (IP or CIDR range): its CONNECTs get 0x8A, the clients it matches are disconnected on every node',
+        requestBody: {
+          required: true,
+          content: json({
+            type: 'object',
+            required: ['kind', 'value'],
+            properties: {
+              kind: { enum: ['clientId', 'username', 'address'] },
+              value: { type: 'string' },
+              reason: { type: 'string' },
+              seconds: { type: 'integer', minimum: 1 },
+            },
+          }),
+        },
+        responses: ok('The ban', { type: 'object', required: ['ban'], properties: { ban: ref('Ban') } }),
+      },
+    },
+    '/bans/{id}': {
+      delete: {
+        summary: 'Lifts a ban',
+        parameters: [
+          {
+            name: 'id',
+            in: 'path',
+            required: true,
+            description: '<kind>:<value>, e.g. clientId:sensor-17',
+            schema: { type: 'string' },
+          },
+        ],
+        responses: ok('Removed', {
+          type: 'object',
+          required: ['removed'],
+          properties: { removed: { type: 'string' } },
+        }),
+      },
+    },
     '/openapi.json': {
       get: { summary: 'This document', responses: ok('The OpenAPI document', { type: 'object' }) },
     },
@@ -280,6 +327,18 @@ export const OPENAPI = {
         },
       },
       LogLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+      Ban: {
+        type: 'object',
+        required: ['kind', 'value', 'reason', 'until', 'by', 'at'],
+        properties: {
+          kind: { enum: ['clientId', 'username', 'address'] },
+          value: { type: 'string' },
+          reason: { type: 'string' },
+          until: { type: ['number', 'null'], description: 'When it ends (ms since the epoch); null: never' },
+          by: { type: 'string', description: 'admin or flapping' },
+          at: { type: 'number' },
+        },
+      },
     },
   },
 } as const;

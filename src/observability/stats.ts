@@ -62,6 +62,10 @@ export interface BrokerStats {
   /** Topics rewritten by topicRewrite, by `publish` / `subscribe`; subscriptions made by autoSubscribe (monotonic). */
   rewrites: Record<string, number>;
   autoSubscriptions: number;
+  /** Bans in force (cluster-wide); CONNECTs refused for one on this node; flapping bans this node made (monotonic). */
+  bans: number;
+  bannedConnects: number;
+  flappingBans: number;
   /** QoS 1/2 messages sent to this node's clients and not yet acknowledged; messages queued here for them. */
   inflight: number;
   queued: number;

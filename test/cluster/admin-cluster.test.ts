@@ -6,7 +6,7 @@
  * kick answered only on the node holding the client.
  */
 import { describe, expect, it } from 'vitest';
-import { connectMqtt, type ShoalNode, uniq } from '../helpers/cluster.js';
+import { connectMqtt, type ShoalNode, uniq, waitFor } from '../helpers/cluster.js';
 import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
 const {
@@ -95,5 +95,27 @@ describe('the admin API of a cluster', () => {
     ]);
     for (const n of [A, B, C]) expect((await api(n, 'GET', '/log-level')).json).toEqual({ level: 'debug' });
     await api(A, 'PUT', '/log-level', { level: 'info', scope: 'cluster' });
+  });
+});
+
+describe('bans in a cluster (#15)', () => {
+  it('a ban made through A disconnects the client on C and refuses it on B; lifted through C, it gets in on B', async () => {
+    const id = uniq('banned');
+    const onC = await conn(C, { clientId: id, protocolVersion: 5 });
+    const kicked = new Promise<number | undefined>((r) =>
+      onC.client.once('disconnect', (p) => r(p.reasonCode)),
+    );
+    expect((await api(A, 'POST', '/bans', { kind: 'clientId', value: id, reason: 'test' })).status).toBe(200);
+    expect(await kicked).toBe(0x98);
+    // B has it too (its copy is reloaded on the change's notice).
+    await waitFor(async () => (await B.metric('shoal_bans')) >= 1, 5000, 'the ban on B');
+    await expect(conn(B, { clientId: id, protocolVersion: 5 })).rejects.toThrow(/Banned|banned|0x8a|138/i);
+    expect((await api(C, 'GET', '/bans')).json.items).toEqual([
+      expect.objectContaining({ value: id, by: 'admin' }),
+    ]);
+    expect((await api(C, 'DELETE', `/bans/${encodeURIComponent(`clientId:${id}`)}`)).status).toBe(200);
+    await waitFor(async () => (await B.metric('shoal_bans')) === 0, 5000, 'the ban lifted on B');
+    const back = await conn(B, { clientId: id, protocolVersion: 5 });
+    expect(back.client.connected).toBe(true);
   });
 });

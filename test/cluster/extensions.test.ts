@@ -5,7 +5,7 @@
  * what B publishes to the new topic.
  */
 import { describe, expect, it } from 'vitest';
-import { connectMqtt, type ShoalNode, uniq, untilRouted } from '../helpers/cluster.js';
+import { connectMqtt, type ShoalNode, uniq, untilRouted, waitFor } from '../helpers/cluster.js';
 import { clusterPerFile } from '../helpers/cluster-fixture.js';
 
 const {
@@ -16,6 +16,7 @@ const {
   config: {
     cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 },
     autoSubscribe: [{ topic: 'auto/%c/cmd', qos: 1 }],
+    flapping: { enabled: true, maxConnects: 3, windowSeconds: 600, banSeconds: 600 },
     topicRewrite: [
       { action: 'publish', sourceTopic: 'old/#', regex: '^old/(.+)$', destTopic: 'new/$1' },
       { action: 'subscribe', sourceTopic: 'legacy/#', regex: '^legacy/(.+)$', destTopic: 'v2/$1' },
@@ -56,5 +57,18 @@ describe('extensions in a cluster', () => {
     await untilRouted(pubB, `v2/${base}`, [legacy.inbox]);
     await pubB.publishAsync(`v2/${base}`, 'to-v2', { qos: 1 });
     await legacy.inbox.payload('to-v2');
+  });
+
+  it('(#15) flapping is counted cluster-wide: a client id connecting to A, B and C in turn is banned on its fourth, everywhere', async () => {
+    const id = uniq('flap');
+    for (const node of [A, B, C]) {
+      const c = await connectMqtt(node.url, { clientId: id });
+      await c.client.endAsync();
+    }
+    const fourth = await connectMqtt(A.url, { clientId: id });
+    clients.push(fourth.client);
+    await waitFor(async () => (await C.metric('shoal_bans')) >= 1, 5000, 'the flapping ban on C');
+    await expect(connectMqtt(C.url, { clientId: id })).rejects.toThrow(/Banned|138/i);
+    expect(await A.metric('shoal_flapping_bans_total')).toBe(1);
   });
 });

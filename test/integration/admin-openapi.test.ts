@@ -93,7 +93,10 @@ describe('the OpenAPI document', () => {
     });
     const served = api.routeTable
       .flatMap(({ route, methods }) =>
-        methods.map((m) => `${m.toLowerCase()} /${route.replace(':id', '{clientId}')}`),
+        methods.map(
+          (m) =>
+            `${m.toLowerCase()} /${route.replace(':id', route.startsWith('bans') ? '{id}' : '{clientId}')}`,
+        ),
       )
       .sort();
     const documented = Object.entries(OPENAPI.paths)

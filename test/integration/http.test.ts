@@ -54,6 +54,9 @@ describe('observability HTTP server', () => {
     clusterSessionRoutes: 0,
     rewrites: { publish: 2 },
     autoSubscriptions: 4,
+    bans: 1,
+    bannedConnects: 2,
+    flappingBans: 0,
   };
 
   beforeEach(async () => {

@@ -4,6 +4,7 @@
  * cluster logic of the broker (routing, shared subscriptions, takeover, wills) can be exercised
  * without Redis, and the Redis backend is held to the behaviour of this simple one.
  */
+
 import type { Clock } from '../../clock.js';
 import { isExpired } from '../../message.js';
 import { filterKey, RouteReplica } from '../route-replica.js';
@@ -18,6 +19,7 @@ import type {
   RouteTable,
   StoredWill,
 } from '../types.js';
+import { MemoryBanStore } from './bans.js';
 import type { HubJournal, HubState, OwnerRecord } from './journal.js';
 import { MemoryRetainedStore } from './retained-store.js';
 import { HubSessions, MemorySessionStore } from './session-store.js';
@@ -43,6 +45,8 @@ export class MemoryHub {
 
   /** A single node's own hub (the only node there can be): it reports no cluster. */
   readonly standalone: boolean;
+  /** The bans, shared by the hub's nodes (in memory: a restart forgets them). */
+  readonly bans: MemoryBanStore;
 
   constructor(
     readonly clock: Clock,
@@ -51,6 +55,7 @@ export class MemoryHub {
     options: { standalone?: boolean } = {},
   ) {
     this.standalone = options.standalone ?? false;
+    this.bans = new MemoryBanStore(clock);
     this.memoryRetained = new MemoryRetainedStore(clock);
     this.retained =
       journal === undefined ? this.memoryRetained : journaledRetained(this.memoryRetained, journal);
@@ -157,6 +162,7 @@ export class MemoryClusterBackend implements ClusterBackend {
   readonly busStats = { envelopes: 0, batches: 0 };
   readonly sessions: MemorySessionStore;
   readonly standalone: boolean;
+  readonly bans: MemoryBanStore;
   private handlers: ClusterHandlers | undefined;
   private running = false;
 
@@ -167,6 +173,7 @@ export class MemoryClusterBackend implements ClusterBackend {
   ) {
     this.replica = new RouteReplica(nodeId);
     this.standalone = hub.standalone;
+    this.bans = hub.bans;
     this.sessions = new MemorySessionStore(hub.sessions, nodeId, maxQueued);
     const own = (): Set<string> => {
       let set = hub.routes.get(nodeId);

@@ -24,6 +24,7 @@ import type { Instruments } from '../../observability/instruments.js';
 import type { Logger } from '../../observability/logger.js';
 import { RouteReplica } from '../route-replica.js';
 import type { Claim, ClusterBackend, ClusterHandlers, ClusterNodeInfo, StoredWill } from '../types.js';
+import { RedisBanStore } from './bans.js';
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
 import { ControlChannel } from './control.js';
@@ -76,6 +77,7 @@ export class RedisClusterBackend implements ClusterBackend {
   readonly retained: RedisRetainedStore;
   readonly replica: RouteReplica;
   readonly sessions: RedisSessionStore;
+  readonly bans: RedisBanStore;
 
   private readonly target: RedisTarget;
   private readonly keys: Keys;
@@ -127,6 +129,14 @@ export class RedisClusterBackend implements ClusterBackend {
     this.sub = this.target.create();
     this.replica = new RouteReplica(this.nodeId);
     this.pubsub = new PubSubListener(this.sub, this.target.kind === 'cluster');
+    this.bans = new RedisBanStore({
+      cmd: this.cmd,
+      keys: this.keys,
+      clock: this.clock,
+      logger: this.log,
+      sharded: this.target.kind === 'cluster',
+      pubsub: this.pubsub,
+    });
     this.control = new ControlChannel({
       cmd: this.cmd,
       keys: this.keys,
@@ -385,6 +395,7 @@ export class RedisClusterBackend implements ClusterBackend {
     await this.pubsub.listen(this.keys.inbox0(this.nodeId), (batch) => void this.inbox.deliverBatch(batch));
     await this.pubsub.listen(this.control.channel, (msg) => this.control.receive(msg));
     for (const channel of this.sync.channels) await this.pubsub.listen(channel, () => this.sync.nudged());
+    await this.bans.start();
     await this.replicas.resync();
     this.readiness.connected = true;
     this.tick.start();
@@ -411,6 +422,7 @@ export class RedisClusterBackend implements ClusterBackend {
     this.running = false;
     this.inbox.stop();
     this.tick.stop();
+    this.bans.stop();
     this.ownership.stop();
     this.sync.stop();
     this.bus.flush();

@@ -179,6 +179,18 @@ export class Keys {
   get reaping(): string {
     return `${this.tag}:reaping`;
   }
+  /** HASH `kind:value` -> a ban as JSON (docs/extensions.md "Banned clients"). */
+  get bans(): string {
+    return `${this.tag}:bans`;
+  }
+  /** Pub/sub channel: a ban was added or removed (every node reloads its copy). */
+  get bansChannel(): string {
+    return `${this.tag}:bans-changed`;
+  }
+  /** STRING counter: a client id's CONNECTs in one flapping window (expires with the window). */
+  flapping(clientId: string, window: number): string {
+    return `${this.prefix}:flap:{${clientTag(clientId)}}:${window}`;
+  }
   /** Lock held by the survivor that reaps a dead node. */
   reaper(node: string): string {
     return `${this.tag}:reaper:${node}`;

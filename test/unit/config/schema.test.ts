@@ -75,6 +75,7 @@ describe('config schema', () => {
       shutdownTimeoutMs: 10_000,
       autoSubscribe: [],
       topicRewrite: [],
+      flapping: { enabled: false, maxConnects: 15, windowSeconds: 60, banSeconds: 300 },
     });
     expect(defaultConfig).toEqual(validateConfig(undefined));
   });
