@@ -27,6 +27,7 @@ import { TlsRotation } from './config/tls-rotation.js';
 import { acceptor, type ConnectionHost } from './connection/accept.js';
 import type { ErrorCode } from './errors.js';
 import type { Banning } from './extensions/bans.js';
+import type { DelayedPublisher } from './extensions/delayed.js';
 import { type LimitName, Limits } from './limits/limits.js';
 import { AdminApi } from './observability/admin-api.js';
 import { ClusterAdmin } from './observability/admin-cluster.js';
@@ -59,6 +60,8 @@ export interface BrokerCore extends ConnectionHost {
   readonly inspector?: BrokerAdmin;
   /** Banned clients (the admin API's bans); ChannelContext's part plus the list and its changes. */
   readonly banning: Banning;
+  /** Delayed publish (the admin API's list and cancel); undefined when off. */
+  readonly delayed: DelayedPublisher | undefined;
   /** Disconnects every client (at the drain's rate); resolves when all are closed. */
   shutdown(drain?: DrainOptions): Promise<void>;
 }
@@ -220,6 +223,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     topicRewrite: config.topicRewrite,
     autoSubscribe: config.autoSubscribe,
     flapping: config.flapping,
+    delayed: config.delayed,
   });
 
   let ready = false;
@@ -295,6 +299,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
               logLevel: () => logger.level,
               drain: () => void closeServer(),
               banning: broker.banning,
+              delayed: broker.delayed,
             })
           : undefined;
       if (admin !== undefined && config.admin.token === null && config.admin.readOnlyToken === null)

@@ -277,6 +277,34 @@ export interface BanStore {
   stop(): void;
 }
 
+/** A delayed message as stored ($delayed/<seconds>/<topic>: docs/extensions.md "Delayed publish"). */
+export interface DelayedMessage {
+  id: string;
+  message: Message;
+  /** When it is published (ms since the epoch; the store's clock: Redis' in a cluster). */
+  dueAt: number;
+}
+
+/**
+ * Delayed messages, kept where any node can fire them (Redis in a cluster, memory on one node).
+ * `take` hands due messages to one node at a time: taken ones are leased to it until `done`; a
+ * lease that runs out (its node died while publishing) makes them due again, for another node.
+ */
+export interface DelayedStore {
+  /** Stores `message` to be published in `delayMs`; false when `max` messages are stored already. */
+  add(message: Message, delayMs: number, max: number): Promise<string | false>;
+  /** Up to `limit` due messages, leased to this node for `leaseMs`. */
+  take(limit: number, leaseMs: number): Promise<DelayedMessage[]>;
+  /** The taken messages were published: gone for good. */
+  done(ids: readonly string[]): Promise<void>;
+  /** Stored messages by due time, paged after `after` (an id). */
+  list(limit: number, after?: string): Promise<DelayedMessage[]>;
+  /** Cancels one; false when there is none (or it is being published). */
+  cancel(id: string): Promise<boolean>;
+  /** How many are stored (as of the last take, for the metrics). */
+  readonly size: number;
+}
+
 /** The cluster as one node sees it: membership, routes, the bus; single-node mode has none. */
 export interface ClusterBackend {
   readonly nodeId: string;
@@ -294,6 +322,8 @@ export interface ClusterBackend {
   readonly busStats: { readonly envelopes: number; readonly batches: number };
   /** The bans every node of the cluster sees (docs/extensions.md "Banned clients"). */
   readonly bans: BanStore;
+  /** Delayed messages any node fires (docs/extensions.md "Delayed publish"). */
+  readonly delayed: DelayedStore;
   /**
    * What this node's replica of the cluster route table holds: other nodes' routes, and the plain
    * subscriptions of persistent sessions (cluster mode; absent on a single node).

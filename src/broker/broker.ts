@@ -22,6 +22,7 @@ import type { ChannelContext, Claimed, Counters, OpenedSession, PendingWill } fr
 import type { Clock } from '../clock.js';
 import type { AutoSubscribeRule } from '../extensions/auto-subscribe.js';
 import { Banning, type FlappingOptions } from '../extensions/bans.js';
+import { type DelayedOptions, DelayedPublisher } from '../extensions/delayed.js';
 import { type RewriteRule, TopicRewriter } from '../extensions/topic-rewrite.js';
 import { Limits } from '../limits/limits.js';
 import { defaultLimitOptions } from '../limits/options.js';
@@ -73,6 +74,8 @@ export interface BrokerDeps {
   autoSubscribe?: readonly AutoSubscribeRule[];
   /** Flapping detection (config flapping); off when omitted. */
   flapping?: FlappingOptions;
+  /** Delayed publish (config delayed); on with its defaults when omitted. */
+  delayed?: DelayedOptions;
 }
 
 export class Broker implements ChannelContext {
@@ -87,6 +90,8 @@ export class Broker implements ChannelContext {
   readonly autoSubscribe: readonly AutoSubscribeRule[];
   /** Banned clients and flapping detection, on the cluster's ban store. */
   readonly banning: Banning;
+  /** Delayed publish, on the cluster's delayed store; undefined when off. */
+  readonly delayed: DelayedPublisher | undefined;
   readonly counters: Counters = {
     messagesReceived: 0,
     messagesSent: 0,
@@ -146,6 +151,16 @@ export class Broker implements ChannelContext {
       flapping: deps.flapping ?? { enabled: false, maxConnects: 15, windowSeconds: 60, banSeconds: 300 },
       enforce: () => this.enforceBans(),
     });
+    const delayed = deps.delayed ?? { enabled: true, maxMessages: 100_000, maxDelaySeconds: 4_294_967 };
+    this.delayed = delayed.enabled
+      ? new DelayedPublisher({
+          store: this.cluster.delayed,
+          clock: this.clock,
+          logger: this.logger,
+          options: delayed,
+          publish: (message, accepted) => this.publish(message, accepted),
+        })
+      : undefined;
     // Limit hits are counted where they happen (listeners too): the stats read the one record.
     this.counters.rateLimited = this.limits.hits;
     this.router = new ClusterRouter(this.cluster, this.index);
@@ -218,6 +233,7 @@ export class Broker implements ChannelContext {
     });
     // The cluster's bans, loaded by its start.
     this.banning.refresh();
+    this.delayed?.start();
     this.sys.start();
     this.quotas.start();
   }
@@ -297,6 +313,8 @@ export class Broker implements ChannelContext {
       bans: this.banning.bans.length,
       bannedConnects: this.banning.refused,
       flappingBans: this.banning.flappingBans,
+      delayedStored: this.delayed?.size ?? 0,
+      delayedPublished: this.delayed?.published ?? 0,
       sessionsExpired: this.store.expiredCount?.() ?? 0,
       ...this.inflightAndQueued(),
       clusterRoutes: this.cluster.routeStats?.routes ?? 0,
@@ -324,6 +342,8 @@ export class Broker implements ChannelContext {
     this.closing = true;
     this.manager.beginDrain();
     this.sys.stop();
+    // Due messages are left for the other nodes (or for this node's next start, on Redis).
+    this.delayed?.stop();
     this.logger.info({
       event: 'drain.started',
       clients: this.manager.online.size,

@@ -8,6 +8,7 @@ import type { BrokerOptions } from '../broker/options.js';
 import type { Clock } from '../clock.js';
 import type { AutoSubscribeRule } from '../extensions/auto-subscribe.js';
 import type { Banning } from '../extensions/bans.js';
+import type { DelayedPublisher } from '../extensions/delayed.js';
 import type { TopicRewriter } from '../extensions/topic-rewrite.js';
 import type { Limits } from '../limits/limits.js';
 import type { Message, SubscriptionOptions } from '../message.js';
@@ -70,6 +71,8 @@ export interface ChannelContext {
   readonly rewrite?: TopicRewriter;
   /** Subscriptions every client gets on connect (autoSubscribe); none: empty. */
   readonly autoSubscribe: readonly AutoSubscribeRule[];
+  /** Delayed publish ($delayed/<seconds>/<topic>); undefined when delayed.enabled is false. */
+  readonly delayed?: Pick<DelayedPublisher, 'add' | 'maxDelaySeconds'>;
   /** Banned clients and flapping detection (src/extensions/bans.ts). */
   readonly banning: Pick<Banning, 'banOf' | 'connected' | 'refused'>;
   /**

@@ -6,6 +6,7 @@
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { isThenable } from '../auth/types.js';
+import { parseDelayed } from '../extensions/delayed.js';
 import { forwardedProperties, type Message } from '../message.js';
 import {
   ProtocolError,
@@ -55,24 +56,33 @@ export function handlePublish(ch: Channel, p: PublishPacket): void {
   }
 
   let reason = 0;
+  // $delayed/<seconds>/<topic> (delayed publish): authorized and stored as a publish to <topic>.
+  const delayed =
+    ch.ctx.delayed === undefined ? undefined : parseDelayed(topic, ch.ctx.delayed.maxDelaySeconds);
+  if (delayed === null) {
+    completePublish(ch, p, topic, ReasonCode.TopicNameInvalid);
+    return;
+  }
+  const target = delayed === undefined ? topic : delayed.topic;
+  const delaySeconds = delayed?.seconds;
   if (ch.version === 5 && p.properties?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
     reason = ReasonCode.PayloadFormatInvalid;
-  } else if (topic.charCodeAt(0) === 0x24 /* $ */) {
+  } else if (target.charCodeAt(0) === 0x24 /* $ */) {
     // Clients may not publish to $ topics (reserved for the broker, MQTT 4.7.2).
     reason = ReasonCode.NotAuthorized;
   } else {
-    const allowed = ch.ctx.auth.authorizePublish(ch.clientId, ch.username, topic, ch.permissions);
+    const allowed = ch.ctx.auth.authorizePublish(ch.clientId, ch.username, target, ch.permissions);
     if (isThenable(allowed)) {
       afterAuthorization(ch, [allowed], ([ok]) => {
         count(ch.ctx.counters.authz, ok ? 'publish allow' : 'publish deny');
-        completePublish(ch, p, topic, ok ? 0 : ReasonCode.NotAuthorized);
+        completePublish(ch, p, target, ok ? 0 : ReasonCode.NotAuthorized, delaySeconds);
       });
       return;
     }
     count(ch.ctx.counters.authz, allowed ? 'publish allow' : 'publish deny');
     if (!allowed) reason = ReasonCode.NotAuthorized;
   }
-  completePublish(ch, p, topic, reason);
+  completePublish(ch, p, target, reason, delaySeconds);
 }
 
 /**
@@ -91,7 +101,13 @@ function publishLimit(ch: Channel, topic: string, p: PublishPacket): number {
 }
 
 /** Routes an allowed PUBLISH, or refuses it with `reason`, acknowledging as its QoS asks. */
-function completePublish(ch: Channel, p: PublishPacket, topic: string, reason: number): void {
+function completePublish(
+  ch: Channel,
+  p: PublishPacket,
+  topic: string,
+  reason: number,
+  delaySeconds?: number,
+): void {
   const session = ch.session!;
   if (reason === 0) {
     const message: Message = {
@@ -105,6 +121,12 @@ function completePublish(ch: Channel, p: PublishPacket, topic: string, reason: n
     };
     const expiry = p.properties?.messageExpiryInterval;
     if (expiry !== undefined) message.expiresAt = ch.ctx.clock.now() + expiry * 1000;
+    if (delaySeconds !== undefined) {
+      // A delayed message's expiry counts from when it is published.
+      if (message.expiresAt !== undefined) message.expiresAt += delaySeconds * 1000;
+      publishDelayed(ch, p, message, delaySeconds);
+      return;
+    }
     if (p.qos === 0) {
       ch.ctx.publish(message);
       return;
@@ -308,4 +330,48 @@ function rewritten(ch: Channel, topic: string): string {
   const out = ch.ctx.rewrite!.publish(topic);
   if (out !== topic) count(ch.ctx.counters.rewrites, 'publish');
   return out;
+}
+
+/**
+ * A `$delayed/<seconds>/<topic>` PUBLISH: stored for later (delayed.ts); PUBACK / PUBREC once the
+ * store holds it, MQTT 5 0x97 when it is full (3.x: acknowledged, dropped: counted as delayed_full).
+ */
+function publishDelayed(ch: Channel, p: PublishPacket, message: Message, seconds: number): void {
+  const delayed = ch.ctx.delayed!;
+  const full = () => {
+    const d = ch.ctx.counters.dropped;
+    d.delayed_full = (d.delayed_full ?? 0) + 1;
+  };
+  if (p.qos === 0) {
+    delayed.add(message, seconds).then(
+      (r) => {
+        if (r === 'full') full();
+      },
+      (err: Error) =>
+        ch.ctx.logger.warn({ event: 'delayed.store_failed', clientId: ch.clientId, err: err.message }),
+    );
+    return;
+  }
+  const qos2 = p.qos === 2;
+  // [MQTT-4.3.3-8] a QoS 2 re-send of it is a duplicate from here on (not stored twice).
+  if (qos2) void ch.session!.awaitRelease(p.packetId!, undefined)?.catch(() => undefined);
+  const ack = ch.queueAck(qos2 ? 'pubrec' : 'puback', p.packetId!);
+  delayed.add(message, seconds).then(
+    (r) => {
+      if (r === 'full') {
+        full();
+        if (ch.version === 5) ack.reasonCode = ReasonCode.QuotaExceeded;
+      }
+      ch.ackReady(ack);
+    },
+    (err: Error) => {
+      ch.ctx.logger.warn({ event: 'delayed.store_failed', clientId: ch.clientId, err: err.message });
+      if (ch.version < 5) {
+        ch.disconnect(ReasonCode.UnspecifiedError, 'message could not be stored');
+        return;
+      }
+      ack.reasonCode = ReasonCode.UnspecifiedError;
+      ch.ackReady(ack);
+    },
+  );
 }

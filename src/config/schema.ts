@@ -203,6 +203,15 @@ export interface Config {
   readonly topicRewrite: readonly RewriteRule[];
   /** Flapping detection (src/extensions/bans.ts). */
   readonly flapping: FlappingConfig;
+  /** Delayed publish (src/extensions/delayed.ts). */
+  readonly delayed: DelayedConfig;
+}
+
+/** `$delayed/<seconds>/<topic>`: stored and published when due. */
+export interface DelayedConfig {
+  readonly enabled: boolean;
+  readonly maxMessages: number;
+  readonly maxDelaySeconds: number;
 }
 
 /** A client id connecting more than maxConnects times in windowSeconds is banned for banSeconds. */
@@ -450,6 +459,12 @@ export const configSchema: Schema<Config> = {
     retainAsPublished: boolean(false),
     retainHandling: oneOf([0, 1, 2] as const, 0),
   }),
+  delayed: {
+    enabled: boolean(true),
+    maxMessages: integer(1, 100_000_000, 100_000),
+    // EMQX's bound: 4,294,967 s (about 49.7 days).
+    maxDelaySeconds: integer(0, 4_294_967, 4_294_967),
+  },
   flapping: {
     enabled: boolean(false),
     maxConnects: integer(1, 1_000_000, 15),

@@ -14,6 +14,7 @@ import type http from 'node:http';
 import type { Ban } from '../backend/types.js';
 import { type AdminErrorCode, type ErrorCode, httpStatusOf } from '../errors.js';
 import type { Banning } from '../extensions/bans.js';
+import type { DelayedPublisher } from '../extensions/delayed.js';
 import type { Properties, QoS } from '../protocol/index.js';
 import { addressEntryProblem } from '../transport/address.js';
 import { type ClusterAdmin, NodeUnavailableError } from './admin-cluster.js';
@@ -35,6 +36,8 @@ export interface AdminApiOptions {
   drain?(): void;
   /** The cluster's bans (src/extensions/bans.ts). */
   banning?: Pick<Banning, 'bans' | 'add' | 'remove'>;
+  /** Delayed messages (src/extensions/delayed.ts); absent when delayed publish is off. */
+  delayed?: Pick<DelayedPublisher, 'list' | 'cancel'>;
   logLevel?(): string;
   /** Largest request body (a publish), in bytes. */
   maxBodyBytes: number;
@@ -141,6 +144,30 @@ export class AdminApi {
           return { removed: id };
         },
       },
+      delayed: {
+        GET: async (_req, url) => {
+          const limit = limitOf(url);
+          const items = await this.delayedOps().list(limit, optional(url, 'after'));
+          return {
+            items: items.map((d) => ({
+              id: d.id,
+              topic: d.message.topic,
+              qos: d.message.qos,
+              retain: d.message.retain,
+              payloadBytes: d.message.payload.length,
+              dueAt: d.dueAt,
+            })),
+            next: items.length === limit ? items[items.length - 1].id : null,
+          };
+        },
+      },
+      'delayed/:id': {
+        DELETE: async (_req, _url, id) => {
+          if (!(await this.delayedOps().cancel(id as string)))
+            throw notFound('delayed message', id as string);
+          return { cancelled: id };
+        },
+      },
       'openapi.json': { GET: async () => OPENAPI },
       retained: {
         GET: async (_req, url) => b.retained(filterOf(url), limitOf(url), optional(url, 'after')),
@@ -153,6 +180,12 @@ export class AdminApi {
         },
       },
     };
+  }
+
+  private delayedOps(): Pick<DelayedPublisher, 'list' | 'cancel'> {
+    if (this.o.delayed === undefined)
+      throw new HttpError('NOT_FOUND', 'delayed publish is off (delayed.enabled)');
+    return this.o.delayed;
   }
 
   private banning(): Pick<Banning, 'bans' | 'add' | 'remove'> {

@@ -64,6 +64,11 @@ const GAUGES: ReadonlyArray<[name: string, help: string, stat: NumericStat]> = [
   ],
   ['shoal_bans', 'Bans in force (cluster-wide: every node sees the same).', 'bans'],
   [
+    'shoal_delayed_messages',
+    "Delayed messages stored ($delayed/<seconds>/<topic>; cluster-wide, as of this node's last look).",
+    'delayedStored',
+  ],
+  [
     'shoal_queued_messages',
     "Messages queued on this node for its clients' sessions (a cluster's persistent sessions queue in Redis).",
     'queued',
@@ -117,6 +122,7 @@ const COUNTERS: ReadonlyArray<[name: string, help: string, stat: NumericStat]> =
     'autoSubscriptions',
   ],
   ['shoal_connects_banned_total', 'CONNECTs refused for a ban (CONNACK 0x8A; 3.x: 5).', 'bannedConnects'],
+  ['shoal_delayed_published_total', 'Delayed messages this node published when due.', 'delayedPublished'],
   ['shoal_flapping_bans_total', 'Client ids this node banned for flapping (flapping.*).', 'flappingBans'],
   [
     'shoal_takeovers_total',

@@ -226,6 +226,45 @@ export const OPENAPI = {
         }),
       },
     },
+    '/delayed': {
+      get: {
+        summary: 'Delayed messages waiting ($delayed/<seconds>/<topic>), by due time, paged',
+        parameters: [query('after', "The previous page's next"), query('limit', 'Page size, 1..1000')],
+        responses: ok('A page of delayed messages', {
+          type: 'object',
+          required: ['items', 'next'],
+          properties: {
+            items: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'topic', 'qos', 'retain', 'payloadBytes', 'dueAt'],
+                properties: {
+                  id: { type: 'string' },
+                  topic: { type: 'string' },
+                  qos: { type: 'integer' },
+                  retain: { type: 'boolean' },
+                  payloadBytes: { type: 'integer' },
+                  dueAt: { type: 'number', description: 'When it is published (ms since the epoch)' },
+                },
+              },
+            },
+            next: nullable('string'),
+          },
+        }),
+      },
+    },
+    '/delayed/{id}': {
+      delete: {
+        summary: 'Cancels a delayed message not yet published',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: ok('Cancelled', {
+          type: 'object',
+          required: ['cancelled'],
+          properties: { cancelled: { type: 'string' } },
+        }),
+      },
+    },
     '/openapi.json': {
       get: { summary: 'This document', responses: ok('The OpenAPI document', { type: 'object' }) },
     },

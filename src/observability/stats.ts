@@ -66,6 +66,9 @@ export interface BrokerStats {
   bans: number;
   bannedConnects: number;
   flappingBans: number;
+  /** Delayed messages stored (cluster-wide, as of the last look) and published by this node (monotonic). */
+  delayedStored: number;
+  delayedPublished: number;
   /** QoS 1/2 messages sent to this node's clients and not yet acknowledged; messages queued here for them. */
   inflight: number;
   queued: number;

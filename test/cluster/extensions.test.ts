@@ -71,4 +71,22 @@ describe('extensions in a cluster', () => {
     await expect(connectMqtt(C.url, { clientId: id })).rejects.toThrow(/Banned|138/i);
     expect(await A.metric('shoal_flapping_bans_total')).toBe(1);
   });
+
+  // Last: it kills A.
+  it('(#15) a delayed message stored through A is published when due by a survivor after A is killed -9', async () => {
+    const t = uniq('dl');
+    const sub = await conn(C);
+    await sub.client.subscribeAsync(`${t}/#`, { qos: 1 });
+    const { client: pubB } = await conn(B);
+    await untilRouted(pubB, `${t}/probe`, [sub.inbox]);
+    const { client: pubA } = await conn(A);
+    await pubA.publishAsync(`$delayed/2/${t}/x`, 'survives', { qos: 1 }); // PUBACK: in Redis
+    expect(A.kill('SIGKILL')).toBe(true);
+    await A.process.exited;
+    await sub.inbox.payload('survives', 10_000);
+    // Once: one node took it.
+    await pubB.publishAsync(`${t}/sync`, 'sync', { qos: 1 });
+    await sub.inbox.payload('sync');
+    expect(sub.inbox.data.filter((m) => m.payload === 'survives')).toHaveLength(1);
+  });
 });

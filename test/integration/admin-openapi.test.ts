@@ -95,7 +95,7 @@ describe('the OpenAPI document', () => {
       .flatMap(({ route, methods }) =>
         methods.map(
           (m) =>
-            `${m.toLowerCase()} /${route.replace(':id', route.startsWith('bans') ? '{id}' : '{clientId}')}`,
+            `${m.toLowerCase()} /${route.replace(':id', route.startsWith('clients') ? '{clientId}' : '{id}')}`,
         ),
       )
       .sort();

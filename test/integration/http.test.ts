@@ -57,6 +57,8 @@ describe('observability HTTP server', () => {
     bans: 1,
     bannedConnects: 2,
     flappingBans: 0,
+    delayedStored: 3,
+    delayedPublished: 5,
   };
 
   beforeEach(async () => {

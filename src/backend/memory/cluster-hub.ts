@@ -20,6 +20,7 @@ import type {
   StoredWill,
 } from '../types.js';
 import { MemoryBanStore } from './bans.js';
+import { MemoryDelayedStore } from './delayed.js';
 import type { HubJournal, HubState, OwnerRecord } from './journal.js';
 import { MemoryRetainedStore } from './retained-store.js';
 import { HubSessions, MemorySessionStore } from './session-store.js';
@@ -47,6 +48,8 @@ export class MemoryHub {
   readonly standalone: boolean;
   /** The bans, shared by the hub's nodes (in memory: a restart forgets them). */
   readonly bans: MemoryBanStore;
+  /** Delayed messages, shared by the hub's nodes (in memory). */
+  readonly delayed: MemoryDelayedStore;
 
   constructor(
     readonly clock: Clock,
@@ -56,6 +59,7 @@ export class MemoryHub {
   ) {
     this.standalone = options.standalone ?? false;
     this.bans = new MemoryBanStore(clock);
+    this.delayed = new MemoryDelayedStore(clock);
     this.memoryRetained = new MemoryRetainedStore(clock);
     this.retained =
       journal === undefined ? this.memoryRetained : journaledRetained(this.memoryRetained, journal);
@@ -163,6 +167,7 @@ export class MemoryClusterBackend implements ClusterBackend {
   readonly sessions: MemorySessionStore;
   readonly standalone: boolean;
   readonly bans: MemoryBanStore;
+  readonly delayed: MemoryDelayedStore;
   private handlers: ClusterHandlers | undefined;
   private running = false;
 
@@ -174,6 +179,7 @@ export class MemoryClusterBackend implements ClusterBackend {
     this.replica = new RouteReplica(nodeId);
     this.standalone = hub.standalone;
     this.bans = hub.bans;
+    this.delayed = hub.delayed;
     this.sessions = new MemorySessionStore(hub.sessions, nodeId, maxQueued);
     const own = (): Set<string> => {
       let set = hub.routes.get(nodeId);

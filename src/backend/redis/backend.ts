@@ -28,6 +28,7 @@ import { RedisBanStore } from './bans.js';
 import { RedisBus, type ReplicaAcks } from './bus.js';
 import { parseRedisUrl, type RedisClient, type RedisTarget } from './connect.js';
 import { ControlChannel } from './control.js';
+import { RedisDelayedStore } from './delayed.js';
 import { handOverInbox, InboxReader } from './inbox.js';
 import { observeCommands } from './instrument.js';
 import { Keys, MAX_PARTITIONS } from './keys.js';
@@ -78,6 +79,7 @@ export class RedisClusterBackend implements ClusterBackend {
   readonly replica: RouteReplica;
   readonly sessions: RedisSessionStore;
   readonly bans: RedisBanStore;
+  readonly delayed: RedisDelayedStore;
 
   private readonly target: RedisTarget;
   private readonly keys: Keys;
@@ -129,6 +131,7 @@ export class RedisClusterBackend implements ClusterBackend {
     this.sub = this.target.create();
     this.replica = new RouteReplica(this.nodeId);
     this.pubsub = new PubSubListener(this.sub, this.target.kind === 'cluster');
+    this.delayed = new RedisDelayedStore(this.cmd, this.keys);
     this.bans = new RedisBanStore({
       cmd: this.cmd,
       keys: this.keys,

@@ -191,6 +191,18 @@ export class Keys {
   flapping(clientId: string, window: number): string {
     return `${this.prefix}:flap:{${clientTag(clientId)}}:${window}`;
   }
+  /** ZSET id -> due time (ms, Redis' clock): the delayed messages waiting ($delayed/...). */
+  get delayed(): string {
+    return `${this.tag}:delayed`;
+  }
+  /** HASH id -> encoded message: the delayed messages' bodies. */
+  get delayedMessages(): string {
+    return `${this.tag}:delayed-msgs`;
+  }
+  /** ZSET id -> lease end (ms, Redis' clock): delayed messages a node is publishing. */
+  get delayedFiring(): string {
+    return `${this.tag}:delayed-firing`;
+  }
   /** Lock held by the survivor that reaps a dead node. */
   reaper(node: string): string {
     return `${this.tag}:reaper:${node}`;

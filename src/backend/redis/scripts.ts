@@ -219,4 +219,15 @@ export const scripts = {
   sessionOrphan: script<SessionKeys, [expiry: number, epoch: number] | null>('session-orphan.lua', 5),
   sessionRoute: script<SessionRouteKeys, number | string>('session-route.lua', 3),
   sessionRoutesDrop: script<SessionRouteKeys, number>('session-routes-drop.lua', 3),
+  delayedAdd: script<[delayed: string, delayedMessages: string, delayedFiring: string], number>(
+    'delayed-add.lua',
+    3,
+  ),
+  delayedTake: script<[delayed: string, delayedMessages: string, delayedFiring: string], BufferReply>(
+    'delayed-take.lua',
+    3,
+    'buffer',
+  ),
+  delayedDone: script<[delayedMessages: string, delayedFiring: string], number>('delayed-done.lua', 2),
+  delayedCancel: script<[delayed: string, delayedMessages: string], number>('delayed-cancel.lua', 2),
 };

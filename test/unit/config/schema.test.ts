@@ -76,6 +76,7 @@ describe('config schema', () => {
       autoSubscribe: [],
       topicRewrite: [],
       flapping: { enabled: false, maxConnects: 15, windowSeconds: 60, banSeconds: 300 },
+      delayed: { enabled: true, maxMessages: 100_000, maxDelaySeconds: 4_294_967 },
     });
     expect(defaultConfig).toEqual(validateConfig(undefined));
   });
