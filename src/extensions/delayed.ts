@@ -9,7 +9,7 @@
  * also when the node that stored it is gone.
  */
 import type { DelayedMessage, DelayedStore } from '../backend/types.js';
-import type { Clock, TimerHandle } from '../clock.js';
+import type { Clock } from '../clock.js';
 import type { Message } from '../message.js';
 import type { Logger } from '../observability/logger.js';
 import { isValidTopicName } from '../topics/index.js';
@@ -57,7 +57,7 @@ export interface DelayedPublisherOptions {
 }
 
 export class DelayedPublisher {
-  private timer: TimerHandle | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private polling = false;
   /** Delayed messages this node published (shoal_delayed_published_total). */
   published = 0;
@@ -87,12 +87,19 @@ export class DelayedPublisher {
     return this.o.store.cancel(id);
   }
 
+  /**
+   * Looks for due messages every POLL_MS of real time: the look is I/O (Redis), like reading a
+   * stream, and due times are judged by the store's clock; a test's fake clock that jumps hours
+   * ahead must not run a look for every 100 ms it skipped.
+   */
   start(): void {
-    this.timer ??= this.o.clock.setInterval(() => void this.poll(), POLL_MS);
+    if (this.timer !== undefined) return;
+    this.timer = setInterval(() => void this.poll(), POLL_MS);
+    this.timer.unref();
   }
 
   stop(): void {
-    this.timer?.cancel();
+    clearInterval(this.timer);
     this.timer = undefined;
   }
 

@@ -5,7 +5,7 @@
  * blip. Flapping counters: one key per client id and window (INCR, expiring with the window), in the
  * client's slot, so they spread over a Redis Cluster.
  */
-import type { Clock, TimerHandle } from '../../clock.js';
+import type { Clock } from '../../clock.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Ban, BanStore } from '../types.js';
 import type { RedisClient } from './connect.js';
@@ -27,7 +27,7 @@ export interface RedisBanStoreOptions {
 export class RedisBanStore implements BanStore {
   private bans: Ban[] = [];
   private readonly listeners: (() => void)[] = [];
-  private timer: TimerHandle | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: RedisBanStoreOptions) {}
 
@@ -65,11 +65,13 @@ export class RedisBanStore implements BanStore {
   async start(): Promise<void> {
     await this.o.pubsub.listen(this.o.keys.bansChannel, () => void this.reload());
     await this.reload();
-    this.timer = this.o.clock.setInterval(() => void this.reload(), RELOAD_MS);
+    // Real time: a reload is I/O (a fake clock jumping ahead in a test must not run one per 5 s skipped).
+    this.timer = setInterval(() => void this.reload(), RELOAD_MS);
+    this.timer.unref();
   }
 
   stop(): void {
-    this.timer?.cancel();
+    clearInterval(this.timer);
   }
 
   /** This node's copy made current; expired bans are removed from Redis on the way. */
