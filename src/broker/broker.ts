@@ -304,7 +304,7 @@ export class Broker implements ChannelContext {
       disconnects: { ...this.counters.disconnects },
       authz: { ...this.counters.authz },
       packetsReceived: { ...this.counters.packetsReceived },
-      packetsSent: { ...this.counters.packetsSent },
+      packetsSent: { ...this.counters.packetsSent, publish: this.counters.messagesSent },
       sessionsCreated: this.counters.sessionsCreated,
       sessionsResumed: this.counters.sessionsResumed,
       sessionsDiscarded: this.counters.sessionsDiscarded,
