@@ -18,6 +18,7 @@ import {
   encodePublishHeader,
   headerWithPacketId,
   type Packet,
+  PacketCode,
   type Properties,
   ProtocolError,
   type ProtocolVersion,
@@ -527,25 +528,14 @@ export class Channel implements SessionLink, SessionOwner {
   }
 }
 
-/** MQTT control packet types by their number (the first byte's high nibble). */
-const PACKET_TYPES = [
-  'reserved',
-  'connect',
-  'connack',
-  'publish',
-  'puback',
-  'pubrec',
-  'pubrel',
-  'pubcomp',
-  'subscribe',
-  'suback',
-  'unsubscribe',
-  'unsuback',
-  'pingreq',
-  'pingresp',
-  'disconnect',
-  'auth',
-];
+/** MQTT control packet type names by their number (the first byte's high nibble). */
+const PACKET_TYPES: readonly string[] = Object.entries(PacketCode).reduce<string[]>(
+  (names, [name, code]) => {
+    names[code] = name;
+    return names;
+  },
+  ['reserved'],
+);
 
 const PINGRESP = Buffer.from([0xd0, 0x00]);
 /** The shared empty ack list (never pushed to: queueAck replaces it first). */
