@@ -8,26 +8,15 @@
 import { describe, expect, it } from 'vitest';
 import { connectMqtt, type ShoalNode, uniq, waitFor } from '../helpers/cluster.js';
 import { clusterPerFile } from '../helpers/cluster-fixture.js';
+import { adminCall } from '../helpers/http-api.js';
 
 const {
   nodes: [A, B, C],
   clients,
 } = clusterPerFile({ nodes: 3, config: { cluster: { heartbeatMs: 200, livenessTimeoutMs: 1500 } } });
 
-async function api(
-  node: ShoalNode,
-  method: string,
-  path: string,
-  body?: unknown,
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers, read field by field
-): Promise<{ status: number; json: any }> {
-  const res = await fetch(`http://127.0.0.1:${node.httpPort}/api/v1${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const api = (node: ShoalNode, method: string, path: string, body?: unknown) =>
+  adminCall(node.httpPort, method, path, body);
 
 async function conn(node: ShoalNode, opts: Parameters<typeof connectMqtt>[1] = {}) {
   const c = await connectMqtt(node.url, opts);

@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectMqtt, uniq } from '../helpers/cluster.js';
+import { adminCall, metricOf } from '../helpers/http-api.js';
 import { freePort } from '../helpers/ports.js';
 import { cleanup, connect, startAuthServer } from './auth/helpers.js';
 
@@ -14,24 +15,8 @@ afterEach(cleanup);
 async function server(extra: Record<string, unknown> = {}) {
   const httpPort = await freePort();
   const b = await startAuthServer({}, { httpPort, ...extra });
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers, read field by field
-  const api = async (
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; json: any }> => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}/api/v1${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: await res.json() };
-  };
-  const metric = async (series: string) => {
-    const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-    return line === undefined ? 0 : Number(line.slice(series.length + 1));
-  };
+  const api = (method: string, path: string, body?: unknown) => adminCall(httpPort, method, path, body);
+  const metric = (series: string) => metricOf(httpPort, series);
   return { ...b, api, metric };
 }
 

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectMqtt, uniq } from '../helpers/cluster.js';
+import { adminCall } from '../helpers/http-api.js';
 import { freePort } from '../helpers/ports.js';
 import { cleanup, startAuthServer } from './auth/helpers.js';
 
@@ -13,11 +14,7 @@ afterEach(cleanup);
 async function server(delayed: Record<string, unknown> = {}) {
   const httpPort = await freePort();
   const b = await startAuthServer({}, { httpPort, delayed });
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers, read field by field
-  const api = async (method: string, path: string): Promise<{ status: number; json: any }> => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}/api/v1${path}`, { method });
-    return { status: res.status, json: await res.json() };
-  };
+  const api = (method: string, path: string) => adminCall(httpPort, method, path);
   return { ...b, api };
 }
 

@@ -8,16 +8,11 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/auth/password-file.js';
 import { connectMqtt, uniq } from '../helpers/cluster.js';
+import { metricOf } from '../helpers/http-api.js';
 import { freePort } from '../helpers/ports.js';
 import { cleanup, startAuthServer, tempDir } from './auth/helpers.js';
 
 afterEach(cleanup);
-
-async function metric(httpPort: number, series: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
 
 describe('auto-subscribe (#15)', () => {
   it("a client gets the rules' subscriptions on connect, %c and %u filled, retained messages included, no SUBACK", async () => {
@@ -44,9 +39,9 @@ describe('auto-subscribe (#15)', () => {
     await dev.inbox.payload('for-alice');
     expect(dev.inbox.messages.find((m) => m.payload === 'live-cmd')?.qos).toBe(1);
     // Made by the broker: the client was sent no SUBACK for them.
-    expect(await metric(httpPort, 'shoal_packets_sent_total{type="suback"}')).toBe(0);
+    expect(await metricOf(httpPort, 'shoal_packets_sent_total{type="suback"}')).toBe(0);
     // dev's two rules and the setter's %c rule (it has no user name).
-    expect(await metric(httpPort, 'shoal_auto_subscriptions_total')).toBe(3);
+    expect(await metricOf(httpPort, 'shoal_auto_subscriptions_total')).toBe(3);
     // A client without a user name gets the %c rule only.
     const anon = await connectMqtt(b.url, { clientId: uniq('anon') });
     await setter.publishAsync('users//inbox', 'nobody', { qos: 0 });

@@ -7,22 +7,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/auth/password-file.js';
+import { scrapeMetrics } from '../helpers/http-api.js';
 import { freePort } from '../helpers/ports.js';
 import { cleanup, connect, online, startAuthServer, tempDir } from './auth/helpers.js';
 
 afterEach(cleanup);
-
-/** The value of one series of /metrics (0 when absent). */
-async function scrape(httpPort: number): Promise<(series: string) => number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const values = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line === '') continue;
-    const space = line.lastIndexOf(' ');
-    values.set(line.slice(0, space), Number(line.slice(space + 1)));
-  }
-  return (series) => values.get(series) ?? 0;
-}
 
 describe('operator metrics', () => {
   it('(#14) CONNACKs by code, disconnects by reason, ACL answers, packets by type, session lifecycle, node id', async () => {
@@ -69,7 +58,8 @@ describe('operator metrics', () => {
     await third.endAsync();
     await closed('client_disconnect');
 
-    const metric = await scrape(httpPort);
+    const series = await scrapeMetrics(httpPort);
+    const metric = (name: string) => series[name] ?? 0;
     expect(metric('shoal_connacks_total{protocol="5",code="0x86"}')).toBe(1);
     expect(metric('shoal_connacks_total{protocol="4",code="0x04"}')).toBe(1);
     expect(metric('shoal_connacks_total{protocol="5",code="0x00"}')).toBe(3);
